@@ -1,0 +1,43 @@
+// slipway's tasks for this project: `npx tsx fabfile.ts deploy`, `rollback[:current|:<id>]`, …
+// This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
+import { task, runTasks } from './tasks/core/run.js';
+import { installDependencies } from './tasks/environment.js';
+import { runHooks } from './tasks/hooks.js';
+import { purgeReleases } from './tasks/purge.js';
+import { newRelease, packRelease } from './tasks/release.js';
+import { check, listReleases, unlock } from './tasks/reports.js';
+import { rollback } from './tasks/rollback.js';
+import { mustRun } from './tasks/core/host.js';
+import { sh } from './tasks/core/sh.js';
+import { switchTo } from './tasks/switch.js';
+import { discard, upload } from './tasks/upload.js';
+
+await runTasks({
+  deploy: task('Ship the ref to every host: prepare everywhere, then switch', async (run) => {
+    const archive = await packRelease(run); // git archive + template check, before any host changes
+    await run.locked('deploy', async () => {
+      const release = await newRelease(run, archive);
+      await run.undoable(async () => {
+        await run.each('upload', upload(run, release));
+        await run.each('dependencies', installDependencies(run, release));
+        await run.each('before-switch', runHooks(run, 'beforeSwitch', release.id));
+      }, 'cleanup', discard(run, release));
+      await run.each('switch', switchTo(release.id, 'deploy', archive.ref));
+      await run.each('after-switch', runHooks(run, 'afterSwitch', release.id));
+      await run.each('purge', purgeReleases(run));
+    });
+    archive.dispose();
+  }),
+  rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback),
+  releases: task('List the releases on each host: which is live, when, from which ref', listReleases),
+  check: task('Check the config, that hosts answer, deploy roots are writable, and lock state', check),
+  purge: task('Remove releases beyond keepReleases now', (run) => run.locked('purge', () => run.each('purge', purgeReleases(run)))),
+  unlock: task('Print who holds the deploy lock, then remove it', unlock),
+  // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
+  migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
+    run.each('migrate', async (h) => {
+      if (!h.config.roles.includes('db')) return { skipped: 'not a db host' };
+      await mustRun(h.host, 'migrate', sh`cd ${h.paths.current} && npm run --if-present migrate`);
+    }),
+  ),
+}, { root: import.meta.dirname });

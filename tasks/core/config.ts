@@ -1,0 +1,209 @@
+// The deploy configuration: one zod schema gives both the TypeScript type and the validation,
+// every error reported at once with its key path. .env files are read here, without printing.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  readonly exitCode = 2;
+}
+
+const hostSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a host name of letters, digits, ".", "_" and "-"'),
+  local: z.literal(true).optional(),
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().min(1).optional(),
+  privateKey: z.string().min(1).optional(),
+  passphraseEnv: z.string().min(1).optional(),
+  roles: z.array(z.string().regex(/^[A-Za-z0-9_-]+$/)).default([]),
+  deployTo: z.string().min(1),
+});
+
+const stageSchema = z.strictObject({
+  name: z.string().min(1),
+  roles: z.array(z.string()).optional(),
+  cwd: z.string().optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  commands: z.array(z.string().min(1)),
+});
+
+/** Keys that may be set at the top level and overridden per environment. */
+const settings = {
+  application: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a name matching [a-z0-9][a-z0-9-]*'),
+  repository: z.string().min(1),
+  ref: z.string().min(1),
+  subdirectory: z.string().min(1),
+  keepReleases: z.number().int().min(1),
+  dependencies: z.strictObject({ type: z.enum(['node', 'python', 'none']) }),
+  shared: z.strictObject({ files: z.array(z.string().min(1)).default([]), dirs: z.array(z.string().min(1)).default([]) }),
+  templates: z.strictObject({ dir: z.string().optional(), nginx: z.boolean().optional(), supervisor: z.boolean().optional() }),
+  vars: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  port: z.number().int().min(1).max(65535),
+  serverName: z.string().min(1),
+  runAs: z.string().min(1),
+  hooks: z.strictObject({ beforeSwitch: z.array(stageSchema).default([]), afterSwitch: z.array(stageSchema).default([]) }),
+  parallel: z.number().int().min(1),
+  knownHosts: z.string().min(1),
+  connectTimeoutSeconds: z.number().positive(),
+};
+
+const environmentSchema = z.strictObject({
+  hosts: z.array(hostSchema).min(1),
+  ...Object.fromEntries(Object.entries(settings).map(([k, s]) => [k, s.optional()])),
+}) as z.ZodType<{ hosts: z.input<typeof hostSchema>[] } & Partial<{ [K in keyof typeof settings]: z.input<(typeof settings)[K]> }>>;
+
+const fileSchema = z.strictObject({
+  application: settings.application,
+  repository: settings.repository.optional(),
+  ref: settings.ref.optional(),
+  subdirectory: settings.subdirectory.optional(),
+  keepReleases: settings.keepReleases.optional(),
+  dependencies: settings.dependencies.optional(),
+  shared: settings.shared.optional(),
+  templates: settings.templates.optional(),
+  vars: settings.vars.optional(),
+  port: settings.port.optional(),
+  serverName: settings.serverName.optional(),
+  runAs: settings.runAs.optional(),
+  hooks: settings.hooks.optional(),
+  parallel: settings.parallel.optional(),
+  knownHosts: settings.knownHosts.optional(),
+  connectTimeoutSeconds: settings.connectTimeoutSeconds.optional(),
+  environments: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'), environmentSchema),
+  defaultEnvironment: z.string().optional(),
+});
+
+export type SlipwayConfig = z.input<typeof fileSchema>;
+export type HostConfig = z.output<typeof hostSchema>;
+export type Stage = z.output<typeof stageSchema>;
+
+/** Typed identity: gives the editor the schema's types. */
+export function defineConfig(config: SlipwayConfig): SlipwayConfig {
+  return config;
+}
+
+export interface ResolvedConfig {
+  application: string;
+  repository: string;
+  ref: string;
+  subdirectory?: string;
+  keepReleases: number;
+  dependencies: { type: 'node' | 'python' | 'none' };
+  shared: { files: string[]; dirs: string[] };
+  templates: { dir: string; nginx: boolean; supervisor: boolean };
+  vars: Record<string, string | number | boolean>;
+  port: number;
+  serverName: string;
+  runAs?: string;
+  hooks: { beforeSwitch: Stage[]; afterSwitch: Stage[] };
+  parallel?: number;
+  knownHosts?: string;
+  connectTimeoutSeconds: number;
+  environment: string;
+  hosts: HostConfig[];
+  /** Values read from .env files: usable in templates, never printed. */
+  env: Record<string, string>;
+  projectRoot: string;
+}
+
+function formatIssues(error: z.ZodError, file: string): string {
+  const lines = error.issues.map((issue) => {
+    const where = issue.path.length ? issue.path.join('.') : '(top level)';
+    if (issue.code === 'unrecognized_keys') {
+      return `  ${issue.keys.map((k) => (issue.path.length ? `${where}.${k}` : k)).join(', ')}: unknown key`;
+    }
+    return `  ${where}: ${issue.message}`;
+  });
+  return `invalid config ${file}:\n${lines.join('\n')}`;
+}
+
+function readEnvFile(file: string): Record<string, string> {
+  if (!existsSync(file)) return {};
+  return parseDotenv(readFileSync(file, 'utf8'));
+}
+
+// dotenv's parse is pure (config() prints and touches process.env); imported lazily to keep start-up small.
+let parseDotenv: (text: string) => Record<string, string>;
+
+async function importConfigFile(file: string): Promise<unknown> {
+  if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}; pass --config FILE (.ts, .mjs or .json)`);
+  const ext = path.extname(file);
+  if (ext === '.json') {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`config ${file}: not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  if (!['.ts', '.mts', '.mjs', '.js'].includes(ext)) throw new ConfigError(`config ${file}: expected a .ts, .mjs or .json file`);
+  const module = await import(pathToFileURL(file).href);
+  return module.default ?? module.config;
+}
+
+export interface LoadOptions {
+  configFile: string;
+  environment?: string;
+  ref?: string;
+}
+
+export async function loadConfig({ configFile, environment, ref }: LoadOptions): Promise<ResolvedConfig> {
+  parseDotenv ??= (await import('dotenv')).parse;
+  const file = path.resolve(configFile);
+  const projectRoot = path.dirname(file);
+  const env = readEnvFile(path.join(projectRoot, '.env'));
+  if (environment) Object.assign(env, readEnvFile(path.join(projectRoot, `.env.${environment}`)));
+  for (const [key, value] of Object.entries(env)) process.env[key] ??= value;
+
+  const parsed = fileSchema.safeParse(await importConfigFile(file));
+  if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, file));
+  const raw = parsed.data;
+  const name = environment ?? raw.defaultEnvironment ?? 'local';
+  const chosen = raw.environments[name];
+  if (!chosen) {
+    throw new ConfigError(`unknown environment "${name}"; environments: ${Object.keys(raw.environments).join(', ') || '(none)'}`);
+  }
+  if (!environment) Object.assign(env, readEnvFile(path.join(projectRoot, `.env.${name}`)));
+  const { hosts, ...overrides } = chosen as { hosts: HostConfig[] } & Record<string, unknown>;
+  const merged = { ...raw, ...overrides } as typeof raw;
+
+  const hostErrors = hosts.flatMap((h, i) => {
+    const at = `environments.${name}.hosts.${i}`;
+    if (h.local && h.host) return [`  ${at}: give either local: true or host, not both`];
+    if (!h.local && !h.host) return [`  ${at}: needs host (an address or ~/.ssh/config alias) or local: true`];
+    if (h.host && !path.isAbsolute(h.deployTo)) return [`  ${at}.deployTo: must be an absolute path on the host, got "${h.deployTo}"`];
+    return [];
+  });
+  const names = hosts.map((h) => h.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) hostErrors.push(`  environments.${name}.hosts: host name "${dup}" appears twice`);
+  if (hostErrors.length) throw new ConfigError(`invalid config ${file}:\n${hostErrors.join('\n')}`);
+
+  return {
+    application: merged.application,
+    repository: path.resolve(projectRoot, merged.repository ?? '.'),
+    ref: ref ?? merged.ref ?? 'HEAD',
+    subdirectory: merged.subdirectory,
+    keepReleases: merged.keepReleases ?? 5,
+    dependencies: merged.dependencies ?? { type: 'none' },
+    shared: { files: merged.shared?.files ?? [], dirs: merged.shared?.dirs ?? [] },
+    templates: {
+      dir: path.resolve(projectRoot, merged.templates?.dir ?? 'templates'),
+      nginx: merged.templates?.nginx ?? true,
+      supervisor: merged.templates?.supervisor ?? true,
+    },
+    vars: merged.vars ?? {},
+    port: merged.port ?? 8080,
+    serverName: merged.serverName ?? 'localhost',
+    runAs: merged.runAs,
+    hooks: { beforeSwitch: merged.hooks?.beforeSwitch ?? [], afterSwitch: merged.hooks?.afterSwitch ?? [] },
+    parallel: merged.parallel,
+    knownHosts: merged.knownHosts,
+    connectTimeoutSeconds: merged.connectTimeoutSeconds ?? 10,
+    environment: name,
+    hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
+    env,
+    projectRoot,
+  };
+}

@@ -1,0 +1,32 @@
+// --dry-run: a Host that runs only read-only commands and prints every other one instead of running it.
+import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
+import type { Log } from './log.js';
+import type { Shell } from './sh.js';
+
+export class DryRunHost implements Host {
+  constructor(private readonly inner: Host, private readonly log: Log) {}
+  get name() { return this.inner.name; }
+  get roles() { return this.inner.roles; }
+  get deployTo() { return this.inner.deployTo; }
+  get address() { return this.inner.address; }
+
+  async exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+    if (options.readonly) return this.inner.exec(command, options);
+    this.log.detail(this.name, `would run:\n${command.text}`);
+    return { code: 0, stdout: '', stderr: '' };
+  }
+
+  async lock(owner: LockOwner): Promise<HeldLock> {
+    this.log.detail(this.name, `would take the deploy lock in ${this.deployTo}`);
+    return { owner, release: async () => undefined };
+  }
+
+  readLockOwner() { return this.inner.readLockOwner(); }
+
+  async breakLock(): Promise<LockOwner | null> {
+    this.log.detail(this.name, 'would remove the deploy lock');
+    return this.inner.readLockOwner();
+  }
+
+  close() { return this.inner.close(); }
+}

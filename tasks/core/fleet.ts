@@ -1,0 +1,123 @@
+// Many hosts, one result: steps run on every host in parallel (bounded), each host's step is one
+// output line, and a failure on any host becomes one error naming every failed host.
+import type { HostConfig, ResolvedConfig } from './config.js';
+import type { HeldLock, Host } from './host.js';
+import type { Log } from './log.js';
+import type { CliOptions } from './cli.js';
+import type { HostState } from '../hosts.js';
+import { inspectHost } from '../hosts.js';
+import { lockAll } from '../lock.js';
+import { layout } from './paths.js';
+
+export interface HostRun {
+  host: Host;
+  config: HostConfig;
+  paths: ReturnType<typeof layout>;
+  /** Read when the task took the lock (or by `inspect`). */
+  state: HostState;
+  lock?: HeldLock;
+  /** What --json reports for this host. */
+  result: Record<string, unknown>;
+}
+
+export class StepFailed extends Error {
+  constructor(readonly step: string, readonly failures: Array<{ host: string; error: Error }>) {
+    super(failures.map((f) => `${f.error.message.startsWith(f.host) ? '' : `${f.host}: `}${f.error.message}`).join('\n'));
+  }
+}
+
+/** What a step may return: a detail for its output line, or 'skipped'. */
+export type StepOutcome = string | void | { skipped: string };
+
+export class TaskRun {
+  private readonly cleanups = new Set<() => Promise<void>>();
+
+  constructor(
+    readonly config: ResolvedConfig,
+    readonly options: CliOptions,
+    readonly log: Log,
+    readonly hosts: HostRun[],
+    readonly args: string[],
+  ) {}
+
+  private async limited<T>(targets: HostRun[], fn: (h: HostRun) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
+    const pLimit = (await import('p-limit')).default;
+    const limit = pLimit(this.config.parallel ?? Math.max(1, targets.length));
+    return Promise.allSettled(targets.map((h) => limit(() => fn(h))));
+  }
+
+  /** Runs one named step on each host (or the given ones); throws StepFailed naming every failed host. */
+  async each(step: string, fn: (h: HostRun) => Promise<StepOutcome>, targets: HostRun[] = this.hosts): Promise<void> {
+    const settled = await this.limited(targets, async (h) => {
+      const start = performance.now();
+      try {
+        const outcome = await fn(h);
+        const ms = performance.now() - start;
+        if (outcome && typeof outcome === 'object') this.log.step(h.host.name, step, ms, 'skipped', outcome.skipped);
+        else this.log.step(h.host.name, step, ms, this.options.dryRun ? 'dry-run' : 'ok', outcome ?? '');
+      } catch (error) {
+        this.log.step(h.host.name, step, performance.now() - start, 'failed');
+        throw error;
+      }
+    });
+    const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : []));
+    if (failures.length) throw new StepFailed(step, failures);
+  }
+
+  /** Reads every host's state without locking (releases, check). */
+  async inspect(): Promise<void> {
+    await this.each('inspect', async (h) => {
+      h.state = await inspectHost(h.host);
+    });
+  }
+
+  /** Takes the lock on every host (all or nothing), reads their state, runs body, always releases. */
+  async locked(task: string, body: () => Promise<void>): Promise<void> {
+    const start = performance.now();
+    const locks = this.options.dryRun ? new Map<Host, HeldLock>() : await lockAll(this.hosts.map((h) => h.host), task);
+    const release = async () => {
+      await Promise.all([...locks.values()].map((l) => l.release()));
+      locks.clear();
+    };
+    this.cleanups.add(release);
+    try {
+      await this.each('lock', async (h) => {
+        h.lock = locks.get(h.host);
+        h.state = await inspectHost(h.host);
+        const stale = h.lock?.recovered;
+        if (stale) return `took over a stale lock of ${stale.user}@${stale.machine} (pid ${stale.pid}, since ${stale.startedAt})`;
+        return h === this.hosts[0] ? `${((performance.now() - start) / 1000).toFixed(2)}s to lock all` : undefined;
+      });
+      await body();
+    } finally {
+      await release();
+      this.cleanups.delete(release);
+    }
+  }
+
+  /** Runs body; if it fails or the run is interrupted, runs the `undo` step on every host before the error goes on. */
+  async undoable(body: () => Promise<void>, step: string, undo: (h: HostRun) => Promise<StepOutcome>): Promise<void> {
+    const runUndo = () => this.each(step, undo).catch((error: Error) => this.log.error(`${step} failed too:\n${error.message}`));
+    const unregister = this.onAbort(runUndo);
+    try {
+      await body();
+    } catch (error) {
+      unregister();
+      await runUndo();
+      throw error;
+    } finally {
+      unregister();
+    }
+  }
+
+  /** Registers work to undo if the run is interrupted; returns the function that unregisters it. */
+  onAbort(fn: () => Promise<void>): () => void {
+    this.cleanups.add(fn);
+    return () => this.cleanups.delete(fn);
+  }
+
+  async abort(): Promise<void> {
+    for (const fn of [...this.cleanups].reverse()) await fn().catch(() => undefined);
+    this.cleanups.clear();
+  }
+}

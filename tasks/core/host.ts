@@ -1,0 +1,80 @@
+// The Host interface every step talks to; local (zx) and SSH (node-ssh) implement it.
+import type { Readable } from 'node:stream';
+import type { Shell } from './sh.js';
+
+export interface ExecOptions {
+  stdin?: string | Buffer | Readable;
+  /** Safe to run under --dry-run: reads state, changes nothing. */
+  readonly?: boolean;
+}
+
+export interface ExecResult {
+  /** null when the command ended without an exit status (connection dropped, killed). */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface LockOwner {
+  user: string;
+  machine: string;
+  pid: number;
+  task: string;
+  startedAt: string;
+  token: string;
+}
+
+export interface HeldLock {
+  owner: LockOwner;
+  /** The dead owner whose stale lock was taken over, if any. */
+  recovered?: LockOwner;
+  release(): Promise<void>;
+}
+
+export class LockHeld extends Error {
+  constructor(readonly host: string, readonly owner: LockOwner | null) {
+    super(
+      owner
+        ? `${owner.task} in progress by ${owner.user}@${owner.machine} (pid ${owner.pid}) since ${owner.startedAt} on ${host}; if that run is dead, \`unlock\` removes its lock`
+        : `${host}: deploy lock held (owner unknown); if no run is active, \`unlock\` removes it`,
+    );
+  }
+}
+
+export interface Host {
+  readonly name: string;
+  readonly roles: readonly string[];
+  readonly deployTo: string;
+  /** Where it is, for messages: "local" or "user@address:port". */
+  readonly address: string;
+  exec(command: Shell, options?: ExecOptions): Promise<ExecResult>;
+  lock(owner: LockOwner): Promise<HeldLock>;
+  readLockOwner(): Promise<LockOwner | null>;
+  /** Removes the lock whoever holds it; returns the owner it had. */
+  breakLock(): Promise<LockOwner | null>;
+  close(): Promise<void>;
+}
+
+export class CommandFailed extends Error {
+  constructor(readonly host: string, readonly what: string, readonly result: ExecResult) {
+    const tail = (result.stderr || result.stdout).trim().split('\n').slice(-15).join('\n');
+    const status = result.code === null ? 'no exit status (connection lost or killed)' : `exit ${result.code}`;
+    super(`${what} failed on ${host} (${status})${tail ? `:\n${tail}` : ''}`);
+  }
+}
+
+/** Runs a command and throws CommandFailed unless it exited 0; returns stdout. */
+export async function mustRun(host: Host, what: string, command: Shell, options?: ExecOptions): Promise<string> {
+  const result = await host.exec(command, options);
+  if (result.code !== 0) throw new CommandFailed(host.name, what, result);
+  return result.stdout;
+}
+
+export function parseOwner(text: string): LockOwner | null {
+  try {
+    const owner = JSON.parse(text) as LockOwner;
+    return typeof owner?.pid === 'number' && typeof owner.user === 'string' ? owner : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,96 @@
+// The local target: commands run under bash via zx; the deploy lock is proper-lockfile's.
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
+import { LockHeld, parseOwner } from './host.js';
+import type { Shell } from './sh.js';
+
+/** proper-lockfile refreshes the lock's mtime every UPDATE ms; a lock untouched for STALE ms is a dead run's. */
+const STALE_MS = 20_000;
+const UPDATE_MS = 5_000;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+type StoredOwner = LockOwner & { lockInode?: number };
+
+export class LocalHost implements Host {
+  readonly address = 'local';
+  private readonly lockDir: string;
+  private readonly ownerFile: string;
+
+  constructor(readonly name: string, readonly deployTo: string, readonly roles: readonly string[] = []) {
+    this.lockDir = path.join(deployTo, 'deploy.lock');
+    this.ownerFile = `${this.lockDir}.owner`;
+  }
+
+  async exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+    const { $ } = await import('zx');
+    const output = await $({ input: options.stdin as never, nothrow: true, quiet: true })`bash -c ${command.text}`;
+    return { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
+  }
+
+  private storedOwner(): StoredOwner | null {
+    return existsSync(this.ownerFile) ? parseOwner(readFileSync(this.ownerFile, 'utf8')) : null;
+  }
+
+  async lock(owner: LockOwner): Promise<HeldLock> {
+    const lockfile = (await import('proper-lockfile')).default;
+    mkdirSync(this.deployTo, { recursive: true });
+    const previous = this.storedOwner();
+    const existed = existsSync(this.lockDir);
+    // A run on this machine whose pid is gone cannot be holding the lock: let proper-lockfile
+    // treat it as stale now rather than after STALE_MS. The inode check makes sure the lock
+    // is still the one that dead run made, not a fresh one taken since we read the owner.
+    if (existed && previous && previous.machine === hostname() && !pidAlive(previous.pid)) {
+      const inode = statSync(this.lockDir, { throwIfNoEntry: false })?.ino;
+      if (inode !== undefined && inode === previous.lockInode) utimesSync(this.lockDir, 0, 0);
+    }
+    let releaseLock: () => Promise<void>;
+    try {
+      releaseLock = await lockfile.lock(this.deployTo, {
+        lockfilePath: this.lockDir,
+        realpath: false,
+        stale: STALE_MS,
+        update: UPDATE_MS,
+        retries: 0,
+        onCompromised: (error) => {
+          process.emitWarning(`${this.name}: deploy lock compromised: ${error.message}`);
+        },
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw new LockHeld(this.name, this.storedOwner());
+      throw error;
+    }
+    const stored: StoredOwner = { ...owner, lockInode: statSync(this.lockDir).ino };
+    writeFileSync(this.ownerFile, JSON.stringify(stored) + '\n', { mode: 0o644 });
+    return {
+      owner,
+      recovered: existed ? (previous ?? undefined) : undefined,
+      release: async () => {
+        if (this.storedOwner()?.token === owner.token) rmSync(this.ownerFile, { force: true });
+        await releaseLock().catch(() => undefined);
+      },
+    };
+  }
+
+  async readLockOwner(): Promise<LockOwner | null> {
+    return existsSync(this.lockDir) ? (this.storedOwner() ?? null) : null;
+  }
+
+  async breakLock(): Promise<LockOwner | null> {
+    const owner = await this.readLockOwner();
+    rmSync(this.ownerFile, { force: true });
+    rmSync(this.lockDir, { recursive: true, force: true });
+    return owner;
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,128 @@
+// The CLI: argv → tasks run in order on the selected hosts, a summary, an exit code
+// (0 ok, 1 a task failed, 2 usage or config error, 130/143 interrupted).
+import path from 'node:path';
+import type { CliOptions, TaskCall } from './cli.js';
+import { parseCommandLine, USAGE, UsageError } from './cli.js';
+import { ConfigError, loadConfig } from './config.js';
+import { DryRunHost } from './dry-run.js';
+import type { HostRun } from './fleet.js';
+import { TaskRun } from './fleet.js';
+import type { Host } from './host.js';
+import { Log } from './log.js';
+import { layout } from './paths.js';
+import { connectHosts, selectHosts } from '../hosts.js';
+
+export interface TaskDefinition {
+  help: string;
+  run(run: TaskRun): Promise<void>;
+}
+
+export function task(help: string, run: (run: TaskRun) => Promise<void>): TaskDefinition {
+  return { help, run };
+}
+
+function taskList(tasks: Record<string, TaskDefinition>): string {
+  const width = Math.max(...Object.keys(tasks).map((n) => n.length));
+  return Object.entries(tasks).map(([name, t]) => `  ${name.padEnd(width)}  ${t.help}`).join('\n');
+}
+
+interface TaskResult {
+  task: string;
+  args: string[];
+  ok: boolean;
+  seconds: number;
+  hosts: Record<string, Record<string, unknown>>;
+  error?: string;
+}
+
+function exitCodeOf(error: unknown): number {
+  return error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
+}
+
+async function runCalls(
+  tasks: Record<string, TaskDefinition>,
+  calls: TaskCall[],
+  options: CliOptions,
+  root: string,
+  results: TaskResult[],
+  setLog: (log: Log) => void,
+  setActive: (run: TaskRun | null) => void,
+): Promise<void> {
+  const config = await loadConfig({ configFile: options.config ?? path.join(root, 'deploy.config.ts'), environment: options.env, ref: options.ref });
+  const log = new Log({ json: options.json, secrets: Object.values(config.env) });
+  setLog(log);
+  const selected = selectHosts(config.hosts, options.hosts, options.roles);
+  if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);
+  log.hostWidth(selected.map((h) => h.name));
+  let hosts: Host[] = await connectHosts(config, selected, { trustNewHosts: options.trustNewHosts });
+  if (options.dryRun) hosts = hosts.map((h) => new DryRunHost(h, log));
+  try {
+    for (const call of calls) {
+      const started = performance.now();
+      const hostRuns: HostRun[] = hosts.map((host, i) => ({ host, config: selected[i], paths: layout(host.deployTo), state: undefined!, result: {} }));
+      const run = new TaskRun(config, options, log, hostRuns, call.args);
+      const result: TaskResult = { task: call.name, args: call.args, ok: false, seconds: 0, hosts: {} };
+      results.push(result);
+      setActive(run);
+      log.info(`${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${hosts.map((h) => h.name).join(', ')} (${config.environment})`);
+      try {
+        await tasks[call.name].run(run);
+        result.ok = true;
+      } finally {
+        setActive(null);
+        result.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
+        for (const h of hostRuns) result.hosts[h.host.name] = h.result;
+      }
+      const live = [...new Set(hostRuns.map((h) => h.result.live).filter(Boolean))];
+      log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${live.length ? `; live: ${live.join(', ')}` : ''}`);
+    }
+  } finally {
+    await Promise.all(hosts.map((h) => h.close()));
+  }
+}
+
+/** Runs the command line against these tasks and exits. `root` is where deploy.config.ts lives. */
+export async function runTasks(tasks: Record<string, TaskDefinition>, { root, argv = process.argv.slice(2) }: { root: string; argv?: string[] }): Promise<never> {
+  let log = new Log({ json: argv.includes('--json'), secrets: [] });
+  let active: TaskRun | null = null;
+  const results: TaskResult[] = [];
+  let json = false;
+  const finish = (code: number, error?: unknown): never => {
+    if (error) log.error(error instanceof Error ? error.message : String(error));
+    if (json) {
+      const body = { ok: code === 0, exitCode: code, tasks: results, ...(error ? { error: log.redact((error as Error).message ?? String(error)) } : {}) };
+      process.stdout.write(log.redact(JSON.stringify(body)) + '\n');
+    }
+    process.exit(code);
+  };
+  let interrupted = false;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    const code = signal === 'SIGINT' ? 130 : 143;
+    if (interrupted) process.exit(code); // a second Ctrl-C: leave now
+    interrupted = true;
+    log.error(`${signal}: stopping, removing unfinished work and releasing locks (again to exit at once)`);
+    void (active?.abort() ?? Promise.resolve()).finally(() => finish(code));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  try {
+    const { options, calls } = parseCommandLine(argv);
+    json = options.json;
+    if (options.help) {
+      process.stdout.write(`${USAGE}\n\ntasks:\n${taskList(tasks)}\n`);
+      return process.exit(0);
+    }
+    if (options.list) {
+      process.stdout.write(`${taskList(tasks)}\n`);
+      return process.exit(0);
+    }
+    if (!calls.length) throw new UsageError(`no task given; tasks:\n${taskList(tasks)}`);
+    const unknown = calls.find((c) => !(c.name in tasks));
+    if (unknown) throw new UsageError(`unknown task "${unknown.name}"; tasks: ${Object.keys(tasks).join(', ')}`);
+    await runCalls(tasks, calls, options, root, results, (l) => (log = l), (r) => (active = r));
+    return finish(0);
+  } catch (error) {
+    if (active) await (active as TaskRun).abort();
+    return finish(exitCodeOf(error), error);
+  }
+}

@@ -1,0 +1,53 @@
+// Purge: removes releases beyond keepReleases (bad ones first, never the live one, never one a
+// running process works in) and the dependency environments no kept release uses.
+import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
+import { mustRun } from './core/host.js';
+import { layout } from './core/paths.js';
+import { selectPurge } from './core/releases.js';
+import type { Shell } from './core/sh.js';
+import { script, sh } from './core/sh.js';
+import type { HostState } from './hosts.js';
+import { badReleases } from './hosts.js';
+
+export interface PurgePlan {
+  releases: string[];
+  envs: string[];
+}
+
+/** Pure: what purge removes from a host in this state. */
+export function planPurge(state: HostState, keep: number): PurgePlan {
+  const releases = selectPurge({ releases: state.releases, live: state.live, bad: badReleases(state), keep });
+  const kept = state.releases.filter((id) => !releases.includes(id));
+  const keys = kept.map((id) => state.meta[id]?.envKey);
+  // A kept release without metadata might use any environment: then keep them all.
+  const envs = keys.some((k) => k === undefined) ? [] : state.envs.filter((key) => !keys.includes(key));
+  return { releases, envs };
+}
+
+/** Each removal renames out of releases/ first, so a purge cut short never leaves a partial release there. */
+export function purgeScript(deployTo: string, plan: PurgePlan): Shell {
+  const p = layout(deployTo);
+  return script(
+    sh`set -eu`,
+    sh`in_use() { for c in /proc/[0-9]*/cwd; do case "$(readlink "$c" 2>/dev/null)" in "$1"|"$1"/*) return 0;; esac; done; return 1; }`,
+    ...plan.releases.map(
+      (id) =>
+        sh`if [ -d ${p.release(id)} ]; then if in_use "$(cd ${p.release(id)} && pwd -P)"; then echo ${`kept ${id}: a running process works in it`}; else mv -T ${p.release(id)} ${`${p.tmp}/purge-${id}`} && rm -rf ${`${p.tmp}/purge-${id}`} && echo ${`removed ${id}`}; fi; fi`,
+    ),
+    ...plan.envs.map((key) => sh`if [ -d ${p.env(key)} ]; then mv -T ${p.env(key)} ${`${p.tmp}/purge-env-${key}`} && rm -rf ${`${p.tmp}/purge-env-${key}`}; fi`),
+  );
+}
+
+/** The purge step: applies keepReleases on a host. */
+export function purgeReleases(run: TaskRun) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    const plan = planPurge(h.state, run.config.keepReleases);
+    if (!plan.releases.length && !plan.envs.length) return { skipped: `${h.state.releases.length} releases, keeping ${run.config.keepReleases}` };
+    const output = await mustRun(h.host, 'purge', purgeScript(h.paths.root, plan));
+    const removed = [...output.matchAll(/^removed (\S+)$/gm)].map((m) => m[1]);
+    const kept = output.split('\n').filter((l) => l.startsWith('kept '));
+    h.state.releases = h.state.releases.filter((id) => !removed.includes(id));
+    h.result.purged = removed;
+    return [`removed ${removed.length} release(s)${plan.envs.length ? ` and ${plan.envs.length} environment(s)` : ''}`, ...kept].join('; ');
+  };
+}

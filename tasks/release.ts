@@ -1,0 +1,150 @@
+// Builds the release archive once per run, locally: `git archive` of the ref (submodules included,
+// restricted to the subdirectory), packed as one tar.gz with its sha256.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { ResolvedConfig } from './core/config.js';
+import { ConfigError } from './core/config.js';
+import type { TaskRun } from './core/fleet.js';
+import { newReleaseId } from './core/releases.js';
+import { environmentKey } from './environment.js';
+import type { RenderedFile } from './templates.js';
+import { renderTemplates } from './templates.js';
+
+const execFileP = promisify(execFile);
+
+export interface ReleaseArchive {
+  ref: string;
+  commit: string;
+  file: string;
+  sha256: string;
+  bytes: number;
+  /** The dependency lockfile's text (package-lock.json or requirements.txt), null when there is none. */
+  lockfile: string | null;
+  dispose(): void;
+}
+
+async function git(cwd: string, args: string[]) {
+  return execFileP('git', ['-C', cwd, ...args], { maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }).catch((error) => {
+    throw new Error(String(error.stderr || error.message).trim());
+  });
+}
+
+export async function resolveCommit(repository: string, ref: string): Promise<string> {
+  if (!existsSync(repository)) throw new ConfigError(`repository not found: ${repository}`);
+  const inside = await git(repository, ['rev-parse', '--git-dir']).catch(() => null);
+  if (!inside) throw new ConfigError(`not a git repository: ${repository}; set "repository" to the path of one`);
+  if (ref.startsWith('-')) throw new ConfigError(`unknown ref "${ref}" in ${repository}`);
+  const found = await git(repository, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]).catch(() => null);
+  if (!found) throw new ConfigError(`unknown ref "${ref}" in ${repository}: not a branch, tag or commit there`);
+  return found.stdout.trim();
+}
+
+async function sh256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Submodules (mode 160000 entries) under the subdirectory, with the commit each is pinned to. */
+async function submodules(repository: string, commit: string, subdirectory?: string) {
+  const { stdout } = await git(repository, ['ls-tree', '-r', '-z', commit, ...(subdirectory ? ['--', subdirectory] : [])]);
+  return stdout
+    .split('\0')
+    .map((entry) => /^160000 commit ([0-9a-f]+)\t(.+)$/.exec(entry))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map(([, sha, where]) => ({ sha, where }));
+}
+
+export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchive> {
+  const commit = await resolveCommit(config.repository, config.ref);
+  const sub = config.subdirectory?.replace(/^\/+|\/+$/g, '');
+  if (sub) {
+    const kind = await git(config.repository, ['cat-file', '-t', `${commit}:${sub}`]).catch(() => null);
+    if (kind?.stdout.trim() !== 'tree') throw new ConfigError(`subdirectory "${sub}" is not a folder of ${config.ref} (${commit.slice(0, 7)})`);
+  }
+  const work = mkdtempSync(path.join(tmpdir(), 'slipway-release-'));
+  const dispose = () => rmSync(work, { recursive: true, force: true });
+  try {
+    const tree = path.join(work, 'tree');
+    const tar = (cwd: string, treeish: string, into: string) =>
+      execFileP('bash', ['-c', 'set -o pipefail; mkdir -p "$3" && git -C "$1" archive --format=tar "$2" | tar -x -C "$3"', '_', cwd, treeish, into]);
+    await tar(config.repository, sub ? `${commit}:${sub}` : commit, tree);
+    for (const { sha, where } of await submodules(config.repository, commit, sub)) {
+      const checkout = path.join(config.repository, where);
+      if (!existsSync(path.join(checkout, '.git'))) throw new Error(`submodule ${where} is not checked out; run git submodule update --init`);
+      await tar(checkout, sha, path.join(tree, sub ? path.relative(sub, where) : where));
+    }
+    const file = path.join(work, 'release.tar.gz');
+    await execFileP('tar', ['-czf', file, '-C', tree, '.']);
+    const lockName = config.dependencies.type === 'node' ? 'package-lock.json' : config.dependencies.type === 'python' ? 'requirements.txt' : null;
+    const lockPath = lockName ? path.join(tree, lockName) : null;
+    if (lockPath && !existsSync(lockPath)) {
+      throw new ConfigError(`dependencies.type is "${config.dependencies.type}" but ${lockName} is not in the release (${sub ?? 'repository root'} at ${commit.slice(0, 7)})`);
+    }
+    return {
+      ref: config.ref,
+      commit,
+      file,
+      sha256: await sh256(file),
+      bytes: statSync(file).size,
+      lockfile: lockPath ? readFileSync(lockPath, 'utf8') : null,
+      dispose,
+    };
+  } catch (error) {
+    dispose();
+    throw error;
+  }
+}
+
+/** A new id for this commit that no host has yet: if the second is taken, wait for the next one. */
+export async function chooseReleaseId(commit: string, taken: Set<string>, now: () => Date = () => new Date()): Promise<string> {
+  for (;;) {
+    const at = now();
+    const id = newReleaseId(at, commit);
+    if (!taken.has(id)) return id;
+    await new Promise((resolve) => setTimeout(resolve, 1000 - at.getUTCMilliseconds() + 5));
+  }
+}
+
+export interface Release {
+  id: string;
+  archive: ReleaseArchive;
+  /** Per host name: the rendered templates and the dependency environment key. */
+  files: Map<string, RenderedFile[]>;
+  envKeys: Map<string, string | null>;
+}
+
+/** Builds the archive and renders every template once as a check: all before any host changes. */
+export async function packRelease(run: TaskRun): Promise<ReleaseArchive> {
+  const archive = await buildArchive(run.config);
+  run.onAbort(async () => archive.dispose());
+  try {
+    const provisional = newReleaseId(new Date(), archive.commit);
+    for (const h of run.hosts) await renderTemplates(run.config, h.config, provisional);
+  } catch (error) {
+    archive.dispose();
+    throw error;
+  }
+  const kb = (archive.bytes / 1024).toFixed(1);
+  run.log.info(`release: ${archive.commit.slice(0, 7)} from ref ${archive.ref} (${kb} KiB archive)`);
+  return archive;
+}
+
+/** With every host locked and read: the id (new on every host), rendered templates, environment keys. */
+export async function newRelease(run: TaskRun, archive: ReleaseArchive): Promise<Release> {
+  const taken = new Set(run.hosts.flatMap((h) => h.state.releases));
+  const id = await chooseReleaseId(archive.commit, taken);
+  const files = new Map<string, RenderedFile[]>();
+  const envKeys = new Map<string, string | null>();
+  for (const h of run.hosts) {
+    files.set(h.host.name, await renderTemplates(run.config, h.config, id));
+    envKeys.set(h.host.name, archive.lockfile === null ? null : environmentKey(run.config.dependencies.type, archive.lockfile, h.state));
+    h.result.release = id;
+  }
+  run.log.info(`release id: ${id}`);
+  return { id, archive, files, envKeys };
+}

@@ -1,0 +1,54 @@
+// Publishing and going live: a staged release is renamed into releases/ with its metadata, and
+// `current` is swapped in one atomic rename of a fresh relative symlink. Every change is logged.
+import { hostname, userInfo } from 'node:os';
+import type { HostRun, StepOutcome } from './core/fleet.js';
+import { mustRun } from './core/host.js';
+import { layout } from './core/paths.js';
+import type { Shell } from './core/sh.js';
+import { script, sh } from './core/sh.js';
+import type { ReleaseMeta } from './hosts.js';
+
+export function deployer(): string {
+  return `${userInfo().username}@${hostname()}`;
+}
+
+/** Writes the metadata into the staged release and renames it into releases/: it is complete from here. */
+export function publishScript(deployTo: string, meta: ReleaseMeta): Shell {
+  const p = layout(deployTo);
+  const staged = p.staging(meta.id);
+  return script(
+    sh`printf '%s\\n' ${JSON.stringify(meta)} > ${`${staged}/.slipway/release.json`}`,
+    sh`mv -T ${staged} ${p.release(meta.id)}`,
+  );
+}
+
+export function revisionLine(action: string, id: string, detail: Record<string, string>): string {
+  const fields = Object.entries(detail).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  return [new Date().toISOString().replace(/\.\d+Z$/, 'Z'), action, id, ...fields, `by=${deployer()}`].join(' ');
+}
+
+/** `current` → releases/<id>, atomically; appends the action to revisions.log in one write. */
+export function switchScript(deployTo: string, id: string, logLine: string): Shell {
+  const p = layout(deployTo);
+  const next = `${p.root}/.current.next`;
+  return script(
+    sh`set -eu`,
+    sh`[ -d ${p.release(id)} ] || { echo ${`release ${id} is not in ${p.releases}`} >&2; exit 1; }`,
+    sh`ln -sfn ${`releases/${id}`} ${next}`,
+    sh`mv -T ${next} ${p.current}`,
+    sh`printf '%s\\n' ${logLine.replace(/\n/g, ' ')} >> ${p.revisions}`,
+  );
+}
+
+/** The switch step: makes `id` live on a host and records why. */
+export function switchTo(id: string, action: 'deploy' | 'rollback', ref?: string) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    const from = h.state.live;
+    await mustRun(h.host, 'switch', switchScript(h.paths.root, id, revisionLine(action, id, { from: from ?? '', ...(ref ? { ref } : {}) })));
+    h.result.previous = from;
+    h.result.live = id;
+    h.state.live = id;
+    if (!h.state.releases.includes(id)) h.state.releases = [...h.state.releases, id].sort();
+    return `${from ?? '(none)'} → ${id}`;
+  };
+}

@@ -1,0 +1,74 @@
+// Renders templates/*.hbs per host and release with handlebars: strict (a missing variable is an
+// error naming it), no HTML escaping. Rendered files travel inside the release, so a rollback
+// brings back the configs that belong to it.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { HelperDelegate } from 'handlebars';
+import type { HostConfig, ResolvedConfig } from './core/config.js';
+import { ConfigError } from './core/config.js';
+import { layout } from './core/paths.js';
+import { sh } from './core/sh.js';
+
+export interface RenderedFile {
+  /** File name inside the release's .slipway/ folder, e.g. nginx.conf. */
+  name: string;
+  content: string;
+}
+
+export function templateView(config: ResolvedConfig, host: HostConfig, releaseId: string) {
+  const p = layout(host.deployTo);
+  return {
+    ...config.vars,
+    application: config.application,
+    environment: config.environment,
+    host: host.name,
+    deployTo: p.root,
+    currentPath: p.current,
+    releasePath: p.release(releaseId),
+    sharedPath: p.shared,
+    releaseId,
+    port: config.port,
+    serverName: config.serverName,
+    ...(config.runAs ? { user: config.runAs } : {}),
+    env: config.env,
+  };
+}
+
+function templateFiles(config: ResolvedConfig): string[] {
+  if (!existsSync(config.templates.dir)) return [];
+  const wanted = (file: string) =>
+    file.endsWith('.hbs') &&
+    !(file.startsWith('nginx') && !config.templates.nginx) &&
+    !(file.startsWith('supervisor') && !config.templates.supervisor);
+  return readdirSync(config.templates.dir).filter(wanted).sort();
+}
+
+/** Renders every template now, so a broken one is refused before any host changes. */
+export async function renderTemplates(config: ResolvedConfig, host: HostConfig, releaseId: string): Promise<RenderedFile[]> {
+  const Handlebars = (await import('handlebars')).default;
+  const hbs = Handlebars.create();
+  const json: HelperDelegate = (value: unknown) => JSON.stringify(value);
+  hbs.registerHelper('json', json);
+  const view = templateView(config, host, releaseId);
+  return templateFiles(config).map((file) => {
+    const source = readFileSync(path.join(config.templates.dir, file), 'utf8');
+    try {
+      return { name: file.replace(/\.hbs$/, ''), content: hbs.compile(source, { strict: true, noEscape: true })(view) };
+    } catch (error) {
+      const message = (error as Error).message.replace(/\n+/g, ' ');
+      const known = Object.keys(view).join(', ');
+      throw new ConfigError(`template ${path.relative(config.projectRoot, path.join(config.templates.dir, file))}: ${message}\n  variables: ${known}`);
+    }
+  });
+}
+
+/** Checks a rendered nginx site with `nginx -t` against a throwaway main config that includes it. */
+export function nginxCheckScript(nginx: string, releaseDir: string) {
+  const dir = `${releaseDir}/.slipway`;
+  const main = `pid ${dir}/nginx-check/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/nginx.conf;\n}\n`;
+  return sh`mkdir -p ${`${dir}/nginx-check/logs`}
+printf '%s' ${main} > ${`${dir}/nginx-check/nginx.conf`}
+check=0; ${nginx} -t -q -p ${`${dir}/nginx-check/`} -c ${`${dir}/nginx-check/nginx.conf`} || check=$?
+rm -rf ${`${dir}/nginx-check`}
+[ "$check" = 0 ] || { echo "nginx -t rejected the rendered site" >&2; exit 1; }`;
+}

@@ -1,0 +1,105 @@
+// Ships the release archive to a host in one round trip: streamed once, sha256-verified on the host,
+// extracted under tmp/<id>, rendered files and shared links added. Nothing appears under releases/ here.
+import { createReadStream } from 'node:fs';
+import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
+import { mustRun } from './core/host.js';
+import { checkRelativePath, layout, linkFromRelease } from './core/paths.js';
+import type { Shell } from './core/sh.js';
+import { script, sh } from './core/sh.js';
+import { linkEnvironmentScript } from './environment.js';
+import type { ReleaseMeta } from './hosts.js';
+import type { Release } from './release.js';
+import { deployer, publishScript } from './switch.js';
+import type { RenderedFile } from './templates.js';
+import { nginxCheckScript } from './templates.js';
+
+export interface StageSpec {
+  deployTo: string;
+  id: string;
+  sha256: string;
+  files: RenderedFile[];
+  shared: { files: string[]; dirs: string[] };
+}
+
+function sharedLinks(spec: StageSpec): Shell[] {
+  const p = layout(spec.deployTo);
+  const staged = p.staging(spec.id);
+  const dirs = spec.shared.dirs.map((d) => checkRelativePath(d, 'shared.dirs'));
+  const files = spec.shared.files.map((f) => checkRelativePath(f, 'shared.files'));
+  return [
+    ...dirs.map((d) => sh`mkdir -p ${`${p.shared}/${d}`}`),
+    // A shared file that does not exist yet is created empty and private: it usually holds secrets.
+    ...files.map((f) => sh`mkdir -p "$(dirname ${`${p.shared}/${f}`})"; [ -e ${`${p.shared}/${f}`} ] || (umask 077 && : > ${`${p.shared}/${f}`})`),
+    ...[...dirs, ...files].map(
+      (item) => sh`rm -rf ${`${staged}/${item}`}; mkdir -p "$(dirname ${`${staged}/${item}`})"; ln -s ${linkFromRelease(item, 'shared')} ${`${staged}/${item}`}`,
+    ),
+  ];
+}
+
+export function stageScript(spec: StageSpec): Shell {
+  const p = layout(spec.deployTo);
+  const staged = p.staging(spec.id);
+  const archive = `${staged}.tar.gz`;
+  return script(
+    sh`set -eu`,
+    sh`umask 022`,
+    sh`mkdir -p ${[p.releases, p.shared, p.envs, p.cache, p.tmp]}`,
+    // Leftovers of a dead run (we hold the lock, so nothing else is working here); failed-* are kept on purpose.
+    sh`find ${p.tmp} -mindepth 1 -maxdepth 1 ! -name 'failed-*' -exec rm -rf {} +`,
+    sh`mkdir ${staged}`,
+    sh`cat > ${archive}`,
+    sh`echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status - || { echo "upload corrupted: sha256 of the received archive does not match" >&2; rm -rf ${staged} ${archive}; exit 1; }`,
+    sh`tar -xzf ${archive} -C ${staged} --no-same-owner`,
+    sh`rm -f ${archive}`,
+    sh`mkdir -p ${`${staged}/.slipway`}`,
+    ...spec.files.map((f) => sh`printf '%s' ${f.content} > ${`${staged}/.slipway/${f.name}`}`),
+    ...sharedLinks(spec),
+  );
+}
+
+export function releaseMeta(release: Release, envKey: string | null): ReleaseMeta {
+  const { ref, commit } = release.archive;
+  return { id: release.id, ref, commit, deployer: deployer(), deployedAt: new Date().toISOString(), status: 'ok', ...(envKey ? { envKey } : {}) };
+}
+
+/** The upload step: one round trip that also links a ready environment, checks nginx and publishes when it can. */
+export function upload(run: TaskRun, release: Release) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    const key = release.envKeys.get(h.host.name) ?? null;
+    const envReady = key === null || h.state.envs.includes(key);
+    const files = release.files.get(h.host.name) ?? [];
+    const staged = h.paths.staging(release.id);
+    const spec = { deployTo: h.paths.root, id: release.id, sha256: release.archive.sha256, files, shared: run.config.shared };
+    const command = script(
+      stageScript(spec),
+      key && envReady ? linkEnvironmentScript(run.config.dependencies.type, h.paths.root, release.id, key) : undefined,
+      h.state.nginx && files.some((f) => f.name === 'nginx.conf') ? nginxCheckScript(h.state.nginx, staged) : undefined,
+      envReady ? publishScript(h.paths.root, releaseMeta(release, key)) : undefined,
+    );
+    await mustRun(h.host, 'upload', command, { stdin: createReadStream(release.archive.file) });
+    return `${(release.archive.bytes / 1024).toFixed(1)} KiB, sha256 verified`;
+  };
+}
+
+/** Undoes a failed prepare on a host. */
+export function discard(run: TaskRun, release: Release) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    const kept = await mustRun(h.host, 'cleanup', discardScript(h.paths.root, release.id, run.options.keepFailed));
+    return kept.trim() ? `kept for inspection: ${kept.trim()}` : 'removed the unfinished release';
+  };
+}
+
+/** Removes a failed release's work: gone, or moved aside as tmp/failed-<id> with --keep-failed. */
+export function discardScript(deployTo: string, id: string, keepFailed: boolean): Shell {
+  const p = layout(deployTo);
+  const current = sh`"$(readlink ${p.current} 2>/dev/null || true)"`;
+  return script(
+    sh`set -eu`,
+    // Only when it never went live: a release the switch reached is not ours to delete any more.
+    sh`if [ -d ${p.release(id)} ] && [ ${current} != ${`releases/${id}`} ]; then mv -T ${p.release(id)} ${p.staging(id)}; fi`,
+    sh`rm -f ${`${p.staging(id)}.tar.gz`}`,
+    keepFailed
+      ? sh`if [ -d ${p.staging(id)} ]; then rm -rf ${p.failed(id)}; mv -T ${p.staging(id)} ${p.failed(id)}; echo ${p.failed(id)}; fi`
+      : sh`rm -rf ${p.staging(id)}`,
+  );
+}
