@@ -71,7 +71,7 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
   try {
     const tree = path.join(work, 'tree');
     const tar = (cwd: string, treeish: string, into: string) =>
-      execFileP('bash', ['-c', 'set -o pipefail; mkdir -p "$3" && git -C "$1" archive --format=tar "$2" | tar -x -C "$3"', '_', cwd, treeish, into]);
+      execFileP('bash', ['-c', 'set -o pipefail; mkdir -p "$3" && git -C "$1" -c tar.umask=022 archive --format=tar "$2" | tar -x -C "$3"', '_', cwd, treeish, into]);
     await tar(config.repository, sub ? `${commit}:${sub}` : commit, tree);
     for (const { sha, where } of await submodules(config.repository, commit, sub)) {
       const checkout = path.join(config.repository, where);

@@ -73,7 +73,6 @@ export class TaskRun {
 
   /** Takes the lock on every host (all or nothing), reads their state, runs body, always releases. */
   async locked(task: string, body: () => Promise<void>): Promise<void> {
-    const start = performance.now();
     const locks = this.options.dryRun ? new Map<Host, HeldLock>() : await lockAll(this.hosts.map((h) => h.host), task);
     const release = async () => {
       await Promise.all([...locks.values()].map((l) => l.release()));
@@ -86,7 +85,7 @@ export class TaskRun {
         h.state = await inspectHost(h.host);
         const stale = h.lock?.recovered;
         if (stale) return `took over a stale lock of ${stale.user}@${stale.machine} (pid ${stale.pid}, since ${stale.startedAt})`;
-        return h === this.hosts[0] ? `${((performance.now() - start) / 1000).toFixed(2)}s to lock all` : undefined;
+        return undefined;
       });
       await body();
     } finally {
