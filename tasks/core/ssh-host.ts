@@ -1,6 +1,222 @@
-// placeholder until the SSH transport lands (issue 3)
+// A remote host over one SSH connection (node-ssh / ssh2) for the whole run. Host keys are verified
+// against known_hosts; ~/.ssh/config is honoured; every command runs as `bash -c <quoted script>`
+// on its own channel, and a missing exit status counts as failure.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir, hostname, userInfo } from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { ClientChannel, ConnectConfig } from 'ssh2';
 import type { HostConfig, ResolvedConfig } from './config.js';
-import type { Host } from './host.js';
-export async function connectSshHost(h: HostConfig, _config: ResolvedConfig, _o: { trustNewHosts: boolean }): Promise<Host> {
-  throw new Error(`${h.name}: SSH hosts are not supported yet`);
+import { ConfigError } from './config.js';
+import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
+import { LockHeld, parseOwner } from './host.js';
+import { findKnownKeys, hostKeyAlgorithms, knownHostsName, verifyHostKey } from './known-hosts.js';
+import { acquireScript, breakScript, HEARTBEAT_MS, heartbeatScript, readOwnerScript, releaseScript } from './remote-lock.js';
+import type { Shell } from './sh.js';
+import { quote, sh } from './sh.js';
+
+type Client = import('node-ssh').NodeSSH;
+
+interface Endpoint {
+  host: string;
+  port: number;
+  username: string;
+  privateKey?: string;
+  passphrase?: string;
+  proxyJump?: string;
+}
+
+const expandHome = (p: string) => (p.startsWith('~/') ? path.join(homedir(), p.slice(2)) : p);
+
+async function sshConfigFor(alias: string): Promise<Record<string, string | string[]>> {
+  const file = path.join(homedir(), '.ssh', 'config');
+  if (!existsSync(file)) return {};
+  const { default: SSHConfig } = await import('ssh-config');
+  return SSHConfig.parse(readFileSync(file, 'utf8')).compute(alias);
+}
+
+const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+
+/** Where and as whom to connect: the host entry first, then ~/.ssh/config, then OpenSSH's defaults. */
+export async function resolveEndpoint(h: Pick<HostConfig, 'name' | 'host' | 'port' | 'user' | 'privateKey' | 'passphraseEnv'>): Promise<Endpoint> {
+  const alias = h.host!;
+  const fromConfig = await sshConfigFor(alias);
+  const keyFile = h.privateKey ?? first(fromConfig.IdentityFile);
+  let privateKey: string | undefined;
+  if (keyFile) {
+    const file = expandHome(keyFile);
+    try {
+      privateKey = readFileSync(file, 'utf8');
+    } catch (error) {
+      if (h.privateKey || existsSync(file)) {
+        throw new ConfigError(`${h.name}: cannot read privateKey ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+    }
+  }
+  const passphrase = h.passphraseEnv ? process.env[h.passphraseEnv] : undefined;
+  if (h.passphraseEnv && passphrase === undefined) throw new ConfigError(`${h.name}: passphraseEnv names ${h.passphraseEnv}, which is not set`);
+  const proxyJump = first(fromConfig.ProxyJump);
+  return {
+    host: first(fromConfig.HostName) ?? alias,
+    port: h.port ?? (Number(first(fromConfig.Port)) || 22),
+    username: h.user ?? first(fromConfig.User) ?? userInfo().username,
+    privateKey,
+    passphrase,
+    proxyJump: proxyJump && proxyJump !== 'none' ? proxyJump : undefined,
+  };
+}
+
+async function openConnection(name: string, endpoint: Endpoint, config: ResolvedConfig, trustNewHosts: boolean, jumps = 0): Promise<Client> {
+  const { NodeSSH } = await import('node-ssh');
+  const knownHosts = expandHome(config.knownHosts ?? path.join(homedir(), '.ssh', 'known_hosts'));
+  const knownName = knownHostsName(endpoint.host, endpoint.port);
+  const known = existsSync(knownHosts) ? findKnownKeys(readFileSync(knownHosts, 'utf8'), knownName).keys : [];
+  let rejection: string | undefined;
+  let sock: ConnectConfig['sock'];
+  if (endpoint.proxyJump) {
+    if (jumps > 3) throw new Error(`${name}: ProxyJump chain too long`);
+    const [userPart, hostPart] = endpoint.proxyJump.includes('@') ? endpoint.proxyJump.split('@') : [undefined, endpoint.proxyJump];
+    const [jumpHost, jumpPort] = hostPart.split(':');
+    const jump = await resolveEndpoint({ name, host: jumpHost, port: jumpPort ? Number(jumpPort) : undefined, user: userPart });
+    const jumpClient = await openConnection(`${name} (via ${jumpHost})`, jump, config, trustNewHosts, jumps + 1);
+    sock = await new Promise((resolve, reject) =>
+      jumpClient.connection!.forwardOut('127.0.0.1', 0, endpoint.host, endpoint.port, (error, stream) => (error ? reject(error) : resolve(stream))),
+    );
+  }
+  const ssh = new NodeSSH();
+  try {
+    await ssh.connect({
+      host: endpoint.host,
+      port: endpoint.port,
+      username: endpoint.username,
+      privateKey: endpoint.privateKey,
+      passphrase: endpoint.passphrase,
+      agent: process.env.SSH_AUTH_SOCK,
+      sock,
+      readyTimeout: config.connectTimeoutSeconds * 1000,
+      keepaliveInterval: 10_000,
+      keepaliveCountMax: 3,
+      ...(known.length ? { algorithms: { serverHostKey: hostKeyAlgorithms(known) as never } } : {}),
+      hostVerifier: (key: Buffer) => {
+        const verdict = verifyHostKey(knownHosts, knownName, key, trustNewHosts);
+        if (!verdict.ok) rejection = verdict.reason;
+        return verdict.ok;
+      },
+    });
+  } catch (error) {
+    const where = `${endpoint.username}@${endpoint.host}:${endpoint.port}`;
+    throw new Error(`${name}: cannot connect to ${where}: ${rejection ?? (error as Error).message}`);
+  }
+  return ssh;
+}
+
+export class SshHost implements Host {
+  readonly address: string;
+  private lastTouch = 0;
+  private heartbeat?: NodeJS.Timeout;
+  private heldToken?: string;
+  private readonly channels = new Set<ClientChannel>();
+  private lost?: Error;
+
+  constructor(readonly name: string, readonly deployTo: string, readonly roles: readonly string[], private readonly ssh: Client, endpoint: Endpoint) {
+    this.address = `${endpoint.username}@${endpoint.host}:${endpoint.port}`;
+    // ssh2 emits 'error' on a dropped connection after connect; unhandled it would crash the process.
+    ssh.connection!.on('error', (error: Error) => (this.lost = error));
+    ssh.connection!.on('close', () => (this.lost ??= new Error('connection closed')));
+  }
+
+  exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+    const connection = this.ssh.connection;
+    if (!connection || this.lost) return Promise.resolve({ code: null, stdout: '', stderr: `connection to ${this.address} lost: ${this.lost?.message ?? 'closed'}` });
+    const touch = this.heldToken ? `${heartbeatScript(this.deployTo).text} 2>/dev/null; ` : '';
+    if (touch) this.lastTouch = Date.now();
+    return new Promise((resolve) => {
+      connection.exec(`${touch}exec bash -c ${quote(command.text)}`, (error, channel) => {
+        if (error) return resolve({ code: null, stdout: '', stderr: error.message });
+        this.channels.add(channel);
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        let code: number | null = null;
+        channel.on('data', (d: Buffer) => out.push(d));
+        channel.stderr.on('data', (d: Buffer) => err.push(d));
+        channel.on('exit', (exitCode: number | null) => (code = typeof exitCode === 'number' ? exitCode : null));
+        channel.on('close', () => {
+          this.channels.delete(channel);
+          resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+        });
+        const stdin = options.stdin;
+        if (stdin === undefined) channel.end();
+        else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) channel.end(stdin);
+        else {
+          (stdin as Readable).on('error', () => channel.close());
+          (stdin as Readable).pipe(channel);
+        }
+      });
+    });
+  }
+
+  private async runLockScript(script: Shell): Promise<string> {
+    const result = await this.exec(script);
+    if (result.code !== 0) throw new Error(`${this.name}: deploy lock: ${(result.stderr || result.stdout).trim() || `exit ${result.code}`}`);
+    return result.stdout;
+  }
+
+  async lock(owner: LockOwner): Promise<HeldLock> {
+    let output = await this.runLockScript(acquireScript(this.deployTo, owner));
+    let held = /^@@held (.*)$/m.exec(output);
+    const holder = held ? parseOwner(held[1]) : null;
+    // A run of ours on this machine whose pid is gone holds nothing: take its lock over by its token.
+    if (holder && holder.machine === hostname() && !pidAlive(holder.pid)) {
+      output = await this.runLockScript(acquireScript(this.deployTo, owner, holder.token));
+      held = /^@@held (.*)$/m.exec(output);
+    }
+    if (held) throw new LockHeld(this.name, parseOwner(held[1]));
+    const recovered = /^@@recovered (.*)$/m.exec(output);
+    this.heldToken = owner.token;
+    this.lastTouch = Date.now();
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastTouch >= HEARTBEAT_MS) void this.exec(sh`true`);
+    }, HEARTBEAT_MS / 3).unref();
+    return {
+      owner,
+      recovered: recovered ? (parseOwner(recovered[1]) ?? undefined) : undefined,
+      release: async () => {
+        clearInterval(this.heartbeat);
+        this.heldToken = undefined;
+        await this.exec(releaseScript(this.deployTo, owner.token));
+      },
+    };
+  }
+
+  async readLockOwner(): Promise<LockOwner | null> {
+    const output = (await this.runLockScript(readOwnerScript(this.deployTo))).trim();
+    return output ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' }) : null;
+  }
+
+  async breakLock(): Promise<LockOwner | null> {
+    const output = (await this.runLockScript(breakScript(this.deployTo))).trim();
+    return output ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' }) : null;
+  }
+
+  /** Closing the channels (not just abandoning them) makes sshd hang up on the remote commands. */
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const channel of this.channels) channel.close();
+    this.ssh.dispose();
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function connectSshHost(h: HostConfig, config: ResolvedConfig, options: { trustNewHosts: boolean }): Promise<Host> {
+  const endpoint = await resolveEndpoint(h);
+  const ssh = await openConnection(h.name, endpoint, config, options.trustNewHosts);
+  return new SshHost(h.name, h.deployTo, h.roles, ssh, endpoint);
 }
