@@ -22,7 +22,7 @@ await runTasks({
         await run.each('dependencies', installDependencies(run, release));
         await run.each('before-switch', runHooks(run, 'beforeSwitch', release.id));
       }, 'cleanup', discard(run, release));
-      await run.each('switch', switchTo(release.id, 'deploy', archive.ref));
+      await run.each('switch', switchTo(run, release.id, 'deploy', { ref: archive.ref }));
       await run.each('after-switch', runHooks(run, 'afterSwitch', release.id));
       await run.each('purge', purgeReleases(run));
     });

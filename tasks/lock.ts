@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import type { HeldLock, Host, LockOwner } from './core/host.js';
 import { LockHeld } from './core/host.js';
+import type { Shell } from './core/sh.js';
 
 export function lockOwner(task: string): LockOwner {
   return { user: userInfo().username, machine: hostname(), pid: process.pid, task, startedAt: new Date().toISOString(), token: randomUUID() };
@@ -10,9 +11,10 @@ export function lockOwner(task: string): LockOwner {
 
 export class LockFailed extends Error {}
 
-export async function lockAll(hosts: Host[], task: string): Promise<Map<Host, HeldLock>> {
+/** `then` (e.g. reading the host's state) runs on each host in the same round trip as its lock. */
+export async function lockAll(hosts: Host[], task: string, then?: (host: Host) => Shell): Promise<Map<Host, HeldLock>> {
   const owner = lockOwner(task);
-  const settled = await Promise.allSettled(hosts.map((h) => h.lock(owner)));
+  const settled = await Promise.allSettled(hosts.map((h) => h.lock(owner, then?.(h))));
   const held = new Map<Host, HeldLock>();
   settled.forEach((s, i) => s.status === 'fulfilled' && held.set(hosts[i], s.value));
   const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));

@@ -1,7 +1,6 @@
 // Purge: removes releases beyond keepReleases (bad ones first, never the live one, never one a
 // running process works in) and the dependency environments no kept release uses.
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
-import { mustRun } from './core/host.js';
 import { layout } from './core/paths.js';
 import { selectPurge } from './core/releases.js';
 import type { Shell } from './core/sh.js';
@@ -43,7 +42,7 @@ export function purgeReleases(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const plan = planPurge(h.state, run.config.keepReleases);
     if (!plan.releases.length && !plan.envs.length) return { skipped: `${h.state.releases.length} releases, keeping ${run.config.keepReleases}` };
-    const output = await mustRun(h.host, 'purge', purgeScript(h.paths.root, plan));
+    const output = await run.finalCommand(h, 'purge', purgeScript(h.paths.root, plan));
     const removed = [...output.matchAll(/^removed (\S+)$/gm)].map((m) => m[1]);
     const kept = output.split('\n').filter((l) => l.startsWith('kept '));
     h.state.releases = h.state.releases.filter((id) => !removed.includes(id));

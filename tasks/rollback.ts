@@ -31,6 +31,6 @@ export function rollbackTargets(run: TaskRun): Map<string, string> {
 export async function rollback(run: TaskRun): Promise<void> {
   await run.locked('rollback', async () => {
     const targets = rollbackTargets(run);
-    await run.each('switch', (h) => switchTo(targets.get(h.host.name)!, 'rollback')(h));
+    await run.each('switch', (h) => switchTo(run, targets.get(h.host.name)!, 'rollback', { last: true })(h));
   });
 }

@@ -1,7 +1,7 @@
 // Publishing and going live: a staged release is renamed into releases/ with its metadata, and
 // `current` is swapped in one atomic rename of a fresh relative symlink. Every change is logged.
 import { hostname, userInfo } from 'node:os';
-import type { HostRun, StepOutcome } from './core/fleet.js';
+import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
 import { mustRun } from './core/host.js';
 import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
@@ -40,11 +40,12 @@ export function switchScript(deployTo: string, id: string, logLine: string): She
   );
 }
 
-/** The switch step: makes `id` live on a host and records why. */
-export function switchTo(id: string, action: 'deploy' | 'rollback', ref?: string) {
+/** The switch step: makes `id` live on a host and records why. As a task's `last` step it also gives back the lock. */
+export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback', { ref, last = false }: { ref?: string; last?: boolean } = {}) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const from = h.state.live;
-    await mustRun(h.host, 'switch', switchScript(h.paths.root, id, revisionLine(action, id, { from: from ?? '', ...(ref ? { ref } : {}) })));
+    const command = switchScript(h.paths.root, id, revisionLine(action, id, { from: from ?? '', ...(ref ? { ref } : {}) }));
+    await (last ? run.finalCommand(h, 'switch', command) : mustRun(h.host, 'switch', command));
     h.result.previous = from;
     h.result.live = id;
     h.state.live = id;

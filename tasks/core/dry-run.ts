@@ -16,9 +16,10 @@ export class DryRunHost implements Host {
     return { code: 0, stdout: '', stderr: '' };
   }
 
-  async lock(owner: LockOwner): Promise<HeldLock> {
+  async lock(owner: LockOwner, then?: Shell): Promise<HeldLock> {
     this.log.detail(this.name, `would take the deploy lock in ${this.deployTo}`);
-    return { owner, release: async () => undefined };
+    const output = then ? (await this.inner.exec(then, { readonly: true })).stdout : '';
+    return { owner, output, release: async (finalCommand) => (finalCommand ? this.exec(finalCommand) : undefined) };
   }
 
   readLockOwner() { return this.inner.readLockOwner(); }

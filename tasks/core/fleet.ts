@@ -2,10 +2,12 @@
 // output line, and a failure on any host becomes one error naming every failed host.
 import type { HostConfig, ResolvedConfig } from './config.js';
 import type { HeldLock, Host } from './host.js';
+import { CommandFailed, mustRun } from './host.js';
+import type { Shell } from './sh.js';
 import type { Log } from './log.js';
 import type { CliOptions } from './cli.js';
 import type { HostState } from '../hosts.js';
-import { inspectHost } from '../hosts.js';
+import { inspectHost, inspectScript, parseInspection } from '../hosts.js';
 import { lockAll } from '../lock.js';
 import { layout } from './paths.js';
 
@@ -31,6 +33,12 @@ export type StepOutcome = string | void | { skipped: string };
 
 export class TaskRun {
   private readonly cleanups = new Set<() => Promise<void>>();
+  private releaseLock?: (h: HostRun, what: string, command: Shell) => Promise<string>;
+
+  /** Runs a task's last command on a host and gives back its lock in the same round trip. */
+  async finalCommand(h: HostRun, what: string, command: Shell): Promise<string> {
+    return this.releaseLock ? this.releaseLock(h, what, command) : mustRun(h.host, what, command);
+  }
 
   constructor(
     readonly config: ResolvedConfig,
@@ -73,22 +81,31 @@ export class TaskRun {
 
   /** Takes the lock on every host (all or nothing), reads their state, runs body, always releases. */
   async locked(task: string, body: () => Promise<void>): Promise<void> {
-    const locks = this.options.dryRun ? new Map<Host, HeldLock>() : await lockAll(this.hosts.map((h) => h.host), task);
+    const locks = await lockAll(this.hosts.map((h) => h.host), task, (host) => inspectScript(host.deployTo));
     const release = async () => {
       await Promise.all([...locks.values()].map((l) => l.release()));
       locks.clear();
+    };
+    this.releaseLock = async (h, what, command) => {
+      const lock = locks.get(h.host);
+      if (!lock) return mustRun(h.host, what, command);
+      locks.delete(h.host);
+      const result = (await lock.release(command))!;
+      if (result.code !== 0) throw new CommandFailed(h.host.name, what, result);
+      return result.stdout;
     };
     this.cleanups.add(release);
     try {
       await this.each('lock', async (h) => {
         h.lock = locks.get(h.host);
-        h.state = await inspectHost(h.host);
+        h.state = parseInspection(h.lock!.output);
         const stale = h.lock?.recovered;
         if (stale) return `took over a stale lock of ${stale.user}@${stale.machine} (pid ${stale.pid}, since ${stale.startedAt})`;
         return undefined;
       });
       await body();
     } finally {
+      this.releaseLock = undefined;
       await release();
       this.cleanups.delete(release);
     }

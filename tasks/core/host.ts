@@ -28,7 +28,10 @@ export interface HeldLock {
   owner: LockOwner;
   /** The dead owner whose stale lock was taken over, if any. */
   recovered?: LockOwner;
-  release(): Promise<void>;
+  /** What the `then` command given to lock() printed. */
+  output: string;
+  /** Releases the lock; a final command given here runs first, in the same round trip. */
+  release(finalCommand?: Shell): Promise<ExecResult | undefined>;
 }
 
 export class LockHeld extends Error {
@@ -48,7 +51,8 @@ export interface Host {
   /** Where it is, for messages: "local" or "user@address:port". */
   readonly address: string;
   exec(command: Shell, options?: ExecOptions): Promise<ExecResult>;
-  lock(owner: LockOwner): Promise<HeldLock>;
+  /** Takes the deploy lock or throws LockHeld; `then` runs right after, in the same round trip where it can. */
+  lock(owner: LockOwner, then?: Shell): Promise<HeldLock>;
   readLockOwner(): Promise<LockOwner | null>;
   /** Removes the lock whoever holds it; returns the owner it had. */
   breakLock(): Promise<LockOwner | null>;

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writ
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
-import { LockHeld, parseOwner } from './host.js';
+import { CommandFailed, LockHeld, parseOwner } from './host.js';
 import type { Shell } from './sh.js';
 
 /** proper-lockfile refreshes the lock's mtime every UPDATE ms; a lock untouched for STALE ms is a dead run's. */
@@ -41,7 +41,7 @@ export class LocalHost implements Host {
     return existsSync(this.ownerFile) ? parseOwner(readFileSync(this.ownerFile, 'utf8')) : null;
   }
 
-  async lock(owner: LockOwner): Promise<HeldLock> {
+  async lock(owner: LockOwner, then?: Shell): Promise<HeldLock> {
     const lockfile = (await import('proper-lockfile')).default;
     mkdirSync(this.deployTo, { recursive: true });
     const previous = this.storedOwner();
@@ -71,14 +71,20 @@ export class LocalHost implements Host {
     }
     const stored: StoredOwner = { ...owner, lockInode: statSync(this.lockDir).ino };
     writeFileSync(this.ownerFile, JSON.stringify(stored) + '\n', { mode: 0o644 });
-    return {
-      owner,
-      recovered: existed ? (previous ?? undefined) : undefined,
-      release: async () => {
+    const release = async (finalCommand?: Shell) => {
+      try {
+        return finalCommand ? await this.exec(finalCommand) : undefined;
+      } finally {
         if (this.storedOwner()?.token === owner.token) rmSync(this.ownerFile, { force: true });
         await releaseLock().catch(() => undefined);
-      },
+      }
     };
+    const output = then ? await this.exec(then) : undefined;
+    if (output && output.code !== 0) {
+      await release();
+      throw new CommandFailed(this.name, 'reading the deploy root', output);
+    }
+    return { owner, recovered: existed ? (previous ?? undefined) : undefined, output: output?.stdout ?? '', release };
   }
 
   async readLockOwner(): Promise<LockOwner | null> {

@@ -19,32 +19,40 @@ function lockPaths(deployTo: string) {
  * Prints @@acquired (then @@recovered + the stale owner if it took one over) or @@held + the owner.
  * `deadToken`: a lock whose owner we know is dead (its pid is gone on our machine) is taken over at once.
  */
-export function acquireScript(deployTo: string, owner: LockOwner, deadToken = ''): Shell {
+export function acquireScript(deployTo: string, owner: LockOwner, deadToken = '', then?: Shell): Shell {
   const l = lockPaths(deployTo);
   return script(
     sh`set -eu`,
     sh`mkdir -p ${l.root}`,
     sh`exec 9>>${l.guard}`,
     sh`flock -w 10 9`,
-    sh`take() { mkdir ${l.dir} && printf '%s\\n' ${JSON.stringify(owner)} > ${`${l.owner}.new`} && mv -f ${`${l.owner}.new`} ${l.owner} && echo @@acquired; }`,
-    sh`if [ ! -d ${l.dir} ]; then take; exit 0; fi`,
-    sh`age=$(( $(date +%s) - $(stat -c %Y ${l.dir}) ))`,
-    sh`dead=${deadToken}`,
-    sh`if [ "$age" -gt ${STALE_SECONDS} ] || { [ -n "$dead" ] && grep -qF "\\"token\\":\\"$dead\\"" ${l.owner} 2>/dev/null; }; then`,
-    sh`  echo "@@recovered $(cat ${l.owner} 2>/dev/null | head -c 4096 | tr -d '\\n')"`,
-    sh`  rm -rf ${l.dir} ${l.owner}; take; exit 0`,
+    sh`got=`,
+    sh`take() { mkdir ${l.dir} && printf '%s\\n' ${JSON.stringify(owner)} > ${`${l.owner}.new`} && mv -f ${`${l.owner}.new`} ${l.owner} && echo @@acquired && got=1; }`,
+    sh`if [ ! -d ${l.dir} ]; then take`,
+    sh`else`,
+    sh`  age=$(( $(date +%s) - $(stat -c %Y ${l.dir}) ))`,
+    sh`  dead=${deadToken}`,
+    sh`  if [ "$age" -gt ${STALE_SECONDS} ] || { [ -n "$dead" ] && grep -qF "\\"token\\":\\"$dead\\"" ${l.owner} 2>/dev/null; }; then`,
+    sh`    echo "@@recovered $(cat ${l.owner} 2>/dev/null | head -c 4096 | tr -d '\\n')"`,
+    sh`    rm -rf ${l.dir} ${l.owner}; take`,
+    sh`  else echo "@@held $(cat ${l.owner} 2>/dev/null | head -c 4096 | tr -d '\\n')"`,
+    sh`  fi`,
     sh`fi`,
-    sh`echo "@@held $(cat ${l.owner} 2>/dev/null | head -c 4096 | tr -d '\\n')"`,
+    sh`exec 9>&-`,
+    then ? sh`if [ -n "$got" ]; then echo @@then; ( ${then} ); fi` : undefined,
   );
 }
 
-/** Removes the lock only if the owner file still carries our token. */
-export function releaseScript(deployTo: string, token: string): Shell {
+/** Removes the lock only if the owner file still carries our token; a final command runs first, its exit status kept. */
+export function releaseScript(deployTo: string, token: string, finalCommand?: Shell): Shell {
   const l = lockPaths(deployTo);
   return script(
+    sh`rc=0`,
+    finalCommand ? sh`( ${finalCommand} ) || rc=$?` : undefined,
     sh`exec 9>>${l.guard}`,
     sh`flock -w 10 9`,
     sh`if grep -qF ${`"token":"${token}"`} ${l.owner} 2>/dev/null; then rm -rf ${l.owner} ${l.dir}; fi`,
+    sh`exit $rc`,
   );
 }
 

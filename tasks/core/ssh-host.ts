@@ -9,7 +9,7 @@ import type { ClientChannel, ConnectConfig } from 'ssh2';
 import type { HostConfig, ResolvedConfig } from './config.js';
 import { ConfigError } from './config.js';
 import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
-import { LockHeld, parseOwner } from './host.js';
+import { CommandFailed, LockHeld, parseOwner } from './host.js';
 import { findKnownKeys, hostKeyAlgorithms, knownHostsName, verifyHostKey } from './known-hosts.js';
 import { acquireScript, breakScript, HEARTBEAT_MS, heartbeatScript, readOwnerScript, releaseScript } from './remote-lock.js';
 import type { Shell } from './sh.js';
@@ -155,19 +155,23 @@ export class SshHost implements Host {
     });
   }
 
-  private async runLockScript(script: Shell): Promise<string> {
+  private async runLockScript(script: Shell, token = ''): Promise<string> {
     const result = await this.exec(script);
-    if (result.code !== 0) throw new Error(`${this.name}: deploy lock: ${(result.stderr || result.stdout).trim() || `exit ${result.code}`}`);
+    if (result.code !== 0) {
+      // The lock may have been taken before the command after it failed: give it back.
+      if (/^@@acquired$/m.test(result.stdout)) await this.exec(releaseScript(this.deployTo, token));
+      throw new CommandFailed(this.name, 'deploy lock', result);
+    }
     return result.stdout;
   }
 
-  async lock(owner: LockOwner): Promise<HeldLock> {
-    let output = await this.runLockScript(acquireScript(this.deployTo, owner));
+  async lock(owner: LockOwner, then?: Shell): Promise<HeldLock> {
+    let output = await this.runLockScript(acquireScript(this.deployTo, owner, '', then), owner.token);
     let held = /^@@held (.*)$/m.exec(output);
     const holder = held ? parseOwner(held[1]) : null;
     // A run of ours on this machine whose pid is gone holds nothing: take its lock over by its token.
     if (holder && holder.machine === hostname() && !pidAlive(holder.pid)) {
-      output = await this.runLockScript(acquireScript(this.deployTo, owner, holder.token));
+      output = await this.runLockScript(acquireScript(this.deployTo, owner, holder.token, then), owner.token);
       held = /^@@held (.*)$/m.exec(output);
     }
     if (held) throw new LockHeld(this.name, parseOwner(held[1]));
@@ -180,10 +184,11 @@ export class SshHost implements Host {
     return {
       owner,
       recovered: recovered ? (parseOwner(recovered[1]) ?? undefined) : undefined,
-      release: async () => {
+      output: output.slice(output.indexOf('@@then\n') + '@@then\n'.length),
+      release: async (finalCommand?: Shell) => {
         clearInterval(this.heartbeat);
         this.heldToken = undefined;
-        await this.exec(releaseScript(this.deployTo, owner.token));
+        return this.exec(releaseScript(this.deployTo, owner.token, finalCommand));
       },
     };
   }
