@@ -9,7 +9,7 @@ import { check, listReleases, unlock } from './tasks/reports.js';
 import { rollback } from './tasks/rollback.js';
 import { mustRun } from './tasks/core/host.js';
 import { sh } from './tasks/core/sh.js';
-import { switchTo } from './tasks/switch.js';
+import { cutover } from './tasks/switch.js';
 import { discard, upload } from './tasks/upload.js';
 
 await runTasks({
@@ -17,13 +17,15 @@ await runTasks({
     const archive = await packRelease(run); // git archive + template check, before any host changes
     await run.locked('deploy', async () => {
       const release = await newRelease(run, archive);
-      await run.undoable(async () => {
-        await run.each('upload', upload(run, release));
-        await run.each('dependencies', installDependencies(run, release));
-        await run.each('before-switch', runHooks(run, 'beforeSwitch', release.id));
-      }, 'cleanup', discard(run, release));
-      await run.each('switch', switchTo(run, release.id, 'deploy', { ref: archive.ref }));
-      await run.each('after-switch', runHooks(run, 'afterSwitch', release.id));
+      for (const batch of run.batches()) { // all hosts at once, or --rolling N at a time
+        await batch.undoable(async () => { // a failure here removes the new release from every host
+          await batch.each('upload', upload(batch, release));
+          await batch.each('dependencies', installDependencies(batch, release));
+          await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
+        }, 'cleanup', discard(batch, release));
+        await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
+        await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
+      }
       await run.each('purge', purgeReleases(run));
     });
     archive.dispose();

@@ -40,6 +40,21 @@ export function switchScript(deployTo: string, id: string, logLine: string): She
   );
 }
 
+/**
+ * Switches every host of the run; if some host fails after others switched, those go back to the
+ * release they had, so the fleet is never left mixed. The output says which host is on which release.
+ */
+export async function cutover(run: TaskRun, id: string, ref: string): Promise<void> {
+  try {
+    await run.each('switch', switchTo(run, id, 'deploy', { ref }));
+  } catch (error) {
+    const switched = run.hosts.filter((h) => h.result.live === id && typeof h.result.previous === 'string');
+    await run.each('switch back', (h) => switchTo(run, h.result.previous as string, 'rollback')(h), switched).catch((e: Error) => run.log.error(e.message));
+    for (const h of run.hosts) run.log.info(`  ${h.host.name}: live ${h.state.live ?? '(none)'}`);
+    throw error;
+  }
+}
+
 /** The switch step: makes `id` live on a host and records why. As a task's `last` step it also gives back the lock. */
 export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback', { ref, last = false }: { ref?: string; last?: boolean } = {}) {
   return async (h: HostRun): Promise<StepOutcome> => {

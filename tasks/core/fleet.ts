@@ -31,22 +31,35 @@ export class StepFailed extends Error {
 /** What a step may return: a detail for its output line, or 'skipped'. */
 export type StepOutcome = string | void | { skipped: string };
 
+/** State shared by a run and its batches: undo work for interrupts, and the held locks. */
+interface RunShared {
+  cleanups: Set<() => Promise<void>>;
+  releaseLock?: (h: HostRun, what: string, command: Shell) => Promise<string>;
+}
+
 export class TaskRun {
-  private readonly cleanups = new Set<() => Promise<void>>();
-  private releaseLock?: (h: HostRun, what: string, command: Shell) => Promise<string>;
-
-  /** Runs a task's last command on a host and gives back its lock in the same round trip. */
-  async finalCommand(h: HostRun, what: string, command: Shell): Promise<string> {
-    return this.releaseLock ? this.releaseLock(h, what, command) : mustRun(h.host, what, command);
-  }
-
   constructor(
     readonly config: ResolvedConfig,
     readonly options: CliOptions,
     readonly log: Log,
     readonly hosts: HostRun[],
     readonly args: string[],
+    private readonly shared: RunShared = { cleanups: new Set() },
   ) {}
+
+  /** Runs a task's last command on a host and gives back its lock in the same round trip. */
+  async finalCommand(h: HostRun, what: string, command: Shell): Promise<string> {
+    return this.shared.releaseLock ? this.shared.releaseLock(h, what, command) : mustRun(h.host, what, command);
+  }
+
+  /** All hosts at once, or --rolling N hosts at a time: each batch is prepared and switched before the next. */
+  batches(): TaskRun[] {
+    const size = this.options.rolling ?? this.hosts.length;
+    const groups: HostRun[][] = [];
+    for (let i = 0; i < this.hosts.length; i += size) groups.push(this.hosts.slice(i, i + size));
+    if (groups.length === 1) return [this];
+    return groups.map((hosts) => new TaskRun(this.config, this.options, this.log, hosts, this.args, this.shared));
+  }
 
   private async limited<T>(targets: HostRun[], fn: (h: HostRun) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
     const pLimit = (await import('p-limit')).default;
@@ -61,10 +74,12 @@ export class TaskRun {
       try {
         const outcome = await fn(h);
         const ms = performance.now() - start;
+        h.result.seconds = Number((((h.result.seconds as number) ?? 0) + ms / 1000).toFixed(3));
         if (outcome && typeof outcome === 'object') this.log.step(h.host.name, step, ms, 'skipped', outcome.skipped);
         else this.log.step(h.host.name, step, ms, this.options.dryRun ? 'dry-run' : 'ok', outcome ?? '');
       } catch (error) {
         this.log.step(h.host.name, step, performance.now() - start, 'failed');
+        h.result.failedAt ??= step;
         throw error;
       }
     });
@@ -86,7 +101,7 @@ export class TaskRun {
       await Promise.all([...locks.values()].map((l) => l.release()));
       locks.clear();
     };
-    this.releaseLock = async (h, what, command) => {
+    this.shared.releaseLock = async (h, what, command) => {
       const lock = locks.get(h.host);
       if (!lock) return mustRun(h.host, what, command);
       locks.delete(h.host);
@@ -94,7 +109,7 @@ export class TaskRun {
       if (result.code !== 0) throw new CommandFailed(h.host.name, what, result);
       return result.stdout;
     };
-    this.cleanups.add(release);
+    this.shared.cleanups.add(release);
     try {
       await this.each('lock', async (h) => {
         h.lock = locks.get(h.host);
@@ -105,9 +120,9 @@ export class TaskRun {
       });
       await body();
     } finally {
-      this.releaseLock = undefined;
+      this.shared.releaseLock = undefined;
       await release();
-      this.cleanups.delete(release);
+      this.shared.cleanups.delete(release);
     }
   }
 
@@ -128,12 +143,12 @@ export class TaskRun {
 
   /** Registers work to undo if the run is interrupted; returns the function that unregisters it. */
   onAbort(fn: () => Promise<void>): () => void {
-    this.cleanups.add(fn);
-    return () => this.cleanups.delete(fn);
+    this.shared.cleanups.add(fn);
+    return () => this.shared.cleanups.delete(fn);
   }
 
   async abort(): Promise<void> {
-    for (const fn of [...this.cleanups].reverse()) await fn().catch(() => undefined);
-    this.cleanups.clear();
+    for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
+    this.shared.cleanups.clear();
   }
 }

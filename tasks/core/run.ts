@@ -26,6 +26,16 @@ function taskList(tasks: Record<string, TaskDefinition>): string {
   return Object.entries(tasks).map(([name, t]) => `  ${name.padEnd(width)}  ${t.help}`).join('\n');
 }
 
+/** host → live release, time spent, status: the end-of-task view of a fleet. */
+function printTable(log: Log, hostRuns: HostRun[]): void {
+  for (const h of hostRuns) {
+    const live = (h.result.live as string | undefined) ?? h.state?.live ?? '(none)';
+    const seconds = `${((h.result.seconds as number | undefined) ?? 0).toFixed(2)}s`;
+    const status = h.result.failedAt ? `FAILED at ${h.result.failedAt as string}` : 'ok';
+    log.info(`  ${h.host.name.padEnd(12)} ${live.padEnd(28)} ${seconds.padStart(7)}  ${status}`);
+  }
+}
+
 interface TaskResult {
   task: string;
   args: string[];
@@ -72,6 +82,7 @@ async function runCalls(
         setActive(null);
         result.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
         for (const h of hostRuns) result.hosts[h.host.name] = h.result;
+        if (hostRuns.length > 1 || !result.ok) printTable(log, hostRuns);
       }
       const live = [...new Set(hostRuns.map((h) => h.result.live).filter(Boolean))];
       log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${live.length ? `; live: ${live.join(', ')}` : ''}`);
