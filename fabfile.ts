@@ -6,7 +6,8 @@ import { runHooks } from './tasks/hooks.js';
 import { purgeReleases } from './tasks/purge.js';
 import { newRelease, packRelease } from './tasks/release.js';
 import { check, listReleases, unlock } from './tasks/reports.js';
-import { rollback } from './tasks/rollback.js';
+import { rollBackOnFailure, rollback } from './tasks/rollback.js';
+import { healthCheck, installConfigs, restartServices } from './tasks/services.js';
 import { mustRun } from './tasks/core/host.js';
 import { sh } from './tasks/core/sh.js';
 import { cutover } from './tasks/switch.js';
@@ -21,10 +22,15 @@ await runTasks({
         await batch.undoable(async () => { // a failure here removes the new release from every host
           await batch.each('upload', upload(batch, release));
           await batch.each('dependencies', installDependencies(batch, release));
+          await batch.each('configs', installConfigs(batch, release.id));
           await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
         }, 'cleanup', discard(batch, release));
         await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
-        await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
+        await rollBackOnFailure(batch, release, async () => {
+          await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
+          await batch.each('restart', restartServices(batch));
+          await batch.each('health', healthCheck(batch, release.id));
+        });
       }
       await run.each('purge', purgeReleases(run));
     });

@@ -2,7 +2,7 @@
 // restricted to the subdirectory), packed as one tar.gz with its sha256.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -77,6 +77,13 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
       const checkout = path.join(config.repository, where);
       if (!existsSync(path.join(checkout, '.git'))) throw new Error(`submodule ${where} is not checked out; run git submodule update --init`);
       await tar(checkout, sha, path.join(tree, sub ? path.relative(sub, where) : where));
+    }
+    // The app's environment travels inside the archive (mode 0600), never on a command line.
+    const dotenv = path.join(config.projectRoot, `.env.${config.environment}`);
+    if (existsSync(dotenv)) {
+      mkdirSync(path.join(tree, '.slipway'), { recursive: true });
+      copyFileSync(dotenv, path.join(tree, '.slipway', 'dotenv'));
+      chmodSync(path.join(tree, '.slipway', 'dotenv'), 0o600);
     }
     const file = path.join(work, 'release.tar.gz');
     await execFileP('tar', ['-czf', file, '-C', tree, '.']);

@@ -1,9 +1,15 @@
 // Rollback: `rollback` steps back one release, `rollback:current` returns to the newest,
 // `rollback:<id>` goes to that one. It reuses the switch; it never deletes a release.
-import type { TaskRun } from './core/fleet.js';
+import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
+import { mustRun } from './core/host.js';
+import { layout } from './core/paths.js';
+import type { Shell } from './core/sh.js';
+import { script, sh } from './core/sh.js';
+import type { Release } from './release.js';
+import { releaseMeta } from './upload.js';
 import { parseRollbackArg, RollbackRefused, selectRollbackTarget } from './core/releases.js';
 import { badReleases } from './hosts.js';
-import { switchTo } from './switch.js';
+import { returnToScript, revisionLine, switchTo } from './switch.js';
 
 /** Picks the target on every host; refuses when any host has none, or when hosts would land on different releases. */
 export function rollbackTargets(run: TaskRun): Map<string, string> {
@@ -33,4 +39,38 @@ export async function rollback(run: TaskRun): Promise<void> {
     const targets = rollbackTargets(run);
     await run.each('switch', (h) => switchTo(run, targets.get(h.host.name)!, 'rollback', { last: true })(h));
   });
+}
+
+/** Marks a release bad in its metadata: `rollback` skips it and purge removes it first. */
+export function markBadScript(deployTo: string, release: Release, envKey: string | null, reason: string): Shell {
+  const file = `${layout(deployTo).release(release.id)}/.slipway/release.json`;
+  const meta = { ...releaseMeta(release, envKey), status: 'bad', reason: reason.split('\n').slice(0, 3).join(' ').slice(0, 300) };
+  return script(sh`if [ -d "$(dirname ${file})" ]; then printf '%s\\n' ${JSON.stringify(meta)} > ${`${file}.new`} && mv -f ${`${file}.new`} ${file}; fi`);
+}
+
+/**
+ * Runs what follows a switch (hooks, restart, health check). If it fails, the release is marked bad
+ * and, unless --no-auto-rollback, every host of the batch goes back to the release it had before.
+ */
+export async function rollBackOnFailure(run: TaskRun, release: Release, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    const reason = (error as Error).message;
+    const back = (h: HostRun): Promise<StepOutcome> => {
+      const mark = markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
+      const previous = h.result.previous as string | null | undefined;
+      if (!run.options.autoRollback || !previous) return mustRun(h.host, 'marking the release bad', mark).then(() => 'marked bad, left live');
+      const command = script(mark, returnToScript(run, h, previous, revisionLine('rollback', previous, { from: release.id, reason: 'auto' })));
+      return mustRun(h.host, 'automatic rollback', command).then(() => {
+        h.result.live = previous;
+        h.state.live = previous;
+        return `back on ${previous}`;
+      });
+    };
+    await run.each(run.options.autoRollback ? 'auto-rollback' : 'mark bad', back).catch((e: Error) => run.log.error(`automatic rollback failed:\n${e.message}`));
+    const where = run.hosts.map((h) => `${h.host.name} on ${h.state.live ?? '(none)'}`).join(', ');
+    const what = run.options.autoRollback ? `rolled back automatically (${where})` : `left live because of --no-auto-rollback (${where})`;
+    throw new Error(`release ${release.id} failed after the switch and was ${what}; marked bad. Why:\n${reason}`);
+  }
 }

@@ -6,6 +6,7 @@ import { mustRun } from './core/host.js';
 import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { script, sh } from './core/sh.js';
+import { installConfigsScript, restartScript } from './services.js';
 import type { ReleaseMeta } from './hosts.js';
 
 export function deployer(): string {
@@ -55,11 +56,20 @@ export async function cutover(run: TaskRun, id: string, ref: string): Promise<vo
   }
 }
 
+/** Going back to a release that was live before: its own configs installed and validated, switch, restart. */
+export function returnToScript(run: TaskRun, h: HostRun, id: string, logLine: string): Shell {
+  const services = run.config.services;
+  const switched = switchScript(h.paths.root, id, logLine);
+  return services ? script(installConfigsScript(services, h.paths.release(id)), switched, restartScript(services, 'shell')) : switched;
+}
+
 /** The switch step: makes `id` live on a host and records why. As a task's `last` step it also gives back the lock. */
 export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback', { ref, last = false }: { ref?: string; last?: boolean } = {}) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const from = h.state.live;
-    const command = switchScript(h.paths.root, id, revisionLine(action, id, { from: from ?? '', ...(ref ? { ref } : {}) }));
+    const logLine = revisionLine(action, id, { from: from ?? '', ...(ref ? { ref } : {}) });
+    // A deploy restarts in its own step after the switch; a rollback does it all in one round trip.
+    const command = action === 'rollback' ? returnToScript(run, h, id, logLine) : switchScript(h.paths.root, id, logLine);
     await (last ? run.finalCommand(h, 'switch', command) : mustRun(h.host, 'switch', command));
     h.result.previous = from;
     h.result.live = id;

@@ -12,6 +12,7 @@ import type { Release } from './release.js';
 import { deployer, publishScript } from './switch.js';
 import type { RenderedFile } from './templates.js';
 import { nginxCheckScript } from './templates.js';
+import { restoreConfigsScript } from './services.js';
 
 export interface StageSpec {
   deployTo: string;
@@ -53,6 +54,8 @@ export function stageScript(spec: StageSpec): Shell {
     sh`rm -f ${archive}`,
     sh`mkdir -p ${`${staged}/.slipway`}`,
     ...spec.files.map((f) => sh`printf '%s' ${f.content} > ${`${staged}/.slipway/${f.name}`}`),
+    // .env.<environment> becomes shared/.env, private to the deploy user, linked into the release.
+    sh`if [ -f ${`${staged}/.slipway/dotenv`} ]; then (umask 077 && cp ${`${staged}/.slipway/dotenv`} ${`${p.shared}/.env.new`}) && chmod 600 ${`${p.shared}/.env.new`} && mv -f ${`${p.shared}/.env.new`} ${`${p.shared}/.env`} && rm -f ${`${staged}/.slipway/dotenv`} && rm -rf ${`${staged}/.env`} && ln -s ../../shared/.env ${`${staged}/.env`}; fi`,
     ...sharedLinks(spec),
   );
 }
@@ -84,7 +87,9 @@ export function upload(run: TaskRun, release: Release) {
 /** Undoes a failed prepare on a host. */
 export function discard(run: TaskRun, release: Release) {
   return async (h: HostRun): Promise<StepOutcome> => {
-    const kept = await mustRun(h.host, 'cleanup', discardScript(h.paths.root, release.id, run.options.keepFailed));
+    const services = run.config.services;
+    const command = script(services ? restoreConfigsScript(services) : undefined, discardScript(h.paths.root, release.id, run.options.keepFailed));
+    const kept = await mustRun(h.host, 'cleanup', command);
     return kept.trim() ? `kept for inspection: ${kept.trim()}` : 'removed the unfinished release';
   };
 }

@@ -29,6 +29,24 @@ const stageSchema = z.strictObject({
   commands: z.array(z.string().min(1)),
 });
 
+const servicesSchema = z.strictObject({
+  /** Prefix for commands that touch the system, e.g. "sudo -n". */
+  sudo: z.string().optional(),
+  nginx: z
+    .union([z.literal(false), z.strictObject({ site: z.string().optional(), enabled: z.string().optional(), test: z.string().optional(), reload: z.string().optional() })])
+    .optional(),
+  supervisor: z
+    .union([z.literal(false), z.strictObject({ program: z.string().optional(), ctl: z.string().optional(), name: z.string().optional() })])
+    .optional(),
+});
+
+const healthcheckSchema = z.strictObject({
+  url: z.url(),
+  expectStatus: z.number().int().min(100).max(599).default(200),
+  expectBody: z.string().optional(),
+  timeoutSeconds: z.number().positive().default(30),
+});
+
 /** Keys that may be set at the top level and overridden per environment. */
 const settings = {
   application: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a name matching [a-z0-9][a-z0-9-]*'),
@@ -47,6 +65,8 @@ const settings = {
   parallel: z.number().int().min(1),
   knownHosts: z.string().min(1),
   connectTimeoutSeconds: z.number().positive(),
+  services: servicesSchema,
+  healthcheck: healthcheckSchema,
 };
 
 const environmentSchema = z.strictObject({
@@ -71,6 +91,8 @@ const fileSchema = z.strictObject({
   parallel: settings.parallel.optional(),
   knownHosts: settings.knownHosts.optional(),
   connectTimeoutSeconds: settings.connectTimeoutSeconds.optional(),
+  services: settings.services.optional(),
+  healthcheck: settings.healthcheck.optional(),
   environments: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'), environmentSchema),
   defaultEnvironment: z.string().optional(),
 });
@@ -82,6 +104,32 @@ export type Stage = z.output<typeof stageSchema>;
 /** Typed identity: gives the editor the schema's types. */
 export function defineConfig(config: SlipwayConfig): SlipwayConfig {
   return config;
+}
+
+export interface Services {
+  sudo: string;
+  nginx?: { site: string; enabled: string; test: string; reload: string };
+  supervisor?: { program: string; ctl: string; name: string };
+}
+
+function resolveServices(application: string, raw: z.output<typeof servicesSchema> | undefined): Services | undefined {
+  if (!raw) return undefined;
+  const nginx = raw.nginx === false ? undefined : raw.nginx ?? {};
+  const supervisor = raw.supervisor === false ? undefined : raw.supervisor ?? {};
+  return {
+    sudo: raw.sudo ?? '',
+    nginx: nginx && {
+      site: nginx.site ?? `/etc/nginx/sites-available/${application}.conf`,
+      enabled: nginx.enabled ?? `/etc/nginx/sites-enabled/${application}.conf`,
+      test: nginx.test ?? 'nginx -t',
+      reload: nginx.reload ?? 'nginx -s reload',
+    },
+    supervisor: supervisor && {
+      program: supervisor.program ?? `/etc/supervisor/conf.d/${application}.conf`,
+      ctl: supervisor.ctl ?? 'supervisorctl',
+      name: supervisor.name ?? application,
+    },
+  };
 }
 
 export interface ResolvedConfig {
@@ -101,6 +149,8 @@ export interface ResolvedConfig {
   parallel?: number;
   knownHosts?: string;
   connectTimeoutSeconds: number;
+  services?: Services;
+  healthcheck?: z.output<typeof healthcheckSchema>;
   environment: string;
   hosts: HostConfig[];
   /** Values read from .env files: usable in templates, never printed. */
@@ -201,6 +251,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     parallel: merged.parallel,
     knownHosts: merged.knownHosts,
     connectTimeoutSeconds: merged.connectTimeoutSeconds ?? 10,
+    services: resolveServices(merged.application, merged.services),
+    healthcheck: merged.healthcheck,
     environment: name,
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
     env,

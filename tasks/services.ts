@@ -1,0 +1,164 @@
+// nginx and supervisor on the host: the release's rendered configs are installed only when they
+// changed, atomically (temp file + rename), validated before the switch (`nginx -t`, supervisor's
+// reread) and put back as they were on any failure. After the switch: restart, reload, health check.
+import type { Services } from './core/config.js';
+import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
+import { mustRun } from './core/host.js';
+import type { Shell } from './core/sh.js';
+import { raw, script, sh } from './core/sh.js';
+
+interface ManagedFile {
+  kind: 'nginx' | 'supervisor';
+  rendered: string;
+  target: string;
+}
+
+function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
+  const files: ManagedFile[] = [];
+  if (services.nginx) files.push({ kind: 'nginx', rendered: `${releaseDir}/.slipway/nginx.conf`, target: services.nginx.site });
+  if (services.supervisor) files.push({ kind: 'supervisor', rendered: `${releaseDir}/.slipway/supervisor.conf`, target: services.supervisor.program });
+  return files;
+}
+
+const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
+
+/**
+ * Shell functions: `restore_configs` puts back what a (possibly dead) earlier run replaced, from
+ * the `.slipway-prev` copies (or removes what it added, for `.slipway-none`); `commit_configs` drops them.
+ */
+function configFunctions(services: Services): Shell {
+  const s = sudo(services);
+  const targets = [services.nginx?.site, services.nginx?.enabled, services.supervisor?.program].filter((t): t is string => Boolean(t));
+  return script(
+    sh`restore_configs() {`,
+    ...targets.map(
+      (t) =>
+        sh`  if [ -e ${`${t}.slipway-prev`} ] || [ -L ${`${t}.slipway-prev`} ]; then ${s}mv -f ${`${t}.slipway-prev`} ${t}; elif [ -e ${`${t}.slipway-none`} ]; then ${s}rm -f ${t} ${`${t}.slipway-none`}; fi`,
+    ),
+    sh`  :; }`,
+    sh`commit_configs() { ${s}rm -f ${targets.flatMap((t) => [`${t}.slipway-prev`, `${t}.slipway-none`])}; }`,
+  );
+}
+
+/** Installs the release's configs that differ from the installed ones; validates; restores and fails on a rejection. */
+export function installConfigsScript(services: Services, releaseDir: string): Shell {
+  const s = sudo(services);
+  const save = (t: string) => sh`if [ -e ${t} ] || [ -L ${t} ]; then ${s}cp -P ${t} ${`${t}.slipway-prev`}; else ${s}touch ${`${t}.slipway-none`}; fi`;
+  const lines: Shell[] = [configFunctions(services), sh`restore_configs`, sh`nginx_changed= supervisor_changed=`];
+  for (const f of managedFiles(services, releaseDir)) {
+    lines.push(
+      sh`if [ -f ${f.rendered} ] && ! cmp -s ${f.rendered} ${f.target}; then`,
+      save(f.target),
+      sh`  ${s}mkdir -p "$(dirname ${f.target})" && ${s}cp ${f.rendered} ${`${f.target}.slipway-new`} && ${s}mv -f ${`${f.target}.slipway-new`} ${f.target}`,
+      sh`  ${raw(f.kind)}_changed=1; echo ${`@@changed ${f.kind}`}`,
+      sh`fi`,
+    );
+  }
+  const nginx = services.nginx;
+  if (nginx) {
+    lines.push(
+      sh`if [ -n "$nginx_changed" ] && [ "$(readlink ${nginx.enabled} 2>/dev/null)" != ${nginx.site} ]; then`,
+      save(nginx.enabled),
+      sh`  ${s}ln -sfn ${nginx.site} ${nginx.enabled}`,
+      sh`fi`,
+      sh`if [ -n "$nginx_changed" ] && ! out=$(${s}${raw(nginx.test)} 2>&1); then restore_configs; printf 'nginx rejected the new site (previous files put back):\\n%s\\n' "$out" >&2; exit 1; fi`,
+    );
+  }
+  const supervisor = services.supervisor;
+  if (supervisor) {
+    lines.push(
+      sh`if [ -n "$supervisor_changed" ]; then out=$(${s}${raw(supervisor.ctl)} reread 2>&1) || true; case "$out" in *ERROR*|*rror*) restore_configs; ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true; printf 'supervisor rejected the new program (previous files put back):\\n%s\\n' "$out" >&2; exit 1;; esac; fi`,
+    );
+  }
+  return script(...lines);
+}
+
+/** Puts back the configs a failed deploy replaced. */
+export function restoreConfigsScript(services: Services): Shell {
+  return script(configFunctions(services), sh`restore_configs`);
+}
+
+/**
+ * After a switch: supervisor picks up program changes and restarts the program (so it runs the new
+ * `current`); nginx reloads when its site changed. `nginxChanged` true/false, or 'shell' to read the
+ * `$nginx_changed` left by installConfigsScript in the same script.
+ */
+export function restartScript(services: Services, nginxChanged: boolean | 'shell'): Shell {
+  const s = sudo(services);
+  const lines: Shell[] = [configFunctions(services)];
+  const supervisor = services.supervisor;
+  if (supervisor) {
+    const ctl = raw(supervisor.ctl);
+    lines.push(
+      sh`${s}${ctl} reread >/dev/null && ${s}${ctl} update ${supervisor.name} >/dev/null`,
+      sh`if ! out=$(${s}${ctl} restart ${supervisor.name} 2>&1); then printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2; exit 1; fi`,
+      sh`case "$out" in *ERROR*) printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2; exit 1;; esac`,
+    );
+  }
+  if (services.nginx && nginxChanged !== false) {
+    const reload = sh`${s}${raw(services.nginx.reload)}`;
+    lines.push(nginxChanged === 'shell' ? sh`if [ -n "\${nginx_changed:-}" ]; then ${reload}; fi` : reload);
+  }
+  lines.push(sh`commit_configs`);
+  return script(...lines);
+}
+
+export interface HealthCheck {
+  url: string;
+  expectStatus: number;
+  expectBody?: string;
+  timeoutSeconds: number;
+}
+
+/** GETs the URL on the host until it answers as expected or the timeout passes. */
+export function healthCheckScript(check: HealthCheck): Shell {
+  return script(
+    sh`url=${check.url} want=${check.expectStatus} body=${check.expectBody ?? ''} deadline=$(( $(date +%s) + ${Math.ceil(check.timeoutSeconds)} ))`,
+    sh`tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT`,
+    sh`get() { if command -v curl >/dev/null; then curl -s -o "$tmp" -w '%{http_code}' --max-time 5 "$url"; else python3 -c 'import sys,urllib.request as u
+try: r=u.urlopen(sys.argv[1], timeout=5); s=r.status; b=r.read()
+except u.HTTPError as e: s=e.code; b=e.read()
+open(sys.argv[2],"wb").write(b); print(s)' "$url" "$tmp"; fi; }`,
+    sh`while :; do`,
+    sh`  got=$(get 2>/dev/null) || got=`,
+    sh`  if [ "$got" = "$want" ] && { [ -z "$body" ] || grep -qF -- "$body" "$tmp"; }; then echo "$url answered $got"; exit 0; fi`,
+    sh`  if [ "$(date +%s)" -ge "$deadline" ]; then`,
+    sh`    printf 'health check failed: %s answered %s (expected %s%s) for %ss: %s\\n' "$url" "\${got:-nothing}" "$want" "\${body:+ with body containing $body}" ${Math.ceil(check.timeoutSeconds)} "$(head -c 200 "$tmp" | tr '\\n' ' ')" >&2`,
+    sh`    exit 1`,
+    sh`  fi`,
+    sh`  sleep 0.5`,
+    sh`done`,
+  );
+}
+
+/** Prepare step: install the new release's configs where they changed, validated, before the switch. */
+export function installConfigs(run: TaskRun, releaseId: string) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    const services = run.config.services;
+    if (!services) return { skipped: 'no services configured' };
+    const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.release(releaseId)));
+    const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
+    h.result.configsChanged = changed;
+    return changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged';
+  };
+}
+
+/** After the switch: restart the program, reload nginx if its site changed. */
+export function restartServices(run: TaskRun) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    const services = run.config.services;
+    if (!services) return { skipped: 'no services configured' };
+    const nginxChanged = ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
+    await mustRun(h.host, 'restart', restartScript(services, nginxChanged));
+    return [services.supervisor && `restarted ${services.supervisor.name}`, nginxChanged && 'reloaded nginx'].filter(Boolean).join(', ');
+  };
+}
+
+export function healthCheck(run: TaskRun, releaseId: string) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    const check = run.config.healthcheck;
+    if (!check) return { skipped: 'no healthcheck configured' };
+    const expectBody = check.expectBody?.replaceAll('{{releaseId}}', releaseId);
+    return (await mustRun(h.host, 'health check', healthCheckScript({ ...check, expectBody }))).trim();
+  };
+}
