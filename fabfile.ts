@@ -7,7 +7,7 @@ import { purgeReleases } from './tasks/purge.js';
 import { newRelease, packRelease } from './tasks/release.js';
 import { check, listReleases, unlock } from './tasks/reports.js';
 import { rollBackOnFailure, rollback } from './tasks/rollback.js';
-import { healthCheck, installConfigs, restartServices } from './tasks/services.js';
+import { healthCheck, installConfigs, restart, restartServices, status } from './tasks/services.js';
 import { mustRun } from './tasks/core/host.js';
 import { sh } from './tasks/core/sh.js';
 import { cutover } from './tasks/switch.js';
@@ -41,11 +41,10 @@ await runTasks({
   check: task('Check the config, that hosts answer, deploy roots are writable, and lock state', check),
   purge: task('Remove releases beyond keepReleases now', (run) => run.locked('purge', () => run.each('purge', purgeReleases(run)))),
   unlock: task('Print who holds the deploy lock, then remove it', unlock),
+  restart: task('Restart the program on every host (and reload nginx)', restart),
+  status: task('Per host: live release, supervisor status, nginx config check, health check', status),
   // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
   migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
-    run.each('migrate', async (h) => {
-      if (!h.config.roles.includes('db')) return { skipped: 'not a db host' };
-      await mustRun(h.host, 'migrate', sh`cd ${h.paths.current} && npm run --if-present migrate`);
-    }),
+    run.each('migrate', (h) => mustRun(h.host, 'migrate', sh`cd ${h.paths.current} && npm run --if-present migrate`), run.withRole('db')),
   ),
 }, { root: import.meta.dirname });

@@ -162,3 +162,30 @@ export function healthCheck(run: TaskRun, releaseId: string) {
     return (await mustRun(h.host, 'health check', healthCheckScript({ ...check, expectBody }))).trim();
   };
 }
+
+/** The `restart` task: restart the program on every host (and reload nginx). */
+export async function restart(run: TaskRun): Promise<void> {
+  const services = run.config.services;
+  if (!services) throw new Error('restart: no services configured (set "services" in the config)');
+  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => 'restarted'));
+}
+
+/** The `status` task: live release, supervisor's view, nginx's config check and one health check per host. */
+export async function status(run: TaskRun): Promise<void> {
+  await run.inspect();
+  const services = run.config.services;
+  const check = run.config.healthcheck;
+  await run.each('status', async (h) => {
+    const s = services ? sudo(services) : raw('');
+    const lines = script(
+      services?.supervisor ? sh`echo "@@supervisor $(${s}${raw(services.supervisor.ctl)} status ${services.supervisor.name} 2>&1 | head -n 1)"` : undefined,
+      services?.nginx ? sh`if ${s}${raw(services.nginx.test)} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi` : undefined,
+      check ? sh`if out=$( ( ${healthCheckScript({ ...check, timeoutSeconds: 1 })} ) 2>&1); then echo "@@health ok: $out"; else echo "@@health FAILED: $out"; fi` : undefined,
+      sh`true`,
+    );
+    const output = (await h.host.exec(lines, { readonly: true })).stdout;
+    const facts = Object.fromEntries([...output.matchAll(/^@@(\w+) (.*)$/gm)].map((m) => [m[1], m[2].trim()]));
+    Object.assign(h.result, { live: h.state.live, ...facts });
+    return [`live ${h.state.live ?? '(none)'}`, ...Object.entries(facts).map(([k, v]) => `${k}: ${v}`)].join('; ');
+  });
+}

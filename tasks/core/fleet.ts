@@ -52,6 +52,10 @@ export class TaskRun {
     return this.shared.releaseLock ? this.shared.releaseLock(h, what, command) : mustRun(h.host, what, command);
   }
 
+  withRole(role: string): HostRun[] {
+    return this.hosts.filter((h) => h.config.roles.includes(role));
+  }
+
   /** All hosts at once, or --rolling N hosts at a time: each batch is prepared and switched before the next. */
   batches(): TaskRun[] {
     const size = this.options.rolling ?? this.hosts.length;
