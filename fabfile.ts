@@ -19,13 +19,13 @@ await runTasks({
     await run.locked('deploy', async () => {
       const release = await newRelease(run, archive);
       for (const batch of run.batches()) { // all hosts at once, or --rolling N at a time
-        await batch.undoable(async () => { // a failure here removes the new release from every host
+        await batch.undoable(async () => { // until it is live, a failure removes the new release everywhere
           await batch.each('upload', upload(batch, release));
           await batch.each('dependencies', installDependencies(batch, release));
           await batch.each('configs', installConfigs(batch, release.id));
           await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
+          await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
         }, 'cleanup', discard(batch, release));
-        await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
         await rollBackOnFailure(batch, release, async () => {
           await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
           await batch.each('restart', restartServices(batch));

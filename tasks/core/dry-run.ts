@@ -29,5 +29,7 @@ export class DryRunHost implements Host {
     return this.inner.readLockOwner();
   }
 
+  interrupt() { return this.inner.interrupt(); }
+
   close() { return this.inner.close(); }
 }

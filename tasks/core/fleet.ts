@@ -9,6 +9,7 @@ import type { CliOptions } from './cli.js';
 import type { HostState } from '../hosts.js';
 import { inspectHost, inspectScript, parseInspection } from '../hosts.js';
 import { lockAll } from '../lock.js';
+import { faultPoint } from './faults.js';
 import { layout } from './paths.js';
 
 export interface HostRun {
@@ -73,6 +74,7 @@ export class TaskRun {
 
   /** Runs one named step on each host (or the given ones); throws StepFailed naming every failed host. */
   async each(step: string, fn: (h: HostRun) => Promise<StepOutcome>, targets: HostRun[] = this.hosts): Promise<void> {
+    await faultPoint('before', step);
     const settled = await this.limited(targets, async (h) => {
       const start = performance.now();
       try {
@@ -89,6 +91,7 @@ export class TaskRun {
     });
     const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : []));
     if (failures.length) throw new StepFailed(step, failures);
+    await faultPoint('after', step);
   }
 
   /** Reads every host's state without locking (releases, check). */
@@ -151,8 +154,11 @@ export class TaskRun {
     return () => this.shared.cleanups.delete(fn);
   }
 
+  /** Stops what is running on every host, then undoes unfinished work and releases the locks. */
   async abort(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => h.host.interrupt()));
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
+    for (const h of this.hosts) this.log.info(`  ${h.host.name}: live ${h.state?.live ?? '(unknown)'}`);
   }
 }

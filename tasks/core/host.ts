@@ -54,6 +54,8 @@ export interface Host {
   /** Takes the deploy lock or throws LockHeld; `then` runs right after, in the same round trip where it can. */
   lock(owner: LockOwner, then?: Shell): Promise<HeldLock>;
   readLockOwner(): Promise<LockOwner | null>;
+  /** Stops every command still running on the host (Ctrl-C): the process group, not just the channel. */
+  interrupt(): Promise<void>;
   /** Removes the lock whoever holds it; returns the owner it had. */
   breakLock(): Promise<LockOwner | null>;
   close(): Promise<void>;

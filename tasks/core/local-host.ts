@@ -31,10 +31,22 @@ export class LocalHost implements Host {
     this.ownerFile = `${this.lockDir}.owner`;
   }
 
+  private readonly running = new Set<{ kill(signal?: NodeJS.Signals): Promise<void> }>();
+
   async exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
     const { $ } = await import('zx');
-    const output = await $({ input: options.stdin as never, nothrow: true, quiet: true })`bash -c ${command.text}`;
-    return { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
+    const process = $({ input: options.stdin as never, nothrow: true, quiet: true })`bash -c ${command.text}`;
+    this.running.add(process);
+    try {
+      const output = await process;
+      return { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
+    } finally {
+      this.running.delete(process);
+    }
+  }
+
+  async interrupt(): Promise<void> {
+    await Promise.all([...this.running].map((p) => p.kill('SIGTERM').catch(() => undefined)));
   }
 
   private storedOwner(): StoredOwner | null {

@@ -115,7 +115,8 @@ export class SshHost implements Host {
   private lastTouch = 0;
   private heartbeat?: NodeJS.Timeout;
   private heldToken?: string;
-  private readonly channels = new Set<ClientChannel>();
+  /** Open channels, with the remote process group each one runs (its shell's pid). */
+  private readonly channels = new Map<ClientChannel, number | undefined>();
   private lost?: Error;
 
   constructor(readonly name: string, readonly deployTo: string, readonly roles: readonly string[], private readonly ssh: Client, endpoint: Endpoint) {
@@ -131,13 +132,23 @@ export class SshHost implements Host {
     const touch = this.heldToken ? `${heartbeatScript(this.deployTo).text} 2>/dev/null; ` : '';
     if (touch) this.lastTouch = Date.now();
     return new Promise((resolve) => {
-      connection.exec(`${touch}exec bash -c ${quote(command.text)}`, (error, channel) => {
+      // sshd makes the login shell a session leader: its pid is the group to kill on interrupt.
+      connection.exec(`echo "@@pid $$"; ${touch}exec bash -c ${quote(command.text)}`, (error, channel) => {
         if (error) return resolve({ code: null, stdout: '', stderr: error.message });
-        this.channels.add(channel);
+        this.channels.set(channel, undefined);
         const out: Buffer[] = [];
         const err: Buffer[] = [];
         let code: number | null = null;
-        channel.on('data', (d: Buffer) => out.push(d));
+        channel.on('data', (d: Buffer) => {
+          if (out.length === 0 && this.channels.get(channel) === undefined) {
+            const match = /^@@pid (\d+)\n/.exec(d.toString('latin1'));
+            if (match) {
+              this.channels.set(channel, Number(match[1]));
+              d = d.subarray(match[0].length);
+            }
+          }
+          out.push(d);
+        });
         channel.stderr.on('data', (d: Buffer) => err.push(d));
         channel.on('exit', (exitCode: number | null) => (code = typeof exitCode === 'number' ? exitCode : null));
         channel.on('close', () => {
@@ -203,10 +214,18 @@ export class SshHost implements Host {
     return output ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' }) : null;
   }
 
-  /** Closing the channels (not just abandoning them) makes sshd hang up on the remote commands. */
+  async interrupt(): Promise<void> {
+    const groups = [...this.channels.values()].filter((pid): pid is number => pid !== undefined);
+    if (groups.length) {
+      const kill = this.exec(sh`kill -TERM ${groups.map((pid) => `-${pid}`)} 2>/dev/null; true`);
+      await Promise.race([kill, new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+    }
+    for (const channel of this.channels.keys()) channel.close();
+  }
+
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
-    for (const channel of this.channels) channel.close();
+    for (const channel of this.channels.keys()) channel.close();
     this.ssh.dispose();
   }
 }
