@@ -34,7 +34,6 @@ await runTasks({
       }
       await run.each('purge', purgeReleases(run));
     });
-    archive.dispose();
   }),
   rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback),
   releases: task('List the releases on each host: which is live, when, from which ref', listReleases),

@@ -128,7 +128,7 @@ export interface Release {
 /** Builds the archive and renders every template once as a check: all before any host changes. */
 export async function packRelease(run: TaskRun): Promise<ReleaseArchive> {
   const archive = await buildArchive(run.config);
-  run.onAbort(async () => archive.dispose());
+  run.onFinish(archive.dispose);
   try {
     const provisional = newReleaseId(new Date(), archive.commit);
     for (const h of run.hosts) await renderTemplates(run.config, h.config, provisional);

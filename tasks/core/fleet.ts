@@ -35,6 +35,7 @@ export type StepOutcome = string | void | { skipped: string };
 /** State shared by a run and its batches: undo work for interrupts, and the held locks. */
 interface RunShared {
   cleanups: Set<() => Promise<void>>;
+  finally?: Set<() => void>;
   releaseLock?: (h: HostRun, what: string, command: Shell) => Promise<string>;
 }
 
@@ -154,11 +155,22 @@ export class TaskRun {
     return () => this.shared.cleanups.delete(fn);
   }
 
+  /** Local work to drop when the task ends, however it ends (e.g. the release archive). */
+  onFinish(fn: () => void): void {
+    (this.shared.finally ??= new Set()).add(fn);
+  }
+
+  finish(): void {
+    for (const fn of this.shared.finally ?? []) fn();
+    this.shared.finally?.clear();
+  }
+
   /** Stops what is running on every host, then undoes unfinished work and releases the locks. */
   async abort(): Promise<void> {
     await Promise.all(this.hosts.map((h) => h.host.interrupt()));
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
+    this.finish();
     for (const h of this.hosts) this.log.info(`  ${h.host.name}: live ${h.state?.live ?? '(unknown)'}`);
   }
 }

@@ -78,7 +78,11 @@ async function runCalls(
       try {
         await tasks[call.name].run(run);
         result.ok = true;
+      } catch (error) {
+        if (!(error instanceof UsageError || error instanceof ConfigError)) await run.abort();
+        throw error;
       } finally {
+        run.finish();
         setActive(null);
         result.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
         for (const h of hostRuns) result.hosts[h.host.name] = h.result;
