@@ -1,0 +1,72 @@
+// The remote lock's scripts, run by a real bash against a temp deploy root (the host side of an SSH lock).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { LockOwner } from '../../tasks/core/host.js';
+import { acquireScript, breakScript, releaseScript, STALE_SECONDS } from '../../tasks/core/remote-lock.js';
+import type { Shell } from '../../tasks/core/sh.js';
+import { sh } from '../../tasks/core/sh.js';
+
+const owner = (token: string, task = 'deploy'): LockOwner => ({ user: 'alice', machine: 'laptop', pid: 4242, task, startedAt: '2026-01-01T00:00:00Z', token });
+let root: string;
+const bash = (script: Shell) => execFileSync('bash', ['-c', script.text], { encoding: 'utf8' });
+
+beforeEach(() => {
+  root = path.join(mkdtempSync(path.join(tmpdir(), 'slipway-lock-')), 'app');
+});
+afterEach(() => rmSync(path.dirname(root), { recursive: true, force: true }));
+
+describe('remote lock scripts', () => {
+  it('takes a free lock, records the owner, and runs the command after it', () => {
+    const out = bash(acquireScript(root, owner('t1'), '', sh`echo inspected`));
+    expect(out).toMatch(/^@@acquired$/m);
+    expect(out).toMatch(/^@@then\ninspected$/m);
+    expect(JSON.parse(readFileSync(`${root}/deploy.lock.owner`, 'utf8')).token).toBe('t1');
+  });
+
+  it('refuses a held lock, naming its owner, and does not run the command', () => {
+    bash(acquireScript(root, owner('t1')));
+    const out = bash(acquireScript(root, owner('t2', 'rollback'), '', sh`echo inspected`));
+    expect(out).toMatch(/^@@held \{.*"token":"t1"/m);
+    expect(out).not.toContain('inspected');
+    expect(JSON.parse(readFileSync(`${root}/deploy.lock.owner`, 'utf8')).token).toBe('t1');
+  });
+
+  it('takes over a lock whose heartbeat is older than the stale limit by the host clock', () => {
+    bash(acquireScript(root, owner('t1')));
+    execFileSync('touch', ['-d', `@${Math.floor(Date.now() / 1000) - STALE_SECONDS - 5}`, `${root}/deploy.lock`]);
+    const out = bash(acquireScript(root, owner('t2')));
+    expect(out).toMatch(/^@@recovered \{.*"token":"t1"/m);
+    expect(out).toMatch(/^@@acquired$/m);
+    expect(JSON.parse(readFileSync(`${root}/deploy.lock.owner`, 'utf8')).token).toBe('t2');
+  });
+
+  it('takes over a fresh lock only with its dead owner token', () => {
+    bash(acquireScript(root, owner('t1')));
+    expect(bash(acquireScript(root, owner('t2'), 'not-t1'))).toMatch(/^@@held/m);
+    expect(bash(acquireScript(root, owner('t2'), 't1'))).toMatch(/^@@acquired$/m);
+  });
+
+  it('never releases a lock that is not ours; releases ours and keeps the final command exit status', () => {
+    bash(acquireScript(root, owner('t1')));
+    bash(releaseScript(root, 't2'));
+    expect(existsSync(`${root}/deploy.lock`)).toBe(true);
+    let status = 0;
+    try {
+      bash(releaseScript(root, 't1', sh`exit 7`));
+    } catch (error) {
+      status = (error as { status: number }).status;
+    }
+    expect(status).toBe(7);
+    expect(existsSync(`${root}/deploy.lock`)).toBe(false);
+    expect(existsSync(`${root}/deploy.lock.owner`)).toBe(false);
+  });
+
+  it('breaks any lock, printing who held it', () => {
+    bash(acquireScript(root, owner('t1')));
+    expect(bash(breakScript(root))).toContain('"token":"t1"');
+    expect(existsSync(`${root}/deploy.lock`)).toBe(false);
+  });
+});
