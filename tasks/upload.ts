@@ -73,13 +73,15 @@ export function upload(run: TaskRun, release: Release) {
     const files = release.files.get(h.host.name) ?? [];
     const staged = h.paths.staging(release.id);
     const spec = { deployTo: h.paths.root, id: release.id, sha256: release.archive.sha256, files, shared: run.config.shared };
+    const meta = releaseMeta(release, key);
     const command = script(
       stageScript(spec),
       key && envReady ? linkEnvironmentScript(run.config.dependencies.type, h.paths.root, release.id, key) : undefined,
       h.state.nginx && files.some((f) => f.name === 'nginx.conf') ? nginxCheckScript(h.state.nginx, staged) : undefined,
-      envReady ? publishScript(h.paths.root, releaseMeta(release, key)) : undefined,
+      envReady ? publishScript(h.paths.root, meta) : undefined,
     );
     await mustRun(h.host, 'upload', command, { stdin: createReadStream(release.archive.file) });
+    if (envReady) h.state.meta[release.id] = meta;
     return `${(release.archive.bytes / 1024).toFixed(1)} KiB, sha256 verified`;
   };
 }
