@@ -171,6 +171,6 @@ export class TaskRun {
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
     this.finish();
-    for (const h of this.hosts) this.log.info(`  ${h.host.name}: live ${h.state?.live ?? '(unknown)'}`);
+    for (const h of this.hosts) this.log.info(`  ${h.host.name}: live ${h.state ? (h.state.live ?? '(none)') : '(unknown)'}`);
   }
 }

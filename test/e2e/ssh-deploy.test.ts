@@ -1,0 +1,123 @@
+// Deploys over SSH to real sshd hosts (each with its own /srv), through the same steps as the local target.
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
+import { type SshFleet, startSshHosts, type TestHost } from '../helpers/sshd.js';
+
+let fleet: SshFleet;
+beforeAll(async () => {
+  fleet = await startSshHosts(5, { loginShell: '/bin/sh' });
+});
+afterAll(() => fleet?.stop());
+
+export function sshHosts(fleet: SshFleet, hosts: TestHost[] = fleet.hosts) {
+  return hosts.map((h) => ({ name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, roles: ['web'], deployTo: '/srv/hello' }));
+}
+
+const root = (h: TestHost) => path.join(h.srvDir, 'hello');
+const live = (h: TestHost) => {
+  try {
+    return readlinkSync(path.join(root(h), 'current')).replace('releases/', '');
+  } catch {
+    return null;
+  }
+};
+const releases = (h: TestHost) => (existsSync(path.join(root(h), 'releases')) ? readdirSync(path.join(root(h), 'releases')).sort() : []);
+
+describe('one SSH host (login shell /bin/sh)', () => {
+  let project: Project;
+  beforeAll(() => {
+    project = makeProject({ knownHosts: fleet.knownHosts }, sshHosts(fleet, [fleet.hosts[0]]));
+  });
+  afterAll(() => project.cleanup());
+  const web1 = () => fleet.hosts[0];
+
+  it('deploys into the host\'s own /srv', async () => {
+    const result = await project.run(['deploy']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    const id = releaseIdOf(result.stdout);
+    expect(live(web1())).toBe(id);
+    expect(existsSync(path.join(root(web1()), 'releases', id, 'node_modules/ms/package.json'))).toBe(true);
+    expect(existsSync(path.join(fleet.hosts[1].srvDir, 'hello'))).toBe(false);
+    expect(readFileSync(path.join(root(web1()), 'revisions.log'), 'utf8')).toContain(`deploy ${id}`);
+  });
+
+  it('a warm redeploy uses one connection and at most 8 exec requests; a rollback at most 2', async () => {
+    fleet.resetCounts(web1());
+    expect((await project.run(['deploy'])).code).toBe(0);
+    const deploy = fleet.counts(web1());
+    expect(deploy.connections).toBe(1);
+    expect(deploy.execRequests).toBeLessThanOrEqual(8);
+    expect(deploy.subsystemRequests).toBe(0);
+    fleet.resetCounts(web1());
+    expect((await project.run(['rollback'])).code).toBe(0);
+    const rollback = fleet.counts(web1());
+    expect(rollback.connections).toBe(1);
+    expect(rollback.execRequests).toBeLessThanOrEqual(2);
+  });
+
+  it('`check`, `releases` and `unlock` work over SSH', async () => {
+    const check = await project.run(['check']);
+    expect(check.code, check.stderr).toBe(0);
+    expect(check.stdout).toContain(`slipway@${web1().address}:${web1().port}, writable, unlocked`);
+    const list = await project.run(['releases']);
+    expect(list.stdout).toContain(`* ${live(web1())}`);
+  });
+
+  it('values holding quotes, $(...), backticks, ; and spaces are never executed', async () => {
+    // No "/" in it (it is a shared dir name): the payloads touch ~slipway/pwned.
+    const marker = '/home/slipway/pwned';
+    rmSync(marker, { force: true });
+    const hostile = `logs dir'"$(cd;touch pwned)\`cd;touch pwned\`;cd;touch pwned`;
+    project.writeConfig({ knownHosts: fleet.knownHosts, shared: { dirs: [hostile], files: [] }, hooks: { beforeSwitch: [{ name: 'env', commands: ['printf "%s" "$HOSTILE" > hostile.txt'], env: { HOSTILE: hostile } }] } });
+    const result = await project.run(['deploy', '--ref', 'main']);
+    expect(result.code, result.stderr).toBe(0);
+    const id = releaseIdOf(result.stdout);
+    expect(existsSync(marker)).toBe(false);
+    expect(readdirSync(path.join(root(web1()), 'shared'))).toContain(hostile);
+    expect(readFileSync(path.join(root(web1()), 'releases', id, 'hostile.txt'), 'utf8')).toBe(hostile);
+    const rollback = await project.run([`rollback:$(cd;touch pwned)`]);
+    expect(rollback.code).toBe(1);
+    expect(existsSync(marker)).toBe(false);
+    project.writeConfig({ knownHosts: fleet.knownHosts });
+  });
+});
+
+describe('five SSH hosts', () => {
+  let project: Project;
+  beforeAll(() => {
+    project = makeProject({ knownHosts: fleet.knownHosts }, sshHosts(fleet));
+  });
+  afterAll(() => project.cleanup());
+
+  it('deploys to all five, switching all to the same release', async () => {
+    const result = await project.run(['deploy']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    const id = releaseIdOf(result.stdout);
+    for (const h of fleet.hosts) expect(live(h)).toBe(id);
+    for (const h of fleet.hosts) expect(result.stdout).toMatch(new RegExp(`${h.name}\\s+${id.replaceAll('.', '\\.')}\\s+[\\d.]+s\\s+ok`));
+  });
+
+  it('rollback semantics hold on every host', async () => {
+    for (let i = 0; i < 2; i++) expect((await project.run(['deploy'])).code).toBe(0);
+    const ids = releases(fleet.hosts[0]);
+    expect(ids.length).toBeGreaterThanOrEqual(3);
+    expect((await project.run(['rollback'])).code).toBe(0);
+    for (const h of fleet.hosts) expect(live(h)).toBe(ids[ids.length - 2]);
+    expect((await project.run(['rollback'])).code).toBe(0);
+    for (const h of fleet.hosts) expect(live(h)).toBe(ids[ids.length - 3]);
+    expect((await project.run(['rollback:current'])).code).toBe(0);
+    for (const h of fleet.hosts) expect(live(h)).toBe(ids[ids.length - 1]);
+  });
+
+  it('two concurrent deploys: one runs, the other names the owner and leaves the winner\'s locks alone', async () => {
+    const [a, b] = await Promise.all([project.run(['deploy']), project.run(['deploy'])]);
+    expect([a.code, b.code].sort()).toEqual([0, 1]);
+    const loser = a.code === 1 ? a : b;
+    expect(loser.stderr).toMatch(/deploy in progress by \S+@\S+ \(pid \d+\) since/);
+    const ids = fleet.hosts.map(live);
+    expect(new Set(ids).size).toBe(1);
+    for (const h of fleet.hosts) expect(existsSync(path.join(root(h), 'deploy.lock'))).toBe(false);
+  });
+});
