@@ -110,6 +110,11 @@ export interface HealthCheck {
   timeoutSeconds: number;
 }
 
+/** The check for one release: `{{releaseId}}` in expectBody stands for its id. */
+export function checkFor(check: HealthCheck, releaseId: string): HealthCheck {
+  return { ...check, expectBody: check.expectBody?.replaceAll('{{releaseId}}', releaseId) };
+}
+
 /** GETs the URL on the host until it answers as expected or the timeout passes. */
 export function healthCheckScript(check: HealthCheck): Shell {
   return script(
@@ -158,8 +163,7 @@ export function healthCheck(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const check = run.config.healthcheck;
     if (!check) return { skipped: 'no healthcheck configured' };
-    const expectBody = check.expectBody?.replaceAll('{{releaseId}}', releaseId);
-    return (await mustRun(h.host, 'health check', healthCheckScript({ ...check, expectBody }))).trim();
+    return (await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId)))).trim();
   };
 }
 
@@ -180,7 +184,7 @@ export async function status(run: TaskRun): Promise<void> {
     const lines = script(
       services?.supervisor ? sh`echo "@@supervisor $(${s}${raw(services.supervisor.ctl)} status ${services.supervisor.name} 2>&1 | head -n 1)"` : undefined,
       services?.nginx ? sh`if ${s}${raw(services.nginx.test)} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi` : undefined,
-      check ? sh`if out=$( ( ${healthCheckScript({ ...check, timeoutSeconds: 1 })} ) 2>&1); then echo "@@health ok: $out"; else echo "@@health FAILED: $out"; fi` : undefined,
+      check ? sh`if out=$( ( ${healthCheckScript({ ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1 })} ) 2>&1); then echo "@@health ok: $out"; else echo "@@health FAILED: $out"; fi` : undefined,
       sh`true`,
     );
     const output = (await h.host.exec(lines, { readonly: true })).stdout;
