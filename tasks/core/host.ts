@@ -76,6 +76,16 @@ export async function mustRun(host: Host, what: string, command: Shell, options?
   return result.stdout;
 }
 
+/** Whether a process of this machine is alive: a lock owner on this machine whose pid is gone is dead. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function parseOwner(text: string): LockOwner | null {
   try {
     const owner = JSON.parse(text) as LockOwner;

@@ -3,21 +3,12 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writ
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
-import { CommandFailed, LockHeld, parseOwner } from './host.js';
+import { CommandFailed, LockHeld, parseOwner, pidAlive } from './host.js';
 import type { Shell } from './sh.js';
 
 /** proper-lockfile refreshes the lock's mtime every UPDATE ms; a lock untouched for STALE ms is a dead run's. */
 const STALE_MS = 20_000;
 const UPDATE_MS = 5_000;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 type StoredOwner = LockOwner & { lockInode?: number };
 

@@ -9,7 +9,7 @@ import type { ClientChannel, ConnectConfig } from 'ssh2';
 import type { HostConfig, ResolvedConfig } from './config.js';
 import { ConfigError } from './config.js';
 import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
-import { CommandFailed, LockHeld, parseOwner } from './host.js';
+import { CommandFailed, LockHeld, parseOwner, pidAlive } from './host.js';
 import { findKnownKeys, hostKeyAlgorithms, knownHostsName, verifyHostKey } from './known-hosts.js';
 import { acquireScript, breakScript, HEARTBEAT_MS, heartbeatScript, readOwnerScript, releaseScript } from './remote-lock.js';
 import type { Shell } from './sh.js';
@@ -227,15 +227,6 @@ export class SshHost implements Host {
     clearInterval(this.heartbeat);
     for (const channel of this.channels.keys()) channel.close();
     this.ssh.dispose();
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
