@@ -46,8 +46,15 @@ export class TaskRun {
     readonly log: Log,
     readonly hosts: HostRun[],
     readonly args: string[],
+    /** Resolves once every HostRun has its connected host. */
+    private readonly connect: () => Promise<void>,
     private readonly shared: RunShared = { cleanups: new Set() },
   ) {}
+
+  private connected?: Promise<void>;
+  private ready(): Promise<void> {
+    return (this.connected ??= this.connect());
+  }
 
   /** Runs a task's last command on a host and gives back its lock in the same round trip. */
   async finalCommand(h: HostRun, what: string, command: Shell): Promise<string> {
@@ -64,7 +71,7 @@ export class TaskRun {
     const groups: HostRun[][] = [];
     for (let i = 0; i < this.hosts.length; i += size) groups.push(this.hosts.slice(i, i + size));
     if (groups.length === 1) return [this];
-    return groups.map((hosts) => new TaskRun(this.config, this.options, this.log, hosts, this.args, this.shared));
+    return groups.map((hosts) => new TaskRun(this.config, this.options, this.log, hosts, this.args, this.connect, this.shared));
   }
 
   private async limited<T>(targets: HostRun[], fn: (h: HostRun) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
@@ -75,6 +82,7 @@ export class TaskRun {
 
   /** Runs one named step on each host (or the given ones); throws StepFailed naming every failed host. */
   async each(step: string, fn: (h: HostRun) => Promise<StepOutcome>, targets: HostRun[] = this.hosts): Promise<void> {
+    await this.ready();
     await faultPoint('before', step);
     const settled = await this.limited(targets, async (h) => {
       const start = performance.now();
@@ -104,6 +112,7 @@ export class TaskRun {
 
   /** Takes the lock on every host (all or nothing), reads their state, runs body, always releases. */
   async locked(task: string, body: () => Promise<void>): Promise<void> {
+    await this.ready();
     const locks = await lockAll(this.hosts.map((h) => h.host), task, (host) => inspectScript(host.deployTo));
     const release = async () => {
       await Promise.all([...locks.values()].map((l) => l.release()));
@@ -167,10 +176,10 @@ export class TaskRun {
 
   /** Stops what is running on every host, then undoes unfinished work and releases the locks. */
   async abort(): Promise<void> {
-    await Promise.all(this.hosts.map((h) => h.host.interrupt()));
+    await Promise.all(this.hosts.map((h) => h.host?.interrupt()));
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
     this.finish();
-    for (const h of this.hosts) this.log.info(`  ${h.host.name}: live ${h.state ? (h.state.live ?? '(none)') : '(unknown)'}`);
+    for (const h of this.hosts) this.log.info(`  ${h.config.name}: live ${h.state ? (h.state.live ?? '(none)') : '(unknown)'}`);
   }
 }

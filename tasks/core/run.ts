@@ -32,7 +32,7 @@ function printTable(log: Log, hostRuns: HostRun[]): void {
     const live = (h.result.live as string | undefined) ?? h.state?.live ?? '(none)';
     const seconds = `${((h.result.seconds as number | undefined) ?? 0).toFixed(2)}s`;
     const status = h.result.failedAt ? `FAILED at ${h.result.failedAt as string}` : 'ok';
-    log.info(`  ${h.host.name.padEnd(12)} ${live.padEnd(28)} ${seconds.padStart(7)}  ${status}`);
+    log.info(`  ${h.config.name.padEnd(12)} ${live.padEnd(28)} ${seconds.padStart(7)}  ${status}`);
   }
 }
 
@@ -64,17 +64,22 @@ async function runCalls(
   const selected = selectHosts(config.hosts, options.hosts, options.roles);
   if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);
   log.hostWidth(selected.map((h) => h.name));
-  let hosts: Host[] = await connectHosts(config, selected, { trustNewHosts: options.trustNewHosts });
-  if (options.dryRun) hosts = hosts.map((h) => new DryRunHost(h, log));
+  // Hosts connect while a task does its local work (e.g. building the release archive); a task's
+  // first step on the hosts waits for them.
+  const connecting = connectHosts(config, selected, { trustNewHosts: options.trustNewHosts }).then((hosts) =>
+    options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts,
+  );
+  connecting.catch(() => undefined);
   try {
     for (const call of calls) {
       const started = performance.now();
-      const hostRuns: HostRun[] = hosts.map((host, i) => ({ host, config: selected[i], paths: layout(host.deployTo), state: undefined!, result: {} }));
-      const run = new TaskRun(config, options, log, hostRuns, call.args);
+      const hostRuns: HostRun[] = selected.map((c) => ({ host: undefined!, config: c, paths: layout(c.deployTo), state: undefined!, result: {} }));
+      const connect = async () => (await connecting).forEach((host, i) => (hostRuns[i].host = host));
+      const run = new TaskRun(config, options, log, hostRuns, call.args, connect);
       const result: TaskResult = { task: call.name, args: call.args, ok: false, seconds: 0, hosts: {} };
       results.push(result);
       setActive(run);
-      log.info(`${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${hosts.map((h) => h.name).join(', ')} (${config.environment})`);
+      log.info(`${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`);
       try {
         await tasks[call.name].run(run);
         result.ok = true;
@@ -85,13 +90,14 @@ async function runCalls(
         run.finish();
         setActive(null);
         result.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
-        for (const h of hostRuns) result.hosts[h.host.name] = h.result;
+        for (const h of hostRuns) result.hosts[h.config.name] = h.result;
         if (hostRuns.length > 1 || !result.ok) printTable(log, hostRuns);
       }
       const live = [...new Set(hostRuns.map((h) => h.result.live).filter(Boolean))];
       log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${live.length ? `; live: ${live.join(', ')}` : ''}`);
     }
   } finally {
+    const hosts = await connecting.catch(() => [] as Host[]);
     await Promise.all(hosts.map((h) => h.close()));
   }
 }
