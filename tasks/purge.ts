@@ -37,13 +37,18 @@ export function purgeScript(deployTo: string, plan: PurgePlan): Shell {
   );
 }
 
+/** The releases a purge script's output says it removed. */
+export function purgedIn(output: string): string[] {
+  return [...output.matchAll(/^removed (\S+)$/gm)].map((m) => m[1]);
+}
+
 /** The purge step: applies keepReleases on a host. */
 export function purgeReleases(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const plan = planPurge(h.state, run.config.keepReleases);
     if (!plan.releases.length && !plan.envs.length) return { skipped: `${h.state.releases.length} releases, keeping ${run.config.keepReleases}` };
     const output = await run.finalCommand(h, 'purge', purgeScript(h.paths.root, plan));
-    const removed = [...output.matchAll(/^removed (\S+)$/gm)].map((m) => m[1]);
+    const removed = purgedIn(output);
     const kept = output.split('\n').filter((l) => l.startsWith('kept '));
     h.state.releases = h.state.releases.filter((id) => !removed.includes(id));
     h.result.purged = removed;

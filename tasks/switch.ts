@@ -6,6 +6,7 @@ import { mustRun } from './core/host.js';
 import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { script, sh } from './core/sh.js';
+import { planPurge, purgedIn, purgeScript } from './purge.js';
 import { installConfigsScript, restartScript } from './services.js';
 import type { ReleaseMeta } from './hosts.js';
 
@@ -46,8 +47,10 @@ export function switchScript(deployTo: string, id: string, logLine: string): She
  * release they had, so the fleet is never left mixed. The output says which host is on which release.
  */
 export async function cutover(run: TaskRun, id: string, ref: string): Promise<void> {
+  // With nothing to run after the switch, purge and unlock ride in the switch's round trip.
+  const finishing = !run.config.hooks.afterSwitch.length && !run.config.services && !run.config.healthcheck && !run.options.rolling;
   try {
-    await run.each('switch', switchTo(run, id, 'deploy', { ref }));
+    await run.each('switch', switchTo(run, id, 'deploy', { ref, last: finishing, purge: finishing }));
   } catch (error) {
     const switched = run.hosts.filter((h) => h.result.live === id && typeof h.result.previous === 'string');
     await run.each('switch back', (h) => switchTo(run, h.result.previous as string, 'rollback')(h), switched).catch((e: Error) => run.log.error(e.message));
@@ -64,17 +67,21 @@ export function returnToScript(run: TaskRun, h: HostRun, id: string, logLine: st
 }
 
 /** The switch step: makes `id` live on a host and records why. As a task's `last` step it also gives back the lock. */
-export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback', { ref, last = false }: { ref?: string; last?: boolean } = {}) {
+export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback', { ref, last = false, purge = false }: { ref?: string; last?: boolean; purge?: boolean } = {}) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const from = h.state.live;
     const logLine = revisionLine(action, id, { from: from ?? '', ...(ref ? { ref } : {}) });
     // A deploy restarts in its own step after the switch; a rollback does it all in one round trip.
-    const command = action === 'rollback' ? returnToScript(run, h, id, logLine) : switchScript(h.paths.root, id, logLine);
-    await (last ? run.finalCommand(h, 'switch', command) : mustRun(h.host, 'switch', command));
+    const switched = action === 'rollback' ? returnToScript(run, h, id, logLine) : switchScript(h.paths.root, id, logLine);
+    const after = { ...h.state, live: id, releases: [...new Set([...h.state.releases, id])].sort() };
+    const plan = purge ? planPurge(after, run.config.keepReleases) : { releases: [], envs: [] };
+    const command = plan.releases.length || plan.envs.length ? script(switched, purgeScript(h.paths.root, plan)) : switched;
+    const output = await (last ? run.finalCommand(h, 'switch', command) : mustRun(h.host, 'switch', command));
+    const removed = purgedIn(output);
     h.result.previous = from;
     h.result.live = id;
     h.state.live = id;
-    if (!h.state.releases.includes(id)) h.state.releases = [...h.state.releases, id].sort();
-    return `${from ?? '(none)'} → ${id}`;
+    h.state.releases = after.releases.filter((r) => !removed.includes(r));
+    return `${from ?? '(none)'} → ${id}${removed.length ? `; purged ${removed.length}` : ''}`;
   };
 }
