@@ -160,3 +160,67 @@ describe('the remote lock', () => {
     }
   });
 });
+
+describe('connection details and fleets', () => {
+  it('reads ~/.ssh/config: Host alias, HostName, Port, User, IdentityFile', async () => {
+    const h = fleet.hosts[1];
+    const home = path.join(fleet.dir, 'home-alias');
+    execFileSync('mkdir', ['-p', path.join(home, '.ssh')]);
+    writeFileSync(path.join(home, '.ssh/config'), `Host webalias\n  HostName ${h.address}\n  Port ${h.port}\n  User ${h.user}\n  IdentityFile ${fleet.clientKey}\n`);
+    writeFileSync(path.join(home, '.ssh/known_hosts'), readFileSync(fleet.knownHosts));
+    const project = makeProject({}, [{ name: 'aliased', host: 'webalias', deployTo: '/srv/alias' }]);
+    try {
+      const result = await project.run(['deploy'], { HOME: home });
+      expect(result.code, result.stderr).toBe(0);
+      expect(existsSync(path.join(h.srvDir, 'alias/current'))).toBe(true);
+    } finally {
+      project.cleanup();
+    }
+  });
+
+  it('--rolling 2 deploys in batches and stops at the first failing batch', async () => {
+    const hosts = fleet.hosts.slice(0, 4);
+    const project = makeProject({ knownHosts: fleet.knownHosts }, hosts.map((h) => hostEntry(h, { deployTo: '/srv/rolling' })));
+    try {
+      expect((await project.run(['deploy'])).code).toBe(0);
+      const first = readlinkSync(path.join(hosts[0].srvDir, 'rolling/current'));
+      const ok = await project.run(['deploy', '--rolling', '2']);
+      expect(ok.code, ok.stderr).toBe(0);
+      const batches = [...ok.stdout.matchAll(/^✓ (web\d)\s+switch/gm)].map((m) => m[1]);
+      expect(batches).toHaveLength(4);
+      // A before-switch hook that fails on web3 only: the first batch switched, the second did not.
+      writeFileSync(path.join(hosts[2].srvDir, 'rolling/fail-here'), '');
+      project.writeConfig({ knownHosts: fleet.knownHosts, hooks: { beforeSwitch: [{ name: 'guard', commands: ['test ! -e ../../fail-here'] }] } });
+      const failed = await project.run(['deploy', '--rolling', '2']);
+      expect(failed.code).toBe(1);
+      const links = hosts.map((h) => readlinkSync(path.join(h.srvDir, 'rolling/current')));
+      expect(links[0]).toBe(links[1]);
+      expect(links[2]).toBe(links[3]);
+      expect(links[0]).not.toBe(links[2]);
+      expect(links[0]).not.toBe(first);
+    } finally {
+      project.cleanup();
+    }
+  });
+
+  it('Ctrl-C during a remote command kills it on the host and leaves the live release', async () => {
+    const h = fleet.hosts[3];
+    const project = makeProject({ knownHosts: fleet.knownHosts }, [hostEntry(h, { deployTo: '/srv/ctrlc' })]);
+    try {
+      expect((await project.run(['deploy'])).code).toBe(0);
+      const before = readlinkSync(path.join(h.srvDir, 'ctrlc/current'));
+      project.writeConfig({ knownHosts: fleet.knownHosts, hooks: { beforeSwitch: [{ name: 'slow', commands: ['echo started > ../../hook-started', 'sleep 4242'] }] } });
+      const child = project.start(['deploy']);
+      for (let i = 0; i < 200 && !existsSync(path.join(h.srvDir, 'ctrlc/hook-started')); i++) await new Promise((r) => setTimeout(r, 50));
+      child.kill('SIGINT');
+      expect(await new Promise((r) => child.on('close', r))).toBe(130);
+      const sleeping = spawnSync('pgrep', ['-u', 'slipway', '-f', 'sleep 4242']);
+      expect(sleeping.status).toBe(1); // no such process left
+      expect(readlinkSync(path.join(h.srvDir, 'ctrlc/current'))).toBe(before);
+      expect(readdirSync(path.join(h.srvDir, 'ctrlc/releases'))).toHaveLength(1);
+      expect(existsSync(path.join(h.srvDir, 'ctrlc/deploy.lock'))).toBe(false);
+    } finally {
+      project.cleanup();
+    }
+  });
+});
