@@ -31,11 +31,14 @@ export async function connectHosts(config: ResolvedConfig, selected: HostConfig[
   const settled = await Promise.allSettled(
     selected.map((h) => (h.local ? Promise.resolve(new LocalHost(h.name, h.deployTo, h.roles)) : ssh!.connectSshHost(h, config, options))),
   );
-  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [(s.reason as Error).message] : []));
+  const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
   const hosts = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  if (failures.length) {
+  if (errors.length) {
     await Promise.all(hosts.map((h) => h.close()));
-    throw new HostsUnreachable(failures);
+    // A bad key file or passphrase setting is the config's fault (exit 2), not the network's.
+    const configErrors = errors.filter((e) => e instanceof ConfigError);
+    if (configErrors.length) throw new ConfigError(configErrors.map((e) => e.message).join('\n'));
+    throw new HostsUnreachable(errors.map((e) => e.message));
   }
   return hosts;
 }
