@@ -43,15 +43,15 @@ export function installEnvironmentScript(type: DependencyType, deployTo: string,
   const env = p.env(key);
   // A venv's scripts embed their absolute path, so python builds in place; node builds aside and renames.
   const build = type === 'node' ? `${p.envs}/.build-${key}` : env;
-  const log = `${p.envs}/.build-${key}.log`;
   return script(
     sh`set -eu`,
     sh`if [ ! -e ${`${env}/.complete`} ]; then`,
     sh`  rm -rf ${build} ${env} && mkdir -p ${build}`,
-    sh`  if ! ( ${installCommand(type, deployTo, build, p.staging(id))} ) > ${log} 2>&1; then`,
-    sh`    echo "dependency install failed; last lines:" >&2; tail -n 25 ${log} >&2; rm -rf ${build} ${log}; exit 1`,
+    // The installer's output is kept in memory, not in a file: on a full disk a log file would be empty.
+    sh`  if ! out=$( ( ${installCommand(type, deployTo, build, p.staging(id))} ) 2>&1 ); then`,
+    sh`    rm -rf ${build}; printf '%s\n' "$out" | tail -n 25 >&2; exit 1`,
     sh`  fi`,
-    sh`  rm -f ${log} && touch ${`${build}/.complete`}`,
+    sh`  touch ${`${build}/.complete`}`,
     type === 'node' ? sh`  mv -T ${build} ${env}` : undefined,
     sh`fi`,
     linkEnvironmentScript(type, deployTo, id, key),

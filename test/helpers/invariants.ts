@@ -1,5 +1,5 @@
 // The invariants a deploy root must satisfy after any fault (issue: "prove it survives").
-import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 
 const LOG_LINE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (deploy|rollback) \d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}-[0-9a-f]{7} .*by=\S+@\S+$/;
@@ -23,7 +23,8 @@ export function invariantViolations(root: string, { tmpClean = true, appFiles = 
     else {
       const modules = path.join(releasesDir, id, 'node_modules');
       if (isLink(modules)) {
-        const env = path.dirname(realpathSync(modules));
+        // Resolved by hand: realpath would leave a /proc/<pid>/root view of another mount namespace.
+        const env = path.dirname(path.resolve(path.dirname(modules), readlinkSync(modules)));
         if (!existsSync(path.join(env, '.complete'))) problems.push(`live release ${id} uses an incomplete environment`);
       }
     }

@@ -82,7 +82,11 @@ function exited(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-export async function startSshHosts(count: number, options: { loginShell?: string } = {}): Promise<SshFleet> {
+/**
+ * `tmpfsBytes`: instead of a bind mount, the hosts get a tmpfs of that size as /srv (to fill their
+ * disk); the test then sees it through /proc/<sshd pid>/root/srv.
+ */
+export async function startSshHosts(count: number, options: { loginShell?: string; tmpfsBytes?: number } = {}): Promise<SshFleet> {
   const { uid, gid } = ensureDeployUser(options.loginShell ?? '/bin/sh');
   mkdirSync('/run/sshd', { recursive: true });
   mkdirSync('/srv', { recursive: true });
@@ -99,12 +103,16 @@ export async function startSshHosts(count: number, options: { loginShell?: strin
   const launch = async (host: TestHost) => {
     const log = openSync(host.logFile, 'a');
     // `unshare` and `sh` exec into sshd, so the spawned pid is sshd's own.
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /srv && exec /usr/sbin/sshd -D -e -f "$1"', host.srvDir, host.configFile], {
+    const mount = options.tmpfsBytes
+      ? `mount -t tmpfs -o size=${options.tmpfsBytes},uid=${uid},gid=${gid},mode=0755 slipway-test /srv`
+      : 'mount --bind "$0" /srv';
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `${mount} && exec /usr/sbin/sshd -D -e -f "$1"`, host.srvDir, host.configFile], {
       stdio: ['ignore', log, log],
     });
     closeSync(log);
     processes.set(host, child);
     host.pid = child.pid!;
+    if (options.tmpfsBytes) host.srvDir = `/proc/${host.pid}/root/srv`;
     await waitForBanner(host.address, host.port);
   };
 
