@@ -56,6 +56,21 @@ describe('failures on the local target', () => {
     writeFileSync(project.configFile, readFileSync(project.configFile, 'utf8').replace(/"hooks": .*\n\s*/, ''));
   });
 
+  it('an after-switch hook failing rolls back automatically and marks the release bad', async () => {
+    const live = project.live();
+    const good = readFileSync(project.configFile, 'utf8');
+    writeFileSync(project.configFile, good.replace('"shared"', '"hooks": { "afterSwitch": [{ "name": "smoke", "commands": ["exit 4"] }] },\n  "shared"'));
+    const result = await project.run(['deploy']);
+    writeFileSync(project.configFile, good);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/failed after the switch and was rolled back automatically[\s\S]*hook "smoke" failed/);
+    expect(project.live()).toBe(live);
+    const bad = project.releases().find((id) => JSON.parse(readFileSync(path.join(project.deployTo, 'releases', id, '.slipway/release.json'), 'utf8')).status === 'bad');
+    expect(bad).toBeDefined();
+    expect((await project.run(['rollback:current'])).code).toBe(0);
+    expect(project.live()).toBe(live); // the newest good release, not the bad one
+  });
+
   it('an unknown ref exits 2 naming it; nothing on the host changes', async () => {
     const before = project.releases();
     const result = await project.run(['deploy', '--ref', 'no-such-branch']);

@@ -29,6 +29,8 @@ export interface SshFleet {
   dir: string;
   stop(): Promise<void>;
   kill(host: TestHost): void;
+  /** Starts a killed host's sshd again, same address, port and key. */
+  revive(host: TestHost): Promise<void>;
   regenerateHostKey(host: TestHost): Promise<void>;
   counts(host: TestHost): { connections: number; execRequests: number; subsystemRequests: number };
   resetCounts(host: TestHost): void;
@@ -174,6 +176,7 @@ export async function startSshHosts(count: number, options: { loginShell?: strin
       spawnSync('pkill', ['-KILL', '-P', String(host.pid)]);
       processes.get(host)?.kill('SIGKILL');
     },
+    revive: (host) => launch(host),
     async regenerateHostKey(host) {
       const child = processes.get(host)!;
       child.kill('SIGTERM');
@@ -182,6 +185,8 @@ export async function startSshHosts(count: number, options: { loginShell?: strin
       rmSync(`${host.hostKey}.pub`);
       keygen(host.hostKey);
       await launch(host);
+      // The fleet's own known_hosts follows; tests of a changed key keep their own copy.
+      writeKnownHosts();
     },
     counts(host) {
       const text = logText(host);
