@@ -204,20 +204,27 @@ export async function startSshHosts(count: number, options: { loginShell?: strin
   return fleet;
 }
 
-/** A TCP relay on loopback that forwards to `target` and cuts both sides once more than `cutAfterBytes` went client→server. */
+/**
+ * A TCP relay on loopback that forwards to `target` and cuts both sides of a connection once more
+ * than `cutAfterBytes` went client→server on it. `setCut` changes the threshold for new connections.
+ */
 export async function startCuttingRelay(target: { address: string; port: number }, cutAfterBytes: number) {
   let sent = 0;
+  let threshold = cutAfterBytes;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(target.port, target.address);
     sockets.add(client).add(upstream);
+    const limit = threshold;
+    let mine = 0;
     const cut = () => {
       client.destroy();
       upstream.destroy();
     };
     client.on('data', (d) => {
       sent += d.length;
-      if (sent > cutAfterBytes) return cut();
+      mine += d.length;
+      if (mine > limit) return cut();
       upstream.write(d);
     });
     upstream.on('data', (d) => client.write(d));
@@ -230,6 +237,7 @@ export async function startCuttingRelay(target: { address: string; port: number 
     address: '127.0.0.1' as const,
     port,
     bytesSent: () => sent,
+    setCut: (bytes: number) => (threshold = bytes),
     stop: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
