@@ -47,8 +47,9 @@ export function acquireScript(deployTo: string, owner: LockOwner, deadToken = ''
 export function releaseScript(deployTo: string, token: string, finalCommand?: Shell): Shell {
   const l = lockPaths(deployTo);
   return script(
-    sh`rc=0`,
-    finalCommand ? sh`( ${finalCommand} ) || rc=$?` : undefined,
+    // Not `( cmd ) || rc=$?`: on the left of || the shell ignores `set -e` inside cmd, so a failing
+    // step in it would run on and report success.
+    finalCommand ? script(sh`( ${finalCommand} )`, sh`rc=$?`) : sh`rc=0`,
     sh`exec 9>>${l.guard}`,
     sh`flock -w 10 9`,
     sh`if grep -qF ${`"token":"${token}"`} ${l.owner} 2>/dev/null; then rm -rf ${l.owner} ${l.dir}; fi`,

@@ -76,6 +76,30 @@ describe('a host dying during prepare', () => {
   });
 });
 
+describe('a switch failing on one host', () => {
+  it('switches the others back, says which host is on which release, and removes the new release', async () => {
+    const hosts = fleet.hosts.slice(0, 3);
+    const project = makeProject({ knownHosts: fleet.knownHosts }, hosts.map((h) => hostEntry(h, { deployTo: '/srv/switchback' })));
+    try {
+      expect((await project.run(['deploy'])).code).toBe(0);
+      const before = hosts.map((h) => readlinkSync(path.join(h.srvDir, 'switchback/current')));
+      // A directory where web2's new link is made: `mv -T` of it over `current` fails there only.
+      const blocker = path.join(hosts[1].srvDir, 'switchback/.current.next');
+      execFileSync('mkdir', [blocker]);
+      const result = await project.run(['deploy']);
+      execFileSync('rm', ['-rf', blocker]);
+      expect(result.code, result.stdout + result.stderr).toBe(1);
+      expect(result.stdout).toMatch(/switch back/);
+      for (const h of hosts) expect(result.stdout).toMatch(new RegExp(`${h.name}: live ${before[0].replace('releases/', '').replaceAll('.', '\\.')}`));
+      hosts.forEach((h, i) => expect(readlinkSync(path.join(h.srvDir, 'switchback/current'))).toBe(before[i]));
+      for (const h of hosts) expect(readdirSync(path.join(h.srvDir, 'switchback/releases'))).toHaveLength(1);
+      expect((await project.run(['deploy'])).code).toBe(0);
+    } finally {
+      project.cleanup();
+    }
+  });
+});
+
 describe('a connection cut mid-upload', () => {
   it('fails cleanly: no partial release, current untouched, and the next deploy recovers the lock', async () => {
     const h = fleet.hosts[0];

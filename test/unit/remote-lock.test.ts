@@ -64,6 +64,19 @@ describe('remote lock scripts', () => {
     expect(existsSync(`${root}/deploy.lock.owner`)).toBe(false);
   });
 
+  it('a final command under set -e stops at its first failure (it did not, inside `( … ) ||`)', () => {
+    bash(acquireScript(root, owner('t1')));
+    let result: { status: number; stdout: string } = { status: 0, stdout: '' };
+    try {
+      bash(releaseScript(root, 't1', sh`set -eu; false; echo ran-on`));
+    } catch (error) {
+      result = error as { status: number; stdout: string };
+    }
+    expect(result.status).toBe(1);
+    expect(String(result.stdout)).not.toContain('ran-on');
+    expect(existsSync(`${root}/deploy.lock`)).toBe(false);
+  });
+
   it('breaks any lock, printing who held it', () => {
     bash(acquireScript(root, owner('t1')));
     expect(bash(breakScript(root))).toContain('"token":"t1"');
