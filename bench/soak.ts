@@ -50,7 +50,7 @@ async function runWithFault(task: string, kind: string): Promise<number | null> 
     return done;
   }
   if (kind === 'cut') {
-    relay.setCut(2_000 + Math.floor(random() * 30_000));
+    relay.setCut(500 + Math.floor(random() * 8_000));
     const result = await project.run(args);
     relay.setCut(Infinity);
     return result.code;
