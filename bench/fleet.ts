@@ -1,6 +1,6 @@
 // Benchmark (not a test): warm redeploy of the sample app to 1 and to 5 real sshd hosts, beside the
 // floor of plain `ssh host true` to 1 host and to 5 in parallel. Runs interleaved; prints medians.
-//   npx tsx bench/fleet.ts [runs=7]
+//   npx tsx bench/fleet.ts [runs=7] [tsx|mjs]   (mjs: the prebuilt fabfile.mjs, `npm run build` first)
 import { makeProject } from '../test/helpers/project.js';
 import { startSshHosts, type TestHost } from '../test/helpers/sshd.js';
 import { mustTime, summary } from './measure.js';
@@ -10,7 +10,8 @@ const fleet = await startSshHosts(5);
 const entry = (h: TestHost) => ({ name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/bench' });
 const one = makeProject({ knownHosts: fleet.knownHosts }, [entry(fleet.hosts[0])]);
 const five = makeProject({ knownHosts: fleet.knownHosts }, fleet.hosts.map(entry));
-const cli = (config: string) => ['node_modules/tsx/dist/cli.mjs', 'fabfile.ts', '--config', config, 'deploy'];
+const entryArgs = process.argv[3] === 'mjs' ? ['fabfile.mjs'] : ['node_modules/tsx/dist/cli.mjs', 'fabfile.ts'];
+const cli = (config: string) => [...entryArgs, '--config', config, 'deploy'];
 const ssh = (h: TestHost) => ['-i', fleet.clientKey, '-o', `UserKnownHostsFile=${fleet.knownHosts}`, '-o', 'BatchMode=yes', '-p', String(h.port), `${h.user}@${h.address}`, 'true'];
 
 try {

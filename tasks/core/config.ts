@@ -188,7 +188,16 @@ async function importConfigFile(file: string): Promise<unknown> {
     }
   }
   if (!['.ts', '.mts', '.mjs', '.js'].includes(ext)) throw new ConfigError(`config ${file}: expected a .ts, .mjs or .json file`);
-  const module = await import(pathToFileURL(file).href);
+  const url = pathToFileURL(file).href;
+  let module: { default?: unknown; config?: unknown };
+  try {
+    module = await import(url);
+  } catch (error) {
+    // Under plain node (the prebuilt fabfile.mjs) a .ts config goes through tsx's loader, loaded only then.
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw error;
+    const { tsImport } = await import('tsx/esm/api');
+    module = await tsImport(url, import.meta.url);
+  }
   return module.default ?? module.config;
 }
 
