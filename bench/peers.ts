@@ -73,6 +73,9 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
   const slipwayFiles = { one: slipwayConfig(one), ten: slipwayConfig(ten) };
   const slipway = (target: 'one' | 'ten', args: string[]) =>
     mustTime(`slipway ${args.join(' ')}`, 'npx', ['tsx', 'fabfile.ts', '--config', slipwayFiles[target], '--env', 'bench', ...args], { cwd: ROOT, env });
+  // The prebuilt entry (`npm run build`): the same tasks without tsx's start-up.
+  const slipwayMjs = (target: 'one' | 'ten', args: string[]) =>
+    mustTime(`slipway ${args.join(' ')}`, process.execPath, ['fabfile.mjs', '--config', slipwayFiles[target], '--env', 'bench', ...args], { cwd: ROOT, env });
 
   // Capistrano, as its docs set it up: Capfile, config/deploy.rb, one file per stage.
   const cap = path.join(work, 'cap');
@@ -137,7 +140,8 @@ end
     mustTime(`shipit ${target} ${task}`, path.join(shipitDir, 'node_modules/.bin/shipit'), [target, task], { cwd: shipitDir, env: { ...env, REF: ref } });
 
   return [
-    { name: 'slipway', root: 'slipway', deploy: (t, ref) => slipway(t, ['--ref', ref, 'deploy']), rollback: (t) => slipway(t, ['rollback']) },
+    { name: 'slipway (npx tsx fabfile.ts)', root: 'slipway', deploy: (t, ref) => slipway(t, ['--ref', ref, 'deploy']), rollback: (t) => slipway(t, ['rollback']) },
+    { name: 'slipway (node fabfile.mjs)', root: 'slipway', deploy: (t, ref) => slipwayMjs(t, ['--ref', ref, 'deploy']), rollback: (t) => slipwayMjs(t, ['rollback']) },
     { name: 'Capistrano', root: 'cap', deploy: (t, ref) => capistrano(t, 'deploy', ref), rollback: (t) => capistrano(t, 'deploy:rollback') },
     { name: 'Shipit', root: 'shipit', deploy: (t, ref) => shipit(t, 'deploy', ref), rollback: (t) => shipit(t, 'rollback') },
   ];
@@ -181,9 +185,13 @@ try {
 
   // Start-up and the floor, beside them.
   writeFileSync(path.join(work, 'empty.ts'), '');
+  writeFileSync(path.join(work, 'empty.mjs'), '');
+  sh('npm run --silent build', ROOT);
   for (let i = 0; i < runs; i++) {
     record('npx tsx <empty file>', 'floor', await mustTime('empty', 'npx', ['tsx', path.join(work, 'empty.ts')], { cwd: ROOT }));
     record('npx tsx fabfile.ts --list', 'slipway', await mustTime('list', 'npx', ['tsx', 'fabfile.ts', '--list'], { cwd: ROOT }));
+    record('node <empty file>', 'floor', await mustTime('empty', process.execPath, [path.join(work, 'empty.mjs')], { cwd: ROOT }));
+    record('node fabfile.mjs --list', 'slipway', await mustTime('list', process.execPath, ['fabfile.mjs', '--list'], { cwd: ROOT }));
     record('ssh host true (1 host)', 'floor', await sshTrue({ address: '127.0.0.1', port: relay.port }));
     const start = performance.now();
     await Promise.all(fleet.hosts.map((h) => sshTrue(h)));
