@@ -63,6 +63,8 @@ const rows: Row[] = [
     name: 'unreadable private key', args: ['deploy'], code: 2, message: /cannot read privateKey .*EISDIR/,
     config: withConfig((c) => (c.environments.local.hosts = [{ name: 'web', host: '127.0.0.1', port: 22, privateKey: '/tmp', deployTo: '/srv/x' }])),
   },
+  { name: 'a hostile host name', args: ['deploy'], config: withConfig((c) => (c.environments.local.hosts[0].name = 'web;$(id)')), code: 2, message: /environments\.local\.hosts\.0\.name: a host name of letters/ },
+  { name: 'a hostile environment name', args: ['--env', "prod'$(id)", 'deploy'], code: 2, message: /unknown environment "prod'\$\(id\)"/ },
   { name: 'a ref that does not exist', args: ['deploy', '--ref', 'v9.9.9'], code: 2, message: /unknown ref "v9\.9\.9"/ },
   { name: 'a hostile ref', args: ['deploy', '--ref', '$(touch /tmp/slipway-ref-pwned);x'], code: 2, message: /unknown ref "\$\(touch/ },
   { name: 'a repository that is not git', args: ['deploy'], config: withConfig((c) => (c.repository = '/tmp')), code: 2, message: /not a git repository: \/tmp/ },
@@ -100,6 +102,21 @@ describe('bad input', () => {
       expect(project.revisions()).toHaveLength(baseline.revisions);
     });
   }
+
+  it('the lock, release and shared directories are not world-writable; shared/.env is 0600', async () => {
+    const { statSync } = await import('node:fs');
+    writeFileSync(path.join(project.dir, '.env.local'), 'TOKEN=private-value\n');
+    expect((await project.run(['deploy'])).code).toBe(0);
+    const child = project.start(['deploy'], { SLIPWAY_FAULT: 'pause:before:upload' });
+    const { waitForOutput } = await import('../helpers/project.js');
+    await waitForOutput(child, /@@paused/);
+    const modes = ['deploy.lock', 'releases', `releases/${project.live()}`, 'shared', 'current/.slipway'].map((p) => [p, statSync(path.join(project.deployTo, p)).mode & 0o777] as const);
+    child.kill('SIGINT');
+    await new Promise((r) => child.on('close', r));
+    for (const [p, mode] of modes) expect(mode & 0o002, p).toBe(0);
+    expect(statSync(path.join(project.deployTo, 'shared/.env')).mode & 0o777).toBe(0o600);
+    baseline = { releases: project.releases(), live: project.live(), revisions: project.revisions().length };
+  });
 
   it('an unreachable host (closed loopback port) fails within the connect timeout, naming the host', async () => {
     const port = await freePort();
