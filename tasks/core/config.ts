@@ -1,6 +1,6 @@
 // The deploy configuration: one zod schema gives both the TypeScript type and the validation,
 // every error reported at once with its key path. .env files are read here, without printing.
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
@@ -211,19 +211,50 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
   parseDotenv ??= (await import('dotenv')).parse;
   const file = path.resolve(configFile);
   const projectRoot = path.dirname(file);
-  const env = readEnvFile(path.join(projectRoot, '.env'));
-  if (environment) Object.assign(env, readEnvFile(path.join(projectRoot, `.env.${environment}`)));
-  for (const [key, value] of Object.entries(env)) process.env[key] ??= value;
-
-  const parsed = fileSchema.safeParse(await importConfigFile(file));
-  if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, file));
-  const raw = parsed.data;
+  const env: Record<string, string> = {};
+  const apply = (values: Record<string, string>) => {
+    Object.assign(env, values);
+    for (const [key, value] of Object.entries(values)) process.env[key] ??= value;
+  };
+  apply(readEnvFile(path.join(projectRoot, '.env')));
+  // The config may read .env.<environment> through process.env, so those values must be set before
+  // it is evaluated: with --env that is known; otherwise "local" is assumed and, if the config's
+  // defaultEnvironment says otherwise, the config is evaluated again (from a fresh copy: a module
+  // is evaluated once per path) with that environment's values instead.
+  const assumed = environment ?? 'local';
+  const specific = readEnvFile(path.join(projectRoot, `.env.${assumed}`));
+  const saved = { ...process.env };
+  apply(specific);
+  const load = async (from: string) => {
+    const parsed = fileSchema.safeParse(await importConfigFile(from));
+    if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, file));
+    return parsed.data;
+  };
+  let raw = await load(file);
   const name = environment ?? raw.defaultEnvironment ?? 'local';
+  if (name !== assumed) {
+    for (const key of Object.keys(specific)) {
+      delete env[key];
+      if (saved[key] === undefined) delete process.env[key];
+      else process.env[key] = saved[key];
+    }
+    apply(readEnvFile(path.join(projectRoot, '.env')));
+    const values = readEnvFile(path.join(projectRoot, `.env.${name}`));
+    if (Object.keys(values).length) {
+      apply(values);
+      const copy = path.join(projectRoot, `.${path.basename(file)}.${process.pid}${path.extname(file)}`);
+      copyFileSync(file, copy);
+      try {
+        raw = await load(copy);
+      } finally {
+        rmSync(copy, { force: true });
+      }
+    }
+  }
   const chosen = raw.environments[name];
   if (!chosen) {
     throw new ConfigError(`unknown environment "${name}"; environments: ${Object.keys(raw.environments).join(', ') || '(none)'}`);
   }
-  if (!environment) Object.assign(env, readEnvFile(path.join(projectRoot, `.env.${name}`)));
   const { hosts, ...overrides } = chosen as { hosts: HostConfig[] } & Record<string, unknown>;
   const merged = { ...raw, ...overrides } as typeof raw;
 

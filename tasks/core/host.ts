@@ -1,4 +1,5 @@
 // The Host interface every step talks to; local (zx) and SSH (node-ssh) implement it.
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Shell } from './sh.js';
 
@@ -80,9 +81,15 @@ export async function mustRun(host: Host, what: string, command: Shell, options?
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A killed process stays a zombie until it is reaped, and kill(pid, 0) still succeeds on it.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
+  } catch {
+    return true; // no /proc (not Linux): trust kill()
   }
 }
 

@@ -6,8 +6,10 @@ export class Log {
   private width = 0;
 
   constructor(options: { json: boolean; secrets: Iterable<string> }) {
-    // Short values (e.g. "1", "true") would redact unrelated text; real secrets are longer.
-    this.secrets = [...new Set(options.secrets)].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
+    // Short values (e.g. "1", "true") would redact unrelated text; real secrets are longer. A secret
+    // also travels shell-quoted (in --dry-run's commands) and JSON-escaped: those forms go too.
+    const forms = [...options.secrets].flatMap((s) => [s, s.replace(/'/g, `'\\''`), JSON.stringify(s).slice(1, -1)]);
+    this.secrets = [...new Set(forms)].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
     this.out = options.json ? process.stderr : process.stdout;
     this.colour = Boolean(this.out.isTTY) && !process.env.NO_COLOR;
   }

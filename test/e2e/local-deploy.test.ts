@@ -1,107 +1,179 @@
-// Deploys on the local target, end to end: the real CLI, a real git repository, real `npm ci`.
-import { existsSync, lstatSync, readFileSync, readlinkSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+// Deploys on the local target, end to end: the real CLI on a real git repository (deploy.config.ts),
+// real `npm ci`. Each `it` builds on the previous one's deploy root, in order.
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { makeProject, releaseIdOf } from '../helpers/project.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { git, makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 
-const lock = (deps: Record<string, string>, packages: Record<string, unknown>) =>
-  JSON.stringify({ name: 'hello', version: '1.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: 'hello', version: '1.0.0', dependencies: deps }, ...packages } }, null, 2);
+const ID = /^\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}-[0-9a-f]{7}$/;
+const IS_NUMBER_INTEGRITY = 'sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng==';
 
 describe('deploy on the local target', () => {
-  const project = makeProject({ keepReleases: 5 });
-  afterAll(() => project.cleanup());
-  const envs = () => readdirSync(path.join(project.deployTo, 'envs')).filter((e) => !e.startsWith('.'));
-  let first: string;
+  let project: Project;
+  beforeAll(() => void (project = makeProject({ keepReleases: 5 })));
+  afterAll(() => project?.cleanup());
+  const at = (...parts: string[]) => path.join(project.deployTo, ...parts);
+  const envs = () => readdirSync(at('envs'));
+  /** The env key a release's node_modules link points into. */
+  const envOf = (id: string) => /^\.\.\/\.\.\/envs\/([^/]+)\/node_modules$/.exec(readlinkSync(at('releases', id, 'node_modules')))?.[1];
+  const ids: string[] = [];
 
-  it('first deploy: a complete release, a relative current link, an environment, metadata and a revisions line', async () => {
+  it('first deploy: exit 0, a complete release, a relative current link, an environment, metadata, one revisions line', async () => {
+    expect(project.configFile).toMatch(/deploy\.config\.ts$/);
     const result = await project.run(['deploy']);
     expect(result.code, result.stderr).toBe(0);
-    first = releaseIdOf(result.stdout);
-    expect(first).toMatch(/^\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}-[0-9a-f]{7}$/);
-    expect(project.releases()).toEqual([first]);
-    expect(readlinkSync(path.join(project.deployTo, 'current'))).toBe(`releases/${first}`);
-    const release = path.join(project.deployTo, 'releases', first);
-    expect(existsSync(path.join(release, 'server.js'))).toBe(true);
-    expect(readlinkSync(path.join(release, 'node_modules'))).toMatch(/^\.\.\/\.\.\/envs\/node-[0-9a-f]+\/node_modules$/);
-    expect(existsSync(path.join(release, 'node_modules/ms/package.json'))).toBe(true);
-    expect(lstatSync(path.join(release, 'logs')).isSymbolicLink()).toBe(true);
+    const id = releaseIdOf(result.stdout);
+    ids.push(id);
+    expect(id).toMatch(ID);
+    expect(id.endsWith(git(project.dir, 'rev-parse', '--short=7', 'HEAD'))).toBe(true);
+    expect(project.releases()).toEqual([id]);
+
+    const release = at('releases', id);
+    expect(readFileSync(path.join(release, 'server.js'), 'utf8')).toBe(readFileSync(path.join(project.dir, 'app/server.js'), 'utf8'));
+    expect(existsSync(path.join(release, 'app'))).toBe(false); // the subdirectory's contents, not the repository
+
+    const link = readlinkSync(at('current'));
+    expect(link).toBe(`releases/${id}`);
+    expect(path.isAbsolute(link)).toBe(false);
+    expect(realpathSync(at('current'))).toBe(realpathSync(release));
+
+    const key = envOf(id);
+    expect(key).toMatch(/^node-[0-9a-f]{16}$/);
+    expect(envs()).toEqual([key]);
+    expect(existsSync(at('envs', key!, '.complete'))).toBe(true);
+    expect(JSON.parse(readFileSync(path.join(release, 'node_modules/ms/package.json'), 'utf8')).version).toBe('2.1.3');
+
+    expect(readlinkSync(path.join(release, 'logs'))).toBe('../../shared/logs');
     const meta = JSON.parse(readFileSync(path.join(release, '.slipway/release.json'), 'utf8'));
-    expect(meta).toMatchObject({ id: first, ref: 'HEAD', status: 'ok' });
-    expect(meta.commit).toMatch(/^[0-9a-f]{40}$/);
-    expect(project.revisions()).toHaveLength(1);
-    expect(project.revisions()[0]).toContain(`deploy ${first}`);
-    expect(readdirSync(path.join(project.deployTo, 'tmp'))).toEqual([]);
+    expect(meta).toMatchObject({ id, ref: 'HEAD', commit: git(project.dir, 'rev-parse', 'HEAD'), status: 'ok', envKey: key });
+    expect(Date.now() - Date.parse(meta.deployedAt)).toBeLessThan(120_000);
+
+    const log = project.revisions();
+    expect(log).toHaveLength(1);
+    expect(log[0]).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ deploy ${id} from="" ref="HEAD" by=\\S+@\\S+$`));
+
+    expect(readdirSync(at('tmp'))).toEqual([]);
+    expect(existsSync(at('deploy.lock'))).toBe(false);
+    expect(existsSync(at('deploy.lock.owner'))).toBe(false);
   });
 
-  it('redeploy with an unchanged lockfile installs nothing: the same environment is linked', async () => {
-    const [env] = envs();
-    const inode = statSync(path.join(project.deployTo, 'envs', env)).ino;
+  it('redeploy with an unchanged lockfile: the environment is reused, nothing installed, a new release', async () => {
+    const [key] = envs();
+    const before = { inode: statSync(at('envs', key)).ino, complete: statSync(at('envs', key, '.complete')).mtimeMs, ms: statSync(at('envs', key, 'node_modules/ms')).ino };
     const result = await project.run(['deploy']);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/dependencies .*reused envs\/node-/);
+    const id = releaseIdOf(result.stdout);
+    ids.push(id);
+    expect(result.stdout).toMatch(new RegExp(`dependencies\\s+.*reused envs/${key}, no install`));
     expect(result.stdout).not.toMatch(/installed envs/);
-    expect(envs()).toEqual([env]);
-    expect(statSync(path.join(project.deployTo, 'envs', env)).ino).toBe(inode);
-    expect(project.live()).not.toBe(first);
-    expect(project.releases()).toHaveLength(2);
+    expect(envs()).toEqual([key]);
+    expect(statSync(at('envs', key)).ino).toBe(before.inode);
+    expect(statSync(at('envs', key, '.complete')).mtimeMs).toBe(before.complete);
+    expect(statSync(at('envs', key, 'node_modules/ms')).ino).toBe(before.ms);
+    expect(id).not.toBe(ids[0]);
+    expect(project.releases()).toEqual(ids);
+    expect(project.live()).toBe(id);
+    expect(envOf(id)).toBe(key);
+    expect(project.revisions()).toHaveLength(2);
   });
 
-  it('a changed lockfile builds a new environment, from the npm cache in <deployTo>/cache', async () => {
-    const before = envs();
-    const ms = JSON.parse(readFileSync(path.join(project.dir, 'app/package-lock.json'), 'utf8')).packages['node_modules/ms'];
-    project.commit({
-      'package.json': JSON.stringify({ name: 'hello', version: '1.0.0', type: 'module', dependencies: { ms: '^2.1.3' }, description: 'changed' }),
-      'package-lock.json': lock({ ms: '^2.1.3' }, { 'node_modules/ms': { ...ms, license: 'MIT', dev: false } }),
-    });
+  it('a changed lockfile (a second dependency) installs a new environment, through the npm cache in <deployTo>/cache', async () => {
+    const [oldKey] = envs();
+    const pkg = JSON.parse(readFileSync(path.join(project.dir, 'app/package.json'), 'utf8'));
+    const lock = JSON.parse(readFileSync(path.join(project.dir, 'app/package-lock.json'), 'utf8'));
+    pkg.dependencies['is-number'] = '^7.0.0';
+    lock.packages[''].dependencies['is-number'] = '^7.0.0';
+    lock.packages['node_modules/is-number'] = { version: '7.0.0', integrity: IS_NUMBER_INTEGRITY, license: 'MIT', engines: { node: '>=0.12.0' } };
+    project.commit('add is-number', { 'app/package.json': JSON.stringify(pkg, null, 2) + '\n', 'app/package-lock.json': JSON.stringify(lock, null, 2) + '\n' });
+
     const result = await project.run(['deploy']);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/installed envs\/node-/);
-    expect(envs().filter((e) => !before.includes(e))).toHaveLength(1);
-    expect(readdirSync(path.join(project.deployTo, 'cache/npm')).length).toBeGreaterThan(0);
+    const id = releaseIdOf(result.stdout);
+    ids.push(id);
+    const newKey = envOf(id);
+    expect(result.stdout).toMatch(new RegExp(`dependencies\\s+.*installed envs/${newKey}`));
+    expect(newKey).not.toBe(oldKey);
+    expect(envs().sort()).toEqual([oldKey, newKey].sort());
+    expect(JSON.parse(readFileSync(at('releases', id, 'node_modules/is-number/package.json'), 'utf8')).version).toBe('7.0.0');
+    expect(envOf(ids[0])).toBe(oldKey); // older releases keep their own environment
+    // npm's cache lives in the deploy root and now holds the new package.
+    const index = readdirSync(at('cache/npm/_cacache/index-v5'), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => readFileSync(path.join(e.parentPath, e.name), 'utf8'))
+      .join('\n');
+    expect(index).toContain('is-number');
+    expect(readdirSync(at('cache/npm/_cacache/content-v2'))).not.toEqual([]);
   });
 
-  it('seven deploys with keepReleases 5 leave five releases, the newest live; purge drops unused environments', async () => {
-    for (let i = 0; i < 4; i++) expect((await project.run(['deploy'])).code).toBe(0);
-    const releases = project.releases();
-    expect(releases).toHaveLength(5);
-    expect(project.live()).toBe(releases[4]);
-    expect(releases).not.toContain(first);
-    // The first two releases used the first environment; once both are gone, so is it.
-    expect(envs()).toHaveLength(1);
+  it('seven deploys with keepReleases 5 leave five releases, the newest live; purge removes environments no release uses', async () => {
+    for (let i = 0; i < 4; i++) {
+      const result = await project.run(['deploy']);
+      expect(result.code, result.stderr).toBe(0);
+      ids.push(releaseIdOf(result.stdout));
+    }
+    expect(ids).toHaveLength(7);
+    expect(new Set(ids).size).toBe(7);
+    expect(project.releases()).toEqual(ids.slice(2));
+    expect(project.live()).toBe(ids[6]);
+    // The first environment served only the two purged releases: it is gone too.
+    const used = new Set(project.releases().map(envOf));
+    expect(used.size).toBe(1);
+    expect(envs()).toEqual([...used]);
+    expect(project.revisions()).toHaveLength(7);
+    expect(readdirSync(at('tmp'))).toEqual([]);
   });
 
-  it('`releases` lists every release with the live one marked, and --json parses', async () => {
-    const text = await project.run(['releases']);
-    expect(text.code).toBe(0);
-    const live = project.live()!;
-    expect(text.stdout).toContain(`* ${live}`);
-    for (const id of project.releases()) expect(text.stdout).toContain(id);
-    const json = await project.run(['--json', 'releases']);
-    const body = JSON.parse(json.stdout);
-    expect(body.ok).toBe(true);
-    const rows = body.tasks[0].hosts.local.releases as Array<{ id: string; live: boolean }>;
-    expect(rows.filter((r) => r.live).map((r) => r.id)).toEqual([live]);
-    expect(rows).toHaveLength(5);
+  it('`releases` lists every release with the live one marked', async () => {
+    const result = await project.run(['releases']);
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stdout.split('\n').filter((l) => / ref HEAD$/.test(l)); // `  * <id>  <when>  ref HEAD`
+    expect(lines).toHaveLength(5);
+    for (const id of project.releases()) {
+      const line = lines.filter((l) => l.includes(id));
+      expect(line).toHaveLength(1);
+      expect(line[0]).toMatch(id === project.live() ? new RegExp(`^\\s*\\* ${id} `) : new RegExp(`^\\s+${id} `));
+    }
+    expect(lines.filter((l) => /^\s*\* \d{4}\./.test(l))).toHaveLength(1);
   });
 
-  it('--dry-run prints the commands and changes nothing', async () => {
-    const before = project.releases();
+  it('`releases --json` prints exactly one JSON object on stdout (human output on stderr)', async () => {
+    const result = await project.run(['--json', 'releases']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.trimEnd().split('\n')).toHaveLength(1);
+    const body = JSON.parse(result.stdout);
+    expect(body).toMatchObject({ ok: true, exitCode: 0, tasks: [{ task: 'releases', ok: true }] });
+    const rows = body.tasks[0].hosts.local.releases as Array<{ id: string; live: boolean; ref: string; status: string }>;
+    expect(rows.map((r) => r.id)).toEqual([...project.releases()].reverse());
+    expect(rows.filter((r) => r.live).map((r) => r.id)).toEqual([project.live()]);
+    expect(rows.every((r) => r.status === 'ok' && r.ref === 'HEAD')).toBe(true);
+    expect(result.stderr).toContain(project.live()!);
+  });
+
+  it('--dry-run prints the commands it would run and changes nothing on disk', async () => {
+    const before = project.snapshot();
+    const log = readFileSync(at('revisions.log'), 'utf8');
     const result = await project.run(['--dry-run', 'deploy']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain('would run:');
-    expect(result.stdout).toContain('sha256sum');
-    expect(project.releases()).toEqual(before);
-    expect(project.revisions()).toHaveLength(7);
+    expect(result.stdout).toContain('sha256sum -c');
+    expect(result.stdout).toMatch(/mv -T \S+\/\.current\.next \S+\/current/);
+    expect(project.snapshot()).toEqual(before);
+    expect(readFileSync(at('revisions.log'), 'utf8')).toBe(log);
   });
+});
 
-  it('`check` reports the host reachable, writable and unlocked; `purge` applies keepReleases', async () => {
-    const check = await project.run(['check']);
-    expect(check.code, check.stderr).toBe(0);
-    expect(check.stdout).toMatch(/writable, unlocked/);
-    writeFileSync(project.configFile, readFileSync(project.configFile, 'utf8').replace('"keepReleases": 5', '"keepReleases": 2'));
-    const purge = await project.run(['purge']);
-    expect(purge.code, purge.stderr).toBe(0);
-    expect(project.releases()).toHaveLength(2);
-    expect(project.releases()).toContain(project.live());
+describe('--dry-run on a host never deployed to (deploy.config.json)', () => {
+  let project: Project;
+  beforeAll(() => void (project = makeProject({ format: 'json' })));
+  afterAll(() => project?.cleanup());
+
+  it('creates no deploy root at all; then a real deploy with the .json config works', async () => {
+    const dry = await project.run(['--dry-run', 'deploy']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain('would run:');
+    expect(existsSync(project.deployTo)).toBe(false);
+    const real = await project.run(['deploy']);
+    expect(real.code, real.stderr).toBe(0);
+    expect(project.live()).toBe(releaseIdOf(real.stdout));
   });
 });

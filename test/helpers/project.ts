@@ -1,36 +1,76 @@
-// A throwaway project for end-to-end tests: a real git repository holding the sample app, a deploy
-// config pointing at a temp deploy root, and the real CLI run as a subprocess against it.
+// A throwaway project for end-to-end tests: a real git repository holding the sample app under app/,
+// a deploy config whose `local` environment deploys into <tmp>/deploy, a copy of templates/, and the
+// real CLI (tsx + fabfile.ts) run against it as a subprocess, never through a shell.
+//
+//   const p = makeProject({ keepReleases: 5 });        // deploy.config.ts; format: 'json' | 'mjs' too
+//   const r = await p.run(['deploy']);                 // { code, signal, stdout, stderr }
+//   p.commit('bump', { 'app/server.js': '...' });      // paths relative to the project; returns the sha
+//   p.releases(), p.live(), p.revisions(), p.cleanup()
+//
+// Older suites (bad-input, faults, ssh-*, services, disk-full) use the first form of this helper:
+// makeProject(configOverrides?, hosts?) writing deploy.config.json (which they rewrite in place),
+// commit(files under app/, message), run(args, env) and start(args, env). Both forms are kept; so
+// makeProject() with no argument at all still writes JSON: pass options (even {}) for the .ts config.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 const TSX = path.join(ROOT, 'node_modules/tsx/dist/cli.mjs');
 const FABFILE = path.join(ROOT, 'fabfile.ts');
+const DEFINE_CONFIG = path.join(ROOT, 'tasks/core/config.ts');
 
 export interface RunResult {
   code: number | null;
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
-/** Runs the real CLI; no shell involved. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = startCli(args, env);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Sends `signal` once stdout or stderr matches `output` (SIGKILL goes to the whole process tree). */
+  signalAfter?: { output: RegExp; signal: NodeJS.Signals };
 }
 
+/**
+ * Starts the real CLI. It leads its own process group: tsx runs fabfile.ts in a child process, so a
+ * SIGKILL of tsx alone would leave the deploy running; `signalCli` kills the whole group.
+ */
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(process.execPath, [TSX, FABFILE, ...args], {
     env: { ...process.env, CI: 'true', NO_COLOR: '1', npm_config_loglevel: 'error', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+}
+
+/** SIGKILL: the CLI and everything it started, as when the machine kills the run. Other signals: the CLI, which relays them. */
+export function signalCli(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(signal === 'SIGKILL' ? -child.pid! : child.pid!, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** Runs the real CLI to the end and collects its output. */
+export function runCli(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = startCli(args, options.env);
+    let stdout = '';
+    let stderr = '';
+    let signalled = false;
+    const onData = () => {
+      if (options.signalAfter && !signalled && options.signalAfter.output.test(stdout + stderr)) {
+        signalled = true;
+        signalCli(child, options.signalAfter.signal);
+      }
+    };
+    child.stdout!.on('data', (d) => ((stdout += d), onData()));
+    child.stderr!.on('data', (d) => ((stderr += d), onData()));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
 
@@ -54,87 +94,128 @@ export function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 
 export const git = (cwd: string, ...args: string[]) =>
   execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.com', ...args], { cwd, encoding: 'utf8' }).trim();
 
+export interface ProjectOptions {
+  /** deploy.config.ts (default, importing defineConfig), deploy.config.json or deploy.config.mjs. */
+  format?: 'ts' | 'json' | 'mjs';
+  keepReleases?: number;
+  /** More top-level config keys, over the defaults. */
+  config?: Record<string, unknown>;
+  /** Replaces the one local host. */
+  hosts?: unknown[];
+}
+
 export interface Project {
   dir: string;
   deployTo: string;
   configFile: string;
-  /** Runs the CLI with this project's config. */
-  run(args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult>;
+  /** Runs the CLI with `--config <configFile>` first. The second argument may also be a bare env (older form). */
+  run(args: string[], options?: RunOptions | NodeJS.ProcessEnv): Promise<RunResult>;
+  spawn(args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   start(args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
-  /** Commits these files (path → content) under app/; returns the commit sha. */
+  /** commit(message, { 'app/x.js': text }) — or the older commit({ 'x.js': text } under app/, message). Returns the sha. */
+  commit(message: string, changes: Record<string, string>): string;
   commit(files: Record<string, string>, message?: string): string;
+  /** Rewrites the config: the defaults (and this project's options) with `extra` over them. */
+  writeConfig(extra?: Record<string, unknown>): void;
   releases(): string[];
   live(): string | null;
   revisions(): string[];
-  writeConfig(config: Record<string, unknown>): void;
+  /** Every path under deployTo (symlinks with their targets), sorted: compare two to see that nothing changed. */
+  snapshot(): string[];
   cleanup(): void;
 }
 
-/** `config` entries are merged over the defaults; `hosts` replaces the local host. */
-export function makeProject(config: Record<string, unknown> = {}, hosts?: unknown[]): Project {
+const OPTION_KEYS = new Set(['format', 'keepReleases', 'config', 'hosts']);
+
+export function makeProject(options?: ProjectOptions): Project;
+export function makeProject(config: Record<string, unknown>, hosts?: unknown[]): Project;
+export function makeProject(first?: ProjectOptions | Record<string, unknown>, legacyHosts?: unknown[]): Project {
+  // The older form: no argument, a hosts list, or config keys at the top level.
+  const legacy = first === undefined || legacyHosts !== undefined || Object.keys(first).some((k) => !OPTION_KEYS.has(k));
+  const options: ProjectOptions = legacy ? { format: 'json', hosts: legacyHosts } : (first as ProjectOptions);
+  const format = options.format ?? 'ts';
+
   const dir = mkdtempSync(path.join(tmpdir(), 'slipway-project-'));
   const deployTo = path.join(dir, 'deploy');
-  const app = path.join(dir, 'app');
-  mkdirSync(app);
-  for (const file of ['server.js', 'package.json', 'package-lock.json']) cpSync(path.join(ROOT, 'examples/hello', file), path.join(app, file));
+  mkdirSync(path.join(dir, 'app'));
+  for (const file of ['server.js', 'package.json', 'package-lock.json']) cpSync(path.join(ROOT, 'examples/hello', file), path.join(dir, 'app', file));
   cpSync(path.join(ROOT, 'templates'), path.join(dir, 'templates'), { recursive: true });
+  writeFileSync(path.join(dir, '.gitignore'), '.env\n.env.*\n');
   git(dir, 'init', '-q', '-b', 'main');
+  git(dir, 'config', 'user.name', 'test');
+  git(dir, 'config', 'user.email', 'test@example.com');
   git(dir, 'add', '-A');
   git(dir, 'commit', '-qm', 'first');
-  const configFile = path.join(dir, 'deploy.config.json');
+
+  const configFile = path.join(dir, `deploy.config.${format}`);
+  const defaults = {
+    application: 'hello',
+    subdirectory: 'app',
+    dependencies: { type: 'node' },
+    shared: { dirs: ['logs'], files: [] },
+    ...(options.keepReleases !== undefined ? { keepReleases: options.keepReleases } : {}),
+    ...options.config,
+  };
+  const writeConfig = (extra: Record<string, unknown> = {}) => {
+    const config = { ...defaults, environments: { local: { hosts: options.hosts ?? [{ name: 'local', local: true, deployTo }] } }, ...extra };
+    const json = JSON.stringify(config, null, 2);
+    const text =
+      format === 'json' ? json
+      : format === 'mjs' ? `export default ${json};\n`
+      : `import { defineConfig } from ${JSON.stringify(DEFINE_CONFIG)};\n\nexport default defineConfig(${json});\n`;
+    writeFileSync(configFile, text);
+  };
+  const readOr = <T>(read: () => T, fallback: T): T => {
+    try {
+      return read();
+    } catch {
+      return fallback;
+    }
+  };
+
   const project: Project = {
     dir,
     deployTo,
     configFile,
-    run: (args, env) => runCli(['--config', configFile, ...args], env),
+    run: (args, opts = {}) => {
+      const isOptions = 'env' in opts || 'signalAfter' in opts;
+      return runCli(['--config', configFile, ...args], isOptions ? (opts as RunOptions) : { env: opts as NodeJS.ProcessEnv });
+    },
+    spawn: (args, env) => startCli(['--config', configFile, ...args], env),
     start: (args, env) => startCli(['--config', configFile, ...args], env),
-    commit(files, message = 'change') {
-      for (const [name, content] of Object.entries(files)) {
-        mkdirSync(path.dirname(path.join(app, name)), { recursive: true });
-        writeFileSync(path.join(app, name), content);
-      }
-      git(dir, 'add', '-A');
+    commit(a: string | Record<string, string>, b?: string | Record<string, string>) {
+      // commit(message, changes relative to the project) or commit(changes relative to app/, message).
+      const [message, changes, base] = typeof a === 'string' ? [a, b as Record<string, string>, dir] : [(b as string) ?? 'change', a, path.join(dir, 'app')];
+      const files = Object.entries(changes).map(([name, content]) => {
+        const file = path.join(base, name);
+        mkdirSync(path.dirname(file), { recursive: true });
+        writeFileSync(file, content);
+        return file;
+      });
+      git(dir, 'add', '--', ...files);
       git(dir, 'commit', '-qm', message);
       return git(dir, 'rev-parse', 'HEAD');
     },
-    releases: () => {
-      try {
-        return readdirSync(path.join(deployTo, 'releases')).sort();
-      } catch {
-        return [];
-      }
-    },
-    live: () => {
-      try {
-        return readlinkSync(path.join(deployTo, 'current')).replace(/^releases\//, '');
-      } catch {
-        return null;
-      }
-    },
-    revisions: () => {
-      try {
-        return readFileSync(path.join(deployTo, 'revisions.log'), 'utf8').split('\n').filter(Boolean);
-      } catch {
-        return [];
-      }
-    },
-    writeConfig(extra) {
-      const base = {
-        application: 'hello',
-        subdirectory: 'app',
-        dependencies: { type: 'node' },
-        shared: { dirs: ['logs'], files: [] },
-        environments: { local: { hosts: hosts ?? [{ name: 'local', local: true, deployTo }] } },
-      };
-      writeFileSync(configFile, JSON.stringify({ ...base, ...extra }, null, 2));
-    },
+    writeConfig,
+    releases: () => readOr(() => readdirSync(path.join(deployTo, 'releases')).sort(), []),
+    live: () => readOr(() => readlinkSync(path.join(deployTo, 'current')).replace(/^releases\//, ''), null),
+    revisions: () => readOr(() => readFileSync(path.join(deployTo, 'revisions.log'), 'utf8').split('\n').filter(Boolean), []),
+    snapshot: () => (existsSync(deployTo) ? listTree(deployTo) : []),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
-  project.writeConfig(config);
+  writeConfig(legacy ? (first as Record<string, unknown> | undefined) : undefined);
   return project;
 }
 
-/** The release ids in a CLI's output (the `release id:` line). */
+function listTree(root: string, rel = ''): string[] {
+  return readdirSync(path.join(root, rel), { withFileTypes: true }).flatMap((entry) => {
+    const name = path.join(rel, entry.name);
+    if (entry.isSymbolicLink()) return [`${name} -> ${readlinkSync(path.join(root, name))}`];
+    return entry.isDirectory() ? [`${name}/`, ...listTree(root, name)] : [name];
+  }).sort();
+}
+
+/** The release id a deploy printed (its `release id:` line). */
 export function releaseIdOf(output: string): string {
   const match = /release id: (\S+)/.exec(output);
   if (!match) throw new Error(`no release id in output:\n${output}`);

@@ -1,60 +1,182 @@
-// The command line parser and the POSIX quoting every shell line goes through.
+// The command line parser (tasks/core/cli.ts) and the POSIX quoting every shell line goes through
+// (tasks/core/sh.ts), the latter checked by having dash and bash read the quoted values back.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseCommandLine, parseTaskCall, UsageError } from '../../tasks/core/cli.js';
-import { quote, raw, sh } from '../../tasks/core/sh.js';
+import { quote, raw, script, sh, Shell } from '../../tasks/core/sh.js';
+
+/** The UsageError thrown, or fails the test. */
+function usageError(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).exitCode).toBe(2);
+    return error as UsageError;
+  }
+  throw new Error('expected a UsageError');
+}
 
 describe('parseTaskCall', () => {
-  it('reads Fabric\'s task:arg,arg', () => {
+  it("reads Fabric's task:arg,arg", () => {
     expect(parseTaskCall('deploy')).toEqual({ name: 'deploy', args: [] });
     expect(parseTaskCall('rollback:current')).toEqual({ name: 'rollback', args: ['current'] });
-    expect(parseTaskCall('task:a,b')).toEqual({ name: 'task', args: ['a', 'b'] });
-    expect(parseTaskCall('rollback:../x')).toEqual({ name: 'rollback', args: ['../x'] });
+    expect(parseTaskCall('my-task2:a,b,c')).toEqual({ name: 'my-task2', args: ['a', 'b', 'c'] });
+    expect(parseTaskCall('rollback:2026.01.01-00.00.01-aaaaaaa')).toEqual({ name: 'rollback', args: ['2026.01.01-00.00.01-aaaaaaa'] });
   });
-  it('rejects empty arguments and bad names as usage errors', () => {
-    expect(() => parseTaskCall('rollback:')).toThrow(/empty argument/);
-    expect(() => parseTaskCall('a:x,,y')).toThrow(UsageError);
-    expect(() => parseTaskCall('Deploy')).toThrow(/bad task name "Deploy"/);
-    expect(() => parseTaskCall('$(id)')).toThrow(UsageError);
+  it('passes argument text through unchanged (checked by the task, never by a shell)', () => {
+    expect(parseTaskCall('rollback:../../etc')).toEqual({ name: 'rollback', args: ['../../etc'] });
+    expect(parseTaskCall('rollback:$(touch /tmp/x)')).toEqual({ name: 'rollback', args: ['$(touch /tmp/x)'] });
+    expect(parseTaskCall('t:a:b')).toEqual({ name: 't', args: ['a:b'] });
+  });
+  it('an empty argument is a usage error naming the task', () => {
+    for (const word of ['rollback:', 'rollback:a,', 'rollback:,a', 'x:a,,b']) expect(usageError(() => parseTaskCall(word)).message).toMatch(/empty argument in ".*"; expected \w+:ARG\[,ARG\.\.\.\]/);
+  });
+  it('a bad task name is a usage error quoting it', () => {
+    for (const word of ['Deploy', '9lives', '-deploy', 'de_ploy', 'deploy!', '', ':x', '$(id)', 'a b']) {
+      expect(usageError(() => parseTaskCall(word)).message).toContain(`bad task name "${word.split(':')[0]}"`);
+    }
   });
 });
 
 describe('parseCommandLine', () => {
-  it('parses options and several tasks', () => {
-    const { options, calls } = parseCommandLine(['--env', 'prod', '--hosts', 'a,b', '--rolling', '2', '--dry-run', 'deploy', 'releases']);
-    expect(options).toMatchObject({ env: 'prod', hosts: ['a', 'b'], rolling: 2, dryRun: true, autoRollback: true });
-    expect(calls.map((c) => c.name)).toEqual(['deploy', 'releases']);
-    expect(parseCommandLine(['--no-auto-rollback', 'deploy']).options.autoRollback).toBe(false);
+  it('parses options and several task calls in order', () => {
+    const { options, calls } = parseCommandLine(['--env', 'prod', '--hosts', 'a, b', '--roles', 'web', '--rolling', '2', '--dry-run', '--json', 'deploy', 'rollback:current']);
+    expect(options).toMatchObject({ env: 'prod', hosts: ['a', 'b'], roles: ['web'], rolling: 2, dryRun: true, json: true, force: false, keepFailed: false, autoRollback: true });
+    expect(calls).toEqual([{ name: 'deploy', args: [] }, { name: 'rollback', args: ['current'] }]);
   });
-  it('reports bad options with exit code 2', () => {
-    for (const argv of [['--frob'], ['--rolling', '0', 'deploy'], ['--rolling', 'x'], ['--hosts', 'a,,b'], ['--env', '']]) {
-      let error: unknown;
-      try {
-        parseCommandLine(argv);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(UsageError);
-      expect((error as UsageError).exitCode).toBe(2);
+  it('defaults: nothing set, auto-rollback on', () => {
+    const { options, calls } = parseCommandLine([]);
+    expect(calls).toEqual([]);
+    expect(options).toMatchObject({ env: undefined, config: undefined, ref: undefined, hosts: undefined, rolling: undefined, dryRun: false, json: false, help: false, autoRollback: true });
+  });
+  it('options may come after the tasks; --no-auto-rollback, --force, --keep-failed, -h', () => {
+    const { options, calls } = parseCommandLine(['deploy', '--ref', 'v1.2', '--no-auto-rollback', '--force', '--keep-failed', '-h', '--config', 'x.json']);
+    expect(calls.map((c) => c.name)).toEqual(['deploy']);
+    expect(options).toMatchObject({ ref: 'v1.2', autoRollback: false, force: true, keepFailed: true, help: true, config: 'x.json' });
+  });
+  it('an unknown option is a UsageError (exit 2) naming it', () => {
+    expect(usageError(() => parseCommandLine(['--frobnicate', 'deploy'])).message).toContain("Unknown option '--frobnicate'");
+    expect(usageError(() => parseCommandLine(['-x', 'deploy'])).message).toContain("Unknown option '-x'");
+  });
+  it('an option missing its value, or given an empty one, is a usage error', () => {
+    usageError(() => parseCommandLine(['deploy', '--env']));
+    for (const key of ['env', 'config', 'ref']) expect(usageError(() => parseCommandLine([`--${key}`, ' ', 'deploy'])).message).toBe(`--${key} needs a value`);
+    expect(usageError(() => parseCommandLine(['--hosts', 'a,,b'])).message).toContain('--hosts: empty name in "a,,b"');
+    expect(usageError(() => parseCommandLine(['--roles', ','])).message).toContain('--roles: empty name');
+  });
+  it('--rolling takes a whole number of at least 1', () => {
+    expect(parseCommandLine(['--rolling', '1']).options.rolling).toBe(1);
+    expect(parseCommandLine(['--rolling=10']).options.rolling).toBe(10);
+    expect(usageError(() => parseCommandLine(['--rolling', '-1', 'deploy'])).message).toContain("'--rolling' argument is ambiguous");
+    for (const bad of ['0', '-1', '1.5', 'x', '', 'Infinity', 'NaN']) {
+      expect(usageError(() => parseCommandLine([`--rolling=${bad}`, 'deploy'])).message).toBe(`--rolling: expected a whole number ≥ 1, got "${bad}"`);
     }
+  });
+  it('a bad task word is a usage error too', () => {
+    usageError(() => parseCommandLine(['deploy', 'Rollback']));
+    usageError(() => parseCommandLine(['rollback:']));
   });
 });
 
-describe('quote and sh', () => {
-  const hostile = ["it's", 'say "hi"', '$(touch /tmp/x)', '`id`', 'a;b', 'two\nlines', 'with space', '-rf', 'ünïcödé ☃', '', "'", '\\', '$HOME', '*'];
-  it('leaves plain words alone and single-quotes the rest', () => {
-    expect(quote('releases/2026.01.01-00.00.01-abc1234')).toBe('releases/2026.01.01-00.00.01-abc1234');
-    expect(quote("it's")).toBe(`'it'\\''s'`);
-    expect(quote('-rf')).toBe(`'-rf'`);
-    expect(quote('')).toBe(`''`);
+// Values that must reach a shell as one literal word, and the exact text quote() gives for each.
+const QUOTED: Array<[string, string]> = [
+  ["it's", `'it'\\''s'`],
+  ["'", `''\\'''`],
+  ["''", `''\\'''\\'''`],
+  ['say "hi"', `'say "hi"'`],
+  ['$(touch /tmp/slipway-quote-pwned)', `'$(touch /tmp/slipway-quote-pwned)'`],
+  ['`touch /tmp/slipway-quote-pwned`', "'`touch /tmp/slipway-quote-pwned`'"],
+  ['a;touch /tmp/slipway-quote-pwned', `'a;touch /tmp/slipway-quote-pwned'`],
+  ['a && b || c | d & e', `'a && b || c | d & e'`],
+  ['two\nlines', `'two\nlines'`],
+  ['trailing newline\n', `'trailing newline\n'`],
+  ['with space', `'with space'`],
+  ['tab\there', `'tab\there'`],
+  ['-rf', `'-rf'`],
+  ['--', `'--'`],
+  ['-', `'-'`],
+  ['ünïcödé ☃ 日本', `'ünïcödé ☃ 日本'`],
+  ['', `''`],
+  ['\\', `'\\'`],
+  ['back\\slash\\n', `'back\\slash\\n'`],
+  ['$HOME', `'$HOME'`],
+  ['${HOME:-x}', `'\${HOME:-x}'`],
+  ['*', `'*'`],
+  ['?', `'?'`],
+  ['[a]', `'[a]'`],
+  ['~', `'~'`],
+  ['~root', `'~root'`],
+  ['a>b<c', `'a>b<c'`],
+  ['#comment', `'#comment'`],
+  ['!x', `'!x'`],
+  ['{a,b}', `'{a,b}'`],
+  ['(x)', `'(x)'`],
+  ['a=b c', `'a=b c'`],
+];
+
+// Plain words go through unquoted.
+const PLAIN = ['deploy', '/srv/app/releases/2026.01.01-00.00.01-aaaaaaa', 'a_b.c-d', 'user@host:22', '50%', 'a+b=c,d', 'x/-y', '1.2.3'];
+
+describe('quote', () => {
+  it.each(QUOTED)('quotes %j exactly', (value, expected) => {
+    expect(quote(value)).toBe(expected);
   });
-  it('dash reads every quoted value back literally', () => {
-    for (const value of hostile) {
-      expect(execFileSync('/bin/sh', ['-c', `printf '%s' ${quote(value)}`], { encoding: 'utf8' })).toBe(value);
-    }
+  it('leaves plain words alone', () => {
+    for (const value of PLAIN) expect(quote(value)).toBe(value);
   });
-  it('sh quotes every interpolation, joins arrays as words, keeps raw fragments', () => {
-    expect(sh`rm -rf ${'a b'} ${['x', "y'z"]} ${raw('2>/dev/null')}`.text).toBe(`rm -rf 'a b' x 'y'\\''z' 2>/dev/null`);
-    expect(() => sh`echo ${undefined as unknown as string}`).toThrow(/cannot interpolate/);
+  it('numbers become words; negative ones are quoted like an option', () => {
+    expect(quote(42)).toBe('42');
+    expect(quote(-1)).toBe(`'-1'`);
+  });
+
+  // The real check: a shell reads the quoted text back as the same single word.
+  const shells = ['/bin/sh', 'bash'];
+  for (const shell of shells) {
+    it(`${shell} reads every quoted value back literally, as one word`, () => {
+      for (const value of [...QUOTED.map(([v]) => v), ...PLAIN]) {
+        expect(execFileSync(shell, ['-c', 'printf %s ' + quote(value)], { encoding: 'utf8' }), JSON.stringify(value)).toBe(value);
+        // One argument, not several: $# counts the words the shell made.
+        expect(execFileSync(shell, ['-c', `set -- ${quote(value)}; printf %s "$#"`], { encoding: 'utf8' })).toBe('1');
+      }
+    });
+  }
+  it('/bin/sh here is a POSIX shell that is not bash (dash), so the test above is not only bash', () => {
+    expect(execFileSync('/bin/sh', ['-c', 'printf %s "${BASH_VERSION:-none}"'], { encoding: 'utf8' })).toBe('none');
+  });
+  it('no quoted value runs a command', async () => {
+    const { existsSync } = await import('node:fs');
+    for (const [value] of QUOTED) execFileSync('/bin/sh', ['-c', `echo ${quote(value)} >/dev/null`]);
+    expect(existsSync('/tmp/slipway-quote-pwned')).toBe(false);
+  });
+});
+
+describe('sh, raw and script', () => {
+  it('sh quotes every interpolated value and keeps the template text', () => {
+    expect(sh`rm -rf ${'a b'} ${"y'z"} ${'plain'}`.text).toBe(`rm -rf 'a b' 'y'\\''z' plain`);
+    expect(sh`cd ${'$(id)'} && ls ${'-la'}`.text).toBe(`cd '$(id)' && ls '-la'`);
+    expect(sh`echo ${7}`.text).toBe('echo 7');
+  });
+  it('arrays become separately quoted words; raw fragments and nested Shells go in verbatim', () => {
+    expect(sh`mkdir -p ${['a', 'b c', "d'e"]}`.text).toBe(`mkdir -p a 'b c' 'd'\\''e'`);
+    expect(sh`ls ${raw('2>/dev/null')}`.text).toBe('ls 2>/dev/null');
+    const inner = sh`echo ${'x y'}`;
+    expect(sh`( ${inner} ) | cat`.text).toBe(`( echo 'x y' ) | cat`);
+    expect(sh`x ${[raw('|'), 'a b']}`.text).toBe(`x | 'a b'`);
+    expect(sh`x`).toBeInstanceOf(Shell);
+    expect(String(sh`a ${'b c'}`)).toBe(`a 'b c'`);
+  });
+  it('refuses values that are not strings, numbers, Shells or arrays of them', () => {
+    expect(() => sh`echo ${undefined as unknown as string}`).toThrow(/cannot interpolate undefined/);
+    expect(() => sh`echo ${null as unknown as string}`).toThrow(TypeError);
+    expect(() => sh`echo ${{} as unknown as string}`).toThrow(TypeError);
+  });
+  it('script joins lines and drops false/undefined ones', () => {
+    expect(script(sh`set -eu`, false, undefined, sh`echo ${'a b'}`).text).toBe(`set -eu\necho 'a b'`);
+  });
+  it('a script built with sh runs under dash with the values intact', () => {
+    const values = ["it's", '$(id)', 'two\nlines', '-n'];
+    const out = execFileSync('/bin/sh', ['-c', script(sh`set -eu`, ...values.map((v) => sh`printf '%s|' ${v}`)).text], { encoding: 'utf8' });
+    expect(out).toBe(values.map((v) => `${v}|`).join(''));
   });
 });

@@ -1,67 +1,159 @@
-// Pure release decisions: ids, rollback target, purge choice.
+// Pure release decisions (tasks/core/releases.ts): ids, rollback target, what purge removes.
 import { describe, expect, it } from 'vitest';
-import { isReleaseId, newReleaseId, RollbackRefused, selectPurge, selectRollbackTarget } from '../../tasks/core/releases.js';
+import {
+  isReleaseId,
+  newReleaseId,
+  parseRollbackArg,
+  RollbackRefused,
+  selectPurge,
+  selectRollbackTarget,
+  sortReleases,
+} from '../../tasks/core/releases.js';
 
-const ids = ['2026.01.01-00.00.01-aaaaaaa', '2026.01.02-00.00.01-bbbbbbb', '2026.01.03-00.00.01-ccccccc', '2026.01.04-00.00.01-ddddddd'];
+// Oldest first, as sortReleases returns them.
+const ids = ['2026.01.01-00.00.01-aaaaaaa', '2026.01.02-00.00.01-bbbbbbb', '2026.01.03-00.00.01-ccccccc', '2026.01.04-00.00.01-ddddddd', '2026.01.05-00.00.01-eeeeeee'];
+const [a, b, c, d, e] = ids;
 
-describe('release ids', () => {
-  it('are UTC, zero-padded, with the 7-char sha', () => {
-    expect(newReleaseId(new Date(Date.UTC(2013, 10, 18, 2, 5, 38)), 'de20852ffff')).toBe('2013.11.18-02.05.38-de20852');
-    expect(newReleaseId(new Date('2026-03-04T05:06:07+09:00'), 'abcdef0123')).toBe('2026.03.03-20.06.07-abcdef0');
+/** The RollbackRefused message, or fails the test if the call did not refuse. */
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(RollbackRefused);
+    return (error as Error).message;
+  }
+  throw new Error('expected RollbackRefused, got a target');
+}
+
+describe('newReleaseId', () => {
+  it('is YYYY.MM.DD-HH.MM.SS-<sha7> in UTC, every field zero-padded', () => {
+    expect(newReleaseId(new Date(Date.UTC(2024, 0, 2, 3, 4, 5)), 'abcdef0123456789')).toBe('2024.01.02-03.04.05-abcdef0');
+    expect(newReleaseId(new Date(Date.UTC(2013, 10, 18, 22, 59, 9, 999)), 'de20852')).toBe('2013.11.18-22.59.09-de20852');
   });
-  it('sort chronologically by name', () => {
-    expect([...ids].reverse().sort()).toEqual(ids);
+  it('uses the UTC date and time, not the local ones', () => {
+    // 05:06:07 at +09:00 is 20:06:07 the day before in UTC.
+    expect(newReleaseId(new Date('2026-03-04T05:06:07+09:00'), 'abcdef0')).toBe('2026.03.03-20.06.07-abcdef0');
+    expect(newReleaseId(new Date('2025-12-31T23:30:00-02:00'), '0000000')).toBe('2026.01.01-01.30.00-0000000');
   });
-  it('reject anything else', () => {
-    for (const bad of ['../x', '/etc', '', 'current', `${ids[0]}x`, `${ids[0]};rm -rf /`, '$(id)', 'x'.repeat(500), '2026.01.01-00.00.01-ABCDEFG']) expect(isReleaseId(bad)).toBe(false);
-    expect(isReleaseId(ids[0])).toBe(true);
+  it('is itself a valid release id, and sorts chronologically by name', () => {
+    const made = [Date.UTC(2026, 0, 9, 23, 59, 59), Date.UTC(2026, 0, 10, 0, 0, 0), Date.UTC(2026, 9, 1, 0, 0, 0)].map((t) => newReleaseId(new Date(t), 'fffffff'));
+    for (const id of made) expect(isReleaseId(id)).toBe(true);
+    expect([...made].reverse().sort()).toEqual(made);
   });
-  it('refuse a non-sha', () => {
-    expect(() => newReleaseId(new Date(), 'main')).toThrow(/not a commit sha/);
+  it('refuses something that is not a lower-case hex sha of 7 to 40 characters', () => {
+    for (const sha of ['main', 'abc123', 'ABCDEF0', 'abcdef0;x', '', 'a'.repeat(41)]) {
+      expect(() => newReleaseId(new Date(), sha), sha).toThrow(/not a commit sha/);
+    }
+  });
+});
+
+describe('isReleaseId', () => {
+  it('accepts well-formed ids', () => {
+    for (const id of ids) expect(isReleaseId(id)).toBe(true);
+  });
+  it('rejects traversal, absolute paths, over-long values and shell metacharacters', () => {
+    const bad = [
+      '../x', '../../etc', '/etc', `/srv/app/releases/${a}`, `releases/${a}`, `${a}/..`, '.', '', 'current',
+      `${a}x`, `x${a}`, `${a}${a}`, '9'.repeat(400), `${a}\n`, `\n${a}`, ` ${a}`,
+      `${a};rm -rf /`, '$(touch /tmp/pwned)', '`id`', 'a|b', 'a&b', "it's", '2026.01.01-00.00.01-ABCDEFG', '2026.1.1-0.0.1-aaaaaaa',
+    ];
+    for (const value of bad) expect(isReleaseId(value), JSON.stringify(value)).toBe(false);
+  });
+  it('sortReleases drops anything that is not an id and sorts the rest', () => {
+    expect(sortReleases([c, 'junk', a, '../x', b])).toEqual([a, b, c]);
+  });
+});
+
+describe('parseRollbackArg', () => {
+  it('no argument, current, or an id (checked later)', () => {
+    expect(parseRollbackArg(undefined)).toEqual({ kind: 'previous' });
+    expect(parseRollbackArg('current')).toEqual({ kind: 'current' });
+    expect(parseRollbackArg('../x')).toEqual({ kind: 'release', id: '../x' });
   });
 });
 
 describe('selectRollbackTarget', () => {
-  const state = { releases: ids, live: ids[3] };
-  it('previous: one back from the live one, at the oldest refuses', () => {
-    expect(selectRollbackTarget(state, { kind: 'previous' })).toBe(ids[2]);
-    expect(selectRollbackTarget({ ...state, live: ids[1] }, { kind: 'previous' })).toBe(ids[0]);
-    expect(() => selectRollbackTarget({ ...state, live: ids[0] }, { kind: 'previous' })).toThrow(/already at the oldest/);
+  const state = { releases: [...ids].reverse(), live: e };
+
+  it('previous steps back one release at a time, whatever order the releases come in', () => {
+    expect(selectRollbackTarget(state, { kind: 'previous' })).toBe(d);
+    expect(selectRollbackTarget({ ...state, live: d }, { kind: 'previous' })).toBe(c);
+    expect(selectRollbackTarget({ ...state, live: b }, { kind: 'previous' })).toBe(a);
   });
-  it('previous skips bad releases', () => {
-    expect(selectRollbackTarget({ ...state, bad: [ids[2]] }, { kind: 'previous' })).toBe(ids[1]);
+  it('previous at the oldest release refuses, naming it', () => {
+    expect(refusal(() => selectRollbackTarget({ ...state, live: a }, { kind: 'previous' }))).toBe(`already at the oldest release (${a}); nothing to roll back to`);
+    expect(refusal(() => selectRollbackTarget({ releases: [a], live: a }, { kind: 'previous' }))).toMatch(/already at the oldest/);
   });
-  it('current: the newest good one (or the newest with force)', () => {
-    expect(selectRollbackTarget({ ...state, live: ids[0] }, { kind: 'current' })).toBe(ids[3]);
-    expect(selectRollbackTarget({ ...state, live: ids[0], bad: [ids[3]] }, { kind: 'current' })).toBe(ids[2]);
-    expect(selectRollbackTarget({ ...state, live: ids[0], bad: [ids[3]] }, { kind: 'current' }, true)).toBe(ids[3]);
+  it('previous with no live release (or a live one that is gone) refuses and lists the releases', () => {
+    expect(refusal(() => selectRollbackTarget({ ...state, live: null }, { kind: 'previous' }))).toBe(`no live release to step back from; releases: ${ids.join(', ')}`);
+    expect(refusal(() => selectRollbackTarget({ releases: [a, b], live: c }, { kind: 'previous' }))).toMatch(/no live release/);
+    expect(refusal(() => selectRollbackTarget({ releases: [], live: null }, { kind: 'previous' }))).toMatch(/releases: \(none\)/);
   });
-  it('an id: present, absent, malformed, bad', () => {
-    expect(selectRollbackTarget(state, { kind: 'release', id: ids[1] })).toBe(ids[1]);
-    expect(() => selectRollbackTarget(state, { kind: 'release', id: '2020.01.01-00.00.00-abcdef0' })).toThrow(RollbackRefused);
-    expect(() => selectRollbackTarget(state, { kind: 'release', id: '../../etc' })).toThrow(/not a release id: "..\/..\/etc"; releases: 2026/);
-    expect(() => selectRollbackTarget({ ...state, bad: [ids[1]] }, { kind: 'release', id: ids[1] })).toThrow(/marked bad; use --force/);
-    expect(selectRollbackTarget({ ...state, bad: [ids[1]] }, { kind: 'release', id: ids[1] }, true)).toBe(ids[1]);
+  it('previous skips releases marked bad; when only bad ones are older it refuses', () => {
+    expect(selectRollbackTarget({ ...state, bad: [d] }, { kind: 'previous' })).toBe(c);
+    expect(selectRollbackTarget({ ...state, bad: [d, c] }, { kind: 'previous' })).toBe(b);
+    expect(refusal(() => selectRollbackTarget({ ...state, live: c, bad: [a, b] }, { kind: 'previous' }))).toMatch(/already at the oldest/);
   });
-  it('no live release: nothing to step back from', () => {
-    expect(() => selectRollbackTarget({ releases: ids, live: null }, { kind: 'previous' })).toThrow(/no live release/);
+  it('current returns to the newest release, skipping bad ones unless forced', () => {
+    expect(selectRollbackTarget({ ...state, live: b }, { kind: 'current' })).toBe(e);
+    expect(selectRollbackTarget({ ...state, live: e }, { kind: 'current' })).toBe(e);
+    expect(selectRollbackTarget({ ...state, live: b, bad: [e] }, { kind: 'current' })).toBe(d);
+    expect(selectRollbackTarget({ ...state, live: b, bad: [e] }, { kind: 'current' }, true)).toBe(e);
+    expect(refusal(() => selectRollbackTarget({ releases: [a], live: a, bad: [a] }, { kind: 'current' }))).toMatch(/no release to return to/);
+    expect(refusal(() => selectRollbackTarget({ releases: [], live: null }, { kind: 'current' }))).toMatch(/no release to return to; releases: \(none\)/);
+  });
+  it('an id that is present is the target, even an older or the live one', () => {
+    expect(selectRollbackTarget(state, { kind: 'release', id: b })).toBe(b);
+    expect(selectRollbackTarget({ ...state, live: a }, { kind: 'release', id: d })).toBe(d);
+    expect(selectRollbackTarget(state, { kind: 'release', id: e })).toBe(e);
+  });
+  it('a well-formed id that is absent refuses and lists the releases there', () => {
+    expect(refusal(() => selectRollbackTarget(state, { kind: 'release', id: '2020.01.01-00.00.00-abcdef0' }))).toBe(
+      `no release "2020.01.01-00.00.00-abcdef0"; releases: ${ids.join(', ')}`,
+    );
+  });
+  it('a malformed id refuses as "not a release id" and lists the releases', () => {
+    for (const id of ['../../etc', '/etc', '$(touch /tmp/pwned)', `${a};id`, 'x'.repeat(300)]) {
+      expect(refusal(() => selectRollbackTarget(state, { kind: 'release', id }))).toBe(`not a release id: "${id}"; releases: ${ids.join(', ')}`);
+    }
+  });
+  it('an id marked bad is refused unless forced', () => {
+    expect(refusal(() => selectRollbackTarget({ ...state, bad: [b] }, { kind: 'release', id: b }))).toBe(`release ${b} is marked bad; use --force to roll back to it anyway`);
+    expect(selectRollbackTarget({ ...state, bad: [b] }, { kind: 'release', id: b }, true)).toBe(b);
+  });
+  it('ignores directory names that are not release ids', () => {
+    expect(selectRollbackTarget({ releases: [a, 'junk', '../x', b], live: b }, { kind: 'previous' })).toBe(a);
+    expect(refusal(() => selectRollbackTarget({ releases: [a, 'junk'], live: a }, { kind: 'release', id: 'junk' }))).toMatch(/not a release id: "junk"; releases: 2026\.01\.01-00\.00\.01-aaaaaaa$/);
   });
 });
 
 describe('selectPurge', () => {
-  it('keeps the newest N, never the live one', () => {
-    expect(selectPurge({ releases: ids, live: ids[3], keep: 2 })).toEqual([ids[0], ids[1]]);
-    expect(selectPurge({ releases: ids, live: ids[0], keep: 2 })).toEqual([ids[1]]);
-    expect(selectPurge({ releases: ids, live: ids[3], keep: 10 })).toEqual([]);
+  it('keeps the newest N and returns the rest, oldest first', () => {
+    expect(selectPurge({ releases: [...ids].reverse(), live: e, keep: 2 })).toEqual([a, b, c]);
+    expect(selectPurge({ releases: ids, live: e, keep: 5 })).toEqual([]);
+    expect(selectPurge({ releases: ids, live: e, keep: 50 })).toEqual([]);
+    expect(selectPurge({ releases: ids, live: e, keep: 1 })).toEqual([a, b, c, d]);
   });
-  it('removes bad ones first and does not count them, so failures never purge the last good release', () => {
-    expect(selectPurge({ releases: ids, live: ids[0], bad: [ids[1], ids[2], ids[3]], keep: 1 })).toEqual([ids[1], ids[2], ids[3]]);
-    expect(selectPurge({ releases: ids, live: ids[1], bad: [ids[3]], keep: 2 })).toEqual([ids[0], ids[3]]);
+  it('never removes the live release, even an old one (it is kept on top of the N newest)', () => {
+    expect(selectPurge({ releases: ids, live: a, keep: 2 })).toEqual([b, c]);
+    expect(selectPurge({ releases: ids, live: b, keep: 1 })).toEqual([a, c, d]);
   });
-  it('keeps releases in use', () => {
-    expect(selectPurge({ releases: ids, live: ids[3], keep: 1, inUse: [ids[0]] })).toEqual([ids[1], ids[2]]);
+  it('removes bad releases first and does not count them towards keep', () => {
+    // keep 2 good ones: c and e; d is bad and goes although it is newer.
+    expect(selectPurge({ releases: ids, live: e, bad: [d], keep: 2 })).toEqual([a, b, d]);
+    // Every newer release failed: the last good one (live) survives, the bad ones go.
+    expect(selectPurge({ releases: ids, live: a, bad: [b, c, d, e], keep: 1 })).toEqual([b, c, d, e]);
   });
-  it('refuses keep < 1', () => {
-    expect(() => selectPurge({ releases: ids, live: null, keep: 0 })).toThrow(RangeError);
+  it('a bad release that is live is not removed', () => {
+    expect(selectPurge({ releases: ids, live: e, bad: [e], keep: 1 })).toEqual([a, b, c]);
+  });
+  it('keeps releases in use by a running program', () => {
+    expect(selectPurge({ releases: ids, live: e, keep: 1, inUse: [a, c] })).toEqual([b, d]);
+  });
+  it('ignores names that are not release ids (never removes them)', () => {
+    expect(selectPurge({ releases: [...ids, 'notes', '../x'], live: e, keep: 4 })).toEqual([a]);
+  });
+  it('refuses a keep that is not a whole number of at least 1', () => {
+    for (const keep of [0, -1, 1.5, Number.NaN]) expect(() => selectPurge({ releases: ids, live: e, keep })).toThrow(RangeError);
   });
 });

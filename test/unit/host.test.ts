@@ -1,0 +1,49 @@
+// Lock-owner helpers of tasks/core/host.ts: whether a recorded pid is still a running process, and
+// reading the owner file. A stale lock is taken over only when its owner is dead, so both matter.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { LockHeld, parseOwner, pidAlive } from '../../tasks/core/host.js';
+
+const owner = { user: 'deployer', machine: 'box', pid: 4242, task: 'deploy', startedAt: '2026-01-01T00:00:00.000Z', token: 't' };
+
+/** Starts `sh` that forks a child which exits at once and is never reaped: a zombie, for as long as sh sleeps. */
+async function withZombie(fn: (pid: number) => void): Promise<void> {
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const pid = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (d) => resolve(String(d).trim()))));
+    for (let i = 0; i < 100 && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toMatch(/^\d+ \(sleep\) Z /);
+    fn(pid);
+  } finally {
+    parent.kill('SIGKILL');
+  }
+}
+
+describe('pidAlive', () => {
+  it('this process is alive; a pid that exited is not', async () => {
+    expect(pidAlive(process.pid)).toBe(true);
+    const child = spawn('true');
+    await new Promise((resolve) => child.on('close', resolve));
+    expect(pidAlive(child.pid!)).toBe(false);
+  });
+  it('a process of another user (pid 1) counts as alive', () => {
+    expect(pidAlive(1)).toBe(true);
+  });
+  // A deploy killed with SIGKILL whose parent died too stays a zombie until PID 1 reaps it, which in
+  // containers (and on this machine) takes a while or never happens: it holds no lock and runs nothing.
+  it('a zombie (exited, not yet reaped) is not alive', async () => {
+    await withZombie((pid) => expect(pidAlive(pid)).toBe(false));
+  });
+});
+
+describe('parseOwner and LockHeld', () => {
+  it('reads an owner file; refuses garbage', () => {
+    expect(parseOwner(JSON.stringify(owner))).toEqual(owner);
+    for (const text of ['', '{', 'null', '{"pid":"1","user":"x"}', '{"user":"x"}', '[]']) expect(parseOwner(text), text).toBeNull();
+  });
+  it('names who holds the lock, since when, and the way out', () => {
+    expect(new LockHeld('web1', owner).message).toBe('deploy in progress by deployer@box (pid 4242) since 2026-01-01T00:00:00.000Z on web1; if that run is dead, `unlock` removes its lock');
+    expect(new LockHeld('web1', null).message).toContain('web1: deploy lock held (owner unknown)');
+  });
+});
