@@ -84,7 +84,7 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
   }
   let rolling: number | undefined;
   if (v.rolling !== undefined) {
-    rolling = Number(v.rolling);
+    rolling = /^\d+$/.test(v.rolling) ? Number(v.rolling) : NaN;
     if (!Number.isInteger(rolling) || rolling < 1) throw new UsageError(`--rolling: expected a whole number ≥ 1, got "${v.rolling}"`);
   }
   return {

@@ -180,3 +180,10 @@ describe('sh, raw and script', () => {
     expect(out).toBe(values.map((v) => `${v}|`).join(''));
   });
 });
+
+describe('--rolling accepts only plain whole numbers', () => {
+  it('refuses hex and exponent forms that Number() would take', () => {
+    for (const bad of ['0x2', '1e1', '2.0', ' 3']) expect(() => parseCommandLine(['--rolling', bad, 'deploy'])).toThrow(/--rolling: expected a whole number/);
+    expect(parseCommandLine(['--rolling', '3', 'deploy']).options.rolling).toBe(3);
+  });
+});

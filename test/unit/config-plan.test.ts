@@ -365,3 +365,13 @@ describe('purgeScript and discardScript, run for real', () => {
     expect(readdirSync(path.join(root, 'tmp'))).toEqual([`failed-${C}`]);
   });
 });
+
+describe('shared paths that only start with dots', () => {
+  it('accepts names like ..data and .cache while refusing ../x', async () => {
+    const { checkRelativePath } = await import('../../tasks/core/paths.js');
+    expect(checkRelativePath('..data', 'shared.dirs')).toBe('..data');
+    expect(checkRelativePath('.cache/x', 'shared.dirs')).toBe('.cache/x');
+    expect(() => checkRelativePath('../x', 'shared.dirs')).toThrow(/must be a path inside the release/);
+    expect(() => checkRelativePath('..', 'shared.dirs')).toThrow(/must be a path inside the release/);
+  });
+});
