@@ -103,6 +103,13 @@ describe('bad input', () => {
     });
   }
 
+  it('the host table of a refused task says the host was not changed (it said ok)', async () => {
+    const result = await project.run(['rollback:../x']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^\s+local\s+\S+\s+[\d.]+s\s+not changed$/m);
+    expect(result.stdout).not.toMatch(/^\s+local\s+\S+\s+[\d.]+s\s+ok$/m);
+  });
+
   it('the lock, release and shared directories are not world-writable; shared/.env is 0600', async () => {
     const { statSync } = await import('node:fs');
     writeFileSync(path.join(project.dir, '.env.local'), 'TOKEN=private-value\n');
