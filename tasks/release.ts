@@ -43,7 +43,7 @@ export async function resolveCommit(repository: string, ref: string): Promise<st
   return found.stdout.trim();
 }
 
-async function sh256(file: string): Promise<string> {
+async function sha256Of(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
@@ -96,7 +96,7 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
       ref: config.ref,
       commit,
       file,
-      sha256: await sh256(file),
+      sha256: await sha256Of(file),
       bytes: statSync(file).size,
       lockfile: lockPath ? readFileSync(lockPath, 'utf8') : null,
       dispose,

@@ -67,7 +67,8 @@ export function installConfigsScript(services: Services, releaseDir: string): Sh
   const supervisor = services.supervisor;
   if (supervisor) {
     lines.push(
-      sh`if [ -n "$supervisor_changed" ]; then out=$(${s}${raw(supervisor.ctl)} reread 2>&1) || true; case "$out" in *ERROR*|*rror*) restore_configs; ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true; printf 'supervisor rejected the new program (previous files put back):\\n%s\\n' "$out" >&2; exit 1;; esac; fi`,
+      // supervisorctl reread exits 1 (printing ERROR: CANT_REREAD …) when a program file does not parse.
+      sh`if [ -n "$supervisor_changed" ] && ! out=$(${s}${raw(supervisor.ctl)} reread 2>&1); then restore_configs; ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true; printf 'supervisor rejected the new program (previous files put back):\\n%s\\n' "$out" >&2; exit 1; fi`,
     );
   }
   return script(...lines);
