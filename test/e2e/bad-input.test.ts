@@ -3,7 +3,7 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeProject, type Project } from '../helpers/project.js';
+import { makeProject, type Project, raceDeploys, waitForOutput } from '../helpers/project.js';
 import { freePort } from '../helpers/sshd.js';
 
 let project: Project;
@@ -115,7 +115,6 @@ describe('bad input', () => {
     writeFileSync(path.join(project.dir, '.env.local'), 'TOKEN=private-value\n');
     expect((await project.run(['deploy'])).code).toBe(0);
     const child = project.start(['deploy'], { SLIPWAY_FAULT: 'pause:before:upload' });
-    const { waitForOutput } = await import('../helpers/project.js');
     await waitForOutput(child, /@@paused/);
     const modes = ['deploy.lock', 'releases', `releases/${project.live()}`, 'shared', 'current/.slipway'].map((p) => [p, statSync(path.join(project.deployTo, p)).mode & 0o777] as const);
     child.kill('SIGINT');
@@ -139,7 +138,7 @@ describe('bad input', () => {
 
   it('ten deploys started at the same moment: exactly one runs, the others fail fast naming the owner', async () => {
     const before = project.releases().length;
-    const results = await Promise.all(Array.from({ length: 10 }, () => project.run(['deploy'])));
+    const results = await raceDeploys(project, 10);
     const winners = results.filter((r) => r.code === 0);
     expect(winners).toHaveLength(1);
     for (const r of results.filter((x) => x.code !== 0)) {

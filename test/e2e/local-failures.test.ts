@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeProject, type Project, releaseIdOf, signalCli, waitForOutput } from '../helpers/project.js';
+import { makeProject, type Project, raceDeploys, releaseIdOf, signalCli, waitForOutput } from '../helpers/project.js';
 
 const UPLOAD_LINE = /✓ local\s+upload\s/;
 const exitOf = (child: import('node:child_process').ChildProcess) =>
@@ -48,7 +48,7 @@ describe('failures on the local target', () => {
   afterAll(() => project?.cleanup());
 
   it('two deploys started at the same moment: exactly one succeeds, the other names the lock holder; the winner is live', async () => {
-    const [a, b] = await Promise.all([project.run(['deploy']), project.run(['deploy'])]);
+    const [a, b] = await raceDeploys(project, 2);
     expect([a.code, b.code].sort()).toEqual([0, 1]);
     const [winner, loser] = a.code === 0 ? [a, b] : [b, a];
     expect(loser.stderr).toMatch(/error: deploy in progress by \S+@\S+ \(pid \d+\) since \d{4}-\d\d-\d\dT[\d:.]+Z on local; if that run is dead, `unlock` removes its lock/);

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
+import { makeProject, type Project, raceDeploys, releaseIdOf } from '../helpers/project.js';
 import { type SshFleet, startSshHosts, type TestHost } from '../helpers/sshd.js';
 
 let fleet: SshFleet;
@@ -112,7 +112,7 @@ describe('five SSH hosts', () => {
   });
 
   it('two concurrent deploys: one runs, the other names the owner and leaves the winner\'s locks alone', async () => {
-    const [a, b] = await Promise.all([project.run(['deploy']), project.run(['deploy'])]);
+    const [a, b] = await raceDeploys(project, 2);
     expect([a.code, b.code].sort()).toEqual([0, 1]);
     const loser = a.code === 1 ? a : b;
     expect(loser.stderr).toMatch(/deploy in progress by \S+@\S+ \(pid \d+\) since/);

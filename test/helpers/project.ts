@@ -221,3 +221,26 @@ export function releaseIdOf(output: string): string {
   if (!match) throw new Error(`no release id in output:\n${output}`);
   return match[1];
 }
+
+/**
+ * Starts `count` deploys at the same moment and returns their results. Each would pause right after
+ * taking the lock, and the winner is let go only once every other run has ended: on a slow machine a
+ * quick winner could otherwise finish and free the lock before a late starter reached it, which would
+ * then rightly succeed too, and the race would test nothing.
+ */
+export async function raceDeploys(project: Project, count: number, args: string[] = []): Promise<RunResult[]> {
+  const resume = path.join(mkdtempSync(path.join(tmpdir(), 'slipway-race-')), 'go');
+  const env = { SLIPWAY_FAULT: 'pause:after:lock', SLIPWAY_FAULT_RESUME: resume };
+  let ended = 0;
+  const runs = Array.from({ length: count }, () =>
+    project.run(['deploy', ...args], { env }).then((result) => {
+      if (++ended === count - 1) writeFileSync(resume, '');
+      return result;
+    }),
+  );
+  try {
+    return await Promise.all(runs);
+  } finally {
+    rmSync(path.dirname(resume), { recursive: true, force: true });
+  }
+}
