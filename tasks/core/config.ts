@@ -198,7 +198,11 @@ async function importConfigFile(file: string): Promise<unknown> {
     const { tsImport } = await import('tsx/esm/api');
     module = await tsImport(url, import.meta.url);
   }
-  return module.default ?? module.config;
+  const exported = module.default ?? module.config;
+  // A .ts config outside a "type": "module" package is compiled as CommonJS by tsx's loader: its
+  // exports then arrive wrapped once more.
+  const inner = exported as { __esModule?: boolean; default?: unknown; config?: unknown } | undefined;
+  return inner?.__esModule ? (inner.default ?? inner.config) : exported;
 }
 
 export interface LoadOptions {
