@@ -72,22 +72,25 @@ export interface HostState {
   writable: boolean;
 }
 
-/** One round trip that reads everything a task decides from. */
-export function inspectScript(deployTo: string) {
+/**
+ * One round trip that reads everything a task decides from. It runs on every host of every task, so
+ * it uses bash builtins where it can: each program it starts costs a few ms of the host's CPU, and a
+ * fleet of hosts on few cores pays them all. Only the runtime the dependencies need is probed.
+ */
+export function inspectScript(deployTo: string, runtime: 'node' | 'python' | 'none') {
   const p = layout(deployTo);
   return sh`D=${p.root}
-echo "@@now $(date +%s)"
+printf '@@now %(%s)T\n' -1
 if [ -L ${p.current} ]; then echo "@@current $(readlink ${p.current})"; fi
 if [ -d ${p.releases} ]; then for r in ${p.releases}/*; do
   [ -d "$r" ] || continue; n=\${r##*/}; echo "@@release $n"
-  if [ -f "$r/.slipway/release.json" ]; then printf '@@meta %s ' "$n"; head -c 8192 "$r/.slipway/release.json" | tr -d '\\n'; echo; fi
+  if [ -f "$r/.slipway/release.json" ]; then m=; IFS= read -r -d '' m < "$r/.slipway/release.json" || true; m=\${m//$'\n'/}; printf '@@meta %s %s\n' "$n" "\${m:0:8192}"; fi
 done; fi
 if [ -d ${p.envs} ]; then for e in ${p.envs}/*; do [ -e "$e/.complete" ] && echo "@@env \${e##*/}"; done; fi
-echo "@@node $(node --version 2>/dev/null)"
-echo "@@python $(python3 --version 2>&1)"
-echo "@@platform $(uname -sm)"
+${runtime === 'node' ? sh`echo "@@node $(node --version 2>/dev/null)"` : runtime === 'python' ? sh`echo "@@python $(python3 --version 2>&1)"` : sh`true`}
+echo "@@platform $OSTYPE $HOSTTYPE"
 echo "@@nginx $(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; })"
-d=$D; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; [ -w "$d" ] && echo "@@writable yes"
+d=$D; while [ ! -e "$d" ]; do d=\${d%/*}; d=\${d:-/}; done; [ -w "$d" ] && echo "@@writable yes"
 true`;
 }
 
@@ -116,8 +119,8 @@ export function parseInspection(output: string): HostState {
   return state;
 }
 
-export async function inspectHost(host: Host): Promise<HostState> {
-  return parseInspection(await mustRun(host, 'reading the deploy root', inspectScript(host.deployTo), { readonly: true }));
+export async function inspectHost(host: Host, runtime: 'node' | 'python' | 'none'): Promise<HostState> {
+  return parseInspection(await mustRun(host, 'reading the deploy root', inspectScript(host.deployTo, runtime), { readonly: true }));
 }
 
 export function badReleases(state: HostState): string[] {

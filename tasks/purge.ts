@@ -28,7 +28,9 @@ export function purgeScript(deployTo: string, plan: PurgePlan): Shell {
   const p = layout(deployTo);
   return script(
     sh`set -eu`,
-    sh`in_use() { for c in /proc/[0-9]*/cwd; do case "$(readlink "$c" 2>/dev/null)" in "$1"|"$1"/*) return 0;; esac; done; return 1; }`,
+    // Every process's working directory, read by one program (a readlink per process would cost one each).
+    plan.releases.length ? sh`nl=$'\n'; cwds=$nl$(find /proc/[0-9]*/cwd -maxdepth 0 -printf '%l\n' 2>/dev/null || true)$nl` : undefined,
+    sh`in_use() { case "$cwds" in *"$nl$1$nl"*|*"$nl$1/"*) return 0;; esac; return 1; }`,
     ...plan.releases.map(
       (id) =>
         sh`if [ -d ${p.release(id)} ]; then if in_use "$(cd ${p.release(id)} && pwd -P)"; then echo ${`kept ${id}: a running process works in it`}; else mv -T ${p.release(id)} ${`${p.tmp}/purge-${id}`} && rm -rf ${`${p.tmp}/purge-${id}`} && echo ${`removed ${id}`}; fi; fi`,

@@ -106,14 +106,14 @@ export class TaskRun {
   /** Reads every host's state without locking (releases, check). */
   async inspect(): Promise<void> {
     await this.each('inspect', async (h) => {
-      h.state = await inspectHost(h.host);
+      h.state = await inspectHost(h.host, this.config.dependencies.type);
     });
   }
 
   /** Takes the lock on every host (all or nothing), reads their state, runs body, always releases. */
   async locked(task: string, body: () => Promise<void>): Promise<void> {
     await this.ready();
-    const locks = await lockAll(this.hosts.map((h) => h.host), task, (host) => inspectScript(host.deployTo));
+    const locks = await lockAll(this.hosts.map((h) => h.host), task, (host) => inspectScript(host.deployTo, this.config.dependencies.type));
     const release = async () => {
       await Promise.all([...locks.values()].map((l) => l.release()));
       locks.clear();

@@ -23,7 +23,7 @@ export function acquireScript(deployTo: string, owner: LockOwner, deadToken = ''
   const l = lockPaths(deployTo);
   return script(
     sh`set -eu`,
-    sh`mkdir -p ${l.root}`,
+    sh`[ -d ${l.root} ] || mkdir -p ${l.root}`,
     sh`exec 9>>${l.guard}`,
     sh`flock -w 10 9`,
     sh`got=`,

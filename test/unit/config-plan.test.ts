@@ -219,7 +219,7 @@ describe('parseInspection', () => {
     writeFileSync(path.join(root, 'envs/node-9/.complete'), '');
     mkdirSync(path.join(root, 'envs/node-half'), { recursive: true }); // no .complete: not an environment
     execFileSync('ln', ['-s', `releases/${B}`, path.join(root, 'current')]);
-    const state = parseInspection(execFileSync('bash', ['-c', inspectScript(root).text], { encoding: 'utf8' }));
+    const state = parseInspection(execFileSync('bash', ['-c', inspectScript(root, 'node').text], { encoding: 'utf8' }));
     expect(state).toMatchObject({ live: B, releases: [A, B], envs: ['node-9'], writable: true });
     expect(state.meta[A]).toMatchObject({ envKey: 'node-9' });
     expect(state.runtime.node).toBe(process.version);
@@ -350,6 +350,15 @@ describe('purgeScript and discardScript, run for real', () => {
     mkdirSync(path.join(root, 'tmp'));
     const result = bash(`(cd ${root}/releases/${A} && sleep 5) & pid=$!; sleep 0.2; ${purgeScript(root, { releases: [A], envs: [] }).text}; kill $pid`);
     expect(result.stdout).toContain(`kept ${A}: a running process works in it`);
+    expect(readdirSync(path.join(root, 'releases'))).toEqual([A]);
+  });
+  it('purge keeps a release a running process works in a folder of, and removes the one beside it', () => {
+    const root = path.join(freshDir(), 'root');
+    for (const id of [A, B]) mkdirSync(path.join(root, 'releases', id, 'logs'), { recursive: true });
+    mkdirSync(path.join(root, 'tmp'));
+    const result = bash(`(cd ${root}/releases/${A}/logs && sleep 5) & pid=$!; sleep 0.2; ${purgeScript(root, { releases: [A, B], envs: [] }).text}; kill $pid`);
+    expect(result.stdout).toContain(`kept ${A}: a running process works in it`);
+    expect(purgedIn(result.stdout)).toEqual([B]);
     expect(readdirSync(path.join(root, 'releases'))).toEqual([A]);
   });
   it('discard removes a release that never went live, never the live one; --keep-failed moves it aside', () => {
