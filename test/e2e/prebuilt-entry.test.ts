@@ -1,6 +1,7 @@
 // The prebuilt entry (`npm run build`, then `node fabfile.mjs …`): the same tasks and output as
 // `npx tsx fabfile.ts`, with the project's deploy.config.ts loaded through tsx's loader on demand.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf, ROOT, runCli } from '../helpers/project.js';
@@ -42,5 +43,25 @@ describe('node fabfile.mjs', () => {
     const result = runBuilt(['--config', project.configFile, 'deploy']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/keepReleases/);
+  });
+
+  it('a deploy.config.ts that does not compile, or that throws, exits 2 naming the file, under either entry', async () => {
+    const original = readFileSync(project.configFile, 'utf8');
+    try {
+      for (const [text, message] of [
+        [`${original}\nexport const broken = {`, /Expected identifier but found end of file/],
+        [`throw new Error('DATABASE_URL is not set');\n${original}`, /DATABASE_URL is not set/],
+      ] as const) {
+        writeFileSync(project.configFile, text);
+        for (const result of [runBuilt(['--config', project.configFile, 'releases']), await project.run(['releases'])]) {
+          expect(result.code, result.stderr).toBe(2);
+          expect(result.stderr).toContain(`config ${project.configFile}: `);
+          expect(result.stderr).toMatch(message);
+        }
+      }
+      expect(readdirSync(project.dir).filter((f) => f.endsWith('.mjs'))).toEqual([]); // no compiled copy left behind
+    } finally {
+      writeFileSync(project.configFile, original);
+    }
   });
 });
