@@ -1,6 +1,6 @@
 // Renders templates/*.hbs per host and release with handlebars: strict (a missing variable is an
 // error naming it), no HTML escaping. Rendered files travel inside the release, so a rollback
-// brings back the configs that belong to it.
+// brings back the configs that belong to it; one that holds a secret is private.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { HelperDelegate } from 'handlebars';
@@ -13,6 +13,13 @@ export interface RenderedFile {
   /** File name inside the release's .slipway/ folder, e.g. nginx.conf. */
   name: string;
   content: string;
+  /** It holds a value from a .env file: written 0600, here and where it is installed. */
+  secret: boolean;
+}
+
+/** The same rule as the output's redaction: .env values of 4 characters or more. */
+function holdsSecret(content: string, secrets: string[]): boolean {
+  return secrets.some((value) => value.length >= 4 && content.includes(value));
 }
 
 export function templateView(config: ResolvedConfig, host: HostConfig, releaseId: string) {
@@ -53,7 +60,8 @@ export async function renderTemplates(config: ResolvedConfig, host: HostConfig, 
   return templateFiles(config).map((file) => {
     const source = readFileSync(path.join(config.templates.dir, file), 'utf8');
     try {
-      return { name: file.replace(/\.hbs$/, ''), content: hbs.compile(source, { strict: true, noEscape: true })(view) };
+      const content = hbs.compile(source, { strict: true, noEscape: true })(view);
+      return { name: file.replace(/\.hbs$/, ''), content, secret: holdsSecret(content, Object.values(config.env)) };
     } catch (error) {
       const message = (error as Error).message.replace(/\n+/g, ' ');
       const known = Object.keys(view).join(', ');

@@ -1,6 +1,9 @@
 // Ships the release archive to a host in one round trip: streamed once, sha256-verified on the host,
-// extracted under tmp/<id>, rendered files and shared links added. Nothing appears under releases/ here.
+// extracted under tmp/<id>, rendered files (on stdin too, checksummed) and shared links added.
+// Nothing appears under releases/ here.
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
 import { mustRun } from './core/host.js';
 import { checkRelativePath, layout, linkFromRelease } from './core/paths.js';
@@ -18,8 +21,22 @@ export interface StageSpec {
   deployTo: string;
   id: string;
   sha256: string;
+  /** The archive's size: stdin carries the archive, then each rendered file's bytes in order. */
+  bytes: number;
   files: RenderedFile[];
   shared: { files: string[]; dirs: string[] };
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** What the stage script reads on stdin: the archive, then the rendered files (never on a command line, where `ps` shows them). */
+export function stageInput(archiveFile: string, files: RenderedFile[]): Readable {
+  return Readable.from(
+    (async function* () {
+      yield* createReadStream(archiveFile);
+      for (const f of files) yield Buffer.from(f.content);
+    })(),
+  );
 }
 
 function sharedLinks(spec: StageSpec): Shell[] {
@@ -50,12 +67,16 @@ export function stageScript(spec: StageSpec): Shell {
     // So are environments a dead run left half-built (no .complete marker).
     sh`for e in ${p.envs}/.build-* ${p.envs}/*; do if [ -d "$e" ] && [ ! -e "$e/.complete" ]; then rm -rf "$e"; fi; done`,
     sh`mkdir ${staged}`,
-    sh`cat > ${archive}`,
+    sh`head -c ${spec.bytes} > ${archive}`,
     sh`echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status - || { echo "upload corrupted: sha256 of the received archive does not match" >&2; rm -rf ${staged} ${archive}; exit 1; }`,
     sh`tar -xzf ${archive} -C ${staged} --no-same-owner`,
     sh`rm -f ${archive}`,
     sh`mkdir -p ${`${staged}/.slipway`}`,
-    ...spec.files.map((f) => sh`printf '%s' ${f.content} > ${`${staged}/.slipway/${f.name}`}`),
+    // After the archive, so they win over anything it holds at the same path.
+    ...spec.files.map((f) => sh`(umask ${f.secret ? '077' : '022'} && head -c ${Buffer.byteLength(f.content)} > ${`${staged}/.slipway/${f.name}`})`),
+    spec.files.length
+      ? sh`printf '%s  %s\n' ${spec.files.flatMap((f) => [sha256(f.content), `${staged}/.slipway/${f.name}`])} | sha256sum -c --status - || { echo "upload corrupted: a rendered file arrived incomplete" >&2; rm -rf ${staged}; exit 1; }`
+      : undefined,
     // .env.<environment> becomes shared/.env, private to the deploy user, linked into the release.
     sh`if [ -f ${`${staged}/.slipway/dotenv`} ]; then (umask 077 && cp ${`${staged}/.slipway/dotenv`} ${`${p.shared}/.env.new`}) && chmod 600 ${`${p.shared}/.env.new`} && mv -f ${`${p.shared}/.env.new`} ${`${p.shared}/.env`} && rm -f ${`${staged}/.slipway/dotenv`} && rm -rf ${`${staged}/.env`} && ln -s ../../shared/.env ${`${staged}/.env`}; fi`,
     ...sharedLinks(spec),
@@ -74,7 +95,7 @@ export function upload(run: TaskRun, release: Release) {
     const envReady = key === null || h.state.envs.includes(key);
     const files = release.files.get(h.host.name) ?? [];
     const staged = h.paths.staging(release.id);
-    const spec = { deployTo: h.paths.root, id: release.id, sha256: release.archive.sha256, files, shared: run.config.shared };
+    const spec = { deployTo: h.paths.root, id: release.id, sha256: release.archive.sha256, bytes: release.archive.bytes, files, shared: run.config.shared };
     const meta = releaseMeta(release, key);
     const command = script(
       stageScript(spec),
@@ -82,7 +103,7 @@ export function upload(run: TaskRun, release: Release) {
       h.state.nginx && files.some((f) => f.name === 'nginx.conf') ? nginxCheckScript(h.state.nginx, staged) : undefined,
       envReady ? publishScript(h.paths.root, meta) : undefined,
     );
-    await mustRun(h.host, 'upload', command, { stdin: createReadStream(release.archive.file) });
+    await mustRun(h.host, 'upload', command, { stdin: stageInput(release.archive.file, files) });
     if (envReady) h.state.meta[release.id] = meta;
     return `${(release.archive.bytes / 1024).toFixed(1)} KiB, sha256 verified`;
   };

@@ -38,9 +38,11 @@ describe('secrets from .env', () => {
     expect(JSON.parse(runs.json.stdout).ok).toBe(true);
     // The values were really there, and were redacted where they would have shown.
     expect(runs.deploy.stdout).toContain('hook sees ***');
-    expect(runs.dry.stdout).toContain('token=***');
     const live = project.live()!;
     expect(readFileSync(path.join(project.deployTo, 'releases', live, '.slipway/secret.conf'), 'utf8')).toBe(`token=${secret}\n`);
+    // A rendered file that holds a secret is private; one that does not is not.
+    expect(statSync(path.join(project.deployTo, 'releases', live, '.slipway/secret.conf')).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(project.deployTo, 'releases', live, '.slipway/nginx.conf')).mode & 0o777).toBe(0o644);
     expect(leaks(readFileSync(path.join(project.deployTo, 'revisions.log'), 'utf8'))).toEqual([]);
     // .env.<environment> is installed as shared/.env, private, and linked into the release.
     expect(statSync(path.join(project.deployTo, 'shared/.env')).mode & 0o777).toBe(0o600);

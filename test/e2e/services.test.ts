@@ -1,6 +1,6 @@
 // Serving for real on the local target: nginx and supervisord run by the harness, configs installed
 // and validated by the deploy, health-checked, rolled back automatically when the release fails.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
@@ -91,6 +91,26 @@ describe('services on the local target', () => {
     expect(await answer(good)).toContain(good);
     expect((await project.run(['rollback:current'])).code).toBe(0);
     expect(await answer(newest)).toContain(newest);
+  });
+
+  it('a program rendered with a secret from .env is installed private (0600) and still runs; without one it is 0644 again', async () => {
+    const template = path.join(project.dir, 'templates/supervisor.conf.hbs');
+    const original = readFileSync(template, 'utf8');
+    const program = (stack.services.supervisor as { program: string }).program;
+    writeFileSync(path.join(project.dir, '.env'), 'API_TOKEN=tok-planted-1234\n');
+    writeFileSync(template, original.replace('NODE_ENV="production"', 'NODE_ENV="production",API_TOKEN="{{env.API_TOKEN}}"'));
+    try {
+      const result = await project.run(['deploy']);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      expect(readFileSync(program, 'utf8')).toContain('tok-planted-1234');
+      expect(statSync(program).mode & 0o777).toBe(0o600);
+      expect(await answer(releaseIdOf(result.stdout))).toContain('hello from release');
+    } finally {
+      writeFileSync(template, original);
+      rmSync(path.join(project.dir, '.env'));
+    }
+    expect((await project.run(['deploy'])).code).toBe(0);
+    expect(statSync(program).mode & 0o777).toBe(0o644);
   });
 
   it('`status` shows supervisor, nginx and health per host; `restart` restarts the program', async () => {

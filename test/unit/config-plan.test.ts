@@ -264,14 +264,17 @@ describe('stageScript (upload)', () => {
   const hostile = `it's $(touch ${marker}) \`touch ${marker}\`\n`;
 
   it('verifies the sha256 before extracting, stages under tmp/, quotes every path and value', () => {
-    const spec = { deployTo: "/srv/my app's", id: A, sha256: 'f'.repeat(64), files: [{ name: 'nginx.conf', content: hostile }], shared: { dirs: ['logs'], files: ['config/app.json'] } };
+    const spec = { deployTo: "/srv/my app's", id: A, sha256: 'f'.repeat(64), bytes: 1234, files: [{ name: 'nginx.conf', content: hostile, secret: false }], shared: { dirs: ['logs'], files: ['config/app.json'] } };
     const text = stageScript(spec).text;
     expect(text.split('\n')[0]).toBe('set -eu');
     expect(text.indexOf('sha256sum -c')).toBeGreaterThan(-1);
     expect(text.indexOf('sha256sum -c')).toBeLessThan(text.indexOf('tar -xzf'));
     expect(text).toContain(`mkdir '/srv/my app'\\''s/tmp/${A}'`);
     expect(text).not.toContain(`/releases/${A}`); // nothing appears under releases/ while staging
-    expect(text).toContain(`printf '%s' 'it'\\''s $(touch ${marker}) \`touch ${marker}\`\n' > '/srv/my app'\\''s/tmp/${A}/.slipway/nginx.conf'`);
+    // Rendered files come on stdin after the archive, never on the command line (where `ps` shows them).
+    expect(text).toContain(`head -c 1234 > '/srv/my app'\\''s/tmp/${A}.tar.gz'`);
+    expect(text).toContain(`head -c ${Buffer.byteLength(hostile)} > '/srv/my app'\\''s/tmp/${A}/.slipway/nginx.conf'`);
+    expect(text).not.toContain('touch');
     expect(text).toContain(`ln -s ../../shared/logs '/srv/my app'\\''s/tmp/${A}/logs'`);
     expect(text).toContain(`ln -s ../../../shared/config/app.json '/srv/my app'\\''s/tmp/${A}/config/app.json'`);
   });
@@ -281,12 +284,17 @@ describe('stageScript (upload)', () => {
     mkdirSync(path.join(root, 'tmp/failed-x'), { recursive: true });
     mkdirSync(path.join(root, 'tmp/leftover-of-a-dead-run'), { recursive: true });
     const { archive, sha256 } = makeArchive({ 'server.js': 'console.log(1)\n' });
-    const spec = { deployTo: root, id: A, sha256, files: [{ name: 'nginx.conf', content: hostile }], shared: { dirs: ['logs'], files: ['config/app.json'] } };
-    const result = bash(stageScript(spec).text, archive);
+    const secret = 'token=planted-secret\n';
+    const files = [{ name: 'nginx.conf', content: hostile, secret: false }, { name: 'app.env', content: secret, secret: true }];
+    const spec = { deployTo: root, id: A, sha256, bytes: archive.length, files, shared: { dirs: ['logs'], files: ['config/app.json'] } };
+    const result = bash(stageScript(spec).text, Buffer.concat([archive, Buffer.from(hostile), Buffer.from(secret)]));
     expect(result.code, result.stderr).toBe(0);
     const staged = path.join(root, 'tmp', A);
     expect(readFileSync(path.join(staged, 'server.js'), 'utf8')).toBe('console.log(1)\n');
     expect(readFileSync(path.join(staged, '.slipway/nginx.conf'), 'utf8')).toBe(hostile);
+    expect(lstatSync(path.join(staged, '.slipway/nginx.conf')).mode & 0o777).toBe(0o644);
+    expect(readFileSync(path.join(staged, '.slipway/app.env'), 'utf8')).toBe(secret);
+    expect(lstatSync(path.join(staged, '.slipway/app.env')).mode & 0o777).toBe(0o600); // it holds a secret
     expect(existsSync(marker)).toBe(false);
     expect(readlinkSync(path.join(staged, 'logs'))).toBe('../../shared/logs');
     expect(readlinkSync(path.join(staged, 'config/app.json'))).toBe('../../../shared/config/app.json');
@@ -298,9 +306,20 @@ describe('stageScript (upload)', () => {
   it('run for real with a wrong checksum: exits 1 saying so, nothing staged', () => {
     const root = path.join(freshDir(), 'root');
     const { archive } = makeArchive({ 'server.js': 'x' });
-    const result = bash(stageScript({ deployTo: root, id: A, sha256: '0'.repeat(64), files: [], shared: { dirs: [], files: [] } }).text, archive);
+    const result = bash(stageScript({ deployTo: root, id: A, sha256: '0'.repeat(64), bytes: archive.length, files: [], shared: { dirs: [], files: [] } }).text, archive);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('upload corrupted: sha256 of the received archive does not match');
+    expect(readdirSync(path.join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('run for real with a rendered file cut short: exits 1 saying so, nothing staged', () => {
+    const root = path.join(freshDir(), 'root');
+    const { archive, sha256 } = makeArchive({ 'server.js': 'x' });
+    const files = [{ name: 'nginx.conf', content: 'server { listen 8080; }\n', secret: false }];
+    const spec = { deployTo: root, id: A, sha256, bytes: archive.length, files, shared: { dirs: [], files: [] } };
+    const result = bash(stageScript(spec).text, Buffer.concat([archive, Buffer.from('server { lis')]));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('upload corrupted: a rendered file arrived incomplete');
     expect(readdirSync(path.join(root, 'tmp'))).toEqual([]);
   });
 });
