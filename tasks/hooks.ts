@@ -7,13 +7,21 @@ import { checkRelativePath } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { raw, script, sh } from './core/sh.js';
 
-export function stageScript(stage: Stage, releaseDir: string): Shell {
+/**
+ * A stage as a script, and its env as NUL-separated KEY=value on stdin: values stay off the command
+ * line, where `ps` on the host would show them (they are often secrets).
+ */
+export function stageCommand(stage: Stage, releaseDir: string): { script: Shell; stdin?: Buffer } {
   const cwd = stage.cwd ? `${releaseDir}/${checkRelativePath(stage.cwd, `hooks "${stage.name}" cwd`)}` : releaseDir;
-  const exports = Object.entries(stage.env ?? {}).map(([k, v]) => {
+  const env = Object.entries(stage.env ?? {});
+  for (const [k] of env) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`hooks "${stage.name}": env name "${k}" is not a valid variable name`);
-    return sh`export ${raw(k)}=${v}`;
-  });
-  return script(sh`set -e`, sh`cd ${cwd}`, ...exports, ...stage.commands.map((c) => raw(c)));
+  }
+  const readEnv = env.length ? sh`while IFS= read -r -d '' kv; do export "$kv"; done` : undefined;
+  return {
+    script: script(sh`set -e`, readEnv, sh`cd ${cwd}`, ...stage.commands.map((c) => raw(c))),
+    stdin: env.length ? Buffer.from(env.map(([k, v]) => `${k}=${v}\0`).join('')) : undefined,
+  };
 }
 
 /** Runs the stages of one hook point on a host, in order; the first failing command fails the step. */
@@ -22,7 +30,8 @@ export function runHooks(run: TaskRun, point: 'beforeSwitch' | 'afterSwitch', re
     const stages = run.config.hooks[point].filter((s) => !s.roles || s.roles.some((r) => h.config.roles.includes(r)));
     if (!stages.length) return { skipped: 'no stages' };
     for (const stage of stages) {
-      const output = await mustRun(h.host, `hook "${stage.name}"`, stageScript(stage, h.paths.release(releaseId)));
+      const { script: command, stdin } = stageCommand(stage, h.paths.release(releaseId));
+      const output = await mustRun(h.host, `hook "${stage.name}"`, command, { stdin });
       if (output.trim()) run.log.detail(h.host.name, output.trim());
     }
     return stages.map((s) => s.name).join(', ');

@@ -13,6 +13,7 @@ import { inspectScript, parseInspection, selectHosts } from '../../tasks/hosts.j
 import { planPurge, purgedIn, purgeScript } from '../../tasks/purge.js';
 import { switchScript } from '../../tasks/switch.js';
 import { discardScript, stageScript } from '../../tasks/upload.js';
+import { stageCommand } from '../../tasks/hooks.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const scratch = mkdtempSync(path.join(tmpdir(), 'slipway-unit-'));
@@ -321,6 +322,19 @@ describe('stageScript (upload)', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('upload corrupted: a rendered file arrived incomplete');
     expect(readdirSync(path.join(root, 'tmp'))).toEqual([]);
+  });
+});
+
+describe('stageCommand (hooks)', () => {
+  it('passes the stage env on stdin, never in the script, and the commands see it literally', () => {
+    const dir = freshDir();
+    const value = `pa55 'word'\n$(touch ${path.join(dir, 'pwned')})`;
+    const { script, stdin } = stageCommand({ name: 'env', commands: ['printf "%s|%s" "$TOKEN" "$OTHER" > out.txt'], env: { TOKEN: value, OTHER: 'two' } }, dir);
+    expect(script.text).not.toContain('pa55');
+    const result = bash(script.text, stdin);
+    expect(result.code, result.stderr).toBe(0);
+    expect(readFileSync(path.join(dir, 'out.txt'), 'utf8')).toBe(`${value}|two`);
+    expect(existsSync(path.join(dir, 'pwned'))).toBe(false);
   });
 });
 
