@@ -109,7 +109,10 @@ async function openConnection(name: string, endpoint: Endpoint, config: Resolved
     });
   } catch (error) {
     const where = `${endpoint.username}@${endpoint.host}:${endpoint.port}`;
-    throw new Error(`${name}: cannot connect to ${where}: ${rejection ?? (error as Error).message}`);
+    const message = rejection ?? (error as Error).message;
+    // A key that does not parse (or a wrong passphrase) is the config's fault, not the network's.
+    if (message.startsWith('Cannot parse privateKey')) throw new ConfigError(`${name}: ${message}`);
+    throw new Error(`${name}: cannot connect to ${where}: ${message}`);
   }
   return ssh;
 }
