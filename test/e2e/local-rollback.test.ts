@@ -64,6 +64,17 @@ describe('rollback on the local target', () => {
     expect(project.revisions().at(-1)).toContain(`rollback ${ids[3]} from="${ids[0]}"`);
   });
 
+  it('rollback:current on the newest release changes nothing and says so', async () => {
+    const lines = project.revisions().length;
+    const snapshot = project.snapshot();
+    const result = await project.run(['rollback:current']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/switch \(skipped\)\s+\S+\s+already on /);
+    expect(project.live()).toBe(ids[3]);
+    expect(project.revisions()).toHaveLength(lines);
+    expect(project.snapshot()).toEqual(snapshot);
+  });
+
   it('rollback:<id> goes to that release', async () => {
     const result = await project.run([`rollback:${ids[1]}`]);
     expect(result.code, result.stderr).toBe(0);
