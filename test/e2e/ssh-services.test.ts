@@ -1,0 +1,82 @@
+// Serving over SSH: the deploy user (login shell /bin/sh) installs the nginx site and supervisor
+// program of a real nginx and a real supervisord that run as that user, restarts, health-checks and
+// rolls back, all through the remote scripts. The deploy root is outside the host's private /srv,
+// so that the daemons (started by the harness in the machine's own mount namespace) see it too.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
+import { type ServiceStack, startServiceStack } from '../helpers/services.js';
+import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
+
+let fleet: SshFleet;
+let stack: ServiceStack;
+let project: Project;
+
+async function answer(expected: string): Promise<string> {
+  let last = '';
+  for (let i = 0; i < 50; i++) {
+    last = (await stack.get('/')).body;
+    if (last.includes(expected)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return last;
+}
+
+beforeAll(async () => {
+  fleet = await startSshHosts(1, { loginShell: '/bin/sh' });
+  stack = await startServiceStack({ user: fleet.hosts[0].user });
+  const h = fleet.hosts[0];
+  project = makeProject(
+    {
+      knownHosts: fleet.knownHosts,
+      port: stack.appPort,
+      vars: { listen: `127.0.0.1:${stack.nginxPort}` },
+      services: stack.services,
+      healthcheck: { url: `http://127.0.0.1:${stack.appPort}/health`, expectStatus: 200, expectBody: '{{releaseId}}', timeoutSeconds: 8 },
+    },
+    [{ name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: path.join(stack.dir, 'deploy') }],
+  );
+});
+afterAll(async () => {
+  await stack?.stop();
+  await fleet?.stop();
+  project?.cleanup();
+});
+
+describe('services over SSH', () => {
+  let first: string;
+
+  it('deploy: the site and program are installed by the deploy user; the release answers through nginx', async () => {
+    const result = await project.run(['deploy']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    first = releaseIdOf(result.stdout);
+    expect(result.stdout).toMatch(/configs .*installed nginx, supervisor \(validated\)/);
+    expect(result.stdout).toMatch(/health .*answered 200/);
+    expect(await answer(first)).toContain(`hello from release ${first}`);
+    expect(readFileSync((stack.services.nginx as { site: string }).site, 'utf8')).toContain(`127.0.0.1:${stack.nginxPort}`);
+  });
+
+  it('a release that crashes at start is rolled back automatically: the first one answers again, exit 1', async () => {
+    const original = readFileSync(path.join(project.dir, 'app/server.js'), 'utf8');
+    project.commit({ 'server.js': `process.exit(3);\n${original}` }, 'crash at start');
+    const result = await project.run(['deploy']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/rolled back automatically/);
+    expect(await answer(first)).toContain(`hello from release ${first}`);
+    project.commit({ 'server.js': original }, 'fixed');
+  });
+
+  it('a second good release, then rollback: the first answers again; rollback:current: the second', async () => {
+    const result = await project.run(['deploy']);
+    expect(result.code, result.stderr).toBe(0);
+    const second = releaseIdOf(result.stdout);
+    expect(await answer(second)).toContain(`hello from release ${second}`);
+    const back = await project.run(['rollback']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(await answer(first)).toContain(`hello from release ${first}`);
+    const forward = await project.run(['rollback:current']);
+    expect(forward.code, forward.stderr).toBe(0);
+    expect(await answer(second)).toContain(`hello from release ${second}`);
+  });
+});
