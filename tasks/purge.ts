@@ -39,6 +39,8 @@ export function purgeScript(deployTo: string, plan: PurgePlan): Shell {
   );
 }
 
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 /** The releases a purge script's output says it removed. */
 export function purgedIn(output: string): string[] {
   return [...output.matchAll(/^removed (\S+)$/gm)].map((m) => m[1]);
@@ -48,12 +50,12 @@ export function purgedIn(output: string): string[] {
 export function purgeReleases(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const plan = planPurge(h.state, run.config.keepReleases);
-    if (!plan.releases.length && !plan.envs.length) return { skipped: `${h.state.releases.length} releases, keeping ${run.config.keepReleases}` };
+    if (!plan.releases.length && !plan.envs.length) return { skipped: `${count(h.state.releases.length, 'release')}, keeping ${run.config.keepReleases}` };
     const output = await run.finalCommand(h, 'purge', purgeScript(h.paths.root, plan));
     const removed = purgedIn(output);
     const kept = output.split('\n').filter((l) => l.startsWith('kept '));
     h.state.releases = h.state.releases.filter((id) => !removed.includes(id));
     h.result.purged = removed;
-    return [`removed ${removed.length} release(s)${plan.envs.length ? ` and ${plan.envs.length} environment(s)` : ''}`, ...kept].join('; ');
+    return [`removed ${count(removed.length, 'release')}${plan.envs.length ? ` and ${count(plan.envs.length, 'environment')}` : ''}`, ...kept].join('; ');
   };
 }
