@@ -75,7 +75,7 @@ export function stageScript(spec: StageSpec): Shell {
     // After the archive, so they win over anything it holds at the same path.
     ...spec.files.map((f) => sh`(umask ${f.secret ? '077' : '022'} && head -c ${Buffer.byteLength(f.content)} > ${`${staged}/.slipway/${f.name}`})`),
     spec.files.length
-      ? sh`printf '%s  %s\n' ${spec.files.flatMap((f) => [sha256(f.content), `${staged}/.slipway/${f.name}`])} | sha256sum -c --status - || { echo "upload corrupted: a rendered file arrived incomplete" >&2; rm -rf ${staged}; exit 1; }`
+      ? sh`printf '%s  %s\\n' ${spec.files.flatMap((f) => [sha256(f.content), `${staged}/.slipway/${f.name}`])} | sha256sum -c --status - || { echo "upload corrupted: a rendered file arrived incomplete" >&2; rm -rf ${staged}; exit 1; }`
       : undefined,
     // .env.<environment> becomes shared/.env, private to the deploy user, linked into the release.
     sh`if [ -f ${`${staged}/.slipway/dotenv`} ]; then (umask 077 && cp ${`${staged}/.slipway/dotenv`} ${`${p.shared}/.env.new`}) && chmod 600 ${`${p.shared}/.env.new`} && mv -f ${`${p.shared}/.env.new`} ${`${p.shared}/.env`} && rm -f ${`${staged}/.slipway/dotenv`} && rm -rf ${`${staged}/.env`} && ln -s ../../shared/.env ${`${staged}/.env`}; fi`,
@@ -103,7 +103,8 @@ export function upload(run: TaskRun, release: Release) {
       h.state.nginx && files.some((f) => f.name === 'nginx.conf') ? nginxCheckScript(h.state.nginx, staged) : undefined,
       envReady ? publishScript(h.paths.root, meta) : undefined,
     );
-    await mustRun(h.host, 'upload', command, { stdin: stageInput(release.archive.file, files) });
+    const stdinNote = [`the release archive (${release.archive.bytes} bytes)`, ...files.map((f) => `${f.name}:\n${f.content}`)].join('\n');
+    await mustRun(h.host, 'upload', command, { stdin: stageInput(release.archive.file, files), stdinNote });
     if (envReady) h.state.meta[release.id] = meta;
     return `${(release.archive.bytes / 1024).toFixed(1)} KiB, sha256 verified`;
   };

@@ -12,7 +12,7 @@ export class DryRunHost implements Host {
 
   async exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
     if (options.readonly) return this.inner.exec(command, options);
-    this.log.detail(this.name, `would run:\n${command.text}`);
+    this.log.detail(this.name, `would run:\n${command.text}${options.stdinNote ? `\nwith on stdin: ${options.stdinNote}` : ''}`);
     return { code: 0, stdout: '', stderr: '' };
   }
 

@@ -5,6 +5,8 @@ import type { Shell } from './sh.js';
 
 export interface ExecOptions {
   stdin?: string | Buffer | Readable;
+  /** What stdin carries, in words, for --dry-run to show (it does not read the stream). */
+  stdinNote?: string;
   /** Safe to run under --dry-run: reads state, changes nothing. */
   readonly?: boolean;
 }

@@ -38,6 +38,7 @@ describe('secrets from .env', () => {
     expect(JSON.parse(runs.json.stdout).ok).toBe(true);
     // The values were really there, and were redacted where they would have shown.
     expect(runs.deploy.stdout).toContain('hook sees ***');
+    expect(runs.dry.stdout).toMatch(/with on stdin: the release archive \(\d+ bytes\)[\s\S]*secret\.conf:\n\s+local\s+token=\*\*\*/);
     const live = project.live()!;
     expect(readFileSync(path.join(project.deployTo, 'releases', live, '.slipway/secret.conf'), 'utf8')).toBe(`token=${secret}\n`);
     // A rendered file that holds a secret is private; one that does not is not.
