@@ -1,0 +1,102 @@
+// The config's schema (zod): the types in config.ts come from it, and it validates a loaded config.
+// Kept apart so that zod is loaded only when a task runs, not for --list or --help.
+import { z } from 'zod';
+
+export const hostSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a host name of letters, digits, ".", "_" and "-"'),
+  local: z.literal(true).optional(),
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().min(1).optional(),
+  privateKey: z.string().min(1).optional(),
+  passphraseEnv: z.string().min(1).optional(),
+  roles: z.array(z.string().regex(/^[A-Za-z0-9_-]+$/)).default([]),
+  deployTo: z.string().min(1),
+});
+
+export const stageSchema = z.strictObject({
+  name: z.string().min(1),
+  roles: z.array(z.string()).optional(),
+  cwd: z.string().optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  commands: z.array(z.string().min(1)),
+});
+
+export const servicesSchema = z.strictObject({
+  /** Prefix for commands that touch the system, e.g. "sudo -n". */
+  sudo: z.string().optional(),
+  nginx: z
+    .union([z.literal(false), z.strictObject({ site: z.string().optional(), enabled: z.string().optional(), test: z.string().optional(), reload: z.string().optional() })])
+    .optional(),
+  supervisor: z
+    .union([z.literal(false), z.strictObject({ program: z.string().optional(), ctl: z.string().optional(), name: z.string().optional() })])
+    .optional(),
+});
+
+export const healthcheckSchema = z.strictObject({
+  url: z.url(),
+  expectStatus: z.number().int().min(100).max(599).default(200),
+  expectBody: z.string().optional(),
+  timeoutSeconds: z.number().positive().default(30),
+});
+
+/** Keys that may be set at the top level and overridden per environment. */
+const settings = {
+  application: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a name matching [a-z0-9][a-z0-9-]*'),
+  repository: z.string().min(1),
+  ref: z.string().min(1),
+  subdirectory: z.string().min(1),
+  keepReleases: z.number().int().min(1),
+  dependencies: z.strictObject({ type: z.enum(['node', 'python', 'none']) }),
+  shared: z.strictObject({ files: z.array(z.string().min(1)).default([]), dirs: z.array(z.string().min(1)).default([]) }),
+  templates: z.strictObject({ dir: z.string().optional(), nginx: z.boolean().optional(), supervisor: z.boolean().optional() }),
+  vars: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  port: z.number().int().min(1).max(65535),
+  serverName: z.string().min(1),
+  runAs: z.string().min(1),
+  hooks: z.strictObject({ beforeSwitch: z.array(stageSchema).default([]), afterSwitch: z.array(stageSchema).default([]) }),
+  parallel: z.number().int().min(1),
+  knownHosts: z.string().min(1),
+  connectTimeoutSeconds: z.number().positive(),
+  services: servicesSchema,
+  healthcheck: healthcheckSchema,
+};
+
+const environmentSchema = z.strictObject({
+  hosts: z.array(hostSchema).min(1),
+  ...Object.fromEntries(Object.entries(settings).map(([k, s]) => [k, s.optional()])),
+}) as z.ZodType<{ hosts: z.input<typeof hostSchema>[] } & Partial<{ [K in keyof typeof settings]: z.input<(typeof settings)[K]> }>>;
+
+export const fileSchema = z.strictObject({
+  application: settings.application,
+  repository: settings.repository.optional(),
+  ref: settings.ref.optional(),
+  subdirectory: settings.subdirectory.optional(),
+  keepReleases: settings.keepReleases.optional(),
+  dependencies: settings.dependencies.optional(),
+  shared: settings.shared.optional(),
+  templates: settings.templates.optional(),
+  vars: settings.vars.optional(),
+  port: settings.port.optional(),
+  serverName: settings.serverName.optional(),
+  runAs: settings.runAs.optional(),
+  hooks: settings.hooks.optional(),
+  parallel: settings.parallel.optional(),
+  knownHosts: settings.knownHosts.optional(),
+  connectTimeoutSeconds: settings.connectTimeoutSeconds.optional(),
+  services: settings.services.optional(),
+  healthcheck: settings.healthcheck.optional(),
+  environments: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'), environmentSchema),
+  defaultEnvironment: z.string().optional(),
+});
+
+export function formatIssues(error: z.ZodError, file: string): string {
+  const lines = error.issues.map((issue) => {
+    const where = issue.path.length ? issue.path.join('.') : '(top level)';
+    if (issue.code === 'unrecognized_keys') {
+      return `  ${issue.keys.map((k) => (issue.path.length ? `${where}.${k}` : k)).join(', ')}: unknown key`;
+    }
+    return `  ${where}: ${issue.message}`;
+  });
+  return `invalid config ${file}:\n${lines.join('\n')}`;
+}
