@@ -9,27 +9,12 @@ import { type ServiceStack, startServiceStack } from '../helpers/services.js';
 let stack: ServiceStack;
 let project: Project;
 
-/** nginx reloads asynchronously: ask until it answers as expected (or give up and return the last answer). */
-async function answer(expected: string): Promise<string> {
-  let last = '';
-  for (let i = 0; i < 50; i++) {
-    last = (await stack.get('/')).body;
-    if (last.includes(expected)) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return last;
-}
 
 const serverJs = () => readFileSync(path.join(project.dir, 'app/server.js'), 'utf8');
 
 beforeAll(async () => {
   stack = await startServiceStack();
-  project = makeProject({
-    port: stack.appPort,
-    vars: { listen: `127.0.0.1:${stack.nginxPort}` },
-    services: stack.services,
-    healthcheck: { url: `http://127.0.0.1:${stack.appPort}/health`, expectStatus: 200, expectBody: '{{releaseId}}', timeoutSeconds: 8 },
-  });
+  project = makeProject(stack.deployConfig());
 });
 afterAll(async () => {
   await stack?.stop();
@@ -45,7 +30,7 @@ describe('services on the local target', () => {
     good = releaseIdOf(result.stdout);
     expect(result.stdout).toMatch(/configs .*installed nginx, supervisor \(validated\)/);
     expect(result.stdout).toMatch(/health .*answered 200/);
-    expect(await answer(good)).toContain(`hello from release ${good}`);
+    expect(await stack.answer(good)).toContain(`hello from release ${good}`);
   });
 
   it('a release whose app crashes at start: health check fails, the old release is live and answering again, exit 1', async () => {
@@ -56,7 +41,7 @@ describe('services on the local target', () => {
     expect(result.stderr).toMatch(/rolled back automatically/);
     expect(result.stdout).toMatch(/auto-rollback .*back on /);
     expect(project.live()).toBe(good);
-    expect(await answer(good)).toContain(`hello from release ${good}`);
+    expect(await stack.answer(good)).toContain(`hello from release ${good}`);
     const list = await project.run(['releases']);
     expect(list.stdout).toMatch(/BAD: /);
     project.commit({ 'server.js': original }, 'fixed');
@@ -76,21 +61,21 @@ describe('services on the local target', () => {
     expect(result.stderr).toMatch(/duplicate default server/);
     expect(readFileSync(site, 'utf8')).toBe(before);
     expect(project.live()).toBe(good);
-    expect(await answer(good)).toContain(good);
+    expect(await stack.answer(good)).toContain(good);
   });
 
   it('rollback: the older release answers; rollback:current: the newest again; a bad release is skipped', async () => {
     const deployed = await project.run(['deploy']);
     expect(deployed.code, deployed.stderr).toBe(0);
     const newest = releaseIdOf(deployed.stdout);
-    expect(await answer(newest)).toContain(newest);
+    expect(await stack.answer(newest)).toContain(newest);
     const back = await project.run(['rollback']);
     expect(back.code, back.stderr).toBe(0);
     // The crashed release lies between the two and is marked bad: rollback goes past it.
     expect(project.live()).toBe(good);
-    expect(await answer(good)).toContain(good);
+    expect(await stack.answer(good)).toContain(good);
     expect((await project.run(['rollback:current'])).code).toBe(0);
-    expect(await answer(newest)).toContain(newest);
+    expect(await stack.answer(newest)).toContain(newest);
   });
 
   it('a program rendered with a secret from .env is installed private (0600) and still runs; without one it is 0644 again', async () => {
@@ -104,7 +89,7 @@ describe('services on the local target', () => {
       expect(result.code, result.stderr + result.stdout).toBe(0);
       expect(readFileSync(program, 'utf8')).toContain('tok-planted-1234');
       expect(statSync(program).mode & 0o777).toBe(0o600);
-      expect(await answer(releaseIdOf(result.stdout))).toContain('hello from release');
+      expect(await stack.answer(releaseIdOf(result.stdout))).toContain('hello from release');
     } finally {
       writeFileSync(template, original);
       rmSync(path.join(project.dir, '.env'));

@@ -13,28 +13,13 @@ let fleet: SshFleet;
 let stack: ServiceStack;
 let project: Project;
 
-async function answer(expected: string): Promise<string> {
-  let last = '';
-  for (let i = 0; i < 50; i++) {
-    last = (await stack.get('/')).body;
-    if (last.includes(expected)) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return last;
-}
 
 beforeAll(async () => {
   fleet = await startSshHosts(1, { loginShell: '/bin/sh' });
   stack = await startServiceStack({ user: fleet.hosts[0].user });
   const h = fleet.hosts[0];
   project = makeProject(
-    {
-      knownHosts: fleet.knownHosts,
-      port: stack.appPort,
-      vars: { listen: `127.0.0.1:${stack.nginxPort}` },
-      services: stack.services,
-      healthcheck: { url: `http://127.0.0.1:${stack.appPort}/health`, expectStatus: 200, expectBody: '{{releaseId}}', timeoutSeconds: 8 },
-    },
+    { knownHosts: fleet.knownHosts, ...stack.deployConfig() },
     [{ name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: path.join(stack.dir, 'deploy') }],
   );
 });
@@ -53,7 +38,7 @@ describe('services over SSH', () => {
     first = releaseIdOf(result.stdout);
     expect(result.stdout).toMatch(/configs .*installed nginx, supervisor \(validated\)/);
     expect(result.stdout).toMatch(/health .*answered 200/);
-    expect(await answer(first)).toContain(`hello from release ${first}`);
+    expect(await stack.answer(first)).toContain(`hello from release ${first}`);
     expect(readFileSync((stack.services.nginx as { site: string }).site, 'utf8')).toContain(`127.0.0.1:${stack.nginxPort}`);
   });
 
@@ -63,7 +48,7 @@ describe('services over SSH', () => {
     const result = await project.run(['deploy']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/rolled back automatically/);
-    expect(await answer(first)).toContain(`hello from release ${first}`);
+    expect(await stack.answer(first)).toContain(`hello from release ${first}`);
     project.commit({ 'server.js': original }, 'fixed');
   });
 
@@ -71,12 +56,12 @@ describe('services over SSH', () => {
     const result = await project.run(['deploy']);
     expect(result.code, result.stderr).toBe(0);
     const second = releaseIdOf(result.stdout);
-    expect(await answer(second)).toContain(`hello from release ${second}`);
+    expect(await stack.answer(second)).toContain(`hello from release ${second}`);
     const back = await project.run(['rollback']);
     expect(back.code, back.stderr).toBe(0);
-    expect(await answer(first)).toContain(`hello from release ${first}`);
+    expect(await stack.answer(first)).toContain(`hello from release ${first}`);
     const forward = await project.run(['rollback:current']);
     expect(forward.code, forward.stderr).toBe(0);
-    expect(await answer(second)).toContain(`hello from release ${second}`);
+    expect(await stack.answer(second)).toContain(`hello from release ${second}`);
   });
 });

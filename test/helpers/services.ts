@@ -40,6 +40,10 @@ export interface ServiceStack {
   supervisordPid(): number;
   /** GET http://127.0.0.1:<nginxPort><path> with `Host: localhost`; status 0 and the error text when it fails. */
   get(path: string): Promise<{ status: number; body: string }>;
+  /** nginx reloads asynchronously: GETs / until the body contains `expected` (or gives up after ~5 s), returning the last body. */
+  answer(expected: string): Promise<string>;
+  /** The config keys that make a deploy serve the sample app through this stack, health-checked. */
+  deployConfig(): Record<string, unknown>;
   /** Stops supervisord, its programs and their leftovers, then nginx; waits for them to be gone; removes dir. */
   stop(): Promise<void>;
 }
@@ -375,6 +379,10 @@ http {
       req.on('timeout', () => req.destroy(new Error(`no answer from 127.0.0.1:${nginxPort} within 3 s`)));
     });
 
+  const services = {
+    nginx: { site: path.join(sitesAvailable, 'hello.conf'), enabled: path.join(sitesEnabled, 'hello.conf'), test: nginxTest, reload: nginxReload },
+    supervisor: { program: path.join(supervisorConfD, 'hello.conf'), ctl: supervisorctl },
+  };
   return {
     dir,
     nginxPort,
@@ -385,10 +393,7 @@ http {
     nginxTest,
     nginxReload,
     supervisorctl,
-    services: {
-      nginx: { site: path.join(sitesAvailable, 'hello.conf'), enabled: path.join(sitesEnabled, 'hello.conf'), test: nginxTest, reload: nginxReload },
-      supervisor: { program: path.join(supervisorConfD, 'hello.conf'), ctl: supervisorctl },
-    },
+    services,
     nginxPid: () => {
       // A pid file that moved on (binary upgrade) is the truth; a missing one (stopped) is not.
       const current = readPid(nginxPidFile);
@@ -397,6 +402,21 @@ http {
     },
     supervisordPid: () => supervisordPid,
     get,
+    answer: async (expected: string) => {
+      let last = '';
+      for (let i = 0; i < 50; i++) {
+        last = (await get('/')).body;
+        if (last.includes(expected)) return last;
+        await sleep(100);
+      }
+      return last;
+    },
+    deployConfig: () => ({
+      port: appPort,
+      vars: { listen: `127.0.0.1:${nginxPort}` },
+      services,
+      healthcheck: { url: `http://127.0.0.1:${appPort}/health`, expectStatus: 200, expectBody: '{{releaseId}}', timeoutSeconds: 8 },
+    }),
     stop,
   };
 }
