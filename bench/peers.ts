@@ -63,23 +63,25 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
 
   // slipway
   // A deploy.config.ts, as slipway's README sets it up (the prebuilt entry compiles it on each run).
-  const slipwayConfig = (hosts: Array<{ address: string; port: number }>) => {
-    const file = path.join(work, `slipway-${hosts.length}`, 'deploy.config.ts');
+  const slipwayConfig = (hosts: Array<{ address: string; port: number }>, keepConnections = 0) => {
+    const file = path.join(work, `slipway-${hosts.length}-${keepConnections}`, 'deploy.config.ts');
     mkdirSync(path.dirname(file));
+    const deployTo = keepConnections ? '/srv/slipway-kept' : '/srv/slipway';
     const config = {
-      application: 'hello', repository: bare, keepReleases: 5, dependencies: { type: 'node' }, shared: { dirs: ['logs'] }, knownHosts,
-      environments: { bench: { hosts: hosts.map((h, i) => ({ name: `web${i + 1}`, host: h.address, port: h.port, user: 'slipway', privateKey: key, deployTo: '/srv/slipway' })) } },
+      application: 'hello', repository: bare, keepReleases: 5, dependencies: { type: 'node' }, shared: { dirs: ['logs'] }, knownHosts, keepConnections,
+      environments: { bench: { hosts: hosts.map((h, i) => ({ name: `web${i + 1}`, host: h.address, port: h.port, user: 'slipway', privateKey: key, deployTo })) } },
     };
     const defineConfig = JSON.stringify(path.join(ROOT, 'tasks/core/define-config.ts'));
     writeFileSync(file, `import { defineConfig } from ${defineConfig};\n\nexport default defineConfig(${JSON.stringify(config, null, 2)});\n`);
     return file;
   };
   const slipwayFiles = { one: slipwayConfig(one), ten: slipwayConfig(ten) };
+  const keptFiles = { one: slipwayConfig(one, 60), ten: slipwayConfig(ten, 60) };
   const slipway = (target: 'one' | 'ten', args: string[]) =>
     mustTime(`slipway ${args.join(' ')}`, 'npx', ['tsx', 'fabfile.ts', '--config', slipwayFiles[target], '--env', 'bench', ...args], { cwd: ROOT, env });
   // The prebuilt entry (`npm run build`): the same tasks without tsx's start-up.
-  const slipwayMjs = (target: 'one' | 'ten', args: string[]) =>
-    mustTime(`slipway ${args.join(' ')}`, process.execPath, ['fabfile.mjs', '--config', slipwayFiles[target], '--env', 'bench', ...args], { cwd: ROOT, env });
+  const slipwayMjs = (target: 'one' | 'ten', args: string[], files = slipwayFiles) =>
+    mustTime(`slipway ${args.join(' ')}`, process.execPath, ['fabfile.mjs', '--config', files[target], '--env', 'bench', ...args], { cwd: ROOT, env });
 
   // Capistrano, as its docs set it up: Capfile, config/deploy.rb, one file per stage.
   const cap = path.join(work, 'cap');
@@ -146,6 +148,8 @@ end
   return [
     { name: 'slipway (npx tsx fabfile.ts)', root: 'slipway', deploy: (t, ref) => slipway(t, ['--ref', ref, 'deploy']), rollback: (t) => slipway(t, ['rollback']) },
     { name: 'slipway (node fabfile.mjs)', root: 'slipway', deploy: (t, ref) => slipwayMjs(t, ['--ref', ref, 'deploy']), rollback: (t) => slipwayMjs(t, ['rollback']) },
+    // keepConnections: the connections of one run are kept for the next (its broker starts on the first run).
+    { name: 'slipway (node fabfile.mjs, keepConnections: 60)', root: 'slipway-kept', deploy: (t, ref) => slipwayMjs(t, ['--ref', ref, 'deploy'], keptFiles), rollback: (t) => slipwayMjs(t, ['rollback'], keptFiles) },
     { name: 'Capistrano', root: 'cap', deploy: (t, ref) => capistrano(t, 'deploy', ref), rollback: (t) => capistrano(t, 'deploy:rollback') },
     { name: 'Shipit', root: 'shipit', deploy: (t, ref) => shipit(t, 'deploy', ref), rollback: (t) => shipit(t, 'rollback') },
   ];

@@ -22,6 +22,7 @@ export function selectHosts(all: HostConfig[], names?: string[], roles?: string[
 
 export interface ConnectOptions {
   trustNewHosts: boolean;
+  onNotice?: (text: string) => void;
 }
 
 export async function connectHosts(config: ResolvedConfig, selected: HostConfig[], options: ConnectOptions): Promise<Host[]> {

@@ -58,6 +58,7 @@ const settings = {
   parallel: z.number().int().min(1),
   knownHosts: z.string().min(1),
   connectTimeoutSeconds: z.number().positive(),
+  keepConnections: z.number().int().min(0),
   services: servicesSchema,
   healthcheck: healthcheckSchema,
 };
@@ -84,6 +85,7 @@ export const fileSchema = z.strictObject({
   parallel: settings.parallel.optional(),
   knownHosts: settings.knownHosts.optional(),
   connectTimeoutSeconds: settings.connectTimeoutSeconds.optional(),
+  keepConnections: settings.keepConnections.optional(),
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
   environments: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'), environmentSchema),

@@ -61,6 +61,8 @@ export interface ResolvedConfig {
   parallel?: number;
   knownHosts?: string;
   connectTimeoutSeconds: number;
+  /** Seconds to keep SSH connections open after a run, for the next one (0: close them with the run). */
+  keepConnections: number;
   services?: Services;
   healthcheck?: z.output<typeof healthcheckSchema>;
   environment: string;
@@ -210,6 +212,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     parallel: merged.parallel,
     knownHosts: merged.knownHosts,
     connectTimeoutSeconds: merged.connectTimeoutSeconds ?? 10,
+    keepConnections: merged.keepConnections ?? 0,
     services: resolveServices(merged.application, merged.services),
     healthcheck: merged.healthcheck,
     environment: name,

@@ -2,6 +2,7 @@
 // (0 ok, 1 a task failed, 2 usage or config error, 130/143 interrupted).
 import path from 'node:path';
 import type { CliOptions, TaskCall } from './cli.js';
+import { BROKER_COMMAND } from './broker.js';
 import { parseCommandLine, USAGE, UsageError } from './cli.js';
 import { ConfigError, loadConfig } from './config.js';
 import { DryRunHost } from './dry-run.js';
@@ -67,7 +68,7 @@ async function runCalls(
   log.hostWidth(selected.map((h) => h.name));
   // Hosts connect while a task does its local work (e.g. building the release archive); a task's
   // first step on the hosts waits for them.
-  const connecting = connectHosts(config, selected, { trustNewHosts: options.trustNewHosts }).then((hosts) =>
+  const connecting = connectHosts(config, selected, { trustNewHosts: options.trustNewHosts, onNotice: (text) => log.warn(text) }).then((hosts) =>
     options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts,
   );
   connecting.catch(() => undefined);
@@ -105,6 +106,11 @@ async function runCalls(
 
 /** Runs the command line against these tasks and exits. `root` is where deploy.config.ts lives. */
 export async function runTasks(tasks: Record<string, TaskDefinition>, { root, argv = process.argv.slice(2) }: { root: string; argv?: string[] }): Promise<never> {
+  if (argv[0] === BROKER_COMMAND) {
+    // Started by a run with keepConnections: serve until idle (see broker.ts), never run a task.
+    await (await import('./ssh-host.js')).runBroker(argv[1], Number(argv[2]));
+    return new Promise<never>(() => undefined);
+  }
   let log = new Log({ json: argv.includes('--json'), secrets: [] });
   let active: TaskRun | null = null;
   const results: TaskResult[] = [];

@@ -6,7 +6,9 @@ import net from 'node:net';
 import { homedir, hostname, userInfo } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ClientChannel, ConnectConfig } from 'ssh2';
+import type { ConnectConfig } from 'ssh2';
+import type { Channel, ConnectionSettings, Transport } from './broker.js';
+import { serveBroker, useBroker } from './broker.js';
 import type { HostConfig, ResolvedConfig } from './config.js';
 import { ConfigError } from './config.js';
 import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
@@ -18,7 +20,7 @@ import { quote, sh } from './sh.js';
 
 type Client = import('node-ssh').NodeSSH;
 
-interface Endpoint {
+export interface Endpoint {
   host: string;
   port: number;
   username: string;
@@ -67,7 +69,7 @@ export async function resolveEndpoint(h: Pick<HostConfig, 'name' | 'host' | 'por
   };
 }
 
-async function openConnection(name: string, endpoint: Endpoint, config: ResolvedConfig, trustNewHosts: boolean, jumps = 0): Promise<Client> {
+export async function openConnection(name: string, endpoint: Endpoint, config: ConnectionSettings, trustNewHosts: boolean, jumps = 0): Promise<Client> {
   const { NodeSSH } = await import('node-ssh');
   const knownHosts = expandHome(config.knownHosts ?? path.join(homedir(), '.ssh', 'known_hosts'));
   const knownName = knownHostsName(endpoint.host, endpoint.port);
@@ -123,26 +125,32 @@ export class SshHost implements Host {
   private heartbeat?: NodeJS.Timeout;
   private heldToken?: string;
   /** Open channels, with the remote process group each one runs (its shell's pid). */
-  private readonly channels = new Map<ClientChannel, number | undefined>();
+  private readonly channels = new Map<Channel, number | undefined>();
   private lost?: Error;
 
-  constructor(readonly name: string, readonly deployTo: string, readonly roles: readonly string[], private readonly ssh: Client, endpoint: Endpoint) {
+  constructor(readonly name: string, readonly deployTo: string, readonly roles: readonly string[], private readonly transport: Transport, endpoint: Endpoint) {
     this.address = `${endpoint.username}@${endpoint.host}:${endpoint.port}`;
+  }
+
+  /** A connection of this run's own: a drop is remembered, so later commands fail at once. */
+  static direct(name: string, deployTo: string, roles: readonly string[], ssh: Client, endpoint: Endpoint): SshHost {
+    const connection = ssh.connection!;
+    const host = new SshHost(name, deployTo, roles, { exec: (command, callback) => connection.exec(command, callback), close: () => ssh.dispose() }, endpoint);
     // ssh2 emits 'error' on a dropped connection after connect; unhandled it would crash the process.
-    ssh.connection!.on('error', (error: Error) => (this.lost = error));
-    ssh.connection!.on('close', () => (this.lost ??= new Error('connection closed')));
+    connection.on('error', (error: Error) => (host.lost = error));
+    connection.on('close', () => (host.lost ??= new Error('connection closed')));
+    return host;
   }
 
   exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
-    const connection = this.ssh.connection;
-    if (!connection || this.lost) return Promise.resolve({ code: null, stdout: '', stderr: `connection to ${this.address} lost: ${this.lost?.message ?? 'closed'}` });
+    if (this.lost) return Promise.resolve({ code: null, stdout: '', stderr: `connection to ${this.address} lost: ${this.lost.message}` });
     // While the lock is held, a command refreshes its heartbeat on the way, at most every few seconds:
     // a `touch` on each command would cost a process each.
     const touch = this.heldToken && Date.now() - this.lastTouch >= HEARTBEAT_MS / 3 ? `${heartbeatScript(this.deployTo).text} 2>/dev/null; ` : '';
     if (touch) this.lastTouch = Date.now();
     return new Promise((resolve) => {
       // sshd makes the login shell a session leader: its pid is the group to kill on interrupt.
-      connection.exec(`echo "@@pid $$"; ${touch}exec bash -c ${quote(command.text)}`, (error, channel) => {
+      this.transport.exec(`echo "@@pid $$"; ${touch}exec bash -c ${quote(command.text)}`, (error, channel) => {
         if (error) return resolve({ code: null, stdout: '', stderr: error.message });
         this.channels.set(channel, undefined);
         const out: Buffer[] = [];
@@ -235,12 +243,26 @@ export class SshHost implements Host {
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     for (const channel of this.channels.keys()) channel.close();
-    this.ssh.dispose();
+    this.transport.close();
   }
 }
 
-export async function connectSshHost(h: HostConfig, config: ResolvedConfig, options: { trustNewHosts: boolean }): Promise<Host> {
+export async function connectSshHost(h: HostConfig, config: ResolvedConfig, options: { trustNewHosts: boolean; onNotice?: (text: string) => void }): Promise<Host> {
   const endpoint = await resolveEndpoint(h);
-  const ssh = await openConnection(h.name, endpoint, config, options.trustNewHosts);
-  return new SshHost(h.name, h.deployTo, h.roles, ssh, endpoint);
+  const settings = { knownHosts: config.knownHosts, connectTimeoutSeconds: config.connectTimeoutSeconds };
+  if (config.keepConnections > 0) {
+    const broker = await useBroker(config.keepConnections);
+    if ('connect' in broker) {
+      const transport = await broker.connect({ name: h.name, endpoint, settings, trustNewHosts: options.trustNewHosts });
+      return new SshHost(h.name, h.deployTo, h.roles, transport, endpoint);
+    }
+    options.onNotice?.(`${h.name}: connecting directly, not kept open (${broker.unavailable})`);
+  }
+  const ssh = await openConnection(h.name, endpoint, settings, options.trustNewHosts);
+  return SshHost.direct(h.name, h.deployTo, h.roles, ssh, endpoint);
+}
+
+/** The broker process's body: its connections are opened exactly as a run's own. */
+export function runBroker(socketPath: string, keepSeconds: number): Promise<void> {
+  return serveBroker(socketPath, keepSeconds, (request) => openConnection(request.name, request.endpoint as Endpoint, request.settings, request.trustNewHosts));
 }
