@@ -1,9 +1,11 @@
 // What goes wrong over SSH: host keys, a host dying mid-deploy, a connection cut mid-upload, locks
 // held by others (judged by the host's clock, not the deployer's).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stopBroker } from '../helpers/broker.js';
 import { makeProject, runCli, waitForOutput } from '../helpers/project.js';
 import { type SshFleet, startCuttingRelay, startSshHosts, type TestHost } from '../helpers/sshd.js';
 
@@ -228,24 +230,30 @@ describe('connection details and fleets', () => {
     }
   });
 
-  it('Ctrl-C during a remote command kills it on the host and leaves the live release', async () => {
-    const h = fleet.hosts[3];
-    const project = makeProject({ knownHosts: fleet.knownHosts }, [hostEntry(h, { deployTo: '/srv/ctrlc' })]);
-    try {
-      expect((await project.run(['deploy'])).code).toBe(0);
-      const before = readlinkSync(path.join(h.srvDir, 'ctrlc/current'));
-      project.writeConfig({ knownHosts: fleet.knownHosts, hooks: { beforeSwitch: [{ name: 'slow', commands: ['echo started > ../../hook-started', 'sleep 4242'] }] } });
-      const child = project.start(['deploy']);
-      for (let i = 0; i < 200 && !existsSync(path.join(h.srvDir, 'ctrlc/hook-started')); i++) await new Promise((r) => setTimeout(r, 50));
-      child.kill('SIGINT');
-      expect(await new Promise((r) => child.on('close', r))).toBe(130);
-      const sleeping = spawnSync('pgrep', ['-u', 'slipway', '-f', 'sleep 4242']);
-      expect(sleeping.status).toBe(1); // no such process left
-      expect(readlinkSync(path.join(h.srvDir, 'ctrlc/current'))).toBe(before);
-      expect(readdirSync(path.join(h.srvDir, 'ctrlc/releases'))).toHaveLength(1);
-      expect(existsSync(path.join(h.srvDir, 'ctrlc/deploy.lock'))).toBe(false);
-    } finally {
-      project.cleanup();
-    }
-  });
+  for (const keepConnections of [0, 60]) {
+    it(`Ctrl-C during a remote command kills it on the host and leaves the live release${keepConnections ? ', through the keepConnections broker' : ''}`, async () => {
+      const h = fleet.hosts[3];
+      const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-ctrlc-'));
+      const env = { TMPDIR: tmp };
+      const project = makeProject({ knownHosts: fleet.knownHosts, keepConnections }, [hostEntry(h, { deployTo: '/srv/ctrlc' })]);
+      try {
+        expect((await project.run(['deploy'], env)).code).toBe(0);
+        const before = readlinkSync(path.join(h.srvDir, 'ctrlc/current'));
+        project.writeConfig({ knownHosts: fleet.knownHosts, keepConnections, hooks: { beforeSwitch: [{ name: 'slow', commands: ['echo started > ../../hook-started', 'sleep 4242'] }] } });
+        const child = project.start(['deploy'], env);
+        for (let i = 0; i < 200 && !existsSync(path.join(h.srvDir, 'ctrlc/hook-started')); i++) await new Promise((r) => setTimeout(r, 50));
+        child.kill('SIGINT');
+        expect(await new Promise((r) => child.on('close', r))).toBe(130);
+        const sleeping = spawnSync('pgrep', ['-u', 'slipway', '-f', 'sleep 4242']);
+        expect(sleeping.status).toBe(1); // no such process left
+        expect(readlinkSync(path.join(h.srvDir, 'ctrlc/current'))).toBe(before);
+        expect(readdirSync(path.join(h.srvDir, 'ctrlc/releases'))).toHaveLength(1);
+        expect(existsSync(path.join(h.srvDir, 'ctrlc/deploy.lock'))).toBe(false);
+      } finally {
+        project.cleanup();
+        stopBroker(tmp);
+        rmSync(path.join(h.srvDir, 'ctrlc'), { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -1,11 +1,12 @@
 // keepConnections: a broker process keeps the SSH connections open between runs, so a run after the
 // first opens none; it reconnects when a host's sshd restarted, exits when idle, and is not used
 // from a directory others could reach. Each test gets its own TMPDIR, so its own broker.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pidAlive } from '../../tasks/core/host.js';
+import { brokerDirOf, brokerPid, stopBroker } from '../helpers/broker.js';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
@@ -14,12 +15,6 @@ beforeAll(async () => {
   fleet = await startSshHosts(2, { loginShell: '/bin/sh' });
 });
 afterAll(() => fleet?.stop());
-
-const brokerDirOf = (tmp: string) => path.join(tmp, `slipway-${process.getuid!()}`);
-const brokerPid = (tmp: string) => {
-  const file = path.join(brokerDirOf(tmp), 'broker.pid');
-  return existsSync(file) ? Number(readFileSync(file, 'utf8')) : null;
-};
 
 describe('keepConnections', () => {
   let tmp: string;
@@ -33,10 +28,8 @@ describe('keepConnections', () => {
     );
   };
   afterEach(() => {
-    const pid = brokerPid(tmp);
-    if (pid && pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    stopBroker(tmp);
     project.cleanup();
-    rmSync(tmp, { recursive: true, force: true });
   });
 
   it('the runs after the first open no connection; the results are the same; a restarted sshd is reconnected', async () => {
