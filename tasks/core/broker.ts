@@ -4,7 +4,7 @@
 // of it, so a run skips the handshakes. It exits after keepConnections seconds without a client.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -84,6 +84,26 @@ function connectSocket(socketPath: string): Promise<net.Socket> {
   });
 }
 
+/**
+ * Marks a broker as starting (the file is removed once it listens), so that a run right after this
+ * one connects directly instead of starting a second broker. A mark older than 10 s is stale.
+ */
+function startedRecently(dir: string): boolean {
+  const mark = path.join(dir, 'broker.starting');
+  try {
+    if (Date.now() - statSync(mark).mtimeMs < 10_000) return true;
+    rmSync(mark, { force: true });
+  } catch {
+    // no mark
+  }
+  try {
+    writeFileSync(mark, `${process.pid}\n`, { flag: 'wx' });
+    return false;
+  } catch {
+    return true; // another run marked it just now
+  }
+}
+
 /** A command's channel, relayed through the broker over one unix socket connection. */
 class RelayedChannel extends Duplex {
   readonly stderr = new PassThrough();
@@ -127,24 +147,52 @@ export interface Broker {
   connect<E>(request: Omit<ConnectRequest<E>, 'op'>): Promise<Transport>;
 }
 
-/** The user's broker, started if it is not running; null (and the reason) when it cannot be used. */
-export async function useBroker(keepSeconds: number): Promise<Broker | { unavailable: string }> {
+/** A broker just started for the next runs: this run connects directly, then hands its endpoints over. */
+export interface StartingBroker {
+  /** Asks the broker to open its own connection to the endpoint once it has started. */
+  handOver<E>(request: Omit<ConnectRequest<E>, 'op'>): Promise<void>;
+}
+
+/** Why this run connects directly; quiet when that is expected (a broker is on its way). */
+export interface Unavailable {
+  unavailable: string;
+  quiet?: boolean;
+}
+
+let thisRun: Promise<Broker | StartingBroker | Unavailable> | undefined;
+
+/**
+ * The user's broker. When none runs, one is started for the next runs and this run does not wait
+ * for it (under tsx its start-up alone takes about a second). Asked once per run, by every host.
+ */
+export function useBroker(keepSeconds: number): Promise<Broker | StartingBroker | Unavailable> {
+  return (thisRun ??= findOrStartBroker(keepSeconds));
+}
+
+async function findOrStartBroker(keepSeconds: number): Promise<Broker | StartingBroker | Unavailable> {
   const where = brokerDir();
   if ('unsafe' in where) return { unavailable: where.unsafe };
   const socketPath = path.join(where.dir, 'broker.sock');
-  let socket = await connectSocket(socketPath).catch(() => null);
-  if (!socket) {
-    // The same entry (tsx or the prebuilt bundle) with the hidden command; it outlives this run.
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], BROKER_COMMAND, socketPath, String(keepSeconds)], { detached: true, stdio: 'ignore' });
-    child.unref();
-    for (let waited = 0; !socket && waited < 5000; waited += 20) {
-      await new Promise((r) => setTimeout(r, 20));
-      socket = await connectSocket(socketPath).catch(() => null);
-    }
-    if (!socket) return { unavailable: 'the connection broker did not start' };
-  }
-  socket.destroy();
   const request = (header: object): Promise<net.Socket> => connectSocket(socketPath).then((s) => (s.write(`${JSON.stringify(header)}\n`), s));
+  const probe = await connectSocket(socketPath).catch(() => null);
+  if (!probe && startedRecently(where.dir)) return { unavailable: 'the connection broker is still starting', quiet: true };
+  if (!probe) {
+    // The same entry (tsx or the prebuilt bundle) with the hidden command; it outlives this run. Its
+    // stdin takes the hand-overs: they wait in the pipe until it has started, and this run does not.
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], BROKER_COMMAND, socketPath, String(keepSeconds)], {
+      detached: true,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    child.unref();
+    (child.stdin as net.Socket).unref();
+    child.stdin!.on('error', () => undefined);
+    return {
+      async handOver<E>(options: Omit<ConnectRequest<E>, 'op'>): Promise<void> {
+        child.stdin!.write(`${JSON.stringify({ op: 'connect', ...options })}\n`);
+      },
+    };
+  }
+  probe.destroy();
   return {
     async connect<E>(options: Omit<ConnectRequest<E>, 'op'>): Promise<Transport> {
       const s = await request({ op: 'connect', ...options });
@@ -189,16 +237,24 @@ export async function serveBroker(socketPath: string, keepSeconds: number, open:
   const alive = (ssh: Connection) =>
     Promise.race([ssh.execCommand('true').then((r) => r.code === 0, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
 
+  // Runs asking for the same endpoint at once (a hand-over and the next run) share one attempt.
+  const opening = new Map<string, Promise<void>>();
   const connect = async (request: ConnectRequest<unknown>): Promise<string> => {
     const key = createHash('sha256').update(JSON.stringify([request.endpoint, request.settings])).digest('hex');
+    const pending = opening.get(key);
+    if (pending) return pending.then(() => key);
     const known = connections.get(key);
     if (known && (await alive(known))) return key;
-    known?.dispose();
-    connections.delete(key);
-    const ssh = await open(request);
-    ssh.connection!.on('error', () => undefined);
-    ssh.connection!.on('close', () => connections.get(key) === ssh && connections.delete(key));
-    connections.set(key, ssh);
+    const attempt = (async () => {
+      known?.dispose();
+      connections.delete(key);
+      const ssh = await open(request);
+      ssh.connection!.on('error', () => undefined);
+      ssh.connection!.on('close', () => connections.get(key) === ssh && connections.delete(key));
+      connections.set(key, ssh);
+    })().finally(() => opening.delete(key));
+    opening.set(key, attempt);
+    await attempt;
     return key;
   };
 
@@ -250,5 +306,14 @@ export async function serveBroker(socketPath: string, keepSeconds: number, open:
   });
   await new Promise<void>((resolve, reject) => server.listen(socketPath, resolve).once('error', reject));
   writeFileSync(pidFile, `${process.pid}\n`);
+  rmSync(path.join(path.dirname(socketPath), 'broker.starting'), { force: true });
+  // The run that started us hands its hosts over on stdin, one connect request a line.
+  let handedOver = '';
+  process.stdin.on('data', (data: Buffer) => {
+    const lines = (handedOver + data.toString()).split('\n');
+    handedOver = lines.pop()!;
+    for (const line of lines) if (line) connect(JSON.parse(line) as ConnectRequest<unknown>).catch(() => undefined);
+  });
+  process.stdin.on('error', () => undefined);
   idle = setTimeout(shutdown, keepSeconds * 1000);
 }

@@ -127,6 +127,8 @@ export class SshHost implements Host {
   /** Open channels, with the remote process group each one runs (its shell's pid). */
   private readonly channels = new Map<Channel, number | undefined>();
   private lost?: Error;
+  /** With keepConnections, when the broker was only starting: at the end, it takes this host over for the next run. */
+  handOver?: () => Promise<void>;
 
   constructor(readonly name: string, readonly deployTo: string, readonly roles: readonly string[], private readonly transport: Transport, endpoint: Endpoint) {
     this.address = `${endpoint.username}@${endpoint.host}:${endpoint.port}`;
@@ -243,6 +245,7 @@ export class SshHost implements Host {
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     for (const channel of this.channels.keys()) channel.close();
+    await this.handOver?.().catch(() => undefined);
     this.transport.close();
   }
 }
@@ -250,16 +253,14 @@ export class SshHost implements Host {
 export async function connectSshHost(h: HostConfig, config: ResolvedConfig, options: { trustNewHosts: boolean; onNotice?: (text: string) => void }): Promise<Host> {
   const endpoint = await resolveEndpoint(h);
   const settings = { knownHosts: config.knownHosts, connectTimeoutSeconds: config.connectTimeoutSeconds };
-  if (config.keepConnections > 0) {
-    const broker = await useBroker(config.keepConnections);
-    if ('connect' in broker) {
-      const transport = await broker.connect({ name: h.name, endpoint, settings, trustNewHosts: options.trustNewHosts });
-      return new SshHost(h.name, h.deployTo, h.roles, transport, endpoint);
-    }
-    options.onNotice?.(`${h.name}: connecting directly, not kept open (${broker.unavailable})`);
-  }
+  const request = { name: h.name, endpoint, settings, trustNewHosts: options.trustNewHosts };
+  const broker = config.keepConnections > 0 ? await useBroker(config.keepConnections) : undefined;
+  if (broker && 'connect' in broker) return new SshHost(h.name, h.deployTo, h.roles, await broker.connect(request), endpoint);
+  if (broker && 'unavailable' in broker && !broker.quiet) options.onNotice?.(`${h.name}: connecting directly, not kept open (${broker.unavailable})`);
   const ssh = await openConnection(h.name, endpoint, settings, options.trustNewHosts);
-  return SshHost.direct(h.name, h.deployTo, h.roles, ssh, endpoint);
+  const host = SshHost.direct(h.name, h.deployTo, h.roles, ssh, endpoint);
+  if (broker && 'handOver' in broker) host.handOver = () => broker.handOver(request);
+  return host;
 }
 
 /** The broker process's body: its connections are opened exactly as a run's own. */

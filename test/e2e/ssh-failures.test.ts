@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stopBroker } from '../helpers/broker.js';
+import { stopBroker, waitForBroker } from '../helpers/broker.js';
 import { makeProject, runCli, waitForOutput } from '../helpers/project.js';
 import { type SshFleet, startCuttingRelay, startSshHosts, type TestHost } from '../helpers/sshd.js';
 
@@ -238,6 +238,7 @@ describe('connection details and fleets', () => {
       const project = makeProject({ knownHosts: fleet.knownHosts, keepConnections }, [hostEntry(h, { deployTo: '/srv/ctrlc' })]);
       try {
         expect((await project.run(['deploy'], env)).code).toBe(0);
+        if (keepConnections) expect(await waitForBroker(tmp)).not.toBeNull(); // so the deploy below goes through it
         const before = readlinkSync(path.join(h.srvDir, 'ctrlc/current'));
         project.writeConfig({ knownHosts: fleet.knownHosts, keepConnections, hooks: { beforeSwitch: [{ name: 'slow', commands: ['echo started > ../../hook-started', 'sleep 4242'] }] } });
         const child = project.start(['deploy'], env);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pidAlive } from '../../tasks/core/host.js';
-import { brokerDirOf, brokerPid, stopBroker } from '../helpers/broker.js';
+import { brokerDirOf, brokerPid, stopBroker, waitForBroker } from '../helpers/broker.js';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
@@ -32,11 +32,13 @@ describe('keepConnections', () => {
     project.cleanup();
   });
 
-  it('the runs after the first open no connection; the results are the same; a restarted sshd is reconnected', async () => {
+  it('runs after the first open no connection; the results are the same; a restarted sshd is reconnected', async () => {
     setUp(60);
+    // The first run connects directly while the broker starts, and hands the hosts over at its end.
     const first = await run(['deploy']);
     expect(first.code, first.stderr).toBe(0);
-    expect(brokerPid(tmp)).not.toBeNull();
+    expect(await waitForBroker(tmp)).not.toBeNull();
+    expect((await run(['releases'])).code).toBe(0); // waits for the broker's hand-over connections if still opening
     for (const h of fleet.hosts) fleet.resetCounts(h);
 
     const second = await run(['deploy']);
@@ -62,7 +64,7 @@ describe('keepConnections', () => {
   it('the broker exits once it has had no client for keepConnections seconds, removing its socket', async () => {
     setUp(1);
     expect((await run(['releases'])).code).toBe(0);
-    const pid = brokerPid(tmp)!;
+    const pid = (await waitForBroker(tmp))!;
     expect(pid).toBeGreaterThan(0);
     for (let i = 0; i < 100 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
     expect(pidAlive(pid)).toBe(false);

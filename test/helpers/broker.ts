@@ -11,6 +11,12 @@ export function brokerPid(tmp: string): number | null {
   return existsSync(file) ? Number(readFileSync(file, 'utf8')) : null;
 }
 
+/** The broker's pid once it listens: a run starts it without waiting for it. */
+export async function waitForBroker(tmp: string): Promise<number | null> {
+  for (let i = 0; i < 200 && brokerPid(tmp) === null; i++) await new Promise((r) => setTimeout(r, 50));
+  return brokerPid(tmp);
+}
+
 /** Kills the broker of this TMPDIR if one runs, and removes the TMPDIR. */
 export function stopBroker(tmp: string): void {
   const pid = brokerPid(tmp);
