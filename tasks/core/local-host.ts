@@ -1,5 +1,5 @@
 // The local target: commands run under bash via zx; the deploy lock is proper-lockfile's.
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
@@ -44,6 +44,20 @@ export class LocalHost implements Host {
     return existsSync(this.ownerFile) ? parseOwner(readFileSync(this.ownerFile, 'utf8')) : null;
   }
 
+  /**
+   * Who holds the lock we just failed to take. The holder writes its owner file just after taking
+   * the lock, so a run that lost the race by a hair waits a moment for the file of this lock.
+   */
+  private async holder(): Promise<StoredOwner | null> {
+    for (let waited = 0; waited < 1000; waited += 25) {
+      const inode = statSync(this.lockDir, { throwIfNoEntry: false })?.ino;
+      const stored = this.storedOwner();
+      if (inode === undefined || stored?.lockInode === inode) return stored;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    return this.storedOwner();
+  }
+
   async lock(owner: LockOwner, then?: Shell): Promise<HeldLock> {
     const lockfile = (await import('proper-lockfile')).default;
     mkdirSync(this.deployTo, { recursive: true });
@@ -69,11 +83,14 @@ export class LocalHost implements Host {
         },
       });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw new LockHeld(this.name, this.storedOwner());
+      if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw new LockHeld(this.name, await this.holder());
       throw error;
     }
     const stored: StoredOwner = { ...owner, lockInode: statSync(this.lockDir).ino };
-    writeFileSync(this.ownerFile, JSON.stringify(stored) + '\n', { mode: 0o644 });
+    // Renamed into place, so a reader never sees it half-written.
+    const next = `${this.ownerFile}.${process.pid}`;
+    writeFileSync(next, JSON.stringify(stored) + '\n', { mode: 0o644 });
+    renameSync(next, this.ownerFile);
     const release = async (finalCommand?: Shell) => {
       try {
         return finalCommand ? await this.exec(finalCommand) : undefined;

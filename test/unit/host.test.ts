@@ -1,9 +1,13 @@
 // Lock-owner helpers of tasks/core/host.ts: whether a recorded pid is still a running process, and
-// reading the owner file. A stale lock is taken over only when its owner is dead, so both matter.
+// reading the owner file (a stale lock is taken over only when its owner is dead, so both matter);
+// and who the local lock names when a run loses the race for it.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LockHeld, parseOwner, pidAlive } from '../../tasks/core/host.js';
+import { LocalHost } from '../../tasks/core/local-host.js';
 
 const owner = { user: 'deployer', machine: 'box', pid: 4242, task: 'deploy', startedAt: '2026-01-01T00:00:00.000Z', token: 't' };
 
@@ -45,5 +49,22 @@ describe('parseOwner and LockHeld', () => {
   it('names who holds the lock, since when, and the way out', () => {
     expect(new LockHeld('web1', owner).message).toBe('deploy in progress by deployer@box (pid 4242) since 2026-01-01T00:00:00.000Z on web1; if that run is dead, `unlock` removes its lock');
     expect(new LockHeld('web1', null).message).toContain('web1: deploy lock held (owner unknown)');
+  });
+});
+
+describe('LocalHost lock', () => {
+  it('a run that loses the race by a hair names the winner, whose owner file appears just after its lock', async () => {
+    const deployTo = mkdtempSync(path.join(tmpdir(), 'slipway-lock-'));
+    try {
+      // The winner has made the lock directory but not yet written who it is.
+      mkdirSync(path.join(deployTo, 'deploy.lock'));
+      const winner = { ...owner, pid: process.pid, machine: 'winner-box', lockInode: statSync(path.join(deployTo, 'deploy.lock')).ino };
+      setTimeout(() => writeFileSync(path.join(deployTo, 'deploy.lock.owner'), JSON.stringify(winner)), 100);
+      const attempt = new LocalHost('local', deployTo).lock({ ...owner, token: 'loser' });
+      await expect(attempt).rejects.toBeInstanceOf(LockHeld);
+      await expect(attempt).rejects.toThrow(/deploy in progress by deployer@winner-box/);
+    } finally {
+      rmSync(deployTo, { recursive: true, force: true });
+    }
   });
 });
