@@ -11,10 +11,18 @@ export function lockOwner(task: string): LockOwner {
 
 export class LockFailed extends Error {}
 
-/** `then` (e.g. reading the host's state) runs on each host in the same round trip as its lock. */
+/**
+ * `then` (e.g. reading the host's state) runs on each host in the same round trip as its lock.
+ * The first host's lock is taken before the others: of runs started at the same moment on the same
+ * hosts, the one that gets it is the only one that goes on. Taking all at once, each run could get
+ * some hosts and every run would fail.
+ */
 export async function lockAll(hosts: Host[], task: string, then?: (host: Host) => Shell): Promise<Map<Host, HeldLock>> {
   const owner = lockOwner(task);
-  const settled = await Promise.allSettled(hosts.map((h) => h.lock(owner, then?.(h))));
+  const take = (h: Host) => h.lock(owner, then?.(h));
+  const [first, ...others] = hosts;
+  const settled = await Promise.allSettled([take(first)]);
+  if (settled[0].status === 'fulfilled') settled.push(...(await Promise.allSettled(others.map(take))));
   const held = new Map<Host, HeldLock>();
   settled.forEach((s, i) => s.status === 'fulfilled' && held.set(hosts[i], s.value));
   const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
