@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import type { ConnectConfig } from 'ssh2';
 import type { Channel, ConnectionSettings, Transport } from './broker.js';
 import { serveBroker, useBroker } from './broker.js';
+import type { ConnectOptions } from '../hosts.js';
 import type { HostConfig, ResolvedConfig } from './config.js';
 import { ConfigError } from './config.js';
 import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
@@ -250,7 +251,7 @@ export class SshHost implements Host {
   }
 }
 
-export async function connectSshHost(h: HostConfig, config: ResolvedConfig, options: { trustNewHosts: boolean; onNotice?: (text: string) => void }): Promise<Host> {
+export async function connectSshHost(h: HostConfig, config: ResolvedConfig, options: ConnectOptions): Promise<Host> {
   const endpoint = await resolveEndpoint(h);
   const settings = { knownHosts: config.knownHosts, connectTimeoutSeconds: config.connectTimeoutSeconds };
   const request = { name: h.name, endpoint, settings, trustNewHosts: options.trustNewHosts };
