@@ -9,7 +9,8 @@ import type { Release } from './release.js';
 import { releaseMeta } from './upload.js';
 import { parseRollbackArg, RollbackRefused, selectRollbackTarget } from './core/releases.js';
 import { badReleases } from './hosts.js';
-import { returnToScript, revisionLine, switchTo } from './switch.js';
+import { healthyIn } from './services.js';
+import { returnToScript, revisionLine, switchTo, wentBack } from './switch.js';
 
 /** Picks the target on every host; refuses when any host has none, or when hosts would land on different releases. */
 export function rollbackTargets(run: TaskRun): Map<string, string> {
@@ -67,10 +68,10 @@ export async function rollBackOnFailure(run: TaskRun, release: Release, body: ()
       const previous = h.result.previous as string | null | undefined;
       if (!run.options.autoRollback || !previous) return mustRun(h.host, 'marking the release bad', mark).then(() => 'marked bad, left live');
       const command = script(mark, returnToScript(run, h, previous, revisionLine('rollback', previous, { from: release.id, reason: 'auto' })));
-      return mustRun(h.host, 'automatic rollback', command).then(() => {
+      return wentBack(h, previous, mustRun(h.host, 'automatic rollback', command)).then((output) => {
         h.result.live = previous;
         h.state.live = previous;
-        return `back on ${previous}`;
+        return `back on ${previous}${healthyIn(output) ? `; ${healthyIn(output)}` : ''}`;
       });
     };
     await run.each(run.options.autoRollback ? 'auto-rollback' : 'mark bad', back).catch((e: Error) => run.log.error(`automatic rollback failed:\n${e.message}`));

@@ -1,6 +1,7 @@
 // nginx and supervisor on the host: the release's rendered configs are installed only when they
 // changed, atomically (temp file + rename), validated before the switch (`nginx -t`, supervisor's
-// reread) and put back as they were on any failure. After the switch: restart, reload, health check.
+// reread) and put back as they were on any failure. After the switch: restart, reload, health check
+// (good answers in a row from one process supervisor calls RUNNING; the program's stderr when it fails).
 import type { Services } from './core/config.js';
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
 import { mustRun } from './core/host.js';
@@ -80,6 +81,17 @@ export function restoreConfigsScript(services: Services): Shell {
 }
 
 /**
+ * Prints the last lines of the program's stderr log to stderr, read through supervisor (which can read
+ * it whoever the program runs as). The log is shared by every release, so older lines may show too.
+ */
+function stderrTail(services: Services, supervisor: NonNullable<Services['supervisor']>): Shell {
+  return script(
+    sh`  printf '%s\n' ${`last lines of ${supervisor.name}'s stderr log (earlier runs' lines too):`} >&2`,
+    sh`  ${sudo(services)}${raw(supervisor.ctl)} tail ${supervisor.name} stderr 2>&1 | tail -n 15 >&2`,
+  );
+}
+
+/**
  * After a switch: supervisor picks up program changes and restarts the program (so it runs the new
  * `current`); nginx reloads when its site changed. `nginxChanged` true/false, or 'shell' to read the
  * `$nginx_changed` left by installConfigsScript in the same script.
@@ -91,9 +103,14 @@ export function restartScript(services: Services, nginxChanged: boolean | 'shell
   if (supervisor) {
     const ctl = raw(supervisor.ctl);
     lines.push(
+      // supervisor's own words are only "ERROR (spawn error)": why the program died is in its stderr.
+      sh`restart_failed() {`,
+      sh`  printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2`,
+      stderrTail(services, supervisor),
+      sh`  exit 1; }`,
       sh`${s}${ctl} reread >/dev/null && ${s}${ctl} update ${supervisor.name} >/dev/null`,
-      sh`if ! out=$(${s}${ctl} restart ${supervisor.name} 2>&1); then printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2; exit 1; fi`,
-      sh`case "$out" in *ERROR*) printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2; exit 1;; esac`,
+      sh`if ! out=$(${s}${ctl} restart ${supervisor.name} 2>&1); then restart_failed; fi`,
+      sh`case "$out" in *ERROR*) restart_failed;; esac`,
     );
   }
   if (services.nginx && nginxChanged !== false) {
@@ -109,6 +126,9 @@ export interface HealthCheck {
   expectStatus: number;
   expectBody?: string;
   timeoutSeconds: number;
+  /** Good answers in a row needed, `intervalSeconds` apart. */
+  successes: number;
+  intervalSeconds: number;
 }
 
 /** The check for one release: `{{releaseId}}` in expectBody stands for its id. */
@@ -116,25 +136,58 @@ export function checkFor(check: HealthCheck, releaseId: string): HealthCheck {
   return { ...check, expectBody: check.expectBody?.replaceAll('{{releaseId}}', releaseId) };
 }
 
-/** GETs the URL on the host until it answers as expected or the timeout passes. */
-export function healthCheckScript(check: HealthCheck): Shell {
+/**
+ * GETs the URL on the host until it answers as expected `successes` times in a row, `intervalSeconds`
+ * apart, or the timeout passes. With a supervisor program, an answer counts only while supervisor says
+ * RUNNING, and the count starts again when its pid changed: a release that crashes and is restarted
+ * between two answers is not healthy. Prints `@@healthy <what it saw>`; on failure why, supervisor's
+ * state and the program's stderr.
+ */
+export function healthCheckScript(check: HealthCheck, services?: Services): Shell {
+  const supervisor = services?.supervisor;
+  const timeout = Math.ceil(check.timeoutSeconds);
+  const times = check.successes > 1 ? ` ${check.successes} times in a row` : '';
   return script(
-    sh`url=${check.url} want=${check.expectStatus} body=${check.expectBody ?? ''} deadline=$(( $(date +%s) + ${Math.ceil(check.timeoutSeconds)} ))`,
+    sh`url=${check.url} want=${check.expectStatus} body=${check.expectBody ?? ''} successes=${check.successes} deadline=$(( $(date +%s) + ${timeout} ))`,
     sh`tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT`,
     sh`get() { if command -v curl >/dev/null; then curl -s -o "$tmp" -w '%{http_code}' --max-time 5 "$url"; else python3 -c 'import sys,urllib.request as u
 try: r=u.urlopen(sys.argv[1], timeout=5); s=r.status; b=r.read()
 except u.HTTPError as e: s=e.code; b=e.read()
 open(sys.argv[2],"wb").write(b); print(s)' "$url" "$tmp"; fi; }`,
+    supervisor
+      ? script(
+          sh`program_state() { ${sudo(services!)}${raw(supervisor.ctl)} status ${supervisor.name} 2>&1 | head -n 1 | tr -s ' '; }`,
+          sh`running_pid() { printf '%s\\n' "$1" | awk '$2 == "RUNNING" { sub(/,$/, "", $4); print $4 }'; }`,
+        )
+      : script(sh`program_state() { :; }`, sh`running_pid() { echo -; }`),
+    sh`streak=0 seen= state= why=`,
     sh`while :; do`,
     sh`  got=$(get 2>/dev/null) || got=`,
-    sh`  if [ "$got" = "$want" ] && { [ -z "$body" ] || grep -qF -- "$body" "$tmp"; }; then echo "$url answered $got"; exit 0; fi`,
+    sh`  if [ "$got" = "$want" ] && { [ -z "$body" ] || grep -qF -- "$body" "$tmp"; }; then`,
+    sh`    state=$(program_state); pid=$(running_pid "$state")`,
+    sh`    if [ -z "$pid" ]; then streak=0; why="$url answered $got, but supervisor says: $state"`,
+    sh`    elif [ "$streak" -gt 0 ] && [ "$pid" != "$seen" ]; then streak=1; why="$url answered $got, but the program restarted between two answers"`,
+    sh`    else streak=$((streak + 1)); why="$url answered $got only $streak of $successes times in a row"; fi`,
+    sh`    seen=$pid`,
+    sh`    if [ "$streak" -ge "$successes" ]; then echo "@@healthy $url answered $got${raw(times)}\${state:+; $state}"; exit 0; fi`,
+    sh`  else`,
+    sh`    streak=0`,
+    sh`    why=$(printf '%s answered %s (expected %s%s): %s' "$url" "\${got:-nothing}" "$want" "\${body:+ with body containing $body}" "$(head -c 200 "$tmp" | tr '\\n' ' ')")`,
+    sh`  fi`,
     sh`  if [ "$(date +%s)" -ge "$deadline" ]; then`,
-    sh`    printf 'health check failed: %s answered %s (expected %s%s) for %ss: %s\\n' "$url" "\${got:-nothing}" "$want" "\${body:+ with body containing $body}" ${Math.ceil(check.timeoutSeconds)} "$(head -c 200 "$tmp" | tr '\\n' ' ')" >&2`,
+    sh`    printf 'health check failed after %ss: %s\\n' ${timeout} "$why" >&2`,
+    supervisor && script(sh`    printf 'supervisor: %s\\n' "$(program_state)" >&2`, stderrTail(services!, supervisor)),
     sh`    exit 1`,
     sh`  fi`,
-    sh`  sleep 0.5`,
+    // Within a streak, wait the interval; until the first good answer, ask again soon.
+    sh`  if [ "$streak" -gt 0 ]; then sleep ${check.intervalSeconds}; else sleep 0.5; fi`,
     sh`done`,
   );
+}
+
+/** What a passed health check saw, from its `@@healthy` line. */
+export function healthyIn(output: string): string {
+  return /^@@healthy (.*)$/m.exec(output)?.[1] ?? '';
 }
 
 /** Prepare step: install the new release's configs where they changed, validated, before the switch. */
@@ -164,7 +217,7 @@ export function healthCheck(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const check = run.config.healthcheck;
     if (!check) return { skipped: 'no healthcheck configured' };
-    return (await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId)))).trim();
+    return healthyIn(await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId), run.config.services)));
   };
 }
 
@@ -175,7 +228,17 @@ export async function restart(run: TaskRun): Promise<void> {
   await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => 'restarted'));
 }
 
-/** The `status` task: live release, supervisor's view, nginx's config check and one health check per host. */
+/** Which of status's facts say something is wrong: the program not RUNNING, nginx -t failing, the health check failing. */
+export function failedFacts(facts: Record<string, string>): string[] {
+  const bad: Record<string, (v: string) => boolean> = {
+    supervisor: (v) => !/^\S+\s+RUNNING\b/.test(v),
+    nginx: (v) => !v.startsWith('config ok'),
+    health: (v) => !v.startsWith('ok'),
+  };
+  return Object.entries(facts).filter(([k, v]) => bad[k]?.(v)).map(([k]) => k);
+}
+
+/** The `status` task: live release, supervisor's view, nginx's config check and one health check per host; exit 1 if any fails. */
 export async function status(run: TaskRun): Promise<void> {
   await run.inspect();
   const services = run.config.services;
@@ -185,12 +248,17 @@ export async function status(run: TaskRun): Promise<void> {
     const lines = script(
       services?.supervisor ? sh`echo "@@supervisor $(${s}${raw(services.supervisor.ctl)} status ${services.supervisor.name} 2>&1 | head -n 1)"` : undefined,
       services?.nginx ? sh`if ${s}${raw(services.nginx.test)} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi` : undefined,
-      check ? sh`if out=$( ( ${healthCheckScript({ ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1 })} ) 2>&1); then echo "@@health ok: $out"; else echo "@@health FAILED: $out"; fi` : undefined,
+      check
+        ? sh`if out=$( ( ${healthCheckScript({ ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1, successes: 1 })} ) 2>&1); then echo "@@health ok: \${out#@@healthy }"; else echo "@@health FAILED: $out"; fi`
+        : undefined,
       sh`true`,
     );
     const output = (await h.host.exec(lines, { readonly: true })).stdout;
     const facts = Object.fromEntries([...output.matchAll(/^@@(\w+) (.*)$/gm)].map((m) => [m[1], m[2].trim()]));
-    Object.assign(h.result, { live: h.state.live, ...facts });
-    return [`live ${h.state.live ?? '(none)'}`, ...Object.entries(facts).map(([k, v]) => `${k}: ${v}`)].join('; ');
+    const failed = failedFacts(facts);
+    Object.assign(h.result, { live: h.state.live, ...facts, ...(failed.length ? { failed } : {}) });
+    if (!failed.length) return [`live ${h.state.live ?? '(none)'}`, ...Object.entries(facts).map(([k, v]) => `${k}: ${v}`)].join('; ');
+    const marked = Object.entries(facts).map(([k, v]) => `  ${failed.includes(k) ? '✗' : '✓'} ${k}: ${v}`);
+    throw new Error([`${h.host.name}: live ${h.state.live ?? '(none)'}; ${failed.join(', ')} failing:`, ...marked].join('\n'));
   });
 }

@@ -2,12 +2,12 @@
 // `current` is swapped in one atomic rename of a fresh relative symlink. Every change is logged.
 import { hostname, userInfo } from 'node:os';
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
-import { mustRun } from './core/host.js';
+import { CommandFailed, mustRun } from './core/host.js';
 import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { script, sh } from './core/sh.js';
 import { planPurge, purgedIn, purgeScript } from './purge.js';
-import { installConfigsScript, restartScript } from './services.js';
+import { checkFor, healthCheckScript, healthyIn, installConfigsScript, restartScript } from './services.js';
 import type { ReleaseMeta } from './hosts.js';
 
 export function deployer(): string {
@@ -59,11 +59,38 @@ export async function cutover(run: TaskRun, id: string, ref: string): Promise<vo
   }
 }
 
-/** Going back to a release that was live before: its own configs installed and validated, switch, restart. */
+/**
+ * Going back to a release that was live before: its own configs installed and validated, switch, restart,
+ * and the health check a deploy runs, so that the rollback ends only once that release answers.
+ * `@@switched` marks the point from which it is live, whatever fails after (see wentBack).
+ */
 export function returnToScript(run: TaskRun, h: HostRun, id: string, logLine: string): Shell {
   const services = run.config.services;
-  const switched = switchScript(h.paths.root, id, logLine);
-  return services ? script(installConfigsScript(services, h.paths.release(id)), switched, restartScript(services, 'shell')) : switched;
+  const check = run.config.healthcheck;
+  return script(
+    services && installConfigsScript(services, h.paths.release(id)),
+    switchScript(h.paths.root, id, logLine),
+    sh`echo @@switched`,
+    services && restartScript(services, 'shell'),
+    check && sh`( ${healthCheckScript(checkFor(check, id), services)} )`,
+  );
+}
+
+/**
+ * Awaits a command holding returnToScript. Once it switched, `id` is live on the host even if the
+ * restart or the health check then failed: the state says so, and so does the error.
+ */
+export async function wentBack(h: HostRun, id: string, running: Promise<string>): Promise<string> {
+  try {
+    return await running;
+  } catch (error) {
+    if (!(error instanceof CommandFailed) || !/^@@switched$/m.test(error.result.stdout)) throw error;
+    h.result.live = id;
+    h.state.live = id;
+    // CommandFailed's message is "<what> failed on <host> (exit n):" and then the output's last lines.
+    const why = error.message.slice(error.message.indexOf('\n') + 1);
+    throw new Error(`went back to ${id} on ${h.host.name}, but it did not come back healthy:\n${why}`);
+  }
 }
 
 /** The switch step: makes `id` live on a host and records why. As a task's `last` step it also gives back the lock. */
@@ -76,12 +103,14 @@ export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback'
     const after = { ...h.state, live: id, releases: [...new Set([...h.state.releases, id])].sort() };
     const plan = purge ? planPurge(after, run.config.keepReleases) : { releases: [], envs: [] };
     const command = plan.releases.length || plan.envs.length ? script(switched, purgeScript(h.paths.root, plan)) : switched;
-    const output = await (last ? run.finalCommand(h, 'switch', command) : mustRun(h.host, 'switch', command));
+    const running = last ? run.finalCommand(h, 'switch', command) : mustRun(h.host, 'switch', command);
+    const output = await (action === 'rollback' ? wentBack(h, id, running) : running);
     const removed = purgedIn(output);
     h.result.previous = from;
     h.result.live = id;
     h.state.live = id;
     h.state.releases = after.releases.filter((r) => !removed.includes(r));
-    return `${from ?? '(none)'} → ${id}${removed.length ? `; purged ${removed.length}` : ''}`;
+    const healthy = healthyIn(output);
+    return `${from ?? '(none)'} → ${id}${removed.length ? `; purged ${removed.length}` : ''}${healthy ? `; ${healthy}` : ''}`;
   };
 }

@@ -33,12 +33,24 @@ export const servicesSchema = z.strictObject({
     .optional(),
 });
 
-export const healthcheckSchema = z.strictObject({
-  url: z.url(),
-  expectStatus: z.number().int().min(100).max(599).default(200),
-  expectBody: z.string().optional(),
-  timeoutSeconds: z.number().positive().default(30),
-});
+export const healthcheckSchema = z
+  .strictObject({
+    url: z.url(),
+    expectStatus: z.number().int().min(100).max(599).default(200),
+    expectBody: z.string().optional(),
+    timeoutSeconds: z.number().positive().default(30),
+    /** Good answers in a row (from one process that supervisor calls RUNNING) before the release counts as healthy. */
+    successes: z.number().int().min(1).max(100).default(2),
+    /** Seconds between those answers: a release that crashes within (successes − 1) × intervalSeconds is caught. */
+    intervalSeconds: z.number().positive().max(300).default(1),
+  })
+  .refine((c) => c.timeoutSeconds > (c.successes - 1) * c.intervalSeconds, {
+    path: ['timeoutSeconds'],
+    error: (issue) => {
+      const c = issue.input as { successes: number; intervalSeconds: number };
+      return `must be more than (successes − 1) × intervalSeconds = ${(c.successes - 1) * c.intervalSeconds} s, or the check can never pass`;
+    },
+  });
 
 /** Keys that may be set at the top level and overridden per environment. */
 const settings = {
