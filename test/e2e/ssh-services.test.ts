@@ -1,6 +1,6 @@
 // Serving over SSH: the deploy user (login shell /bin/sh) installs the nginx site and supervisor
 // program of a real nginx and a real supervisord that run as that user, restarts, health-checks and
-// rolls back, all through the remote scripts. The deploy root is outside the host's private /srv,
+// rolls back (health-checked in the rollback's own round trip), all through the remote scripts. The deploy root is outside the host's private /srv,
 // so that the daemons (started by the harness in the machine's own mount namespace) see it too.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -57,8 +57,12 @@ describe('services over SSH', () => {
     expect(result.code, result.stderr).toBe(0);
     const second = releaseIdOf(result.stdout);
     expect(await stack.answer(second)).toContain(`hello from release ${second}`);
+    fleet.resetCounts(fleet.hosts[0]);
     const back = await project.run(['rollback']);
     expect(back.code, back.stderr).toBe(0);
+    // The rollback's health check rides in its switch's round trip: still 2 exec requests.
+    expect(back.stdout).toMatch(/switch .*answered 200 2 times in a row; hello RUNNING/);
+    expect(fleet.counts(fleet.hosts[0]).execRequests).toBeLessThanOrEqual(2);
     expect(await stack.answer(first)).toContain(`hello from release ${first}`);
     const forward = await project.run(['rollback:current']);
     expect(forward.code, forward.stderr).toBe(0);
