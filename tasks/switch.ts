@@ -89,7 +89,8 @@ export async function wentBack(h: HostRun, id: string, running: Promise<string>)
     h.state.live = id;
     // CommandFailed's message is "<what> failed on <host> (exit n):" and then the output's last lines.
     const why = error.message.slice(error.message.indexOf('\n') + 1);
-    throw new Error(`went back to ${id} on ${h.host.name}, but it did not come back healthy:\n${why}`);
+    const lost = error.result.code === null ? ' (the command ended without an exit status: connection lost or killed)' : '';
+    throw new Error(`went back to ${id} on ${h.host.name}, but it did not come back healthy${lost}:\n${why}`);
   }
 }
 
