@@ -77,15 +77,20 @@ export async function openConnection(name: string, endpoint: Endpoint, config: C
   const known = existsSync(knownHosts) ? findKnownKeys(readFileSync(knownHosts, 'utf8'), knownName).keys : [];
   let rejection: string | undefined;
   let sock: ConnectConfig['sock'];
+  let jumpClient: Client | undefined;
   if (endpoint.proxyJump) {
     if (jumps > 3) throw new Error(`${name}: ProxyJump chain too long`);
     const [userPart, hostPart] = endpoint.proxyJump.includes('@') ? endpoint.proxyJump.split('@') : [undefined, endpoint.proxyJump];
     const [jumpHost, jumpPort] = hostPart.split(':');
     const jump = await resolveEndpoint({ name, host: jumpHost, port: jumpPort ? Number(jumpPort) : undefined, user: userPart });
-    const jumpClient = await openConnection(`${name} (via ${jumpHost})`, jump, config, trustNewHosts, jumps + 1);
-    sock = await new Promise((resolve, reject) =>
-      jumpClient.connection!.forwardOut('127.0.0.1', 0, endpoint.host, endpoint.port, (error, stream) => (error ? reject(error) : resolve(stream))),
-    );
+    const through = await openConnection(`${name} (via ${jumpHost})`, jump, config, trustNewHosts, jumps + 1);
+    jumpClient = through;
+    sock = await new Promise<ConnectConfig['sock']>((resolve, reject) =>
+      through.connection!.forwardOut('127.0.0.1', 0, endpoint.host, endpoint.port, (error, stream) => (error ? reject(error) : resolve(stream))),
+    ).catch((error: Error) => {
+      through.dispose();
+      throw new Error(`${name}: cannot reach ${endpoint.host}:${endpoint.port} through ${endpoint.proxyJump}: ${error.message}`);
+    });
   }
   // ssh2 opens its socket with Nagle's algorithm on: each small request then waits for the host's
   // delayed ACK (~40 ms per round trip on Linux). A socket of our own with TCP_NODELAY avoids that.
@@ -111,11 +116,19 @@ export async function openConnection(name: string, endpoint: Endpoint, config: C
       },
     });
   } catch (error) {
+    jumpClient?.dispose();
     const where = `${endpoint.username}@${endpoint.host}:${endpoint.port}`;
     const message = rejection ?? (error as Error).message;
     // A key that does not parse (or a wrong passphrase) is the config's fault, not the network's.
     if (message.startsWith('Cannot parse privateKey')) throw new ConfigError(`${name}: ${message}`);
     throw new Error(`${name}: cannot connect to ${where}: ${message}`);
+  }
+  // The jump host's connection lives as long as the one through it: a kept connection reconnected
+  // by the broker would otherwise leave one behind each time.
+  if (jumpClient) {
+    // Through a forwarded channel ssh2 emits 'end' when the connection is gone, but not always 'close'.
+    ssh.connection!.on('end', () => jumpClient.dispose());
+    ssh.connection!.on('close', () => jumpClient.dispose());
   }
   return ssh;
 }
