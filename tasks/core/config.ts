@@ -63,6 +63,8 @@ export interface ResolvedConfig {
   connectTimeoutSeconds: number;
   /** Seconds to keep SSH connections open after a run, for the next one (0: close them with the run). */
   keepConnections: number;
+  /** Seconds a kept connection (and the key the broker holds for it) lives at most; then runs connect directly and a new broker takes over. */
+  keepConnectionsMaxAge: number;
   services?: Services;
   healthcheck?: z.output<typeof healthcheckSchema>;
   environment: string;
@@ -213,6 +215,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     knownHosts: merged.knownHosts,
     connectTimeoutSeconds: merged.connectTimeoutSeconds ?? 10,
     keepConnections: merged.keepConnections ?? 0,
+    keepConnectionsMaxAge: merged.keepConnectionsMaxAge ?? 600,
     services: resolveServices(merged.application, merged.services),
     healthcheck: merged.healthcheck,
     environment: name,

@@ -108,7 +108,7 @@ async function runCalls(
 export async function runTasks(tasks: Record<string, TaskDefinition>, { root, argv = process.argv.slice(2) }: { root: string; argv?: string[] }): Promise<never> {
   if (argv[0] === BROKER_COMMAND) {
     // Started by a run with keepConnections: serve until idle (see broker.ts), never run a task.
-    await (await import('./ssh-host.js')).runBroker(argv[1], Number(argv[2]));
+    await (await import('./ssh-host.js')).runBroker(Number(argv[1]), Number(argv[2]));
     return new Promise<never>(() => undefined);
   }
   let log = new Log({ json: argv.includes('--json'), secrets: [] });
