@@ -358,6 +358,7 @@ export async function serveBroker<E>(
     for (const line of lines) {
       if (!line) continue;
       const handOver = JSON.parse(line) as HandOver<E>;
+      if (held.has(keyOf(handOver))) continue; // two host entries for one host: one connection
       const entry = { handOver };
       held.set(keyOf(handOver), entry);
       reopen(entry).catch(() => undefined); // a run asking for it gets the error of a new attempt

@@ -1,6 +1,7 @@
 // keepConnections: a broker process keeps the SSH connections open between runs, so a run after the
-// first opens none; it reconnects when a host's sshd restarted, exits when idle, and is not used
-// from a directory others could reach. Each test gets its own TMPDIR, so its own broker.
+// first opens none; it reconnects when a host's sshd restarted, exits when idle or past its maximum
+// age, drops a connection whose host key left known_hosts, is not used from a directory others could
+// reach or swap, and is never sent key material. Each test gets its own TMPDIR, so its own broker.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pidAlive } from '../../tasks/core/host.js';
-import { brokerDirOf, brokerPid, stopBroker, waitForBroker } from '../helpers/broker.js';
+import { brokerDirOf, brokerPid, stopBroker, waitForBroker, xdgBrokerDirOf } from '../helpers/broker.js';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
@@ -44,7 +45,7 @@ describe('keepConnections', () => {
     expect((await run(['releases'])).code).toBe(0);
   };
   afterEach(() => {
-    stopBroker(tmp);
+    stopBroker(tmp, xdgBrokerDirOf(path.join(tmp, 'xdg')));
     project.cleanup();
     project = undefined as never;
   });
@@ -96,6 +97,16 @@ describe('keepConnections', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/connecting directly, not kept open \(.* must be a directory of yours with mode 0700\)/);
     expect(brokerPid(tmp)).toBeNull();
+  });
+
+  it('with XDG_RUNTIME_DIR set, the broker lives in $XDG_RUNTIME_DIR/slipway, not under TMPDIR', async () => {
+    setUp(60);
+    const runtimeDir = path.join(tmp, 'xdg');
+    mkdirSync(runtimeDir, { mode: 0o700 });
+    env = { XDG_RUNTIME_DIR: runtimeDir };
+    expect((await run(['releases'])).code).toBe(0);
+    expect(await waitForBroker(tmp, xdgBrokerDirOf(runtimeDir))).not.toBeNull();
+    expect(existsSync(brokerDirOf(tmp))).toBe(false);
   });
 
   it('a file where the broker directory goes (/tmp/slipway-<uid>): a warning, and the run connects directly and succeeds', async () => {
