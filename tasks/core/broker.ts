@@ -275,8 +275,10 @@ export async function serveBroker<E>(
       entry.kept = undefined;
       const kept = await open(entry.handOver);
       kept.ssh.connection!.on('error', () => undefined);
+      const gone = () => entry.kept === kept && (entry.kept = undefined);
       // Through a jump host's channel ssh2 may emit only 'end' when the connection is gone.
-      for (const gone of ['end', 'close'] as const) kept.ssh.connection!.on(gone as 'close', () => entry.kept === kept && (entry.kept = undefined));
+      kept.ssh.connection!.on('end', gone);
+      kept.ssh.connection!.on('close', gone);
       entry.kept = kept;
     })().finally(() => (entry.opening = undefined)));
 
