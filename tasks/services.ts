@@ -22,6 +22,11 @@ function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
 
 const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
 
+/** `nginx -t` as a deploy runs it (through services.sudo); the pre-switch check of a rendered site runs it so too. */
+export function nginxTestCommand(services: Services | undefined): Shell | undefined {
+  return services?.nginx && sh`${sudo(services)}${raw(services.nginx.test)}`;
+}
+
 /**
  * Shell functions: `restore_configs` puts back what a (possibly dead) earlier run replaced, from
  * the `.slipway-prev` copies (or removes what it added, for `.slipway-none`); `commit_configs` drops them.
