@@ -22,6 +22,11 @@ function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
 
 const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
 
+/** Prints the supervisor program's pid (0 when stopped), through services.sudo like every supervisorctl a deploy runs. */
+export function programPidCommand(services: Services | undefined): Shell | undefined {
+  return services?.supervisor && sh`${sudo(services)}${raw(services.supervisor.ctl)} pid ${services.supervisor.name}`;
+}
+
 /** `nginx -t` as a deploy runs it (through services.sudo); the pre-switch check of a rendered site runs it so too. */
 export function nginxTestCommand(services: Services | undefined): Shell | undefined {
   return services?.nginx && sh`${sudo(services)}${raw(services.nginx.test)}`;

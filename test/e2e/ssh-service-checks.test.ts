@@ -2,13 +2,14 @@
 // from the distribution's packages), the deploy user `slipway` reaches them only through README's
 // sudo rules. Each host sees its own /etc/sudoers.d (those rules, or none) and, where said, an empty
 // /var/lib/nginx (a host where nginx never ran): bind-mounted in its mount namespace only.
-import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 import { type ServiceStack, startServiceStack } from '../helpers/services.js';
-import { DEPLOY_USER, type SshFleet, startSshHosts } from '../helpers/sshd.js';
+import { DEPLOY_USER, freePort, type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
 /** README's "Preparing a server" rules, for the test's deploy user. */
 const README_SUDO_RULES = `${DEPLOY_USER} ALL=(root) NOPASSWD: /usr/bin/cp, /usr/bin/mv, /usr/bin/rm, /usr/bin/mkdir, /usr/bin/touch, /usr/bin/ln, /usr/sbin/nginx, /usr/bin/supervisorctl\n`;
@@ -42,27 +43,31 @@ function deployRootIn(stack: ServiceStack, name: string): string {
   return dir;
 }
 
+let fleet: SshFleet;
+let stack: ServiceStack;
+beforeAll(async () => {
+  fleet = await startSshHosts(1, { privateDirs: { '/etc/sudoers.d': rootDir('sudoers-readme', { slipway: README_SUDO_RULES }), '/var/lib/nginx': rootDir('var-lib-nginx') } });
+  stack = await startServiceStack();
+});
+afterAll(async () => {
+  await stack?.stop();
+  await fleet?.stop();
+});
+
+function sshHost(deployTo: string) {
+  const h = fleet.hosts[0];
+  return { name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo };
+}
+
 describe('with sudo, on a host where nginx never ran (item 6)', () => {
-  let fleet: SshFleet;
-  let stack: ServiceStack;
   let project: Project;
   let root: string;
 
-  beforeAll(async () => {
-    fleet = await startSshHosts(1, { privateDirs: { '/etc/sudoers.d': rootDir('sudoers-readme', { slipway: README_SUDO_RULES }), '/var/lib/nginx': rootDir('var-lib-nginx') } });
-    stack = await startServiceStack();
-    const h = fleet.hosts[0];
+  beforeAll(() => {
     root = deployRootIn(stack, 'deploy');
-    project = makeProject(
-      { knownHosts: fleet.knownHosts, ...stack.deployConfig(), services: { ...stack.services, sudo: 'sudo -n' } },
-      [{ name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: root }],
-    );
+    project = makeProject({ knownHosts: fleet.knownHosts, ...stack.deployConfig(), services: { ...stack.services, sudo: 'sudo -n' } }, [sshHost(root)]);
   });
-  afterAll(async () => {
-    await stack?.stop();
-    await fleet?.stop();
-    project?.cleanup();
-  });
+  afterAll(() => project?.cleanup());
 
   it('the pre-switch nginx -t runs through services.sudo like the install: the deploy goes live', async () => {
     const result = await project.run(['deploy']);
@@ -86,5 +91,63 @@ describe('with sudo, on a host where nginx never ran (item 6)', () => {
     } finally {
       cpSync(path.join(import.meta.dirname, '../../templates/nginx.conf.hbs'), path.join(project.dir, 'templates/nginx.conf.hbs'));
     }
+  });
+});
+
+describe('purge, with the program running as runAs (item 24)', () => {
+  let project: Project;
+  let root: string;
+
+  beforeAll(async () => {
+    root = deployRootIn(stack, 'deploy-runas');
+    const port = await freePort();
+    project = makeProject(
+      {
+        knownHosts: fleet.knownHosts,
+        application: 'runas',
+        keepReleases: 1,
+        port,
+        runAs: 'nobody',
+        services: { sudo: 'sudo -n', nginx: false, supervisor: { program: path.join(stack.supervisorConfD, 'runas.conf'), ctl: stack.supervisorctl } },
+        healthcheck: { url: `http://127.0.0.1:${port}/health`, expectStatus: 200, expectBody: '{{releaseId}}', timeoutSeconds: 8 },
+      },
+      [sshHost(root)],
+    );
+    // The program runs as runAs (supervisord is root), so the deploy user cannot look into its /proc entry.
+    rmSync(path.join(project.dir, 'templates/nginx.conf.hbs'));
+    const template = path.join(project.dir, 'templates/supervisor.conf.hbs');
+    writeFileSync(template, readFileSync(template, 'utf8').replace('[program:{{application}}]\n', '[program:{{application}}]\nuser={{user}}\n'));
+  });
+  afterAll(() => project?.cleanup());
+
+  const programPid = () => Number(execFileSync('sh', ['-c', `${stack.supervisorctl} pid runas`], { encoding: 'utf8' }).trim());
+
+  it('a release the program still works in (deploy killed before its restart) is kept by purge', async () => {
+    const first = await project.run(['deploy']);
+    expect(first.code, first.stderr + first.stdout).toBe(0);
+    const a = releaseIdOf(first.stdout);
+    const pid = programPid();
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m);
+    project.commit({ 'server.js': `// b\n${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}` }, 'b');
+    const killed = await project.run(['deploy'], { SLIPWAY_FAULT: 'kill:before:restart' });
+    expect(killed.code).toBe(137); // the fault point SIGKILLs the deploy after its switch, before the restart
+    expect(liveIn(root)).not.toBe(`releases/${a}`);
+    expect(programPid()).toBe(pid);
+    expect(readlinkSync(`/proc/${pid}/cwd`)).toBe(path.join(root, 'releases', a));
+
+    const purge = await project.run(['purge']);
+    expect(purge.code, purge.stderr + purge.stdout).toBe(0);
+    expect(purge.stdout).toContain(`kept ${a}`);
+    expect(readdirSync(path.join(root, 'releases'))).toContain(a);
+    expect(readlinkSync(`/proc/${pid}/cwd`)).toBe(path.join(root, 'releases', a));
+  });
+
+  it('once the program restarted after the switch, the next deploy purges the old releases', async () => {
+    project.commit({ 'server.js': `// c\n${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}` }, 'c');
+    const result = await project.run(['deploy']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    const c = releaseIdOf(result.stdout);
+    expect(readdirSync(path.join(root, 'releases'))).toEqual([c]);
+    expect(readlinkSync(`/proc/${programPid()}/cwd`)).toBe(path.join(root, 'releases', c));
   });
 });
