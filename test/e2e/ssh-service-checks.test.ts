@@ -76,6 +76,16 @@ describe('with sudo, on a host where nginx never ran (item 6)', () => {
     expect(await stack.answer(id)).toContain(`hello from release ${id}`);
   });
 
+  it('check: with README\'s sudo rules, nginx -t and supervisorctl pass as the deploy runs them: ✓ each, exit 0 (item 4)', async () => {
+    const result = await project.run(['check']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    expect(result.stdout).toMatch(/^✓ web1 +deploy root +\S+ writable by slipway$/m);
+    expect(result.stdout).toMatch(/^✓ web1 +sudo rules \(sudo -n\) +allow all \d+ commands a deploy runs$/m);
+    expect(result.stdout).toMatch(/^✓ web1 +nginx -t +sudo -n \S+nginx -t .*configuration ok$/m);
+    expect(result.stdout).toMatch(/^✓ web1 +supervisorctl status +.*supervisord answers$/m);
+    expect(result.stdout).not.toMatch(/^✗/m);
+  });
+
   it('a site nginx rejects: the failure is the nginx check\'s, with nginx\'s own message, not a temp file\'s', async () => {
     const before = liveIn(root);
     writeFileSync(path.join(project.dir, 'templates/nginx.conf.hbs'), 'server {\n    listen {{listen}};\n    bogus_directive on;\n}\n');
@@ -149,5 +159,57 @@ describe('purge, with the program running as runAs (item 24)', () => {
     const c = releaseIdOf(result.stdout);
     expect(readdirSync(path.join(root, 'releases'))).toEqual([c]);
     expect(readlinkSync(`/proc/${programPid()}/cwd`)).toBe(path.join(root, 'releases', c));
+  });
+});
+
+describe('check on a host where nothing a deploy needs works (item 4)', () => {
+  let denied: SshFleet;
+  let project: Project;
+  // Nothing of this may be created: the nearest existing folder is root's.
+  const root = '/var/lib/slipway-check-nowhere/hello';
+  const base = { nginx: { test: '/usr/sbin/nginx -t' }, supervisor: { ctl: 'supervisorctl -s unix:///nonexistent/supervisor.sock' } };
+
+  beforeAll(async () => {
+    // The deploy user has no sudo rules at all; nginx is the distribution's (root's pid file).
+    denied = await startSshHosts(1, { privateDirs: { '/etc/sudoers.d': rootDir('sudoers-none') } });
+    const h = denied.hosts[0];
+    project = makeProject({ knownHosts: denied.knownHosts, services: { ...base, sudo: 'sudo -n' } }, [
+      { name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: denied.clientKey, deployTo: root },
+    ]);
+  });
+  afterAll(async () => {
+    await denied?.stop();
+    project?.cleanup();
+  });
+
+  /** The ✗ line of a verdict and the fix: line under it. */
+  const failed = (stdout: string, name: string) => new RegExp(`^✗ web1 +${name} +(.*)\n +fix: (.*)$`, 'm').exec(stdout);
+
+  it('with sudo: exit 1; ✗ and a fix for the deploy root, the sudo rules, nginx -t and supervisorctl; never ✓ beside a failure', async () => {
+    const result = await project.run(['check']);
+    expect(result.code).toBe(1);
+    expect(failed(result.stdout, 'deploy root')?.[1]).toBe(`${root} NOT writable by slipway`);
+    expect(failed(result.stdout, 'deploy root')?.[2]).toContain(`install -d -o slipway -g slipway ${root}`);
+    const sudo = failed(result.stdout, 'sudo rules \\(sudo -n\\)');
+    expect(sudo?.[1]).toMatch(/refuse \d+ of \d+ commands a deploy runs, e\.g\. cp .*sudo: a password is required/);
+    expect(sudo?.[2]).toMatch(/README's sudo rules .*\/etc\/sudoers\.d\/hello/);
+    expect(failed(result.stdout, 'nginx -t')?.[1]).toContain('sudo: a password is required');
+    expect(failed(result.stdout, 'nginx -t')?.[2]).toContain('through sudo');
+    expect(failed(result.stdout, 'supervisorctl status')?.[1]).toContain('sudo: a password is required');
+    expect(result.stdout).not.toMatch(/^✓.*(NOT|refuse|denied|failed)/m);
+    expect(result.stdout).toMatch(/^✗ web1 +check \(failed\)/m);
+    expect(result.stderr).toContain('deploy root, sudo rules (sudo -n), nginx -t, supervisorctl status failed');
+  });
+
+  it('without sudo: ✗ the config files, nginx -t (root\'s pid file) and supervisorctl (no socket), each with its fix', async () => {
+    project.writeConfig({ knownHosts: denied.knownHosts, services: base });
+    const result = await project.run(['check']);
+    expect(result.code).toBe(1);
+    expect(failed(result.stdout, 'config files')?.[1]).toContain('not writable: /etc/nginx/sites-available/hello.conf');
+    expect(failed(result.stdout, 'nginx -t')?.[1]).toMatch(/\/run\/nginx\.pid.*Permission denied/);
+    expect(failed(result.stdout, 'nginx -t')?.[2]).toContain('services.sudo');
+    expect(failed(result.stdout, 'supervisorctl status')?.[1]).toContain('no such file');
+    expect(failed(result.stdout, 'supervisorctl status')?.[2]).toContain('supervisord is not running');
+    expect(result.stdout).not.toMatch(/^✓.*(NOT|not writable|denied|failed|no such)/m);
   });
 });
