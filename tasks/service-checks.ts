@@ -64,63 +64,67 @@ function parseProbes(output: string): { user: string; probes: Map<string, Probe>
 
 /** The line of a command's output that says what went wrong. */
 function gist(p: Probe): string {
-  return p.output.find((l) => /\[(emerg|alert|crit)\]|error|denied|refused|not found|no such|password|not allowed/i.test(l)) ?? p.output.at(-1) ?? `exit ${p.code}`;
+  const telling = /\[(emerg|alert|crit)\]|error|denied|refused|not found|no such|password|not allowed/i;
+  return p.output.find((l) => telling.test(l)) ?? p.output.at(-1) ?? `exit ${p.code}`;
 }
 
 const notFound = (p: Probe) => p.code === 127 || p.output.some((l) => /command not found/.test(l));
 const sudoRefused = (p: Probe) => p.output.some((l) => /^sudo: /.test(l));
+const SUDO_RULES = `set services.sudo ('sudo -n') with README's sudo rules`;
 
 function sudoVerdict(services: Services, releaseDir: string, probes: Map<string, Probe>, user: string, app: string): Verdict {
   const commands = [...new Set(privilegedCommands(services, releaseDir).map((c) => c.text))];
-  const refused = commands.map((c, i) => ({ command: c, probe: probes.get(`sudo ${i}`) })).filter((r) => !r.probe || r.probe.code !== 0);
+  const refused = commands.map((c, i) => ({ command: c, probe: probes.get(`sudo ${i}`) })).filter((r) => r.probe?.code !== 0);
   const name = `sudo rules (${services.sudo})`;
   if (!refused.length) return { name, ok: true, detail: `allow all ${commands.length} commands a deploy runs` };
-  const first = refused[0];
-  const detail = `refuse ${refused.length} of ${commands.length} commands a deploy runs, e.g. ${first.command}: ${first.probe ? gist(first.probe) : 'not asked'}`;
-  if (first.probe && notFound(first.probe) && !sudoRefused(first.probe)) {
-    return { name, ok: false, detail, fix: `install sudo on the host (apt-get install sudo), or set services.sudo to the prefix you use` };
+  const { command, probe } = refused[0];
+  const detail = `refuse ${refused.length} of ${commands.length} commands a deploy runs, e.g. ${command}: ${probe ? gist(probe) : 'not asked'}`;
+  if (probe && notFound(probe) && !sudoRefused(probe)) {
+    return { name, ok: false, detail, fix: 'install sudo on the host (apt-get install sudo), or set services.sudo to the prefix you use' };
   }
   const programs = [...new Set(refused.map((r) => r.command.split(' ')[0]))].join(', ');
-  return {
-    name,
-    ok: false,
-    detail,
-    fix: `let ${user} run them as root without a password: README's sudo rules ("Preparing a server") in /etc/sudoers.d/${app} (visudo -f); refused: ${programs}`,
-  };
+  const rules = `README's sudo rules ("Preparing a server") in /etc/sudoers.d/${app} (visudo -f)`;
+  return { name, ok: false, detail, fix: `let ${user} run them as root without a password: ${rules}; refused: ${programs}` };
+}
+
+/** A service command run as a deploy runs it: the fixes for failures every such command shares, then its own. */
+function commandVerdict(
+  name: string,
+  command: string,
+  p: Probe | undefined,
+  user: string,
+  own: { passed: (p: Probe) => boolean; ok: string; notFound: string; denied: string; other: string },
+): Verdict {
+  if (p && own.passed(p)) return { name, ok: true, detail: `${command}: ${own.ok}` };
+  const detail = `${command}: ${p ? gist(p) : 'not run'}`;
+  const fix = !p ? undefined
+    : sudoRefused(p) ? `let ${user} run it through sudo (see the sudo rules above)`
+    : notFound(p) ? own.notFound
+    : p.output.some((l) => /Permission denied/.test(l)) ? own.denied
+    : own.other;
+  return { name, ok: false, detail, fix };
 }
 
 function nginxVerdict(services: Services, p: Probe | undefined, user: string): Verdict {
-  const command = `${services.sudo ? `${services.sudo} ` : ''}${services.nginx!.test}`;
-  const name = 'nginx -t';
-  if (p?.code === 0) return { name, ok: true, detail: `${command}: configuration ok` };
-  const detail = `${command}: ${p ? gist(p) : 'not run'}`;
-  if (!p) return { name, ok: false, detail };
-  if (sudoRefused(p)) return { name, ok: false, detail, fix: `let ${user} run it through sudo (see the sudo rules above)` };
-  if (notFound(p)) return { name, ok: false, detail, fix: `nginx is not on ${user}'s PATH over SSH: set services.nginx.test to its full path (e.g. /usr/sbin/nginx -t)` };
-  if (p.output.some((l) => /Permission denied/.test(l))) {
-    return { name, ok: false, detail, fix: `${user} may not read or write what nginx -t needs: set services.sudo ('sudo -n') with README's sudo rules` };
-  }
-  return { name, ok: false, detail, fix: 'the installed nginx configuration does not pass nginx -t: fix what nginx names above' };
+  return commandVerdict('nginx -t', `${services.sudo ? `${services.sudo} ` : ''}${services.nginx!.test}`, p, user, {
+    passed: (probe) => probe.code === 0,
+    ok: 'configuration ok',
+    notFound: `nginx is not on ${user}'s PATH over SSH: set services.nginx.test to its full path (e.g. /usr/sbin/nginx -t)`,
+    denied: `${user} may not read or write what nginx -t needs: ${SUDO_RULES}`,
+    other: 'the installed nginx configuration does not pass nginx -t: fix what nginx names above',
+  });
 }
 
 function supervisorVerdict(services: Services, p: Probe | undefined, user: string): Verdict {
-  const command = `${services.sudo ? `${services.sudo} ` : ''}${services.supervisor!.ctl} status`;
-  const name = 'supervisorctl status';
-  // 3: supervisord answered, some program is not running (status' business, not check's).
-  if (p && (p.code === 0 || p.code === 3)) return { name, ok: true, detail: `${command}: supervisord answers` };
-  const detail = `${command}: ${p ? gist(p) : 'not run'}`;
-  if (!p) return { name, ok: false, detail };
-  if (sudoRefused(p)) return { name, ok: false, detail, fix: `let ${user} run it through sudo (see the sudo rules above)` };
-  if (notFound(p)) return { name, ok: false, detail, fix: `install supervisor, or set services.supervisor.ctl to its full path` };
-  if (p.output.some((l) => /Permission denied/.test(l))) {
-    return { name, ok: false, detail, fix: `${user} may not use supervisord's socket: set services.sudo with README's sudo rules, or [unix_http_server] chown=${user}` };
-  }
-  return {
-    name,
-    ok: false,
-    detail,
-    fix: 'supervisord is not running or listens elsewhere: start it (systemctl start supervisor), or point services.supervisor.ctl at its config (supervisorctl -c <file>)',
-  };
+  return commandVerdict('supervisorctl status', `${services.sudo ? `${services.sudo} ` : ''}${services.supervisor!.ctl} status`, p, user, {
+    // 3: supervisord answered, some program is not running (status' business, not check's).
+    passed: (probe) => probe.code === 0 || probe.code === 3,
+    ok: 'supervisord answers',
+    notFound: 'install supervisor, or set services.supervisor.ctl to its full path',
+    denied: `${user} may not use supervisord's socket: ${SUDO_RULES}, or [unix_http_server] chown=${user}`,
+    other: 'supervisord is not running or listens elsewhere: start it (systemctl start supervisor), '
+      + 'or point services.supervisor.ctl at its config (-c <file>)',
+  });
 }
 
 /** check's verdicts for a host: its deploy root (from the inspection), then each service command. */
@@ -134,21 +138,20 @@ export function serviceVerdicts(input: {
 }): Verdict[] {
   const { services, root, output } = input;
   const { user, probes } = parseProbes(output);
+  const fixRoot = `as root: install -d -o ${user} -g ${user} ${root} (or give ${user} write access to it)`;
   const verdicts: Verdict[] = [
     input.writable
       ? { name: 'deploy root', ok: true, detail: `${root} writable by ${user}` }
-      : { name: 'deploy root', ok: false, detail: `${root} NOT writable by ${user}`, fix: `as root: install -d -o ${user} -g ${user} ${root} (or give ${user} write access to it)` },
+      : { name: 'deploy root', ok: false, detail: `${root} NOT writable by ${user}`, fix: fixRoot },
   ];
   if (!services) return verdicts;
+  const configs = probes.get('configs');
   if (services.sudo && isSudo(services.sudo)) verdicts.push(sudoVerdict(services, input.releaseDir, probes, user, input.application));
-  else if (services.sudo) verdicts.push({ name: 'sudo rules', ok: 'skipped', detail: `services.sudo "${services.sudo}" is not sudo: its rules are not checked` });
+  else if (services.sudo) verdicts.push({ name: 'sudo rules', ok: 'skipped', detail: `services.sudo "${services.sudo}" is not sudo: not checked` });
+  else if (configs?.code === 0) verdicts.push({ name: 'config files', ok: true, detail: `writable by ${user} (no services.sudo)` });
   else {
-    const p = probes.get('configs');
-    verdicts.push(
-      p?.code === 0
-        ? { name: 'config files', ok: true, detail: `writable by ${user} (no services.sudo)` }
-        : { name: 'config files', ok: false, detail: p ? gist(p) : 'not checked', fix: `make them writable by ${user}, or set services.sudo ('sudo -n') with README's sudo rules` },
-    );
+    const detail = configs ? gist(configs) : 'not checked';
+    verdicts.push({ name: 'config files', ok: false, detail, fix: `make them writable by ${user}, or ${SUDO_RULES}` });
   }
   if (services.nginx) verdicts.push(nginxVerdict(services, probes.get('nginx'), user));
   if (services.supervisor) verdicts.push(supervisorVerdict(services, probes.get('supervisor'), user));
