@@ -23,6 +23,45 @@ function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
 const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
 
 /**
+ * Every command a deploy runs through services.sudo for a release (install, validate, put back, commit,
+ * restart, purge's pid), exactly as the scripts here run them: what the sudo rules must allow. `check`
+ * asks sudo about each one (`sudo -l <command>`); a unit test holds this list to the scripts.
+ */
+export function privilegedCommands(services: Services, releaseDir: string): Shell[] {
+  const { nginx, supervisor } = services;
+  const replace = (t: string) => [
+    sh`cp -P ${t} ${`${t}.slipway-prev`}`,
+    sh`touch ${`${t}.slipway-none`}`,
+    sh`mv -f ${`${t}.slipway-prev`} ${t}`,
+    sh`rm -f ${t} ${`${t}.slipway-none`}`,
+  ];
+  const install = (f: ManagedFile) => [
+    ...replace(f.target),
+    sh`mkdir -p "$(dirname ${f.target})"`,
+    sh`cp ${f.rendered} ${`${f.target}.slipway-new`}`,
+    sh`mv -f ${`${f.target}.slipway-new`} ${f.target}`,
+  ];
+  const targets = [nginx?.site, nginx?.enabled, supervisor?.program].filter((t): t is string => Boolean(t));
+  const ctl = raw(supervisor?.ctl ?? '');
+  return [
+    ...managedFiles(services, releaseDir).flatMap(install),
+    ...(nginx ? [...replace(nginx.enabled), sh`ln -sfn ${nginx.site} ${nginx.enabled}`, raw(nginx.test), raw(nginx.reload)] : []),
+    sh`rm -f ${targets.flatMap((t) => [`${t}.slipway-prev`, `${t}.slipway-none`])}`,
+    ...(supervisor ? [sh`${ctl} reread`, sh`${ctl} update ${supervisor.name}`, sh`${ctl} restart ${supervisor.name}`, sh`${ctl} pid ${supervisor.name}`] : []),
+  ];
+}
+
+/** Prints the supervisor program's pid (0 when stopped), through services.sudo like every supervisorctl a deploy runs. */
+export function programPidCommand(services: Services | undefined): Shell | undefined {
+  return services?.supervisor && sh`${sudo(services)}${raw(services.supervisor.ctl)} pid ${services.supervisor.name}`;
+}
+
+/** `nginx -t` as a deploy runs it (through services.sudo); the pre-switch check of a rendered site runs it so too. */
+export function nginxTestCommand(services: Services | undefined): Shell | undefined {
+  return services?.nginx && sh`${sudo(services)}${raw(services.nginx.test)}`;
+}
+
+/**
  * Shell functions: `restore_configs` puts back what a (possibly dead) earlier run replaced, from
  * the `.slipway-prev` copies (or removes what it added, for `.slipway-none`); `commit_configs` drops them.
  */
