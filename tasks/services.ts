@@ -143,6 +143,7 @@ export function installConfigs(run: TaskRun, releaseId: string) {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
     const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.release(releaseId)));
+    if (run.options.dryRun) return run.tell('', 'install the configs that changed (validated)');
     const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
     h.result.configsChanged = changed;
     return changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged';
@@ -154,9 +155,12 @@ export function restartServices(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
-    const nginxChanged = ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
+    // A dry run does not know whether the site changed: it shows the reload, which runs only if it did.
+    const nginxChanged = run.options.dryRun || ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
     await mustRun(h.host, 'restart', restartScript(services, nginxChanged));
-    return [services.supervisor && `restarted ${services.supervisor.name}`, nginxChanged && 'reloaded nginx'].filter(Boolean).join(', ');
+    const program = services.supervisor?.name;
+    const done = [program && `restarted ${program}`, nginxChanged && 'reloaded nginx'].filter(Boolean).join(', ');
+    return run.tell(done, [program && `restart ${program}`, services.nginx && 'reload nginx if its site changed'].filter(Boolean).join(', '));
   };
 }
 
@@ -164,7 +168,8 @@ export function healthCheck(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const check = run.config.healthcheck;
     if (!check) return { skipped: 'no healthcheck configured' };
-    return (await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId)))).trim();
+    const answer = (await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId)))).trim();
+    return run.tell(answer, `check ${check.url}`);
   };
 }
 
@@ -172,7 +177,10 @@ export function healthCheck(run: TaskRun, releaseId: string) {
 export async function restart(run: TaskRun): Promise<void> {
   const services = run.config.services;
   if (!services) throw new Error('restart: no services configured (set "services" in the config)');
-  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => 'restarted'));
+  const program = services.supervisor?.name;
+  const done = [program && `restarted ${program}`, services.nginx && 'reloaded nginx'].filter(Boolean).join(', ');
+  const planned = [program && `restart ${program}`, services.nginx && 'reload nginx'].filter(Boolean).join(', ');
+  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => run.tell(done, planned)));
 }
 
 /** The `status` task: live release, supervisor's view, nginx's config check and one health check per host. */

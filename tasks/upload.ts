@@ -106,7 +106,8 @@ export function upload(run: TaskRun, release: Release) {
     const stdinNote = [`the release archive (${release.archive.bytes} bytes)`, ...files.map((f) => `${f.name}:\n${f.content}`)].join('\n');
     await mustRun(h.host, 'upload', command, { stdin: stageInput(release.archive.file, files), stdinNote });
     if (envReady) h.state.meta[release.id] = meta;
-    return `${(release.archive.bytes / 1024).toFixed(1)} KiB, sha256 verified`;
+    const size = `${(release.archive.bytes / 1024).toFixed(1)} KiB`;
+    return run.tell(`${size}, sha256 verified`, `upload ${size} and verify its sha256`);
   };
 }
 

@@ -28,12 +28,12 @@ function taskList(tasks: Record<string, TaskDefinition>): string {
 }
 
 /** host → live release, time spent, status: the end-of-task view of a fleet. */
-function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean): void {
+function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean, dryRun: boolean): void {
   for (const h of hostRuns) {
     const live = (h.result.live as string | undefined) ?? h.state?.live ?? '(none)';
     const seconds = `${((h.result.seconds as number | undefined) ?? 0).toFixed(2)}s`;
     // A host that did not fail itself in a failed task was left as it was (or put back).
-    const status = h.result.failedAt ? `FAILED at ${h.result.failedAt as string}` : taskOk ? 'ok' : 'not changed';
+    const status = h.result.failedAt ? `FAILED at ${h.result.failedAt as string}` : !taskOk ? 'not changed' : dryRun ? 'dry-run, nothing changed' : 'ok';
     log.info(`  ${h.config.name.padEnd(12)} ${live.padEnd(28)} ${seconds.padStart(7)}  ${status}`);
   }
 }
@@ -93,10 +93,11 @@ async function runCalls(
         setActive(null);
         result.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
         for (const h of hostRuns) result.hosts[h.config.name] = h.result;
-        if (hostRuns.length > 1 || !result.ok) printTable(log, hostRuns, result.ok);
+        if (hostRuns.length > 1 || !result.ok) printTable(log, hostRuns, result.ok, options.dryRun);
       }
       const live = [...new Set(hostRuns.map((h) => h.result.live).filter(Boolean))];
-      log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${live.length ? `; live: ${live.join(', ')}` : ''}`);
+      const liveNote = live.length ? `; ${options.dryRun ? 'would be live' : 'live'}: ${live.join(', ')}` : '';
+      log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
     }
   } finally {
     const hosts = await connecting.catch(() => [] as Host[]);
