@@ -143,10 +143,9 @@ export function installConfigs(run: TaskRun, releaseId: string) {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
     const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.release(releaseId)));
-    if (run.options.dryRun) return run.tell('', 'install the configs that changed (validated)');
     const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
     h.result.configsChanged = changed;
-    return changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged';
+    return run.tell(changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged', 'install the configs that changed (validated)');
   };
 }
 
