@@ -227,4 +227,18 @@ describe('--dry-run says what it would do, and its summary matches the script it
     expect(project.snapshot()).toEqual(before);
     expect(existsSync(program)).toBe(false);
   });
+
+  it("on two hosts, the end-of-task table does not call a host that was never touched 'ok'", async () => {
+    const two = makeProject({ hosts: ['a', 'b'].map((name) => ({ name, local: true, deployTo: path.join(project.dir, `deploy-${name}`) })) });
+    try {
+      const result = await two.run(['--dry-run', 'deploy']);
+      expect(result.code, result.stderr).toBe(0);
+      const rows = result.stdout.split('\n').filter((l) => /^\s+[ab]\s+\S+\s+[\d.]+s\s/.test(l));
+      expect(rows).toHaveLength(2);
+      for (const row of rows) expect(row).toMatch(/\s+dry-run, nothing changed$/);
+      expect(existsSync(path.join(project.dir, 'deploy-a'))).toBe(false);
+    } finally {
+      two.cleanup();
+    }
+  });
 });
