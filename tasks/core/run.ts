@@ -116,10 +116,13 @@ export async function runTasks(tasks: Record<string, TaskDefinition>, { root, ar
   let active: TaskRun | null = null;
   const results: TaskResult[] = [];
   let json = false;
+  let dryRun = false;
   const finish = (code: number, error?: unknown): never => {
     if (error) log.error(error instanceof Error ? error.message : String(error));
     if (json) {
-      const body = { ok: code === 0, exitCode: code, tasks: results, ...(error ? { error: log.redact((error as Error).message ?? String(error)) } : {}) };
+      const failure = error ? { error: log.redact((error as Error).message ?? String(error)) } : {};
+      // Under --dry-run the hosts' "live" is what would be live.
+      const body = { ok: code === 0, exitCode: code, ...(dryRun ? { dryRun } : {}), tasks: results, ...failure };
       process.stdout.write(log.redact(JSON.stringify(body)) + '\n');
     }
     process.exit(code);
@@ -137,6 +140,7 @@ export async function runTasks(tasks: Record<string, TaskDefinition>, { root, ar
   try {
     const { options, calls } = parseCommandLine(argv);
     json = options.json;
+    dryRun = options.dryRun;
     if (options.help) {
       process.stdout.write(`${USAGE}\n\ntasks:\n${taskList(tasks)}\n`);
       return process.exit(0);

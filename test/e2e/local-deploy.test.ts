@@ -212,6 +212,13 @@ describe('--dry-run says what it would do, and its summary matches the script it
     expect(project.snapshot()).toEqual(before);
   });
 
+  it('--json says it was a dry run, so its "live" is read as what would be live', async () => {
+    const result = await project.run(['--json', '--dry-run', 'deploy']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, dryRun: true });
+    expect(JSON.parse((await project.run(['--json', 'releases'])).stdout).dryRun).toBeUndefined();
+  });
+
   it('with services and a health check (configs, restart, health and purge steps of their own)', async () => {
     const program = path.join(project.dir, 'hello.conf');
     project.writeConfig({
