@@ -51,7 +51,8 @@ const check = [
   `import * as slipwayBuildCrypto from 'node:crypto';`,
   `import * as slipwayBuildFs from 'node:fs';`,
   `import * as slipwayBuildUrl from 'node:url';`,
-  `(${refuseIfChanged.toString()})(${JSON.stringify(inputs)}, slipwayBuildCrypto, slipwayBuildFs, slipwayBuildUrl.fileURLToPath(new URL('.', import.meta.url)));`,
+  `const slipwayBuildDir = slipwayBuildUrl.fileURLToPath(new URL('.', import.meta.url));`,
+  `(${refuseIfChanged.toString()})(${JSON.stringify(inputs)}, slipwayBuildCrypto, slipwayBuildFs, slipwayBuildDir);`,
   '// (end of the build check)',
 ].join('\n');
 writeFileSync(path.join(root, 'fabfile.mjs'), `${check}\n${result.outputFiles[0].text}`);

@@ -33,7 +33,8 @@ function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean, dryRun: bool
     const live = (h.result.live as string | undefined) ?? h.state?.live ?? '(none)';
     const seconds = `${((h.result.seconds as number | undefined) ?? 0).toFixed(2)}s`;
     // A host that did not fail itself in a failed task was left as it was (or put back).
-    const status = h.result.failedAt ? `FAILED at ${h.result.failedAt as string}` : !taskOk ? 'not changed' : dryRun ? 'dry-run, nothing changed' : 'ok';
+    const done = dryRun ? 'dry-run, nothing changed' : 'ok';
+    const status = h.result.failedAt ? `FAILED at ${h.result.failedAt as string}` : taskOk ? done : 'not changed';
     log.info(`  ${h.config.name.padEnd(12)} ${live.padEnd(28)} ${seconds.padStart(7)}  ${status}`);
   }
 }

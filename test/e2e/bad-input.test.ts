@@ -50,7 +50,7 @@ const rows: Row[] = [
     // The config in another folder: its templates are looked up there, and there are none.
     name: 'services with --config in a folder without templates/', code: 2,
     args: () => ['--config', path.join(project.dir, 'ops/deploy.config.json'), 'deploy'],
-    message: /services\.supervisor needs a template: no supervisor\.conf\.hbs in \S+\/ops\/templates \(templates\/, the repository and \.env files are looked up beside the config file/,
+    message: /services\.supervisor needs a template: no supervisor\.conf\.hbs in \S+\/ops\/templates \(templates\/, the repository and \.env files are looked up beside/,
     before: () => {
       mkdirSync(path.join(project.dir, 'ops'), { recursive: true });
       const services = { nginx: false, supervisor: { ctl: 'false', program: path.join(project.dir, 'hello.conf') } };

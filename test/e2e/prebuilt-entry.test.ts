@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf, ROOT, runCli } from '../helpers/project.js';
 
 const runBuilt = (args: string[], root = ROOT, nodeOptions: string[] = []) => {
-  const result = spawnSync(process.execPath, [...nodeOptions, path.join(root, 'fabfile.mjs'), ...args], { encoding: 'utf8', env: { ...process.env, CI: 'true', NO_COLOR: '1' } });
+  const env = { ...process.env, CI: 'true', NO_COLOR: '1' };
+  const result = spawnSync(process.execPath, [...nodeOptions, path.join(root, 'fabfile.mjs'), ...args], { encoding: 'utf8', env });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 };
 
@@ -72,7 +73,8 @@ describe('fabfile.mjs records what it was built from, and refuses to run once th
   let tree: string;
   const skip = new Set(['node_modules', '.git', '.deploy', 'fabfile.mjs', 'test']);
   const build = () => execFileSync('npm', ['run', '--silent', 'build'], { cwd: tree });
-  const edit = (file: string, change: (text: string) => string) => writeFileSync(path.join(tree, file), change(readFileSync(path.join(tree, file), 'utf8')));
+  const edit = (file: string, change: (text: string) => string) =>
+    writeFileSync(path.join(tree, file), change(readFileSync(path.join(tree, file), 'utf8')));
   /** The files the bundle recorded (relative to it) and their sha256, as embedded at its top. */
   const recorded = (): Record<string, string> => {
     const match = /^\(function refuseIfChanged[\s\S]*?\}\)\((\{.*?\}), /m.exec(readFileSync(path.join(tree, 'fabfile.mjs'), 'utf8'));
