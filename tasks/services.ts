@@ -157,10 +157,17 @@ export function restartServices(run: TaskRun) {
     // A dry run does not know whether the site changed: it shows the reload, which runs only if it did.
     const nginxChanged = run.options.dryRun || ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
     await mustRun(h.host, 'restart', restartScript(services, nginxChanged));
-    const program = services.supervisor?.name;
-    const done = [program && `restarted ${program}`, nginxChanged && 'reloaded nginx'].filter(Boolean).join(', ');
-    return run.tell(done, [program && `restart ${program}`, services.nginx && 'reload nginx if its site changed'].filter(Boolean).join(', '));
+    return restartSummary(run, services, run.options.dryRun ? 'if changed' : nginxChanged);
   };
+}
+
+/** A restart's step line: what it restarted and reloaded, or under --dry-run what it would. */
+function restartSummary(run: TaskRun, services: Services, nginx: boolean | 'if changed'): string {
+  const program = services.supervisor?.name;
+  const reloads = Boolean(nginx && services.nginx);
+  const done = [program && `restarted ${program}`, reloads && 'reloaded nginx'];
+  const planned = [program && `restart ${program}`, reloads && `reload nginx${nginx === 'if changed' ? ' if its site changed' : ''}`];
+  return run.tell(done.filter(Boolean).join(', '), planned.filter(Boolean).join(', '));
 }
 
 export function healthCheck(run: TaskRun, releaseId: string) {
@@ -176,10 +183,7 @@ export function healthCheck(run: TaskRun, releaseId: string) {
 export async function restart(run: TaskRun): Promise<void> {
   const services = run.config.services;
   if (!services) throw new Error('restart: no services configured (set "services" in the config)');
-  const program = services.supervisor?.name;
-  const done = [program && `restarted ${program}`, services.nginx && 'reloaded nginx'].filter(Boolean).join(', ');
-  const planned = [program && `restart ${program}`, services.nginx && 'reload nginx'].filter(Boolean).join(', ');
-  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => run.tell(done, planned)));
+  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => restartSummary(run, services, true)));
 }
 
 /** The `status` task: live release, supervisor's view, nginx's config check and one health check per host. */
