@@ -64,7 +64,7 @@ export function purgeScript(deployTo: string, plan: PurgePlan, programPid?: Shel
   );
 }
 
-const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+export const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
 /** The releases a purge script's output says it removed. */
 export function purgedIn(output: string): string[] {
@@ -77,10 +77,12 @@ export function purgeReleases(run: TaskRun) {
     const plan = planPurge(h.state, run.config.keepReleases);
     if (!plan.releases.length && !plan.envs.length) return { skipped: `${count(h.state.releases.length, 'release')}, keeping ${run.config.keepReleases}` };
     const output = await run.finalCommand(h, 'purge', purgeScript(h.paths.root, plan, programPidCommand(run.config.services)));
-    const removed = purgedIn(output);
+    // A dry run's output is empty: its summary comes from the plan, which is the script it printed.
+    const removed = run.options.dryRun ? plan.releases : purgedIn(output);
     const kept = output.split('\n').filter((l) => l.startsWith('kept '));
     h.state.releases = h.state.releases.filter((id) => !removed.includes(id));
     h.result.purged = removed;
-    return [`removed ${count(removed.length, 'release')}${plan.envs.length ? ` and ${count(plan.envs.length, 'environment')}` : ''}`, ...kept].join('; ');
+    const what = `${count(removed.length, 'release')}${plan.envs.length ? ` and ${count(plan.envs.length, 'environment')}` : ''}`;
+    return [run.tell(`removed ${what}`, `remove ${what}`), ...kept].join('; ');
   };
 }

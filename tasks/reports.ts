@@ -58,6 +58,7 @@ export async function unlock(run: TaskRun): Promise<void> {
     const owner = await h.host.breakLock();
     h.result.removedLock = owner;
     if (!owner) return { skipped: 'not locked' };
-    return `removed the lock of ${owner.user}@${owner.machine} (pid ${owner.pid}, ${owner.task} since ${owner.startedAt})`;
+    const of = `the lock of ${owner.user}@${owner.machine} (pid ${owner.pid}, ${owner.task} since ${owner.startedAt})`;
+    return run.tell(`removed ${of}`, `remove ${of}`);
   });
 }

@@ -184,7 +184,7 @@ export function installConfigs(run: TaskRun, releaseId: string) {
     const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.release(releaseId)));
     const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
     h.result.configsChanged = changed;
-    return changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged';
+    return run.tell(changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged', 'install the configs that changed (validated)');
   };
 }
 
@@ -193,17 +193,28 @@ export function restartServices(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
-    const nginxChanged = ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
+    // A dry run does not know whether the site changed: it shows the reload, which runs only if it did.
+    const nginxChanged = run.options.dryRun || ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
     await mustRun(h.host, 'restart', restartScript(services, nginxChanged));
-    return [services.supervisor && `restarted ${services.supervisor.name}`, nginxChanged && 'reloaded nginx'].filter(Boolean).join(', ');
+    return restartSummary(run, services, run.options.dryRun ? 'if changed' : nginxChanged);
   };
+}
+
+/** A restart's step line: what it restarted and reloaded, or under --dry-run what it would. */
+function restartSummary(run: TaskRun, services: Services, nginx: boolean | 'if changed'): string {
+  const program = services.supervisor?.name;
+  const reloads = Boolean(nginx && services.nginx);
+  const done = [program && `restarted ${program}`, reloads && 'reloaded nginx'];
+  const planned = [program && `restart ${program}`, reloads && `reload nginx${nginx === 'if changed' ? ' if its site changed' : ''}`];
+  return run.tell(done.filter(Boolean).join(', '), planned.filter(Boolean).join(', '));
 }
 
 export function healthCheck(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const check = run.config.healthcheck;
     if (!check) return { skipped: 'no healthcheck configured' };
-    return (await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId)))).trim();
+    const answer = (await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId)))).trim();
+    return run.tell(answer, `check ${check.url}`);
   };
 }
 
@@ -211,7 +222,7 @@ export function healthCheck(run: TaskRun, releaseId: string) {
 export async function restart(run: TaskRun): Promise<void> {
   const services = run.config.services;
   if (!services) throw new Error('restart: no services configured (set "services" in the config)');
-  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => 'restarted'));
+  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => restartSummary(run, services, true)));
 }
 
 /** The `status` task: live release, supervisor's view, nginx's config check and one health check per host. */

@@ -116,7 +116,8 @@ export function upload(run: TaskRun, release: Release) {
       throw new CommandFailed(h.host.name, nginxRejected ? 'nginx check' : 'upload', result);
     }
     if (envReady) h.state.meta[release.id] = meta;
-    return `${(release.archive.bytes / 1024).toFixed(1)} KiB, sha256 verified`;
+    const size = `${(release.archive.bytes / 1024).toFixed(1)} KiB`;
+    return run.tell(`${size}, sha256 verified`, `upload ${size} and verify its sha256`);
   };
 }
 
