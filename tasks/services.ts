@@ -24,6 +24,49 @@ function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
 const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
 
 /**
+ * Every command a deploy runs through services.sudo for a release (install, validate, put back, commit,
+ * restart, purge's pid), exactly as the scripts here run them: what the sudo rules must allow. `check`
+ * asks sudo about each one (`sudo -l <command>`); a unit test holds this list to the scripts.
+ */
+export function privilegedCommands(services: Services, releaseDir: string): Shell[] {
+  const { nginx, supervisor } = services;
+  const replace = (t: string) => [
+    sh`cp -P ${t} ${`${t}.slipway-prev`}`,
+    sh`touch ${`${t}.slipway-none`}`,
+    sh`mv -f ${`${t}.slipway-prev`} ${t}`,
+    sh`rm -f ${t} ${`${t}.slipway-none`}`,
+  ];
+  const install = (f: ManagedFile) => [
+    ...replace(f.target),
+    sh`mkdir -p "$(dirname ${f.target})"`,
+    sh`cp ${f.rendered} ${`${f.target}.slipway-new`}`,
+    sh`mv -f ${`${f.target}.slipway-new`} ${f.target}`,
+  ];
+  const targets = [nginx?.site, nginx?.enabled, supervisor?.program].filter((t): t is string => Boolean(t));
+  const ctl = raw(supervisor?.ctl ?? '');
+  return [
+    ...managedFiles(services, releaseDir).flatMap(install),
+    ...(nginx ? [...replace(nginx.enabled), sh`ln -sfn ${nginx.site} ${nginx.enabled}`, raw(nginx.test), raw(nginx.reload)] : []),
+    sh`rm -f ${targets.flatMap((t) => [`${t}.slipway-prev`, `${t}.slipway-none`])}`,
+    ...(supervisor
+      ? [sh`${ctl} reread`, sh`${ctl} update ${supervisor.name}`, sh`${ctl} restart ${supervisor.name}`, sh`${ctl} pid ${supervisor.name}`]
+      : []),
+    // The health check asks for the program's state; a failed start or check shows its stderr.
+    ...(supervisor ? [sh`${ctl} status ${supervisor.name}`, sh`${ctl} tail ${supervisor.name} stderr`] : []),
+  ];
+}
+
+/** Prints the supervisor program's pid (0 when stopped), through services.sudo like every supervisorctl a deploy runs. */
+export function programPidCommand(services: Services | undefined): Shell | undefined {
+  return services?.supervisor && sh`${sudo(services)}${raw(services.supervisor.ctl)} pid ${services.supervisor.name}`;
+}
+
+/** `nginx -t` as a deploy runs it (through services.sudo); the pre-switch check of a rendered site runs it so too. */
+export function nginxTestCommand(services: Services | undefined): Shell | undefined {
+  return services?.nginx && sh`${sudo(services)}${raw(services.nginx.test)}`;
+}
+
+/**
  * Shell functions: `restore_configs` puts back what a (possibly dead) earlier run replaced, from
  * the `.slipway-prev` copies (or removes what it added, for `.slipway-none`); `commit_configs` drops them.
  */
@@ -199,7 +242,7 @@ export function installConfigs(run: TaskRun, releaseId: string) {
     const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.release(releaseId)));
     const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
     h.result.configsChanged = changed;
-    return changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged';
+    return run.tell(changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged', 'install the configs that changed (validated)');
   };
 }
 
@@ -208,17 +251,28 @@ export function restartServices(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
-    const nginxChanged = ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
+    // A dry run does not know whether the site changed: it shows the reload, which runs only if it did.
+    const nginxChanged = run.options.dryRun || ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
     await mustRun(h.host, 'restart', restartScript(services, nginxChanged));
-    return [services.supervisor && `restarted ${services.supervisor.name}`, nginxChanged && 'reloaded nginx'].filter(Boolean).join(', ');
+    return restartSummary(run, services, run.options.dryRun ? 'if changed' : nginxChanged);
   };
+}
+
+/** A restart's step line: what it restarted and reloaded, or under --dry-run what it would. */
+function restartSummary(run: TaskRun, services: Services, nginx: boolean | 'if changed'): string {
+  const program = services.supervisor?.name;
+  const reloads = Boolean(nginx && services.nginx);
+  const done = [program && `restarted ${program}`, reloads && 'reloaded nginx'];
+  const planned = [program && `restart ${program}`, reloads && `reload nginx${nginx === 'if changed' ? ' if its site changed' : ''}`];
+  return run.tell(done.filter(Boolean).join(', '), planned.filter(Boolean).join(', '));
 }
 
 export function healthCheck(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const check = run.config.healthcheck;
     if (!check) return { skipped: 'no healthcheck configured' };
-    return healthyIn(await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId), run.config.services)));
+    const answer = healthyIn(await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId), run.config.services)));
+    return run.tell(answer, `check ${check.url}`);
   };
 }
 
@@ -226,7 +280,7 @@ export function healthCheck(run: TaskRun, releaseId: string) {
 export async function restart(run: TaskRun): Promise<void> {
   const services = run.config.services;
   if (!services) throw new Error('restart: no services configured (set "services" in the config)');
-  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => 'restarted'));
+  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => restartSummary(run, services, true)));
 }
 
 /** Which of status's facts say something is wrong: the program not RUNNING, nginx -t failing, the health check failing. */

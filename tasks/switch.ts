@@ -6,7 +6,7 @@ import { CommandFailed, mustRun } from './core/host.js';
 import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { script, sh } from './core/sh.js';
-import { planPurge, purgedIn, purgeScript } from './purge.js';
+import { count, planPurge, purgedIn, purgeScript } from './purge.js';
 import { checkFor, healthCheckScript, healthyIn, installConfigsScript, restartScript } from './services.js';
 import type { ReleaseMeta } from './hosts.js';
 
@@ -106,12 +106,16 @@ export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback'
     const command = plan.releases.length || plan.envs.length ? script(switched, purgeScript(h.paths.root, plan)) : switched;
     const running = last ? run.finalCommand(h, 'switch', command) : mustRun(h.host, 'switch', command);
     const output = await (action === 'rollback' ? wentBack(h, id, running) : running);
-    const removed = purgedIn(output);
+    // A dry run's output is empty: its summary comes from the plan, which is the script it printed.
+    const removed = run.options.dryRun ? plan.releases : purgedIn(output);
     h.result.previous = from;
     h.result.live = id;
     h.state.live = id;
     h.state.releases = after.releases.filter((r) => !removed.includes(r));
+    const move = `${from ?? '(none)'} → ${id}`;
+    const purged = removed.length ? count(removed.length, 'release') : '';
     const healthy = healthyIn(output);
-    return `${from ?? '(none)'} → ${id}${removed.length ? `; purged ${removed.length}` : ''}${healthy ? `; ${healthy}` : ''}`;
+    const checks = action === 'rollback' && run.config.healthcheck ? ' and check its health' : '';
+    return run.tell(`${move}${purged && `; purged ${purged}`}${healthy && `; ${healthy}`}`, `switch ${move}${purged && ` and purge ${purged}`}${checks}`);
   };
 }

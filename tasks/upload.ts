@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
-import { mustRun } from './core/host.js';
+import { CommandFailed, mustRun } from './core/host.js';
 import { checkRelativePath, layout, linkFromRelease } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { script, sh } from './core/sh.js';
@@ -14,8 +14,8 @@ import type { ReleaseMeta } from './hosts.js';
 import type { Release } from './release.js';
 import { deployer, publishScript } from './switch.js';
 import type { RenderedFile } from './templates.js';
-import { nginxCheckScript } from './templates.js';
-import { restoreConfigsScript } from './services.js';
+import { NGINX_REJECTED, nginxCheckScript } from './templates.js';
+import { nginxTestCommand, restoreConfigsScript } from './services.js';
 
 export interface StageSpec {
   deployTo: string;
@@ -88,7 +88,11 @@ export function releaseMeta(release: Release, envKey: string | null): ReleaseMet
   return { id: release.id, ref, commit, deployer: deployer(), deployedAt: new Date().toISOString(), status: 'ok', ...(envKey ? { envKey } : {}) };
 }
 
-/** The upload step: one round trip that also links a ready environment, checks nginx and publishes when it can. */
+/**
+ * The upload step: one round trip that also links a ready environment, checks nginx and publishes when it can.
+ * Where nginx is installed, nginx -t runs as the install will run it (services.sudo + services.nginx.test),
+ * or as the deploy user where nginx is not managed; a rejection is reported as the nginx check's failure.
+ */
 export function upload(run: TaskRun, release: Release) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const key = release.envKeys.get(h.host.name) ?? null;
@@ -97,16 +101,23 @@ export function upload(run: TaskRun, release: Release) {
     const staged = h.paths.staging(release.id);
     const spec = { deployTo: h.paths.root, id: release.id, sha256: release.archive.sha256, bytes: release.archive.bytes, files, shared: run.config.shared };
     const meta = releaseMeta(release, key);
+    const nginxTest = h.state.nginx ? (nginxTestCommand(run.config.services) ?? sh`${h.state.nginx} -t`) : undefined;
     const command = script(
       stageScript(spec),
       key && envReady ? linkEnvironmentScript(run.config.dependencies.type, h.paths.root, release.id, key) : undefined,
-      h.state.nginx && files.some((f) => f.name === 'nginx.conf') ? nginxCheckScript(h.state.nginx, staged) : undefined,
+      nginxTest && files.some((f) => f.name === 'nginx.conf') ? nginxCheckScript(nginxTest, staged) : undefined,
       envReady ? publishScript(h.paths.root, meta) : undefined,
     );
     const stdinNote = [`the release archive (${release.archive.bytes} bytes)`, ...files.map((f) => `${f.name}:\n${f.content}`)].join('\n');
-    await mustRun(h.host, 'upload', command, { stdin: stageInput(release.archive.file, files), stdinNote });
+    const result = await h.host.exec(command, { stdin: stageInput(release.archive.file, files), stdinNote });
+    if (result.code !== 0) {
+      const nginxRejected = result.stderr.includes(`${NGINX_REJECTED}:`);
+      if (nginxRejected) h.result.failedAt = 'nginx check';
+      throw new CommandFailed(h.host.name, nginxRejected ? 'nginx check' : 'upload', result);
+    }
     if (envReady) h.state.meta[release.id] = meta;
-    return `${(release.archive.bytes / 1024).toFixed(1)} KiB, sha256 verified`;
+    const size = `${(release.archive.bytes / 1024).toFixed(1)} KiB`;
+    return run.tell(`${size}, sha256 verified`, `upload ${size} and verify its sha256`);
   };
 }
 

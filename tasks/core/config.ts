@@ -44,6 +44,22 @@ function resolveServices(application: string, raw: z.output<typeof servicesSchem
   };
 }
 
+/**
+ * A managed service needs its rendered config: without the template nothing would be installed and
+ * the restart would fail on a program supervisor never heard of. Refused at load, naming where it looked.
+ */
+function checkServiceTemplates(file: string, services: Services | undefined, templates: ResolvedConfig['templates']): void {
+  const missing = (['nginx', 'supervisor'] as const).filter(
+    (kind) => services?.[kind] && templates[kind] && !existsSync(path.join(templates.dir, `${kind}.conf.hbs`)),
+  );
+  if (!missing.length) return;
+  const lines = missing.map((kind) => `  services.${kind} needs a template: no ${kind}.conf.hbs in ${templates.dir}`);
+  throw new ConfigError(
+    `invalid config ${file}:\n${lines.join('\n')} (templates/, the repository and .env files are looked up beside the config file, ` +
+      `${path.dirname(file)}; set templates.dir, or ${missing.map((kind) => `services.${kind}: false`).join(' / ')})`,
+  );
+}
+
 export interface ResolvedConfig {
   application: string;
   repository: string;
@@ -63,6 +79,8 @@ export interface ResolvedConfig {
   connectTimeoutSeconds: number;
   /** Seconds to keep SSH connections open after a run, for the next one (0: close them with the run). */
   keepConnections: number;
+  /** Seconds a kept connection (and the key the broker holds for it) lives at most; then runs connect directly and a new broker takes over. */
+  keepConnectionsMaxAge: number;
   services?: Services;
   healthcheck?: z.output<typeof healthcheckSchema>;
   environment: string;
@@ -172,7 +190,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
       }
     }
   }
-  const chosen = raw.environments[name];
+  // Own keys only: "__proto__" or "constructor" are not environments.
+  const chosen = Object.hasOwn(raw.environments, name) ? raw.environments[name] : undefined;
   if (!chosen) {
     throw new ConfigError(`unknown environment "${name}"; environments: ${Object.keys(raw.environments).join(', ') || '(none)'}`);
   }
@@ -191,6 +210,14 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
   if (dup) hostErrors.push(`  environments.${name}.hosts: host name "${dup}" appears twice`);
   if (hostErrors.length) throw new ConfigError(`invalid config ${file}:\n${hostErrors.join('\n')}`);
 
+  const services = resolveServices(merged.application, merged.services);
+  const templates = {
+    dir: path.resolve(projectRoot, merged.templates?.dir ?? 'templates'),
+    nginx: merged.templates?.nginx ?? true,
+    supervisor: merged.templates?.supervisor ?? true,
+  };
+  checkServiceTemplates(file, services, templates);
+
   return {
     application: merged.application,
     repository: path.resolve(projectRoot, merged.repository ?? '.'),
@@ -199,11 +226,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     keepReleases: merged.keepReleases ?? 5,
     dependencies: merged.dependencies ?? { type: 'none' },
     shared: { files: merged.shared?.files ?? [], dirs: merged.shared?.dirs ?? [] },
-    templates: {
-      dir: path.resolve(projectRoot, merged.templates?.dir ?? 'templates'),
-      nginx: merged.templates?.nginx ?? true,
-      supervisor: merged.templates?.supervisor ?? true,
-    },
+    templates,
     vars: merged.vars ?? {},
     port: merged.port ?? 8080,
     serverName: merged.serverName ?? 'localhost',
@@ -213,7 +236,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     knownHosts: merged.knownHosts,
     connectTimeoutSeconds: merged.connectTimeoutSeconds ?? 10,
     keepConnections: merged.keepConnections ?? 0,
-    services: resolveServices(merged.application, merged.services),
+    keepConnectionsMaxAge: merged.keepConnectionsMaxAge ?? 600,
+    services,
     healthcheck: merged.healthcheck,
     environment: name,
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),

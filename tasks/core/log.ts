@@ -52,6 +52,13 @@ export class Log {
     this.line(`${mark} ${host.padEnd(this.width)}  ${label.padEnd(22)}${time}${detail ? `  ${detail}` : ''}`);
   }
 
+  /** `✗ web1  nginx -t  detail` and, under a failure, its `fix:` line (check's verdicts). */
+  verdict(host: string, name: string, ok: boolean | 'skipped', detail: string, fix?: string): void {
+    const mark = ok === true ? this.paint(32, '✓') : ok === false ? this.paint(31, '✗') : this.paint(90, '·');
+    this.line(`${mark} ${host.padEnd(this.width)}  ${name.padEnd(22)}  ${detail}`);
+    if (fix) this.line(`  ${' '.repeat(this.width)}  ${' '.repeat(22)}  fix: ${fix}`);
+  }
+
   /** Indented lines (command output, dry-run commands). */
   detail(host: string, text: string): void {
     for (const line of text.split('\n')) this.line(`  ${host.padEnd(this.width)}  ${this.paint(90, line)}`);

@@ -1,6 +1,6 @@
 // Bad input, table-driven: each row is an input, the exit code and message it must give, and nothing
 // may change on the host. Plus many deploys at once: exactly one runs.
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, raceDeploys, waitForOutput } from '../helpers/project.js';
@@ -24,7 +24,8 @@ const withConfig = (change: (c: Record<string, any>) => unknown) => () => {
 
 interface Row {
   name: string;
-  args: string[];
+  /** A function when the arguments name a file of the project (made in beforeAll). */
+  args: string[] | (() => string[]);
   config?: () => unknown;
   before?: () => void | Promise<void>;
   after?: () => void;
@@ -43,6 +44,19 @@ const rows: Row[] = [
   { name: 'rollback to a shell-meta id', args: ['rollback:$(reboot);`id`'], code: 1, message: /not a release id/ },
   { name: 'rollback to a well-formed id that is not there', args: ['rollback:2001.01.01-00.00.00-abcdef0'], code: 1, message: /no release "2001\.01\.01-00\.00\.00-abcdef0"/ },
   { name: 'unknown --env', args: ['--env', 'prod', 'deploy'], code: 2, message: /unknown environment "prod"; environments: local/ },
+  { name: '--env __proto__ (an Object.prototype key)', args: ['--env', '__proto__', 'deploy'], code: 2, message: /unknown environment "__proto__"; environments: local$/m },
+  { name: '--env constructor (an Object.prototype key)', args: ['--env', 'constructor', 'deploy'], code: 2, message: /unknown environment "constructor"; environments: local$/m },
+  {
+    // The config in another folder: its templates are looked up there, and there are none.
+    name: 'services with --config in a folder without templates/', code: 2,
+    args: () => ['--config', path.join(project.dir, 'ops/deploy.config.json'), 'deploy'],
+    message: /services\.supervisor needs a template: no supervisor\.conf\.hbs in \S+\/ops\/templates \(templates\/, the repository and \.env files are looked up beside/,
+    before: () => {
+      mkdirSync(path.join(project.dir, 'ops'), { recursive: true });
+      const services = { nginx: false, supervisor: { ctl: 'false', program: path.join(project.dir, 'hello.conf') } };
+      writeFileSync(path.join(project.dir, 'ops/deploy.config.json'), JSON.stringify({ ...good(), repository: '..', services }));
+    },
+  },
   { name: 'unknown option', args: ['--colour', 'deploy'], code: 2, message: /Unknown option '--colour'/ },
   { name: 'no task', args: [], code: 2, message: /no task given/ },
   { name: 'missing application', args: ['deploy'], config: withConfig((c) => delete c.application), code: 2, message: /application: Invalid input: expected string, received undefined/ },
@@ -90,7 +104,7 @@ describe('bad input', () => {
       }
       await row.before?.();
       try {
-        const result = await project.run(row.args);
+        const result = await project.run(typeof row.args === 'function' ? row.args() : row.args);
         expect(result.code, result.stderr).toBe(row.code);
         expect(result.stderr).toMatch(row.message);
       } finally {
