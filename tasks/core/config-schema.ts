@@ -44,11 +44,11 @@ export const healthcheckSchema = z
     /** Seconds between those answers: a release that crashes within (successes − 1) × intervalSeconds is caught. */
     intervalSeconds: z.number().positive().max(300).default(1),
   })
-  .refine((c) => c.timeoutSeconds > (c.successes - 1) * c.intervalSeconds, {
+  .refine((c) => c.timeoutSeconds >= (c.successes - 1) * c.intervalSeconds, {
     path: ['timeoutSeconds'],
     error: (issue) => {
       const c = issue.input as { successes: number; intervalSeconds: number };
-      return `must be more than (successes − 1) × intervalSeconds = ${(c.successes - 1) * c.intervalSeconds} s, or the check can never pass`;
+      return `must be at least (successes − 1) × intervalSeconds = ${(c.successes - 1) * c.intervalSeconds} s, the time the answers in a row take`;
     },
   });
 

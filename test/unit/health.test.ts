@@ -129,8 +129,8 @@ describe('healthcheck config', () => {
   });
 
   it('a timeout too short for the answers in a row it asks for is refused', async () => {
-    const error = await write({ url: 'http://127.0.0.1:8080/health', successes: 4, intervalSeconds: 10, timeoutSeconds: 30 }).catch((e: Error) => e);
+    const error = await write({ url: 'http://127.0.0.1:8080/health', successes: 4, intervalSeconds: 10, timeoutSeconds: 29 }).catch((e: Error) => e);
     expect((error as ConfigError).exitCode).toBe(2);
-    expect((error as Error).message).toContain('healthcheck.timeoutSeconds: must be more than (successes − 1) × intervalSeconds = 30 s');
+    expect((error as Error).message).toContain('healthcheck.timeoutSeconds: must be at least (successes − 1) × intervalSeconds = 30 s');
   });
 });
