@@ -48,8 +48,10 @@ function sharedLinks(spec: StageSpec): Shell[] {
     ...dirs.map((d) => sh`mkdir -p ${`${p.shared}/${d}`}`),
     // A shared file that does not exist yet is created empty and private: it usually holds secrets.
     // One that is a dangling link is an error: writing through it would create a file elsewhere.
-    ...files.map((f) => `${p.shared}/${f}`).map(
-      (f) => sh`mkdir -p "$(dirname ${f})"; if [ -L ${f} ] && [ ! -e ${f} ]; then printf '%s is a symlink to %s%s\n' ${f} "$(readlink ${f})" ${missing} >&2; exit 1; fi; [ -e ${f} ] || (umask 077 && : > ${f})`,
+    ...files.map((item) => [item, `${p.shared}/${item}`]).map(
+      ([item, f]) =>
+        sh`mkdir -p "$(dirname ${f})"; if [ -L ${f} ] && [ ! -e ${f} ]; then printf '%s is a symlink to %s%s\\n' ${f} "$(readlink ${f})" ${missing} >&2; exit 1; fi
+[ -e ${f} ] || { (umask 077 && : > ${f}); echo ${`@@created-shared ${item}`}; }`,
     ),
     // No parent of these is a link in the release (buildArchive refuses such a tree), so rm -rf stays inside it.
     ...linked.map(
@@ -111,9 +113,10 @@ export function upload(run: TaskRun, release: Release) {
       envReady ? publishScript(h.paths.root, meta) : undefined,
     );
     const stdinNote = [`the release archive (${release.archive.bytes} bytes)`, ...files.map((f) => `${f.name}:\n${f.content}`)].join('\n');
-    await mustRun(h.host, 'upload', command, { stdin: stageInput(release.archive.file, files), stdinNote });
+    const output = await mustRun(h.host, 'upload', command, { stdin: stageInput(release.archive.file, files), stdinNote });
     if (envReady) h.state.meta[release.id] = meta;
-    return `${(release.archive.bytes / 1024).toFixed(1)} KiB, sha256 verified`;
+    const created = [...output.matchAll(/^@@created-shared (.+)$/gm)].map((m) => m[1]);
+    return `${(release.archive.bytes / 1024).toFixed(1)} KiB, sha256 verified${created.length ? `; created empty (0600): ${created.join(', ')}` : ''}`;
   };
 }
 

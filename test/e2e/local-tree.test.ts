@@ -24,6 +24,7 @@ describe('shared items', () => {
     project = makeProject({ config: { shared: { dirs: ['logs', 'storage'], files: ['config/local.json', 'storage/config.json'] } } });
     const first = await project.run(['deploy']);
     expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/upload .*created empty \(0600\): config\/local\.json, storage\/config\.json/);
     const shared = path.join(project.deployTo, 'shared');
     for (const file of ['config/local.json', 'storage/config.json']) {
       expect(lstatSync(path.join(shared, file)).isFile(), file).toBe(true);
@@ -33,6 +34,7 @@ describe('shared items', () => {
     writeFileSync(path.join(shared, 'storage/config.json'), '{"kept": true}\n');
     const second = await project.run(['deploy']);
     expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).not.toContain('created empty');
     expect(readFileSync(path.join(project.deployTo, 'current/storage/config.json'), 'utf8')).toBe('{"kept": true}\n');
   });
 
