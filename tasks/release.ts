@@ -66,7 +66,10 @@ async function submodules(repository: string, commit: string, subdirectory?: str
  * shared item (its link replaces the item, whatever the parent points to: say, the shared data).
  */
 function refuseLinks(tree: string, config: ResolvedConfig, what: string): void {
-  const linkTarget = (rel: string) => (lstatSync(path.join(tree, rel), { throwIfNoEntry: false })?.isSymbolicLink() ? readlinkSync(path.join(tree, rel)) : null);
+  const linkTarget = (rel: string) => {
+    const file = path.join(tree, rel);
+    return lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink() ? readlinkSync(file) : null;
+  };
   const found: string[] = [];
   const slipway = linkTarget('.slipway');
   if (slipway !== null) found.push(`".slipway" is a symlink (to ${slipway}): slipway writes the release's env file and configs in that folder`);
@@ -80,7 +83,8 @@ function refuseLinks(tree: string, config: ResolvedConfig, what: string): void {
     const parents = item.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'));
     for (const parent of parents) {
       const target = linkTarget(parent);
-      if (target !== null) found.push(`"${parent}" is a symlink (to ${target}), a parent of shared item "${item}": make it a folder in the repository, or share "${parent}" itself`);
+      if (target === null) continue;
+      found.push(`"${parent}" is a symlink (to ${target}), a parent of shared item "${item}": make it a folder in the repository, or share "${parent}"`);
     }
   }
   if (found.length) throw new ConfigError(`refusing the release tree of ${what}:\n  ${found.join('\n  ')}`);

@@ -57,10 +57,8 @@ export function markBadScript(deployTo: string, release: Release, envKey: string
   const meta = { ...releaseMeta(release, envKey), status: 'bad', reason: secrets.redact(reason).split('\n').slice(0, 3).join(' ').slice(0, 300) };
   const stdin = `${JSON.stringify(meta)}\n`;
   const bytes = Buffer.byteLength(stdin);
-  return {
-    script: script(sh`if [ -d "$(dirname ${file})" ]; then head -c ${bytes} > ${`${file}.new`} && mv -f ${`${file}.new`} ${file}; else head -c ${bytes} > /dev/null; fi`),
-    stdin,
-  };
+  const write = sh`head -c ${bytes} > ${`${file}.new`} && mv -f ${`${file}.new`} ${file}`;
+  return { script: script(sh`if [ -d "$(dirname ${file})" ]; then ${write}; else head -c ${bytes} > /dev/null; fi`), stdin };
 }
 
 /**
@@ -75,7 +73,9 @@ export async function rollBackOnFailure(run: TaskRun, release: Release, body: ()
     const back = (h: HostRun): Promise<StepOutcome> => {
       const mark = markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
       const previous = h.result.previous as string | null | undefined;
-      if (!run.options.autoRollback || !previous) return mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(() => 'marked bad, left live');
+      if (!run.options.autoRollback || !previous) {
+        return mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(() => 'marked bad, left live');
+      }
       const command = script(mark.script, returnToScript(run, h, previous, revisionLine('rollback', previous, { from: release.id, reason: 'auto' })));
       return mustRun(h.host, 'automatic rollback', command, { stdin: mark.stdin }).then(() => {
         h.result.live = previous;

@@ -84,7 +84,8 @@ function readEnvFile(file: string): Record<string, string> {
   const short = Object.entries(values).filter(([key, value]) => SECRET_KEY.test(key) && value.length > 0 && value.length < MIN_SECRET_LENGTH);
   if (short.length) {
     const named = short.map(([key, value]) => `${key} is ${value.length} character${value.length === 1 ? '' : 's'}`).join(', ');
-    throw new ConfigError(`${file}: ${named}: too short to be told apart from other output and redacted (secrets need ${MIN_SECRET_LENGTH} or more); use a longer value`);
+    const why = `too short to be redacted from output (a secret needs ${MIN_SECRET_LENGTH} characters or more); use a longer value`;
+    throw new ConfigError(`${file}: ${named}: ${why}`);
   }
   return values;
 }

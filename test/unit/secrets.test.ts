@@ -80,9 +80,11 @@ describe('markBadScript', () => {
     expect(meta.reason).toBe(`${'x'.repeat(290)} ***`);
     const root = path.join(scratch, 'mark');
     mkdirSync(path.join(root, 'releases', release.id, '.slipway'), { recursive: true });
-    const run = spawnSync('bash', ['-c', markBadScript(root, release, null, 'why').script.text], { input: markBadScript(root, release, null, 'why').stdin });
+    const onDisk = markBadScript(root, release, null, 'why');
+    const run = spawnSync('bash', ['-c', onDisk.script.text], { input: onDisk.stdin });
     expect(run.status, String(run.stderr)).toBe(0);
-    expect(JSON.parse(readFileSync(path.join(root, 'releases', release.id, '.slipway/release.json'), 'utf8'))).toMatchObject({ status: 'bad', reason: 'why' });
+    const written = readFileSync(path.join(root, 'releases', release.id, '.slipway/release.json'), 'utf8');
+    expect(JSON.parse(written)).toMatchObject({ status: 'bad', reason: 'why' });
   });
 });
 
