@@ -38,6 +38,7 @@ export function privilegedCommands(services: Services, releaseDir: string): Shel
   const install = (f: ManagedFile) => [
     ...replace(f.target),
     sh`mkdir -p "$(dirname ${f.target})"`,
+    sh`rm -f ${`${f.target}.slipway-new`}`,
     sh`cp ${f.rendered} ${`${f.target}.slipway-new`}`,
     sh`mv -f ${`${f.target}.slipway-new`} ${f.target}`,
   ];
