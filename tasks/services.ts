@@ -39,6 +39,7 @@ export function privilegedCommands(services: Services, releaseDir: string): Shel
   const install = (f: ManagedFile) => [
     ...replace(f.target),
     sh`mkdir -p "$(dirname ${f.target})"`,
+    sh`rm -f ${`${f.target}.slipway-new`}`,
     sh`cp ${f.rendered} ${`${f.target}.slipway-new`}`,
     sh`mv -f ${`${f.target}.slipway-new`} ${f.target}`,
   ];
@@ -93,7 +94,8 @@ export function installConfigsScript(services: Services, releaseDir: string): Sh
     lines.push(
       sh`if [ -f ${f.rendered} ] && ! cmp -s ${f.rendered} ${f.target}; then`,
       save(f.target),
-      sh`  ${s}mkdir -p "$(dirname ${f.target})" && ${s}cp ${f.rendered} ${`${f.target}.slipway-new`} && ${s}mv -f ${`${f.target}.slipway-new`} ${f.target}`,
+      // A dead run's .slipway-new is removed first: cp into it would keep its mode (0644 for a private config) or follow a link.
+      sh`  ${s}mkdir -p "$(dirname ${f.target})" && ${s}rm -f ${`${f.target}.slipway-new`} && ${s}cp ${f.rendered} ${`${f.target}.slipway-new`} && ${s}mv -f ${`${f.target}.slipway-new`} ${f.target}`,
       sh`  ${raw(f.kind)}_changed=1; echo ${`@@changed ${f.kind}`}`,
       sh`fi`,
     );

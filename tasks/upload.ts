@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
 import { CommandFailed, mustRun } from './core/host.js';
-import { checkRelativePath, layout, linkFromRelease } from './core/paths.js';
+import { layout, linkFromRelease, sharedItems } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { script, sh } from './core/sh.js';
 import { linkEnvironmentScript } from './environment.js';
@@ -42,13 +42,19 @@ export function stageInput(archiveFile: string, files: RenderedFile[]): Readable
 function sharedLinks(spec: StageSpec): Shell[] {
   const p = layout(spec.deployTo);
   const staged = p.staging(spec.id);
-  const dirs = spec.shared.dirs.map((d) => checkRelativePath(d, 'shared.dirs'));
-  const files = spec.shared.files.map((f) => checkRelativePath(f, 'shared.files'));
+  const { dirs, files, linked } = sharedItems(spec.shared);
+  const missing = ', which does not exist: create its target, or remove the link';
   return [
     ...dirs.map((d) => sh`mkdir -p ${`${p.shared}/${d}`}`),
     // A shared file that does not exist yet is created empty and private: it usually holds secrets.
-    ...files.map((f) => sh`mkdir -p "$(dirname ${`${p.shared}/${f}`})"; [ -e ${`${p.shared}/${f}`} ] || (umask 077 && : > ${`${p.shared}/${f}`})`),
-    ...[...dirs, ...files].map(
+    // One that is a dangling link is an error: writing through it would create a file elsewhere.
+    ...files.map((item) => [item, `${p.shared}/${item}`]).map(
+      ([item, f]) =>
+        sh`mkdir -p "$(dirname ${f})"; if [ -L ${f} ] && [ ! -e ${f} ]; then printf '%s is a symlink to %s%s\\n' ${f} "$(readlink ${f})" ${missing} >&2; exit 1; fi
+[ -e ${f} ] || { (umask 077 && : > ${f}); echo ${`@@created-shared ${item}`}; }`,
+    ),
+    // No parent of these is a link in the release (buildArchive refuses such a tree), so rm -rf stays inside it.
+    ...linked.map(
       (item) => sh`rm -rf ${`${staged}/${item}`}; mkdir -p "$(dirname ${`${staged}/${item}`})"; ln -s ${linkFromRelease(item, 'shared')} ${`${staged}/${item}`}`,
     ),
   ];
@@ -73,12 +79,15 @@ export function stageScript(spec: StageSpec): Shell {
     sh`rm -f ${archive}`,
     sh`mkdir -p ${`${staged}/.slipway`}`,
     // After the archive, so they win over anything it holds at the same path.
-    ...spec.files.map((f) => sh`(umask ${f.secret ? '077' : '022'} && head -c ${Buffer.byteLength(f.content)} > ${`${staged}/.slipway/${f.name}`})`),
+    // Each a new file (rm, then O_EXCL): never written through a link, and a secret one is 0600 even where the archive had it.
+    ...spec.files.map(
+      (f) => sh`rm -f ${`${staged}/.slipway/${f.name}`} && (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${`${staged}/.slipway/${f.name}`})`,
+    ),
     spec.files.length
       ? sh`printf '%s  %s\\n' ${spec.files.flatMap((f) => [sha256(f.content), `${staged}/.slipway/${f.name}`])} | sha256sum -c --status - || { echo "upload corrupted: a rendered file arrived incomplete" >&2; rm -rf ${staged}; exit 1; }`
       : undefined,
     // .env.<environment> becomes shared/.env, private to the deploy user, linked into the release.
-    sh`if [ -f ${`${staged}/.slipway/dotenv`} ]; then (umask 077 && cp ${`${staged}/.slipway/dotenv`} ${`${p.shared}/.env.new`}) && chmod 600 ${`${p.shared}/.env.new`} && mv -f ${`${p.shared}/.env.new`} ${`${p.shared}/.env`} && rm -f ${`${staged}/.slipway/dotenv`} && rm -rf ${`${staged}/.env`} && ln -s ../../shared/.env ${`${staged}/.env`}; fi`,
+    sh`if [ -f ${`${staged}/.slipway/dotenv`} ]; then rm -f ${`${p.shared}/.env.new`} && (umask 077 && cp ${`${staged}/.slipway/dotenv`} ${`${p.shared}/.env.new`}) && chmod 600 ${`${p.shared}/.env.new`} && mv -f ${`${p.shared}/.env.new`} ${`${p.shared}/.env`} && rm -f ${`${staged}/.slipway/dotenv`} && rm -rf ${`${staged}/.env`} && ln -s ../../shared/.env ${`${staged}/.env`}; fi`,
     ...sharedLinks(spec),
   );
 }
@@ -117,7 +126,9 @@ export function upload(run: TaskRun, release: Release) {
     }
     if (envReady) h.state.meta[release.id] = meta;
     const size = `${(release.archive.bytes / 1024).toFixed(1)} KiB`;
-    return run.tell(`${size}, sha256 verified`, `upload ${size} and verify its sha256`);
+    const created = [...result.stdout.matchAll(/^@@created-shared (.+)$/gm)].map((m) => m[1]);
+    const createdNote = created.length ? `; created empty (0600): ${created.join(', ')}` : '';
+    return run.tell(`${size}, sha256 verified${createdNote}`, `upload ${size} and verify its sha256`);
   };
 }
 

@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'n
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
+import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from './redact.js';
 import type { fileSchema, healthcheckSchema, hostSchema, servicesSchema, stageSchema } from './config-schema.js';
 
 export class ConfigError extends Error {
@@ -90,9 +91,21 @@ export interface ResolvedConfig {
   projectRoot: string;
 }
 
+/**
+ * Reads a .env file; its values are redacted from every output from here on, before the config that
+ * may use them is evaluated. A secret-looking key's value too short to be redacted is refused.
+ */
 function readEnvFile(file: string): Record<string, string> {
   if (!existsSync(file)) return {};
-  return parseDotenv(readFileSync(file, 'utf8'));
+  const values = parseDotenv(readFileSync(file, 'utf8'));
+  secrets.add(Object.values(values));
+  const short = Object.entries(values).filter(([key, value]) => SECRET_KEY.test(key) && value.length > 0 && value.length < MIN_SECRET_LENGTH);
+  if (short.length) {
+    const named = short.map(([key, value]) => `${key} is ${value.length} character${value.length === 1 ? '' : 's'}`).join(', ');
+    const why = `too short to be redacted from output (a secret needs ${MIN_SECRET_LENGTH} characters or more); use a longer value`;
+    throw new ConfigError(`${file}: ${named}: ${why}`);
+  }
+  return values;
 }
 
 // dotenv's parse is pure (config() prints and touches process.env); imported lazily to keep start-up small.

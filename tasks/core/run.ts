@@ -30,7 +30,8 @@ function taskList(tasks: Record<string, TaskDefinition>): string {
 /** host → live release, time spent, status: the end-of-task view of a fleet. */
 function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean, dryRun: boolean): void {
   for (const h of hostRuns) {
-    const live = (h.result.live as string | undefined) ?? h.state?.live ?? '(none)';
+    // Before a host's state is read (an error before connecting) its live release is not known.
+    const live = (h.result.live as string | undefined) ?? (h.state ? (h.state.live ?? '(none)') : '(unknown)');
     const seconds = `${((h.result.seconds as number | undefined) ?? 0).toFixed(2)}s`;
     // A host that did not fail itself in a failed task was left as it was (or put back).
     const done = dryRun ? 'dry-run, nothing changed' : 'ok';
@@ -62,7 +63,7 @@ async function runCalls(
   setActive: (run: TaskRun | null) => void,
 ): Promise<void> {
   const config = await loadConfig({ configFile: options.config ?? path.join(root, 'deploy.config.ts'), environment: options.env, ref: options.ref });
-  const log = new Log({ json: options.json, secrets: Object.values(config.env) });
+  const log = new Log({ json: options.json });
   setLog(log);
   const selected = selectHosts(config.hosts, options.hosts, options.roles);
   if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);
@@ -113,7 +114,7 @@ export async function runTasks(tasks: Record<string, TaskDefinition>, { root, ar
     await (await import('./ssh-host.js')).runBroker(Number(argv[1]), Number(argv[2]));
     return new Promise<never>(() => undefined);
   }
-  let log = new Log({ json: argv.includes('--json'), secrets: [] });
+  let log = new Log({ json: argv.includes('--json') });
   let active: TaskRun | null = null;
   const results: TaskResult[] = [];
   let json = false;

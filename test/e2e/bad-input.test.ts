@@ -88,8 +88,8 @@ const rows: Row[] = [
     after: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), ''),
   },
   {
-    name: 'a template with a missing variable', args: ['deploy'], code: 2, message: /"databaseUrl" not defined/,
-    before: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), 'url={{databaseUrl}}\n'),
+    name: 'a template with a missing variable', args: ['deploy'], code: 2, message: /template templates\/broken\.conf\.hbs, line 2: variable "env\.DATABASE_URL" is not defined/,
+    before: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), 'port={{port}}\nurl={{env.DATABASE_URL}}\n'),
     after: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), ''),
   },
 ];
@@ -107,6 +107,9 @@ describe('bad input', () => {
         const result = await project.run(typeof row.args === 'function' ? row.args() : row.args);
         expect(result.code, result.stderr).toBe(row.code);
         expect(result.stderr).toMatch(row.message);
+        expect(result.stderr).not.toContain('[object Object]');
+        // The host has a live release: a table printed before its state was read must not say it has none.
+        expect(result.stdout, 'a live release that was not read is shown as (none)').not.toContain('(none)');
       } finally {
         writeFileSync(project.configFile, original);
         row.after?.();
