@@ -119,6 +119,8 @@ export function readOwnerScript(deployTo: string): Shell {
 export function breakScript(deployTo: string): Shell {
   const l = lockPaths(deployTo);
   return script(
+    // No deploy root, no lock: nothing to create.
+    sh`[ -d ${l.root} ] || exit 0`,
     claimRootScript(deployTo),
     sh`exec 9>>${l.guard}`,
     sh`flock -w 10 9`,
