@@ -38,6 +38,8 @@ export class LocalHost implements Host {
     this.running.add(process);
     try {
       const output = await process;
+      // The lock was found compromised while this ran (and it was stopped for that).
+      if (this.lockLost) throw new LockLost(this.name);
       return { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
     } finally {
       this.running.delete(process);

@@ -166,10 +166,9 @@ export class SshHost implements Host {
     const heartbeat = token !== undefined && Date.now() - this.lastTouch >= HEARTBEAT_MS / 3;
     if (heartbeat) this.lastTouch = Date.now();
     const result = await this.send(token ? script(lockGuardScript(this.deployTo, token, heartbeat), command) : command, options);
-    if (result.code === LOCK_LOST_STATUS && result.stderr.includes('@@lock-lost')) {
-      this.onLockLost();
-      throw new LockLost(this.name);
-    }
+    if (result.code === LOCK_LOST_STATUS && result.stderr.includes('@@lock-lost')) this.onLockLost();
+    // Also when another command found the lock lost while this one ran (and it was stopped for that).
+    if (this.lockLost) throw new LockLost(this.name);
     return result;
   }
 
