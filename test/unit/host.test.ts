@@ -2,13 +2,14 @@
 // reading the owner file (a stale lock is taken over only when its owner is dead, so both matter);
 // and who the local lock names when a run loses the race for it.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LockHeld, ownerDeadHere, parseOwner, pidAlive, processIdentity } from '../../tasks/core/host.js';
+import { LockHeld, LockLost, ownerDeadHere, parseOwner, pidAlive, processIdentity } from '../../tasks/core/host.js';
 import { LocalHost } from '../../tasks/core/local-host.js';
 import { lockAll } from '../../tasks/lock.js';
+import { sh } from '../../tasks/core/sh.js';
 
 const owner = { user: 'deployer', machine: 'box', pid: 4242, task: 'deploy', startedAt: '2026-01-01T00:00:00.000Z', token: 't' };
 
@@ -87,6 +88,27 @@ describe('LocalHost lock', () => {
       const attempt = new LocalHost('local', deployTo).lock({ ...owner, token: 'loser' });
       await expect(attempt).rejects.toBeInstanceOf(LockHeld);
       await expect(attempt).rejects.toThrow(/deploy in progress by deployer@winner-box/);
+    } finally {
+      rmSync(deployTo, { recursive: true, force: true });
+    }
+  });
+
+  // Issue 9 item 18 on the local target: another run took the lock over while this one stalled.
+  it('once another run has taken the lock over, a command runs nothing (LockLost), and release leaves the new lock alone', async () => {
+    const deployTo = mkdtempSync(path.join(tmpdir(), 'slipway-lock-'));
+    const lockDir = path.join(deployTo, 'deploy.lock');
+    try {
+      const host = new LocalHost('local', deployTo);
+      const held = await host.lock({ ...owner, token: 'mine' });
+      expect((await host.exec(sh`echo ran`)).stdout).toBe('ran\n');
+      rmSync(lockDir, { recursive: true });
+      mkdirSync(lockDir);
+      writeFileSync(`${lockDir}.owner`, JSON.stringify({ ...owner, token: 'theirs' }));
+      await expect(host.exec(sh`touch ${path.join(deployTo, 'changed')}`)).rejects.toBeInstanceOf(LockLost);
+      await expect(held.release(sh`touch ${path.join(deployTo, 'changed')}`)).rejects.toBeInstanceOf(LockLost);
+      expect(existsSync(path.join(deployTo, 'changed'))).toBe(false);
+      expect(existsSync(lockDir)).toBe(true);
+      expect(JSON.parse(readFileSync(`${lockDir}.owner`, 'utf8')).token).toBe('theirs');
     } finally {
       rmSync(deployTo, { recursive: true, force: true });
     }
