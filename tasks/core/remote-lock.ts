@@ -33,7 +33,8 @@ export function claimRootScript(deployTo: string): Shell {
     sh`if [ ! -e ${`${root.root}/${ROOT_MARK}`} ]; then`,
     sh`  shopt -s nullglob dotglob; entries=(${root.root}/*); shopt -u nullglob dotglob`,
     sh`  if [ ! -e ${root.root} ] || [ \${#entries[@]} -eq 0 ] || { [ -d ${root.releases} ] && [ -f ${root.revisions} ]; }; then`,
-    sh`    mkdir -p ${root.root} && echo 'slipway deploy root: slipway may create and delete anything in this folder' > ${`${root.root}/${ROOT_MARK}`}`,
+    sh`    mkdir -p ${root.root}`,
+    sh`    echo 'slipway deploy root: slipway may create and delete anything in this folder' > ${`${root.root}/${ROOT_MARK}`}`,
     sh`  else echo @@not-deploy-root; exit 0`,
     sh`  fi`,
     sh`fi`,
@@ -68,7 +69,7 @@ export function lockGuardScript(deployTo: string, token: string, heartbeat = fal
 
 /**
  * Prints @@acquired (then @@recovered + the stale owner if it took one over) or @@held + the owner.
- * `deadToken`: a lock whose owner we know is dead (its pid is gone on our machine) is taken over at once.
+ * `deadToken`: a lock whose owner we know is dead (ownerDeadHere: its process is gone) is taken over at once.
  */
 export function acquireScript(deployTo: string, owner: LockOwner, deadToken = '', then?: Shell): Shell {
   const l = lockPaths(deployTo);

@@ -98,7 +98,11 @@ for (const t of targets) {
         'unshare',
         ['--pid', '--fork', '--mount-proc', 'sh', '-c', 'echo "$0" > /proc/sys/kernel/ns_last_pid && exec "$@"', String(base),
           process.execPath, tsx, path.join(ROOT, 'fabfile.ts'), '--config', project.configFile, 'deploy'],
-        { env: { ...process.env, NO_COLOR: '1', SLIPWAY_FAULT: 'pause:after:lock', SLIPWAY_FAULT_RESUME: resume }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+        {
+          env: { ...process.env, NO_COLOR: '1', SLIPWAY_FAULT: 'pause:after:lock', SLIPWAY_FAULT_RESUME: resume },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
+        },
       );
       const holderExit = exitOf(holder);
       try {
