@@ -2,11 +2,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import type { HeldLock, Host, LockOwner } from './core/host.js';
-import { LockHeld } from './core/host.js';
+import { LockHeld, processIdentity } from './core/host.js';
+import { ConfigError } from './core/config.js';
 import type { Shell } from './core/sh.js';
 
 export function lockOwner(task: string): LockOwner {
-  return { user: userInfo().username, machine: hostname(), pid: process.pid, task, startedAt: new Date().toISOString(), token: randomUUID() };
+  return { user: userInfo().username, machine: hostname(), pid: process.pid, task, startedAt: new Date().toISOString(), token: randomUUID(), ...processIdentity() };
 }
 
 export class LockFailed extends Error {}
@@ -29,6 +30,8 @@ export async function lockAll(hosts: Host[], task: string, then?: (host: Host) =
   if (failures.length) {
     await Promise.all([...held.values()].map((lock) => lock.release()));
     const lines = failures.map((e) => (e instanceof LockHeld ? e.message : `${(e as Error).message}`));
+    // A deployTo that is not a deploy root is the config's fault (exit 2), not a failed task.
+    if (failures.some((e) => e instanceof ConfigError)) throw new ConfigError(lines.join('\n'));
     throw new LockFailed(lines.join('\n'));
   }
   return held;

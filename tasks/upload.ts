@@ -68,12 +68,14 @@ export function stageScript(spec: StageSpec): Shell {
     sh`set -eu`,
     sh`umask 022`,
     sh`mkdir -p ${[p.releases, p.shared, p.envs, p.cache, p.tmp]}`,
+    // The archive carries the environment's .env: while it arrives, only the deploy user may read it.
+    sh`chmod 700 ${p.tmp}`,
     // Leftovers of a dead run (we hold the lock, so nothing else is working here); failed-* are kept on purpose.
     sh`find ${p.tmp} -mindepth 1 -maxdepth 1 ! -name 'failed-*' -exec rm -rf {} +`,
     // So are environments a dead run left half-built (no .complete marker).
     sh`for e in ${p.envs}/.build-* ${p.envs}/*; do if [ -d "$e" ] && [ ! -e "$e/.complete" ]; then rm -rf "$e"; fi; done`,
     sh`mkdir ${staged}`,
-    sh`head -c ${spec.bytes} > ${archive}`,
+    sh`(umask 077 && head -c ${spec.bytes} > ${archive})`,
     sh`echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status - || { echo "upload corrupted: sha256 of the received archive does not match" >&2; rm -rf ${staged} ${archive}; exit 1; }`,
     sh`tar -xzf ${archive} -C ${staged} --no-same-owner`,
     sh`rm -f ${archive}`,

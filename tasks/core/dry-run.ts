@@ -9,6 +9,7 @@ export class DryRunHost implements Host {
   get roles() { return this.inner.roles; }
   get deployTo() { return this.inner.deployTo; }
   get address() { return this.inner.address; }
+  get lockLost() { return this.inner.lockLost; }
 
   async exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
     if (options.readonly) return this.inner.exec(command, options);

@@ -148,9 +148,13 @@ export class TaskRun {
     }
   }
 
-  /** Runs body; if it fails or the run is interrupted, runs the `undo` step on every host before the error goes on. */
+  /**
+   * Runs body; if it fails or the run is interrupted, runs the `undo` step on every host before the
+   * error goes on, except on a host whose lock another run took: nothing there is this run's to undo.
+   */
   async undoable(body: () => Promise<void>, step: string, undo: (h: HostRun) => Promise<StepOutcome>): Promise<void> {
-    const runUndo = () => this.each(step, undo).catch((error: Error) => this.log.error(`${step} failed too:\n${error.message}`));
+    const runUndo = () =>
+      this.each(step, undo, this.hosts.filter((h) => !h.host.lockLost)).catch((error: Error) => this.log.error(`${step} failed too:\n${error.message}`));
     const unregister = this.onAbort(runUndo);
     try {
       await body();
@@ -185,6 +189,12 @@ export class TaskRun {
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
     this.finish();
-    for (const h of this.hosts) this.log.info(`  ${h.config.name}: live ${h.state ? (h.state.live ?? '(none)') : '(unknown)'}`);
+    for (const h of this.hosts) this.log.info(`  ${h.config.name}: live ${liveAsKnown(h)}`);
   }
+}
+
+/** A host's live release as this run last read it; unknown where it was never read or another run has the lock now. */
+function liveAsKnown(h: HostRun): string {
+  if (!h.state || h.host?.lockLost) return '(unknown)';
+  return h.state.live ?? '(none)';
 }

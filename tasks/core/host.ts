@@ -1,5 +1,6 @@
 // The Host interface every step talks to; local (zx) and SSH (node-ssh) implement it.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import { secrets } from './redact.js';
 import type { Shell } from './sh.js';
@@ -26,6 +27,14 @@ export interface LockOwner {
   task: string;
   startedAt: string;
   token: string;
+  /**
+   * Where the pid means something: this boot of the machine, its pid namespace (containers on the
+   * host network and cloned CI runners share the hostname), and the process's start time (pids are
+   * reused). Absent in owners written by older versions, or where /proc cannot tell.
+   */
+  bootId?: string;
+  pidNamespace?: string;
+  startTime?: string;
 }
 
 export interface HeldLock {
@@ -48,12 +57,21 @@ export class LockHeld extends Error {
   }
 }
 
+/** The run's lock on a host was taken over (the run stalled past the stale limit) or broken: nothing more may change there. */
+export class LockLost extends Error {
+  constructor(readonly host: string) {
+    super(`${host}: this run no longer holds the deploy lock (another run took it over, or \`unlock\` broke it): nothing more is changed there`);
+  }
+}
+
 export interface Host {
   readonly name: string;
   readonly roles: readonly string[];
   readonly deployTo: string;
   /** Where it is, for messages: "local" or "user@address:port". */
   readonly address: string;
+  /** Set once a command found the run's lock taken from it: every later command fails with LockLost, running nothing. */
+  readonly lockLost: boolean;
   exec(command: Shell, options?: ExecOptions): Promise<ExecResult>;
   /** Takes the deploy lock or throws LockHeld; `then` runs right after, in the same round trip where it can. */
   lock(owner: LockOwner, then?: Shell): Promise<HeldLock>;
@@ -95,6 +113,43 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return true; // no /proc (not Linux): trust kill()
   }
+}
+
+const readOr = (read: () => string): string | undefined => {
+  try {
+    return read().trim();
+  } catch {
+    return undefined;
+  }
+};
+
+/** A process's start time since boot (field 22 of /proc/<pid>/stat), or undefined without /proc. */
+export function processStartTime(pid: number): string | undefined {
+  const stat = readOr(() => readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+/** This process's place, for the lock owner: see LockOwner.bootId. */
+export function processIdentity(): Pick<LockOwner, 'bootId' | 'pidNamespace' | 'startTime'> {
+  return {
+    bootId: readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')),
+    pidNamespace: readOr(() => readlinkSync('/proc/self/ns/pid')),
+    startTime: processStartTime(process.pid),
+  };
+}
+
+/**
+ * Whether a lock owner is certainly dead: it ran on this machine, in this boot and this pid
+ * namespace, and no process with its pid and start time is left. Anything else (another namespace,
+ * an owner of an older version) is judged only by its heartbeat.
+ */
+export function ownerDeadHere(owner: LockOwner): boolean {
+  const here = processIdentity();
+  if (owner.machine !== hostname() || owner.bootId !== here.bootId || owner.pidNamespace !== here.pidNamespace) return false;
+  if (!pidAlive(owner.pid)) return true;
+  const started = processStartTime(owner.pid);
+  return started !== undefined && owner.startTime !== undefined && started !== owner.startTime;
 }
 
 export function parseOwner(text: string): LockOwner | null {

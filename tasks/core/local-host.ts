@@ -1,9 +1,12 @@
-// The local target: commands run under bash via zx; the deploy lock is proper-lockfile's.
+// The local target: commands run under bash via zx; the deploy lock is proper-lockfile's. While it is
+// held, each command first checks that the lock is still this run's (same lock dir, our token in its
+// owner file), and a lock proper-lockfile finds compromised stops the run's commands at once.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import path from 'node:path';
 import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
-import { CommandFailed, LockHeld, parseOwner, pidAlive } from './host.js';
+import { CommandFailed, LockHeld, LockLost, ownerDeadHere, parseOwner } from './host.js';
+import { ConfigError } from './config.js';
+import { claimRootScript, notDeployRootMessage } from './remote-lock.js';
 import type { Shell } from './sh.js';
 
 /** proper-lockfile refreshes the lock's mtime every UPDATE ms; a lock untouched for STALE ms is a dead run's. */
@@ -14,6 +17,9 @@ type StoredOwner = LockOwner & { lockInode?: number };
 
 export class LocalHost implements Host {
   readonly address = 'local';
+  lockLost = false;
+  /** The lock this run holds: its token and the inode of its lock dir (a lock taken over is a new dir). */
+  private held?: { token: string; inode: number };
   private readonly lockDir: string;
   private readonly ownerFile: string;
 
@@ -25,11 +31,15 @@ export class LocalHost implements Host {
   private readonly running = new Set<{ kill(signal?: NodeJS.Signals): Promise<void> }>();
 
   async exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.held && !this.lockLost && !this.stillOurs(this.held)) this.onLockLost();
+    if (this.lockLost) throw new LockLost(this.name);
     const { $ } = await import('zx');
     const process = $({ input: options.stdin as never, nothrow: true, quiet: true })`bash -c ${command.text}`;
     this.running.add(process);
     try {
       const output = await process;
+      // The lock was found compromised while this ran (and it was stopped for that).
+      if (this.lockLost) throw new LockLost(this.name);
       return { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
     } finally {
       this.running.delete(process);
@@ -38,6 +48,15 @@ export class LocalHost implements Host {
 
   async interrupt(): Promise<void> {
     await Promise.all([...this.running].map((p) => p.kill('SIGTERM').catch(() => undefined)));
+  }
+
+  private stillOurs(held: { token: string; inode: number }): boolean {
+    return statSync(this.lockDir, { throwIfNoEntry: false })?.ino === held.inode && this.storedOwner()?.token === held.token;
+  }
+
+  private onLockLost(): void {
+    this.lockLost = true;
+    void this.interrupt();
   }
 
   private storedOwner(): StoredOwner | null {
@@ -60,13 +79,16 @@ export class LocalHost implements Host {
 
   async lock(owner: LockOwner, then?: Shell): Promise<HeldLock> {
     const lockfile = (await import('proper-lockfile')).default;
+    const claim = await this.exec(claimRootScript(this.deployTo));
+    if (claim.code !== 0) throw new CommandFailed(this.name, 'deploy lock', claim);
+    if (/^@@not-deploy-root$/m.test(claim.stdout)) throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
     mkdirSync(this.deployTo, { recursive: true });
     const previous = this.storedOwner();
     const existed = existsSync(this.lockDir);
-    // A run on this machine whose pid is gone cannot be holding the lock: let proper-lockfile
-    // treat it as stale now rather than after STALE_MS. The inode check makes sure the lock
-    // is still the one that dead run made, not a fresh one taken since we read the owner.
-    if (existed && previous && previous.machine === hostname() && !pidAlive(previous.pid)) {
+    // A run of ours on this machine whose process is gone cannot be holding the lock: let
+    // proper-lockfile treat it as stale now rather than after STALE_MS. The inode check makes sure
+    // the lock is still the one that dead run made, not a fresh one taken since we read the owner.
+    if (existed && previous && ownerDeadHere(previous)) {
       const inode = statSync(this.lockDir, { throwIfNoEntry: false })?.ino;
       if (inode !== undefined && inode === previous.lockInode) utimesSync(this.lockDir, 0, 0);
     }
@@ -78,9 +100,8 @@ export class LocalHost implements Host {
         stale: STALE_MS,
         update: UPDATE_MS,
         retries: 0,
-        onCompromised: (error) => {
-          process.emitWarning(`${this.name}: deploy lock compromised: ${error.message}`);
-        },
+        // Another run took the lock (this one stalled past STALE_MS) or it was removed: stop here.
+        onCompromised: () => this.onLockLost(),
       });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw new LockHeld(this.name, await this.holder());
@@ -91,12 +112,18 @@ export class LocalHost implements Host {
     const next = `${this.ownerFile}.${process.pid}`;
     writeFileSync(next, JSON.stringify(stored) + '\n', { mode: 0o644 });
     renameSync(next, this.ownerFile);
+    this.held = { token: owner.token, inode: stored.lockInode! };
     const release = async (finalCommand?: Shell) => {
       try {
+        // exec runs the final command only while the lock is ours (LockLost otherwise).
         return finalCommand ? await this.exec(finalCommand) : undefined;
       } finally {
-        if (this.storedOwner()?.token === owner.token) rmSync(this.ownerFile, { force: true });
-        await releaseLock().catch(() => undefined);
+        // A lost lock is another run's now: proper-lockfile's release would remove it.
+        if (!this.lockLost) {
+          this.held = undefined;
+          if (this.storedOwner()?.token === owner.token) rmSync(this.ownerFile, { force: true });
+          await releaseLock().catch(() => undefined);
+        }
       }
     };
     const output = then ? await this.exec(then) : undefined;
@@ -112,6 +139,9 @@ export class LocalHost implements Host {
   }
 
   async breakLock(): Promise<LockOwner | null> {
+    if (existsSync(this.deployTo) && (await this.exec(claimRootScript(this.deployTo))).stdout.includes('@@not-deploy-root')) {
+      throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
+    }
     const owner = await this.readLockOwner();
     rmSync(this.ownerFile, { force: true });
     rmSync(this.lockDir, { recursive: true, force: true });

@@ -3,7 +3,7 @@
 // on its own channel, and a missing exit status counts as failure.
 import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { homedir, hostname, userInfo } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ConnectConfig } from 'ssh2';
@@ -13,11 +13,20 @@ import type { ConnectOptions } from '../hosts.js';
 import type { HostConfig, ResolvedConfig } from './config.js';
 import { ConfigError } from './config.js';
 import type { ExecOptions, ExecResult, HeldLock, Host, LockOwner } from './host.js';
-import { CommandFailed, LockHeld, parseOwner, pidAlive } from './host.js';
+import { CommandFailed, LockHeld, LockLost, ownerDeadHere, parseOwner } from './host.js';
 import { findKnownKeys, hostKeyAlgorithms, knownHostsName, verifyHostKey } from './known-hosts.js';
-import { acquireScript, breakScript, HEARTBEAT_MS, heartbeatScript, readOwnerScript, releaseScript } from './remote-lock.js';
+import {
+  acquireScript,
+  breakScript,
+  HEARTBEAT_MS,
+  LOCK_LOST_STATUS,
+  lockGuardScript,
+  notDeployRootMessage,
+  readOwnerScript,
+  releaseScript,
+} from './remote-lock.js';
 import type { Shell } from './sh.js';
-import { quote, sh } from './sh.js';
+import { quote, script, sh } from './sh.js';
 
 type Client = import('node-ssh').NodeSSH;
 
@@ -157,6 +166,7 @@ export class SshHost implements Host {
   /** Open channels, with the remote process group each one runs (its shell's pid). */
   private readonly channels = new Map<Channel, number | undefined>();
   private lost?: Error;
+  lockLost = false;
   /** With keepConnections, when the broker was only starting: at the end, it takes this host over for the next run. */
   handOver?: () => Promise<void>;
 
@@ -174,15 +184,36 @@ export class SshHost implements Host {
     return host;
   }
 
-  exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+  /**
+   * While the lock is held, every command goes behind the lock guard (it stops with LockLost when
+   * another run took the lock), which also refreshes the heartbeat, at most every few seconds: a
+   * `touch` on each command would cost a process each.
+   */
+  async exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.lockLost) throw new LockLost(this.name);
+    const token = this.heldToken;
+    const heartbeat = token !== undefined && Date.now() - this.lastTouch >= HEARTBEAT_MS / 3;
+    if (heartbeat) this.lastTouch = Date.now();
+    const result = await this.send(token ? script(lockGuardScript(this.deployTo, token, heartbeat), command) : command, options);
+    if (result.code === LOCK_LOST_STATUS && result.stderr.includes('@@lock-lost')) this.onLockLost();
+    // Also when another command found the lock lost while this one ran (and it was stopped for that).
+    if (this.lockLost) throw new LockLost(this.name);
+    return result;
+  }
+
+  /** Nothing more of this run may change the host: stop the heartbeat and whatever still runs there. */
+  private onLockLost(): void {
+    this.lockLost = true;
+    this.heldToken = undefined;
+    clearInterval(this.heartbeat);
+    void this.interrupt();
+  }
+
+  private send(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
     if (this.lost) return Promise.resolve({ code: null, stdout: '', stderr: `connection to ${this.address} lost: ${this.lost.message}` });
-    // While the lock is held, a command refreshes its heartbeat on the way, at most every few seconds:
-    // a `touch` on each command would cost a process each.
-    const touch = this.heldToken && Date.now() - this.lastTouch >= HEARTBEAT_MS / 3 ? `${heartbeatScript(this.deployTo).text} 2>/dev/null; ` : '';
-    if (touch) this.lastTouch = Date.now();
     return new Promise((resolve) => {
       // sshd makes the login shell a session leader: its pid is the group to kill on interrupt.
-      this.transport.exec(`echo "@@pid $$"; ${touch}exec bash -c ${quote(command.text)}`, (error, channel) => {
+      this.transport.exec(`echo "@@pid $$"; exec bash -c ${quote(command.text)}`, (error, channel) => {
         if (error) return resolve({ code: null, stdout: '', stderr: error.message });
         this.channels.set(channel, undefined);
         const out: Buffer[] = [];
@@ -227,10 +258,11 @@ export class SshHost implements Host {
 
   async lock(owner: LockOwner, then?: Shell): Promise<HeldLock> {
     let output = await this.runLockScript(acquireScript(this.deployTo, owner, '', then), owner.token);
+    if (/^@@not-deploy-root$/m.test(output)) throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
     let held = /^@@held (.*)$/m.exec(output);
     const holder = held ? parseOwner(held[1]) : null;
-    // A run of ours on this machine whose pid is gone holds nothing: take its lock over by its token.
-    if (holder && holder.machine === hostname() && !pidAlive(holder.pid)) {
+    // A run of ours on this machine whose process is gone holds nothing: take its lock over by its token.
+    if (holder && ownerDeadHere(holder)) {
       output = await this.runLockScript(acquireScript(this.deployTo, owner, holder.token, then), owner.token);
       held = /^@@held (.*)$/m.exec(output);
     }
@@ -239,15 +271,17 @@ export class SshHost implements Host {
     this.heldToken = owner.token;
     this.lastTouch = Date.now();
     this.heartbeat = setInterval(() => {
-      if (Date.now() - this.lastTouch >= HEARTBEAT_MS) void this.exec(sh`true`);
+      if (Date.now() - this.lastTouch >= HEARTBEAT_MS) this.exec(sh`true`).catch(() => undefined);
     }, HEARTBEAT_MS / 3).unref();
     return {
       owner,
       recovered: recovered ? (parseOwner(recovered[1]) ?? undefined) : undefined,
       output: output.slice(output.indexOf('@@then\n') + '@@then\n'.length),
+      // The release script checks the token itself (before the final command too): no guard in front.
       release: async (finalCommand?: Shell) => {
         clearInterval(this.heartbeat);
         this.heldToken = undefined;
+        if (this.lockLost && !finalCommand) return undefined;
         return this.exec(releaseScript(this.deployTo, owner.token, finalCommand));
       },
     };
@@ -260,13 +294,15 @@ export class SshHost implements Host {
 
   async breakLock(): Promise<LockOwner | null> {
     const output = (await this.runLockScript(breakScript(this.deployTo))).trim();
+    if (output === '@@not-deploy-root') throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
     return output ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' }) : null;
   }
 
   async interrupt(): Promise<void> {
     const groups = [...this.channels.values()].filter((pid): pid is number => pid !== undefined);
     if (groups.length) {
-      const kill = this.exec(sh`kill -TERM ${groups.map((pid) => `-${pid}`)} 2>/dev/null; true`);
+      // Not behind the lock guard: these are our own processes, to stop even when the lock is lost.
+      const kill = this.send(sh`kill -TERM ${groups.map((pid) => `-${pid}`)} 2>/dev/null; true`);
       await Promise.race([kill, new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
     }
     for (const channel of this.channels.keys()) channel.close();

@@ -171,7 +171,9 @@ describe('the remote lock', () => {
     const h = fleet.hosts[3];
     const project = makeProject({ knownHosts: fleet.knownHosts }, [hostEntry(h, { deployTo: '/srv/unlock' })]);
     try {
+      // A lock as a run leaves it in the deploy root it marked.
       execFileSync('mkdir', ['-p', path.join(h.srvDir, 'unlock/deploy.lock')]);
+      writeFileSync(path.join(h.srvDir, 'unlock/.slipway-root'), '');
       writeFileSync(path.join(h.srvDir, 'unlock/deploy.lock.owner'), JSON.stringify({ user: 'carol', machine: 'ci', pid: 7, task: 'deploy', startedAt: 'now', token: 'x' }));
       execFileSync('chown', ['-R', 'slipway:slipway', path.join(h.srvDir, 'unlock')]);
       const held = await project.run(['deploy']);

@@ -2,13 +2,14 @@
 // reading the owner file (a stale lock is taken over only when its owner is dead, so both matter);
 // and who the local lock names when a run loses the race for it.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LockHeld, parseOwner, pidAlive } from '../../tasks/core/host.js';
+import { LockHeld, LockLost, ownerDeadHere, parseOwner, pidAlive, processIdentity } from '../../tasks/core/host.js';
 import { LocalHost } from '../../tasks/core/local-host.js';
 import { lockAll } from '../../tasks/lock.js';
+import { sh } from '../../tasks/core/sh.js';
 
 const owner = { user: 'deployer', machine: 'box', pid: 4242, task: 'deploy', startedAt: '2026-01-01T00:00:00.000Z', token: 't' };
 
@@ -42,6 +43,28 @@ describe('pidAlive', () => {
   });
 });
 
+// Issue 9 item 19: a pid is only meaningful on the same machine, boot and pid namespace.
+describe('ownerDeadHere', () => {
+  const here = () => ({ ...owner, machine: hostname(), pid: process.pid, ...processIdentity() });
+  it('a live owner is not dead; one of this namespace whose pid is gone is', async () => {
+    expect(ownerDeadHere(here())).toBe(false);
+    const child = spawn('true');
+    await new Promise((resolve) => child.on('close', resolve));
+    expect(ownerDeadHere({ ...here(), pid: child.pid! })).toBe(true);
+  });
+  it('a pid that now belongs to a process started at another time is dead (the pid was reused)', () => {
+    expect(ownerDeadHere({ ...here(), startTime: '1' })).toBe(true);
+  });
+  it('another pid namespace, another boot, or an owner that does not say (older version) is never judged dead by its pid', async () => {
+    const child = spawn('true');
+    await new Promise((resolve) => child.on('close', resolve));
+    const gone = { ...here(), pid: child.pid! };
+    expect(ownerDeadHere({ ...gone, pidNamespace: 'pid:[1]' })).toBe(false);
+    expect(ownerDeadHere({ ...gone, bootId: 'another-boot' })).toBe(false);
+    expect(ownerDeadHere({ ...owner, machine: hostname(), pid: child.pid! })).toBe(false);
+  });
+});
+
 describe('parseOwner and LockHeld', () => {
   it('reads an owner file; refuses garbage', () => {
     expect(parseOwner(JSON.stringify(owner))).toEqual(owner);
@@ -57,13 +80,35 @@ describe('LocalHost lock', () => {
   it('a run that loses the race by a hair names the winner, whose owner file appears just after its lock', async () => {
     const deployTo = mkdtempSync(path.join(tmpdir(), 'slipway-lock-'));
     try {
-      // The winner has made the lock directory but not yet written who it is.
+      // The winner has claimed the deploy root and made the lock directory, but not yet written who it is.
+      writeFileSync(path.join(deployTo, '.slipway-root'), '');
       mkdirSync(path.join(deployTo, 'deploy.lock'));
       const winner = { ...owner, pid: process.pid, machine: 'winner-box', lockInode: statSync(path.join(deployTo, 'deploy.lock')).ino };
       setTimeout(() => writeFileSync(path.join(deployTo, 'deploy.lock.owner'), JSON.stringify(winner)), 100);
       const attempt = new LocalHost('local', deployTo).lock({ ...owner, token: 'loser' });
       await expect(attempt).rejects.toBeInstanceOf(LockHeld);
       await expect(attempt).rejects.toThrow(/deploy in progress by deployer@winner-box/);
+    } finally {
+      rmSync(deployTo, { recursive: true, force: true });
+    }
+  });
+
+  // Issue 9 item 18 on the local target: another run took the lock over while this one stalled.
+  it('once another run has taken the lock over, a command runs nothing (LockLost), and release leaves the new lock alone', async () => {
+    const deployTo = mkdtempSync(path.join(tmpdir(), 'slipway-lock-'));
+    const lockDir = path.join(deployTo, 'deploy.lock');
+    try {
+      const host = new LocalHost('local', deployTo);
+      const held = await host.lock({ ...owner, token: 'mine' });
+      expect((await host.exec(sh`echo ran`)).stdout).toBe('ran\n');
+      rmSync(lockDir, { recursive: true });
+      mkdirSync(lockDir);
+      writeFileSync(`${lockDir}.owner`, JSON.stringify({ ...owner, token: 'theirs' }));
+      await expect(host.exec(sh`touch ${path.join(deployTo, 'changed')}`)).rejects.toBeInstanceOf(LockLost);
+      await expect(held.release(sh`touch ${path.join(deployTo, 'changed')}`)).rejects.toBeInstanceOf(LockLost);
+      expect(existsSync(path.join(deployTo, 'changed'))).toBe(false);
+      expect(existsSync(lockDir)).toBe(true);
+      expect(JSON.parse(readFileSync(`${lockDir}.owner`, 'utf8')).token).toBe('theirs');
     } finally {
       rmSync(deployTo, { recursive: true, force: true });
     }

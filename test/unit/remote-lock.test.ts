@@ -1,11 +1,11 @@
 // The remote lock's scripts, run by a real bash against a temp deploy root (the host side of an SSH lock).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LockOwner } from '../../tasks/core/host.js';
-import { acquireScript, breakScript, releaseScript, STALE_SECONDS } from '../../tasks/core/remote-lock.js';
+import { acquireScript, breakScript, LOCK_LOST_STATUS, lockGuardScript, releaseScript, STALE_SECONDS } from '../../tasks/core/remote-lock.js';
 import type { Shell } from '../../tasks/core/sh.js';
 import { sh } from '../../tasks/core/sh.js';
 
@@ -81,5 +81,67 @@ describe('remote lock scripts', () => {
     bash(acquireScript(root, owner('t1')));
     expect(bash(breakScript(root))).toContain('"token":"t1"');
     expect(existsSync(`${root}/deploy.lock`)).toBe(false);
+  });
+
+  // Issue 9 item 18: every changing command of a run that holds the lock goes behind this guard.
+  it('the guard lets a command run only while the lock is ours, and stops it with the reserved status otherwise', () => {
+    bash(acquireScript(root, owner('t1')));
+    const guarded = (token: string) => execFileSync('bash', ['-c', `${lockGuardScript(root, token).text}\necho ran`], { encoding: 'utf8' });
+    expect(guarded('t1')).toBe('ran\n');
+    let failure: { status: number; stdout: string; stderr: string } | undefined;
+    try {
+      guarded('t2');
+    } catch (error) {
+      failure = error as typeof failure;
+    }
+    expect(failure?.status).toBe(LOCK_LOST_STATUS);
+    expect(String(failure?.stdout)).not.toContain('ran');
+    expect(String(failure?.stderr)).toContain('@@lock-lost');
+    bash(releaseScript(root, 't1'));
+    expect(() => guarded('t1')).toThrow();
+  });
+
+  it('a final command given to release does not run when the lock is no longer ours', () => {
+    bash(acquireScript(root, owner('t2')));
+    let status = 0;
+    try {
+      bash(releaseScript(root, 't1', sh`touch ${`${root}/changed`}`));
+    } catch (error) {
+      status = (error as { status: number }).status;
+    }
+    expect(status).toBe(LOCK_LOST_STATUS);
+    expect(existsSync(`${root}/changed`)).toBe(false);
+    expect(JSON.parse(readFileSync(`${root}/deploy.lock.owner`, 'utf8')).token).toBe('t2');
+  });
+
+  // Issue 9 item 22: the lock round trip is the first thing a task does in deployTo.
+  describe('deploy root check', () => {
+    it('a folder that does not exist or is empty becomes a marked deploy root', () => {
+      expect(bash(acquireScript(root, owner('t1')))).toMatch(/^@@acquired$/m);
+      expect(existsSync(`${root}/.slipway-root`)).toBe(true);
+      const empty = `${root}-empty`;
+      mkdirSync(empty);
+      expect(bash(acquireScript(empty, owner('t1')))).toMatch(/^@@acquired$/m);
+      expect(existsSync(`${empty}/.slipway-root`)).toBe(true);
+    });
+
+    it('a non-empty folder without the mark is refused and left exactly as it was', () => {
+      mkdirSync(`${root}/tmp`, { recursive: true });
+      writeFileSync(`${root}/tmp/keep`, '');
+      const out = bash(acquireScript(root, owner('t1'), '', sh`touch ${`${root}/then-ran`}`));
+      expect(out).toMatch(/^@@not-deploy-root$/m);
+      expect(out).not.toMatch(/@@acquired/);
+      expect(readdirSync(root).sort()).toEqual(['tmp']);
+      expect(readdirSync(`${root}/tmp`)).toEqual(['keep']);
+      expect(bash(breakScript(root))).toMatch(/^@@not-deploy-root$/m);
+      expect(readdirSync(root).sort()).toEqual(['tmp']);
+    });
+
+    it('a deploy root of an older slipway (releases/ and revisions.log) is adopted and marked', () => {
+      mkdirSync(`${root}/releases`, { recursive: true });
+      writeFileSync(`${root}/revisions.log`, '');
+      expect(bash(acquireScript(root, owner('t1')))).toMatch(/^@@acquired$/m);
+      expect(existsSync(`${root}/.slipway-root`)).toBe(true);
+    });
   });
 });
