@@ -86,7 +86,8 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
   await run.each(step, back).catch((e: Error) => run.log.error(`${interrupted ? 'rollback' : 'automatic rollback'} failed:\n${e.message}`));
   const where = run.hosts.map((h) => (h.result.unknown ? `${h.host.name} state unknown` : `${h.host.name} on ${liveRelease(h)}`)).join(', ');
   if (interrupted) {
-    const message = `interrupted after the switch, before ${release.id} was checked: ${goBack ? 'went back' : 'left it live'} (${where}); marked bad`;
+    const outcome = run.hosts.some((h) => h.result.previous) ? 'went back' : 'nothing to go back to, left live';
+    const message = `interrupted after the switch, before ${release.id} was checked: ${outcome} (${where}); marked bad`;
     run.log.error(message);
     return message;
   }

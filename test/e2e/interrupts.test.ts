@@ -78,19 +78,22 @@ describe('one Ctrl-C under npx tsx fabfile.ts', () => {
     });
   }
 
-  it('a deliberate second press, a second or more later, still exits at once (the lock is left to the next run)', async () => {
+  it('a deliberate second press, a second or more later, still exits at once, and the next deploy works', async () => {
     const started = path.join(project.dir, 'hook-started');
     project.writeConfig({ hooks: { beforeSwitch: [{ name: 'slow', commands: [`touch ${started}`, 'sleep 30'] }] } });
     // The first press's cleanup is held at its start, so the second press finds it still running.
     const child = project.start(['deploy'], { SLIPWAY_FAULT: 'pause:before:cleanup' });
     const exit = exitOf(child);
+    let output = '';
+    child.stderr!.on('data', (d) => (output += d));
     while (!existsSync(started)) await new Promise((r) => setTimeout(r, 50));
     process.kill(child.pid!, 'SIGINT');
     await waitForOutput(child, /@@paused before:cleanup/);
     await new Promise((r) => setTimeout(r, 1100));
     process.kill(child.pid!, 'SIGINT');
     expect(await exit).toBe(130);
-    expect(existsSync(path.join(project.deployTo, 'deploy.lock'))).toBe(true);
+    expect(output).toMatch(/SIGINT again: exiting at once/);
+    expect(output).not.toMatch(/: live /);
     project.writeConfig({});
     const next = await project.run(['deploy']);
     expect(next.code, next.stderr).toBe(0);
@@ -161,6 +164,29 @@ describe('interrupted past the switch (local target, real nginx + supervisord)',
     expect(await stack.answer(good)).toContain(`hello from release ${good}`);
     const next = await project.run(['deploy']);
     expect(next.code, next.stderr).toBe(0);
+  });
+});
+
+describe('interrupted past the switch of a first deploy', () => {
+  it('nothing to go back to: the release stays live, marked bad "interrupted", and the output says so', async () => {
+    const project = makeProject({});
+    try {
+      const started = path.join(project.dir, 'hook-started');
+      project.writeConfig({ hooks: { afterSwitch: [{ name: 'slow', commands: [`touch ${started}`, 'sleep 30'] }] } });
+      const run = startNpx(project, ['--json', 'deploy'], {});
+      const exit = exitOf(run.child);
+      while (!existsSync(started)) await new Promise((r) => setTimeout(r, 50));
+      pressCtrlC(run.child);
+      await exit;
+      expect(summaryOf(run.output()).exitCode, run.output()).toBe(130);
+      const fresh = releaseIdOf(run.output());
+      expect(project.live()).toBe(fresh);
+      expect(badMark(project.deployTo, fresh)).toBe('interrupted');
+      expect(run.output()).toMatch(/interrupted after the switch, .*nothing to go back to, left live/);
+      expect(existsSync(path.join(project.deployTo, 'deploy.lock'))).toBe(false);
+    } finally {
+      project.cleanup();
+    }
   });
 });
 
