@@ -124,13 +124,22 @@ describe('interrupted past the switch (local target, real nginx + supervisord)',
   for (const [point, signal, code] of cases) {
     it(`${signal} at ${point}: back on the previous release (configs and program), the new one marked bad "interrupted", live printed true`, async () => {
       project.commit({ 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + `\n// ${point} ${signal}\n` }, `change ${point}`);
+      // The new release brings a changed site too: going back must put the previous one in place again.
+      const site = (stack.services.nginx as { site: string }).site;
+      const siteBefore = readFileSync(site, 'utf8');
+      const template = path.join(project.dir, 'templates/nginx.conf.hbs');
+      const original = readFileSync(template, 'utf8');
+      writeFileSync(template, `# ${point} ${signal}\n${original}`);
       const run = startNpx(project, ['--json', 'deploy'], { SLIPWAY_FAULT: `pause:${point}` });
       const exit = exitOf(run.child);
       await waitForOutput(run.child, new RegExp(`@@paused ${point}`));
+      writeFileSync(template, original);
       const fresh = releaseIdOf(run.output());
       expect(project.live()).toBe(fresh);
+      expect(readFileSync(site, 'utf8')).toContain(`# ${point} ${signal}`);
       process.kill(-run.child.pid!, signal);
       await exit;
+      expect(readFileSync(site, 'utf8')).toBe(siteBefore);
       expect(summaryOf(run.output()).exitCode, run.output()).toBe(code);
       expect(project.live(), run.output()).toBe(good);
       expect(run.output()).toMatch(new RegExp(`: live ${good}`));
