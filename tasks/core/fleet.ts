@@ -163,7 +163,7 @@ export class TaskRun {
     try {
       await body();
     } catch (error) {
-      unregister();
+      // Still registered meanwhile: an interrupt's cleanup waits for this undo rather than ending the run under it.
       await runUndo();
       throw error;
     } finally {

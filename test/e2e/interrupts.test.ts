@@ -215,6 +215,23 @@ describe('connection dropped past the switch (real sshd)', () => {
     await fleet?.stop();
   });
 
+  it('one SIGINT to the CLI alone while remote commands run: each host\'s "cleanup" runs and is printed once', async () => {
+    const hook = { name: 'slow', commands: ['touch /srv/drop/hook-started-single', 'sleep 30'] };
+    project.writeConfig({ keepReleases: 3, knownHosts: fleet.knownHosts, hooks: { beforeSwitch: [hook] } });
+    const child = project.start(['deploy']);
+    let output = '';
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    const exit = exitOf(child);
+    const marks = fleet.hosts.map((h) => path.join(h.srvDir, 'drop/hook-started-single'));
+    while (!marks.every((m) => existsSync(m))) await new Promise((r) => setTimeout(r, 50));
+    process.kill(child.pid!, 'SIGINT');
+    expect(await exit, output).toBe(130);
+    project.writeConfig({ keepReleases: 3, knownHosts: fleet.knownHosts });
+    for (const h of fleet.hosts) expect(output.match(new RegExp(`${h.name} +cleanup`, 'g')), output).toHaveLength(1);
+    for (const h of fleet.hosts) expect(output).toMatch(new RegExp(`${h.name}: live `));
+  });
+
   it('the unreachable host is reported as state unknown, the other goes back to its previous release', async () => {
     const [lost, kept] = fleet.hosts;
     const root = (h: typeof lost) => path.join(h.srvDir, 'drop');
