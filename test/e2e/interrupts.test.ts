@@ -52,7 +52,7 @@ describe('one Ctrl-C under npx tsx fabfile.ts', () => {
   afterAll(() => project?.cleanup());
 
   // The relay's echo is made certain: the group is signalled twice a few ms apart, as npx + tsx do.
-  // Paused between steps, or with a command running (killed by the press, so its step fails too).
+  // Paused between steps, or with a command running (stopped by the deploy's interrupt, so its step fails too).
   const scenarios = [['paused between steps', 1], ['a command running', 2], ['a command running', 3]] as const;
   for (const [when, round] of scenarios) {
     it(`${when} (${round}): the press arriving twice cleans up once, releases the lock and prints the live release`, async () => {
@@ -199,7 +199,7 @@ describe('interrupted past the switch of a first deploy', () => {
   });
 });
 
-describe('connection dropped past the switch (real sshd)', () => {
+describe('real sshd: a Ctrl-C while remote commands run, a connection dropped past the switch', () => {
   let fleet: SshFleet;
   let project: Project;
   beforeAll(async () => {
