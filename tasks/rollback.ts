@@ -1,6 +1,7 @@
 // Rollback: `rollback` steps back one release, `rollback:current` returns to the newest,
 // `rollback:<id>` goes to that one. It reuses the switch; it never deletes a release.
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
+import { liveRelease } from './core/fleet.js';
 import { mustRun } from './core/host.js';
 import { secrets } from './core/redact.js';
 import { layout } from './core/paths.js';
@@ -62,31 +63,68 @@ export function markBadScript(deployTo: string, release: Release, envKey: string
   return { script: script(sh`if [ -d "$(dirname ${file})" ]; then ${write}; else head -c ${bytes} > /dev/null; fi`), stdin };
 }
 
+/** The reason a release is marked bad when the run was interrupted past its switch. */
+const INTERRUPTED = 'interrupted';
+
 /**
- * Runs what follows a switch (hooks, restart, health check). If it fails, the release is marked bad
- * and, unless --no-auto-rollback, every host of the batch goes back to the release it had before.
+ * Marks the release bad and puts every host of the batch back on the release it had (configs and
+ * program), unless --no-auto-rollback after a failure. Interrupted, the release was never checked:
+ * it goes back even then. A host that cannot be put back is said to be in an unknown state.
+ */
+async function returnFromRelease(run: TaskRun, release: Release, reason: string): Promise<string> {
+  const interrupted = reason === INTERRUPTED;
+  const goBack = run.options.autoRollback || interrupted;
+  const back = async (h: HostRun): Promise<StepOutcome> => {
+    const mark = markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
+    const previous = h.result.previous as string | null | undefined;
+    try {
+      if (!goBack || !previous) {
+        return await mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(() => 'marked bad, left live');
+      }
+      const logLine = revisionLine('rollback', previous, { from: release.id, reason: interrupted ? INTERRUPTED : 'auto' });
+      const command = script(mark.script, returnToScript(run, h, previous, logLine));
+      const output = await wentBack(h, previous, mustRun(h.host, 'rollback', command, { stdin: mark.stdin }));
+      h.result.live = previous;
+      h.state.live = previous;
+      return `back on ${previous}${healthyIn(output) ? `; ${healthyIn(output)}` : ''}`;
+    } catch (error) {
+      // Switched back but unhealthy: wentBack recorded where it is. Otherwise cut off half way (or never
+      // reached): this run cannot know which release the host is on.
+      if (!previous || h.result.live !== previous) {
+        delete h.result.live;
+        h.result.unknown = (error as Error).message.split('\n')[0];
+      }
+      throw error;
+    }
+  };
+  const step = interrupted ? 'rollback (interrupted)' : run.options.autoRollback ? 'auto-rollback' : 'mark bad';
+  await run.each(step, back).catch((e: Error) => run.log.error(`${interrupted ? 'rollback' : 'automatic rollback'} failed:\n${e.message}`));
+  const where = run.hosts.map((h) => (h.result.unknown ? `${h.host.name} state unknown` : `${h.host.name} on ${liveRelease(h)}`)).join(', ');
+  if (interrupted) {
+    const outcome = run.hosts.some((h) => h.result.previous) ? 'went back' : 'nothing to go back to, left live';
+    const message = `interrupted after the switch, before ${release.id} was checked: ${outcome} (${where}); marked bad`;
+    run.log.error(message);
+    return message;
+  }
+  const what = goBack ? `rolled back automatically (${where})` : `left live because of --no-auto-rollback (${where})`;
+  return `release ${release.id} failed after the switch and was ${what}; marked bad. Why:\n${reason}`;
+}
+
+/**
+ * Runs what follows a switch (hooks, restart, health check). If it fails or the run is interrupted,
+ * the release is marked bad and the hosts of the batch go back to the release they had (see above).
  */
 export async function rollBackOnFailure(run: TaskRun, release: Release, body: () => Promise<void>): Promise<void> {
+  // The body fails when an interrupt kills its command, while the interrupt's cleanup starts: go back once.
+  let returning: Promise<string> | undefined;
+  const goBack = (reason: string) => (returning ??= run.finishing(() => returnFromRelease(run, release, reason)));
+  const unregister = run.onAbort(() => goBack(INTERRUPTED).then(() => undefined));
   try {
     await body();
   } catch (error) {
-    const reason = (error as Error).message;
-    const back = (h: HostRun): Promise<StepOutcome> => {
-      const mark = markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
-      const previous = h.result.previous as string | null | undefined;
-      if (!run.options.autoRollback || !previous) {
-        return mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(() => 'marked bad, left live');
-      }
-      const command = script(mark.script, returnToScript(run, h, previous, revisionLine('rollback', previous, { from: release.id, reason: 'auto' })));
-      return wentBack(h, previous, mustRun(h.host, 'automatic rollback', command, { stdin: mark.stdin })).then((output) => {
-        h.result.live = previous;
-        h.state.live = previous;
-        return `back on ${previous}${healthyIn(output) ? `; ${healthyIn(output)}` : ''}`;
-      });
-    };
-    await run.each(run.options.autoRollback ? 'auto-rollback' : 'mark bad', back).catch((e: Error) => run.log.error(`automatic rollback failed:\n${e.message}`));
-    const where = run.hosts.map((h) => `${h.host.name} on ${h.state.live ?? '(none)'}`).join(', ');
-    const what = run.options.autoRollback ? `rolled back automatically (${where})` : `left live because of --no-auto-rollback (${where})`;
-    throw new Error(`release ${release.id} failed after the switch and was ${what}; marked bad. Why:\n${reason}`);
+    // A command killed by the interrupt failed because of it, not because of the release.
+    throw new Error(await goBack(run.interrupted ? INTERRUPTED : (error as Error).message));
+  } finally {
+    unregister();
   }
 }

@@ -37,6 +37,19 @@ interface RunShared {
   cleanups: Set<() => Promise<void>>;
   finally?: Set<() => void>;
   releaseLock?: (h: HostRun, what: string, command: Shell) => Promise<string>;
+  /** Set once, by a Ctrl-C / SIGTERM: commands failing from then on were killed by it. */
+  interrupted?: boolean;
+  aborting?: Promise<void>;
+  /** Work under way that an interrupt must wait for rather than kill (putting hosts back on a release). */
+  finishing?: number;
+}
+
+/** The live release to print for a host: what the run left there, what it read, or that it cannot know. */
+export function liveRelease(h: HostRun): string {
+  if (h.result.unknown) return 'unknown';
+  // Another run holds this host's lock now: whatever this run read may be stale.
+  if (h.host?.lockLost) return '(unknown)';
+  return (h.result.live as string | undefined) ?? (h.state ? (h.state.live ?? '(none)') : '(unknown)');
 }
 
 export class TaskRun {
@@ -119,10 +132,10 @@ export class TaskRun {
   async locked(task: string, body: () => Promise<void>): Promise<void> {
     await this.ready();
     const locks = await lockAll(this.hosts.map((h) => h.host), task, (host) => inspectScript(host.deployTo, this.config.dependencies.type));
-    const release = async () => {
-      await Promise.all([...locks.values()].map((l) => l.release()));
-      locks.clear();
-    };
+    // Called by the task's end and by an interrupt's cleanup, which can meet: each lock goes back once.
+    let releasing: Promise<void> | undefined;
+    const release = () =>
+      (releasing ??= Promise.all([...locks.values()].map((l) => l.release())).then(() => locks.clear()));
     this.shared.releaseLock = async (h, what, command) => {
       const lock = locks.get(h.host);
       if (!lock) return mustRun(h.host, what, command);
@@ -153,13 +166,15 @@ export class TaskRun {
    * error goes on, except on a host whose lock another run took: nothing there is this run's to undo.
    */
   async undoable(body: () => Promise<void>, step: string, undo: (h: HostRun) => Promise<StepOutcome>): Promise<void> {
+    // An interrupt kills the running command, so the body fails while the interrupt's cleanup starts: undo once.
+    let undoing: Promise<void> | undefined;
     const runUndo = () =>
-      this.each(step, undo, this.hosts.filter((h) => !h.host.lockLost)).catch((error: Error) => this.log.error(`${step} failed too:\n${error.message}`));
+      (undoing ??= this.each(step, undo, this.hosts.filter((h) => !h.host.lockLost)).catch((error: Error) => this.log.error(`${step} failed too:\n${error.message}`)));
     const unregister = this.onAbort(runUndo);
     try {
       await body();
     } catch (error) {
-      unregister();
+      // Still registered meanwhile: an interrupt's cleanup waits for this undo rather than ending the run under it.
       await runUndo();
       throw error;
     } finally {
@@ -183,18 +198,37 @@ export class TaskRun {
     this.shared.finally?.clear();
   }
 
-  /** Stops what is running on every host, then undoes unfinished work and releases the locks. */
-  async abort(): Promise<void> {
-    await Promise.all(this.hosts.map((h) => h.host?.interrupt()));
+  /** True once the run was interrupted (Ctrl-C, SIGTERM): a command failing since then was killed by it. */
+  get interrupted(): boolean {
+    return this.shared.interrupted === true;
+  }
+
+  /** Ctrl-C / SIGTERM: abort, with every step knowing that the failures it sees come from the interrupt. */
+  interrupt(): Promise<void> {
+    this.shared.interrupted = true;
+    return this.abort();
+  }
+
+  /** Runs work an interrupt must let finish (it would leave a host half put back): abort waits for it instead. */
+  async finishing<T>(work: () => Promise<T>): Promise<T> {
+    this.shared.finishing = (this.shared.finishing ?? 0) + 1;
+    try {
+      return await work();
+    } finally {
+      this.shared.finishing--;
+    }
+  }
+
+  /** Stops what is running on every host, then undoes unfinished work and releases the locks; once, however often called. */
+  abort(): Promise<void> {
+    return (this.shared.aborting ??= this.stopAndUndo());
+  }
+
+  private async stopAndUndo(): Promise<void> {
+    if (!this.shared.finishing) await Promise.all(this.hosts.map((h) => h.host?.interrupt()));
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
     this.finish();
-    for (const h of this.hosts) this.log.info(`  ${h.config.name}: live ${liveAsKnown(h)}`);
+    for (const h of this.hosts) this.log.info(`  ${h.config.name}: live ${liveRelease(h)}${h.result.unknown ? ` (${h.result.unknown as string})` : ''}`);
   }
-}
-
-/** A host's live release as this run last read it; unknown where it was never read or another run has the lock now. */
-function liveAsKnown(h: HostRun): string {
-  if (!h.state || h.host?.lockLost) return '(unknown)';
-  return h.state.live ?? '(none)';
 }

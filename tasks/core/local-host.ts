@@ -28,13 +28,15 @@ export class LocalHost implements Host {
     this.ownerFile = `${this.lockDir}.owner`;
   }
 
-  private readonly running = new Set<{ kill(signal?: NodeJS.Signals): Promise<void> }>();
+  /** The process groups of commands still running. */
+  private readonly running = new Set<{ readonly pid: number | undefined }>();
 
   async exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
     if (this.held && !this.lockLost && !this.stillOurs(this.held)) this.onLockLost();
     if (this.lockLost) throw new LockLost(this.name);
     const { $ } = await import('zx');
-    const process = $({ input: options.stdin as never, nothrow: true, quiet: true })`bash -c ${command.text}`;
+    // Its own process group, as a remote command is: a Ctrl-C reaches the deploy, which stops it (interrupt).
+    const process = $({ input: options.stdin as never, nothrow: true, quiet: true, detached: true })`bash -c ${command.text}`;
     this.running.add(process);
     try {
       const output = await process;
@@ -47,7 +49,13 @@ export class LocalHost implements Host {
   }
 
   async interrupt(): Promise<void> {
-    await Promise.all([...this.running].map((p) => p.kill('SIGTERM').catch(() => undefined)));
+    for (const { pid } of this.running) {
+      try {
+        if (pid) process.kill(-pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
   }
 
   private stillOurs(held: { token: string; inode: number }): boolean {

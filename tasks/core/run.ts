@@ -7,7 +7,7 @@ import { parseCommandLine, USAGE, UsageError } from './cli.js';
 import { ConfigError, loadConfig } from './config.js';
 import { DryRunHost } from './dry-run.js';
 import type { HostRun } from './fleet.js';
-import { TaskRun } from './fleet.js';
+import { liveRelease, TaskRun } from './fleet.js';
 import type { Host } from './host.js';
 import { Log } from './log.js';
 import { layout } from './paths.js';
@@ -27,11 +27,22 @@ function taskList(tasks: Record<string, TaskDefinition>): string {
   return Object.entries(tasks).map(([name, t]) => `  ${name.padEnd(width)}  ${t.help}`).join('\n');
 }
 
+/**
+ * One key press reaches us more than once: the terminal signals the whole process group, and npx and
+ * tsx relay it again (tsx re-sends when we do not exit at once). A repeat this soon is that echo.
+ */
+const SIGNAL_ECHO_MS = 1000;
+/**
+ * tsx SIGKILLs its child unless it acknowledges a relayed signal within 30 ms; the acknowledgement
+ * needs a free event loop. The cleanup starts this much later, once the relays' echo has come and gone
+ * (it also spares the commands it starts, such as a `ps`, from that echo).
+ */
+const SIGNAL_SETTLE_MS = 150;
+
 /** host → live release, time spent, status: the end-of-task view of a fleet. */
 function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean, dryRun: boolean): void {
   for (const h of hostRuns) {
-    // Before a host's state is read (an error before connecting) its live release is not known.
-    const live = (h.result.live as string | undefined) ?? (h.state ? (h.state.live ?? '(none)') : '(unknown)');
+    const live = liveRelease(h);
     const seconds = `${((h.result.seconds as number | undefined) ?? 0).toFixed(2)}s`;
     // A host that did not fail itself in a failed task was left as it was (or put back).
     const done = dryRun ? 'dry-run, nothing changed' : 'ok';
@@ -80,7 +91,9 @@ async function runCalls(
       const hostRuns: HostRun[] = selected.map((c) => ({ host: undefined!, config: c, paths: layout(c.deployTo), state: undefined!, result: {} }));
       const connect = async () => (await connecting).forEach((host, i) => (hostRuns[i].host = host));
       const run = new TaskRun(config, options, log, hostRuns, call.args, connect);
-      const result: TaskResult = { task: call.name, args: call.args, ok: false, seconds: 0, hosts: {} };
+      // The hosts' own result objects: an interrupt's summary, written before this task ends, shows them as they are.
+      const hosts = Object.fromEntries(hostRuns.map((h) => [h.config.name, h.result]));
+      const result: TaskResult = { task: call.name, args: call.args, ok: false, seconds: 0, hosts };
       results.push(result);
       setActive(run);
       log.info(`${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`);
@@ -94,7 +107,6 @@ async function runCalls(
         run.finish();
         setActive(null);
         result.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
-        for (const h of hostRuns) result.hosts[h.config.name] = h.result;
         if (hostRuns.length > 1 || !result.ok) printTable(log, hostRuns, result.ok, options.dryRun);
       }
       const live = [...new Set(hostRuns.map((h) => h.result.live).filter(Boolean))];
@@ -129,13 +141,22 @@ export async function runTasks(tasks: Record<string, TaskDefinition>, { root, ar
     }
     process.exit(code);
   };
-  let interrupted = false;
+  let interruptedAt: number | undefined;
+  /** Once interrupted, the run ends only through the interrupt's cleanup, which exits 130 / 143. */
+  let stopping: Promise<never> | undefined;
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
     const code = signal === 'SIGINT' ? 130 : 143;
-    if (interrupted) process.exit(code); // a second Ctrl-C: leave now
-    interrupted = true;
-    log.error(`${signal}: stopping, removing unfinished work and releasing locks (again to exit at once)`);
-    void (active?.abort() ?? Promise.resolve()).finally(() => finish(code));
+    if (interruptedAt !== undefined) {
+      if (performance.now() - interruptedAt < SIGNAL_ECHO_MS) return;
+      log.error(`${signal} again: exiting at once, cleanup unfinished (\`unlock\` removes a lock left behind)`);
+      process.exit(code); // a deliberate second Ctrl-C: leave now
+    }
+    interruptedAt = performance.now();
+    log.error(`${signal}: stopping, removing unfinished work and releasing locks (press again after a second to exit at once)`);
+    const run = active;
+    stopping = new Promise((resolve) => setTimeout(resolve, SIGNAL_SETTLE_MS))
+      .then(() => run?.interrupt())
+      .then(() => finish(code), () => finish(code));
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
@@ -155,9 +176,9 @@ export async function runTasks(tasks: Record<string, TaskDefinition>, { root, ar
     const unknown = calls.find((c) => !(c.name in tasks));
     if (unknown) throw new UsageError(`unknown task "${unknown.name}"; tasks: ${Object.keys(tasks).join(', ')}`);
     await runCalls(tasks, calls, options, root, results, (l) => (log = l), (r) => (active = r));
-    return finish(0);
+    return stopping ?? finish(0);
   } catch (error) {
     if (active) await (active as TaskRun).abort();
-    return finish(exitCodeOf(error), error);
+    return stopping ?? finish(exitCodeOf(error), error);
   }
 }
