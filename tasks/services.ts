@@ -1,11 +1,14 @@
 // nginx and supervisor on the host: the release's rendered configs are installed only when they
 // changed, atomically (temp file + rename), validated before the switch (`nginx -t`, supervisor's
 // reread) and put back as they were on any failure. After the switch: restart, reload, health check.
+import path from 'node:path';
 import type { Services } from './core/config.js';
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
 import { mustRun } from './core/host.js';
+import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { raw, script, sh } from './core/sh.js';
+import { helperCommand, installThroughHelper, restartThroughHelper, restoreThroughHelper, statusThroughHelper } from './services-helper.js';
 
 interface ManagedFile {
   kind: 'nginx' | 'supervisor';
@@ -23,33 +26,75 @@ function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
 const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
 
 /**
- * Shell functions: `restore_configs` puts back what a (possibly dead) earlier run replaced, from
- * the `.slipway-prev` copies (or removes what it added, for `.slipway-none`); `commit_configs` drops them.
+ * What a deploy runs with the `sudo` prefix, without the arguments that change per run: for `check`
+ * to verify (e.g. `sudo -n -l <command>`) exactly what a deploy will need. Empty without a prefix.
  */
-function configFunctions(services: Services): Shell {
+export function privilegedCommands(services: Services): Shell[] {
+  if (!services.sudo) return [];
+  if (services.helper) {
+    const subcommands = ['install', 'restore', 'commit', services.supervisor && 'restart', services.nginx && 'reload'] as const;
+    return subcommands.filter((c) => c !== undefined).map((c) => helperCommand(services, c));
+  }
   const s = sudo(services);
-  const targets = [services.nginx?.site, services.nginx?.enabled, services.supervisor?.program].filter((t): t is string => Boolean(t));
+  return [
+    ...['cp', 'mv', 'rm', 'mkdir', 'touch', ...(services.nginx ? ['ln'] : [])].map((c) => sh`${s}${raw(c)}`),
+    ...(services.nginx ? [sh`${s}${raw(services.nginx.test)}`, sh`${s}${raw(services.nginx.reload)}`] : []),
+    ...(services.supervisor ? [sh`${s}${raw(services.supervisor.ctl)}`] : []),
+  ];
+}
+
+/**
+ * Each installed file and where its backup is kept while a deploy is not committed: in
+ * <deployTo>/service-backups, never beside it, where an nginx `include sites-enabled/*` would load it.
+ */
+function backups(services: Services, deployTo: string): Array<{ target: string; prev: string; none: string }> {
+  const dir = layout(deployTo).serviceBackups;
+  const roles = { site: services.nginx?.site, enabled: services.nginx?.enabled, program: services.supervisor?.program };
+  return Object.entries(roles).flatMap(([role, target]) => (target ? [{ target, prev: `${dir}/${role}.prev`, none: `${dir}/${role}.none` }] : []));
+}
+
+/**
+ * Shell functions: `restore_configs` puts back what a (possibly dead) earlier run replaced, from
+ * the `.prev` copies (or removes what it added, for `.none`); `commit_configs` drops them.
+ */
+function configFunctions(services: Services, deployTo: string): Shell {
+  const s = sudo(services);
+  const saved = backups(services, deployTo);
   return script(
     sh`restore_configs() {`,
-    ...targets.map(
-      (t) =>
-        sh`  if [ -e ${`${t}.slipway-prev`} ] || [ -L ${`${t}.slipway-prev`} ]; then ${s}mv -f ${`${t}.slipway-prev`} ${t}; elif [ -e ${`${t}.slipway-none`} ]; then ${s}rm -f ${t} ${`${t}.slipway-none`}; fi`,
-    ),
+    ...saved.map((b) => sh`  if [ -e ${b.prev} ] || [ -L ${b.prev} ]; then ${s}mv -f ${b.prev} ${b.target}; elif [ -e ${b.none} ]; then ${s}rm -f ${b.target} ${b.none}; fi`),
     sh`  :; }`,
-    sh`commit_configs() { ${s}rm -f ${targets.flatMap((t) => [`${t}.slipway-prev`, `${t}.slipway-none`])}; }`,
+    sh`commit_configs() { ${s}rm -f ${saved.flatMap((b) => [b.prev, b.none])}; }`,
   );
 }
 
-/** Installs the release's configs that differ from the installed ones; validates; restores and fails on a rejection. */
-export function installConfigsScript(services: Services, releaseDir: string): Shell {
+/**
+ * Installs the release's configs that differ from the installed ones; validates; restores and fails on a rejection.
+ * Any other failing command stops it, named (a failed copy must not go on to blame nginx).
+ */
+export function installConfigsScript(services: Services, deployTo: string, releaseId: string): Shell {
+  if (services.helper) return installThroughHelper(services, releaseId);
   const s = sudo(services);
-  const save = (t: string) => sh`if [ -e ${t} ] || [ -L ${t} ]; then ${s}cp -P ${t} ${`${t}.slipway-prev`}; else ${s}touch ${`${t}.slipway-none`}; fi`;
-  const lines: Shell[] = [configFunctions(services), sh`restore_configs`, sh`nginx_changed= supervisor_changed=`];
-  for (const f of managedFiles(services, releaseDir)) {
+  const saved = backups(services, deployTo);
+  const save = (t: string) => {
+    const b = saved.find((x) => x.target === t)!;
+    return sh`  if [ -e ${t} ] || [ -L ${t} ]; then ${s}cp -P ${t} ${b.prev}; else ${s}touch ${b.none}; fi`;
+  };
+  const lines: Shell[] = [
+    sh`set -e`,
+    sh`trap 'printf "failed (exit %s): %s\n" "$?" "$BASH_COMMAND" >&2' ERR`,
+    configFunctions(services, deployTo),
+    sh`restore_configs`,
+    sh`mkdir -p ${layout(deployTo).serviceBackups}`,
+    sh`nginx_changed= supervisor_changed=`,
+  ];
+  for (const f of managedFiles(services, layout(deployTo).release(releaseId))) {
     lines.push(
       sh`if [ -f ${f.rendered} ] && ! cmp -s ${f.rendered} ${f.target}; then`,
       save(f.target),
-      sh`  ${s}mkdir -p "$(dirname ${f.target})" && ${s}cp ${f.rendered} ${`${f.target}.slipway-new`} && ${s}mv -f ${`${f.target}.slipway-new`} ${f.target}`,
+      sh`  ${s}mkdir -p ${path.posix.dirname(f.target)}`,
+      sh`  ${s}cp ${f.rendered} ${`${f.target}.slipway-new`}`,
+      sh`  ${s}mv -f ${`${f.target}.slipway-new`} ${f.target}`,
       sh`  ${raw(f.kind)}_changed=1; echo ${`@@changed ${f.kind}`}`,
       sh`fi`,
     );
@@ -61,22 +106,23 @@ export function installConfigsScript(services: Services, releaseDir: string): Sh
       save(nginx.enabled),
       sh`  ${s}ln -sfn ${nginx.site} ${nginx.enabled}`,
       sh`fi`,
-      sh`if [ -n "$nginx_changed" ] && ! out=$(${s}${raw(nginx.test)} 2>&1); then restore_configs; printf 'nginx rejected the new site (previous files put back):\\n%s\\n' "$out" >&2; exit 1; fi`,
+      sh`if [ -n "$nginx_changed" ] && ! out=$(${s}${raw(nginx.test)} 2>&1); then restore_configs; printf 'nginx rejected the new site (previous files put back):\n%s\n' "$out" >&2; exit 1; fi`,
     );
   }
   const supervisor = services.supervisor;
   if (supervisor) {
     lines.push(
       // supervisorctl reread exits 1 (printing ERROR: CANT_REREAD …) when a program file does not parse.
-      sh`if [ -n "$supervisor_changed" ] && ! out=$(${s}${raw(supervisor.ctl)} reread 2>&1); then restore_configs; ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true; printf 'supervisor rejected the new program (previous files put back):\\n%s\\n' "$out" >&2; exit 1; fi`,
+      sh`if [ -n "$supervisor_changed" ] && ! out=$(${s}${raw(supervisor.ctl)} reread 2>&1); then restore_configs; ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true; printf 'supervisor rejected the new program (previous files put back):\n%s\n' "$out" >&2; exit 1; fi`,
     );
   }
   return script(...lines);
 }
 
 /** Puts back the configs a failed deploy replaced. */
-export function restoreConfigsScript(services: Services): Shell {
-  return script(configFunctions(services), sh`restore_configs`);
+export function restoreConfigsScript(services: Services, deployTo: string): Shell {
+  if (services.helper) return restoreThroughHelper(services);
+  return script(configFunctions(services, deployTo), sh`restore_configs`);
 }
 
 /**
@@ -84,16 +130,17 @@ export function restoreConfigsScript(services: Services): Shell {
  * `current`); nginx reloads when its site changed. `nginxChanged` true/false, or 'shell' to read the
  * `$nginx_changed` left by installConfigsScript in the same script.
  */
-export function restartScript(services: Services, nginxChanged: boolean | 'shell'): Shell {
+export function restartScript(services: Services, deployTo: string, nginxChanged: boolean | 'shell'): Shell {
+  if (services.helper) return restartThroughHelper(services, nginxChanged);
   const s = sudo(services);
-  const lines: Shell[] = [configFunctions(services)];
+  const lines: Shell[] = [configFunctions(services, deployTo)];
   const supervisor = services.supervisor;
   if (supervisor) {
     const ctl = raw(supervisor.ctl);
     lines.push(
       sh`${s}${ctl} reread >/dev/null && ${s}${ctl} update ${supervisor.name} >/dev/null`,
-      sh`if ! out=$(${s}${ctl} restart ${supervisor.name} 2>&1); then printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2; exit 1; fi`,
-      sh`case "$out" in *ERROR*) printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2; exit 1;; esac`,
+      sh`if ! out=$(${s}${ctl} restart ${supervisor.name} 2>&1); then printf 'supervisor could not restart %s:\n%s\n' ${supervisor.name} "$out" >&2; exit 1; fi`,
+      sh`case "$out" in *ERROR*) printf 'supervisor could not restart %s:\n%s\n' ${supervisor.name} "$out" >&2; exit 1;; esac`,
     );
   }
   if (services.nginx && nginxChanged !== false) {
@@ -142,7 +189,7 @@ export function installConfigs(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
-    const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.release(releaseId)));
+    const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.root, releaseId));
     const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
     h.result.configsChanged = changed;
     return changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged';
@@ -155,7 +202,7 @@ export function restartServices(run: TaskRun) {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
     const nginxChanged = ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
-    await mustRun(h.host, 'restart', restartScript(services, nginxChanged));
+    await mustRun(h.host, 'restart', restartScript(services, h.paths.root, nginxChanged));
     return [services.supervisor && `restarted ${services.supervisor.name}`, nginxChanged && 'reloaded nginx'].filter(Boolean).join(', ');
   };
 }
@@ -172,7 +219,16 @@ export function healthCheck(run: TaskRun, releaseId: string) {
 export async function restart(run: TaskRun): Promise<void> {
   const services = run.config.services;
   if (!services) throw new Error('restart: no services configured (set "services" in the config)');
-  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => 'restarted'));
+  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, h.paths.root, true)).then(() => 'restarted'));
+}
+
+function statusCommands(services: Services): { supervisor?: Shell; nginxTest?: Shell } {
+  const helper = services.helper && statusThroughHelper(services);
+  const s = sudo(services);
+  return {
+    supervisor: services.supervisor && (helper?.supervisor ?? sh`${s}${raw(services.supervisor.ctl)} status ${services.supervisor.name}`),
+    nginxTest: services.nginx && (helper?.nginxTest ?? sh`${s}${raw(services.nginx.test)}`),
+  };
 }
 
 /** The `status` task: live release, supervisor's view, nginx's config check and one health check per host. */
@@ -181,10 +237,10 @@ export async function status(run: TaskRun): Promise<void> {
   const services = run.config.services;
   const check = run.config.healthcheck;
   await run.each('status', async (h) => {
-    const s = services ? sudo(services) : raw('');
+    const commands = services && statusCommands(services);
     const lines = script(
-      services?.supervisor ? sh`echo "@@supervisor $(${s}${raw(services.supervisor.ctl)} status ${services.supervisor.name} 2>&1 | head -n 1)"` : undefined,
-      services?.nginx ? sh`if ${s}${raw(services.nginx.test)} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi` : undefined,
+      commands?.supervisor ? sh`echo "@@supervisor $(${commands.supervisor} 2>&1 | head -n 1)"` : undefined,
+      commands?.nginxTest ? sh`if ${commands.nginxTest} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi` : undefined,
       check ? sh`if out=$( ( ${healthCheckScript({ ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1 })} ) 2>&1); then echo "@@health ok: $out"; else echo "@@health FAILED: $out"; fi` : undefined,
       sh`true`,
     );

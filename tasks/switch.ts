@@ -63,7 +63,7 @@ export async function cutover(run: TaskRun, id: string, ref: string): Promise<vo
 export function returnToScript(run: TaskRun, h: HostRun, id: string, logLine: string): Shell {
   const services = run.config.services;
   const switched = switchScript(h.paths.root, id, logLine);
-  return services ? script(installConfigsScript(services, h.paths.release(id)), switched, restartScript(services, 'shell')) : switched;
+  return services ? script(installConfigsScript(services, h.paths.root, id), switched, restartScript(services, h.paths.root, 'shell')) : switched;
 }
 
 /** The switch step: makes `id` live on a host and records why. As a task's `last` step it also gives back the lock. */

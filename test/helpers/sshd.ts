@@ -183,8 +183,9 @@ const tail = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').sp
 /**
  * `tmpfsBytes`: instead of a bind mount, the hosts get a tmpfs of that size as /srv (to fill their
  * disk); the test then sees it through /proc/<sshd pid>/root/srv, and a restart empties it.
+ * `binds`: { '/etc/sudoers.d': folder } mounts the test's folder there, seen by that host only.
  */
-export async function startSshHosts(count: number, options: { loginShell?: string; tmpfsBytes?: number } = {}): Promise<SshFleet> {
+export async function startSshHosts(count: number, options: { loginShell?: string; tmpfsBytes?: number; binds?: Record<string, string> } = {}): Promise<SshFleet> {
   const { uid, gid } = ensureDeployUser(options.loginShell ?? '/bin/sh');
   // Privilege separation needs /run/sshd; /srv must exist to be mounted over.
   mkdirSync('/run/sshd', { recursive: true });
@@ -211,8 +212,12 @@ export async function startSshHosts(count: number, options: { loginShell?: strin
     const mount = options.tmpfsBytes
       ? `mount -t tmpfs -o size=${options.tmpfsBytes},uid=${uid},gid=${gid},mode=0755 slipway-test /srv`
       : 'mount --bind "$0" /srv';
+    // `binds` (path on the host → folder or file of the test) after /srv, as positional parameters.
+    const binds = Object.entries(options.binds ?? {});
+    const bindMounts = binds.map((_, i) => ` && mount --bind "\${${2 * i + 3}}" "\${${2 * i + 2}}"`).join('');
     // unshare (without --fork) and `exec` replace themselves, so the spawned PID ends up as sshd's.
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `${mount} && exec ${SSHD} -D -e -f "$1"`, host.srvDir, host.configFile], {
+    const shell = `${mount}${bindMounts} && exec ${SSHD} -D -e -f "$1"`;
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', shell, host.srvDir, host.configFile, ...binds.flat()], {
       stdio: ['ignore', log, log],
     });
     closeSync(log);

@@ -1,0 +1,45 @@
+// nginx and supervisor through the root-owned helper (server/slipway-services): the deploy user's
+// one sudo rule runs it with an application name, a subcommand and at most a release id; the
+// helper's own config fixes every path, command, program name and user it acts on.
+import type { Services } from './core/config.js';
+import type { Shell } from './core/sh.js';
+import { raw, script, sh } from './core/sh.js';
+
+export type HelperSubcommand = 'install' | 'restore' | 'commit' | 'restart' | 'reload' | 'status' | 'test';
+
+/** `sudo -n /usr/local/sbin/slipway-services <application> <subcommand> [release id]`. */
+export function helperCommand(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
+  const helper = services.helper;
+  if (!helper) throw new Error('helperCommand: services.helper is not set');
+  const sudo = raw(services.sudo ? `${services.sudo} ` : '');
+  return sh`${sudo}${helper.command} ${helper.application} ${raw(subcommand)}${releaseId === undefined ? raw('') : sh` ${releaseId}`}`;
+}
+
+/** The helper installs and validates; its `@@changed nginx` line sets `$nginx_changed` for restartThroughHelper('shell'). */
+export function installThroughHelper(services: Services, releaseId: string): Shell {
+  return script(
+    sh`if ! installed=$(${helperCommand(services, 'install', releaseId)}); then exit 1; fi`,
+    sh`[ -z "$installed" ] || printf '%s\\n' "$installed"`,
+    sh`case "$installed" in *'@@changed nginx'*) nginx_changed=1;; *) nginx_changed=;; esac`,
+  );
+}
+
+export function restoreThroughHelper(services: Services): Shell {
+  return helperCommand(services, 'restore');
+}
+
+export function restartThroughHelper(services: Services, nginxChanged: boolean | 'shell'): Shell {
+  const reload = helperCommand(services, 'reload');
+  return script(
+    sh`set -e`,
+    services.supervisor ? helperCommand(services, 'restart') : undefined,
+    services.nginx && nginxChanged === 'shell' ? sh`if [ -n "\${nginx_changed:-}" ]; then ${reload}; fi` : undefined,
+    services.nginx && nginxChanged === true ? reload : undefined,
+    helperCommand(services, 'commit'),
+  );
+}
+
+/** For `status`: supervisor's line for the program, and nginx's config check. */
+export function statusThroughHelper(services: Services): { supervisor: Shell; nginxTest: Shell } {
+  return { supervisor: helperCommand(services, 'status'), nginxTest: helperCommand(services, 'test') };
+}
