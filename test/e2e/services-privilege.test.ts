@@ -249,6 +249,7 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
       ['include hidden after a quoted #', site('map $uri $x { default "#"; } include /etc/passwd;'), /include is not accepted/],
       ['an error_log on a root-owned file', site(`error_log ${victim};`), /not under allowed_paths/],
       ['a temp path nginx would chown', site('proxy_temp_path /etc/sudoers.d;'), /proxy_temp_path is not accepted/],
+      ['a unix socket nginx would create and remove', site(`server { listen unix:${victim}; }`), /listen unix:.* is not under allowed_paths/],
     ];
     for (const [what, forge, message] of forgeries) {
       const made = await asDeployUser(`set -e; rm -rf ${dir}; mkdir -p ${dir}; ${forge}`);
@@ -258,6 +259,12 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
       expect(result.out, what).toMatch(message);
       expect(installed(), what).toEqual(before);
     }
+    // The same files, unforged, pass: the refusals above are the checks, not a refusal of everything.
+    const copied = await asDeployUser(`set -e; rm -rf ${dir}; mkdir -p ${dir}; cp ${liveSite} ${liveProgram} ${dir}/`);
+    expect(copied.code, copied.out).toBe(0);
+    const accepted = await asDeployUser(`sudo -n ${HELPER} hello install ${id}`);
+    expect(accepted.code, accepted.out).toBe(0);
+    expect(installed()).toEqual(before);
     await asDeployUser(`rm -rf ${deployTo}/releases/${id} /tmp/slipway-forged-*`);
     expect(await stack.answer(first)).toContain(`hello from release ${first}`);
   });
