@@ -62,7 +62,9 @@ function configFunctions(services: Services, deployTo: string): Shell {
   const saved = backups(services, deployTo);
   return script(
     sh`restore_configs() {`,
-    ...saved.map((b) => sh`  if [ -e ${b.prev} ] || [ -L ${b.prev} ]; then ${s}mv -f ${b.prev} ${b.target}; elif [ -e ${b.none} ]; then ${s}rm -f ${b.target} ${b.none}; fi`),
+    ...saved.map(
+      (b) => sh`  if [ -e ${b.prev} ] || [ -L ${b.prev} ]; then ${s}mv -f ${b.prev} ${b.target}; elif [ -e ${b.none} ]; then ${s}rm -f ${b.target} ${b.none}; fi`,
+    ),
     sh`  :; }`,
     sh`commit_configs() { ${s}rm -f ${saved.flatMap((b) => [b.prev, b.none])}; }`,
   );

@@ -23,7 +23,12 @@ export const stageSchema = z.strictObject({
 });
 
 const absolutePath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');
-const nginxSchema = z.strictObject({ site: absolutePath.optional(), enabled: absolutePath.optional(), test: z.string().min(1).optional(), reload: z.string().min(1).optional() });
+const nginxSchema = z.strictObject({
+  site: absolutePath.optional(),
+  enabled: absolutePath.optional(),
+  test: z.string().min(1).optional(),
+  reload: z.string().min(1).optional(),
+});
 const supervisorSchema = z.strictObject({
   program: absolutePath.optional(),
   ctl: z.string().min(1).optional(),
@@ -44,7 +49,8 @@ export const servicesSchema = z
     // The helper takes nothing but a release id: what it installs where is fixed by root in /etc/slipway/<application>.conf.
     for (const [section, keys] of [['nginx', services.nginx], ['supervisor', services.supervisor]] as const) {
       for (const key of Object.keys(keys || {})) {
-        ctx.addIssue({ code: 'custom', path: [section, key], message: 'set by the helper\'s own config (/etc/slipway/<application>.conf) when services.helper is set' });
+        const message = "set by the helper's own config (/etc/slipway/<application>.conf) when services.helper is set";
+        ctx.addIssue({ code: 'custom', path: [section, key], message });
       }
     }
   });

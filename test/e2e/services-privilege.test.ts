@@ -6,7 +6,7 @@
 // Also the install script without the helper: it stops at the first failing command and names it,
 // and keeps its backups out of the directories nginx and supervisor include.
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -266,6 +266,22 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     expect(accepted.code, accepted.out).toBe(0);
     expect(installed()).toEqual(before);
     await asDeployUser(`rm -rf ${deployTo}/releases/${id} /tmp/slipway-forged-*`);
+    expect(await stack.answer(first)).toContain(`hello from release ${first}`);
+  });
+
+  it('a site nginx rejects: the helper puts the previous files back, the deploy stops before the switch', async () => {
+    const before = installed();
+    const template = path.join(project.dir, 'templates/nginx.conf.hbs');
+    const original = readFileSync(template, 'utf8');
+    // Valid on its own, but the main config already has a default server on this address.
+    writeFileSync(template, original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'));
+    const result = await project.run(['deploy']);
+    writeFileSync(template, original);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('nginx rejected the new site (previous files put back)');
+    expect(result.stderr).toMatch(/duplicate default server/);
+    expect(installed()).toEqual(before);
+    expect(readlinkSync(path.join(deployTo, 'current'))).toBe(`releases/${first}`);
     expect(await stack.answer(first)).toContain(`hello from release ${first}`);
   });
 
