@@ -83,7 +83,8 @@ export function installConfigsScript(services: Services, deployTo: string, relea
     return sh`  if [ -e ${t} ] || [ -L ${t} ]; then ${s}cp -P ${t} ${b.prev}; else ${s}touch ${b.none}; fi`;
   };
   const lines: Shell[] = [
-    sh`set -e`,
+    // -E: commands failing inside restore_configs are named too.
+    sh`set -eE`,
     sh`trap 'printf "failed (exit %s): %s\n" "$?" "$BASH_COMMAND" >&2' ERR`,
     configFunctions(services, deployTo),
     sh`restore_configs`,
