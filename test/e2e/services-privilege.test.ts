@@ -285,6 +285,24 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     expect(await stack.answer(first)).toContain(`hello from release ${first}`);
   });
 
+  it('a failure halfway through the install (the program path is a folder): the site already replaced is put back', async () => {
+    const before = installed();
+    const program = path.join(stack.supervisorConfD, 'hello.conf');
+    const template = path.join(project.dir, 'templates/nginx.conf.hbs');
+    const original = readFileSync(template, 'utf8');
+    rmSync(program);
+    mkdirSync(program);
+    writeFileSync(template, original.replace('location / {', 'location / {\n        add_header X-Halfway 1;'));
+    const result = await project.run(['deploy']);
+    writeFileSync(template, original);
+    rmdirSync(program);
+    writeFileSync(program, before.program, { mode: 0o600 });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/slipway-services: failed \(exit 1\): .*; previous files put back/);
+    expect(installed()).toEqual(before);
+    expect(readlinkSync(path.join(deployTo, 'current'))).toBe(`releases/${first}`);
+  });
+
   it('a second release, then rollback and rollback:current, each through the helper', async () => {
     const template = path.join(project.dir, 'templates/nginx.conf.hbs');
     writeFileSync(template, readFileSync(template, 'utf8').replace('location / {', 'location / {\n        add_header X-Release {{releaseId}};'));
