@@ -85,7 +85,7 @@ export function installConfigsScript(services: Services, deployTo: string, relea
   const lines: Shell[] = [
     // -E: commands failing inside restore_configs are named too.
     sh`set -eE`,
-    sh`trap 'printf "failed (exit %s): %s\n" "$?" "$BASH_COMMAND" >&2' ERR`,
+    sh`trap 'printf "failed (exit %s): %s\\n" "$?" "$BASH_COMMAND" >&2' ERR`,
     configFunctions(services, deployTo),
     sh`restore_configs`,
     sh`mkdir -p ${layout(deployTo).serviceBackups}`,
@@ -109,14 +109,14 @@ export function installConfigsScript(services: Services, deployTo: string, relea
       save(nginx.enabled),
       sh`  ${s}ln -sfn ${nginx.site} ${nginx.enabled}`,
       sh`fi`,
-      sh`if [ -n "$nginx_changed" ] && ! out=$(${s}${raw(nginx.test)} 2>&1); then restore_configs; printf 'nginx rejected the new site (previous files put back):\n%s\n' "$out" >&2; exit 1; fi`,
+      sh`if [ -n "$nginx_changed" ] && ! out=$(${s}${raw(nginx.test)} 2>&1); then restore_configs; printf 'nginx rejected the new site (previous files put back):\\n%s\\n' "$out" >&2; exit 1; fi`,
     );
   }
   const supervisor = services.supervisor;
   if (supervisor) {
     lines.push(
       // supervisorctl reread exits 1 (printing ERROR: CANT_REREAD …) when a program file does not parse.
-      sh`if [ -n "$supervisor_changed" ] && ! out=$(${s}${raw(supervisor.ctl)} reread 2>&1); then restore_configs; ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true; printf 'supervisor rejected the new program (previous files put back):\n%s\n' "$out" >&2; exit 1; fi`,
+      sh`if [ -n "$supervisor_changed" ] && ! out=$(${s}${raw(supervisor.ctl)} reread 2>&1); then restore_configs; ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true; printf 'supervisor rejected the new program (previous files put back):\\n%s\\n' "$out" >&2; exit 1; fi`,
     );
   }
   return script(...lines);
@@ -142,8 +142,8 @@ export function restartScript(services: Services, deployTo: string, nginxChanged
     const ctl = raw(supervisor.ctl);
     lines.push(
       sh`${s}${ctl} reread >/dev/null && ${s}${ctl} update ${supervisor.name} >/dev/null`,
-      sh`if ! out=$(${s}${ctl} restart ${supervisor.name} 2>&1); then printf 'supervisor could not restart %s:\n%s\n' ${supervisor.name} "$out" >&2; exit 1; fi`,
-      sh`case "$out" in *ERROR*) printf 'supervisor could not restart %s:\n%s\n' ${supervisor.name} "$out" >&2; exit 1;; esac`,
+      sh`if ! out=$(${s}${ctl} restart ${supervisor.name} 2>&1); then printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2; exit 1; fi`,
+      sh`case "$out" in *ERROR*) printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2; exit 1;; esac`,
     );
   }
   if (services.nginx && nginxChanged !== false) {
