@@ -5,7 +5,7 @@ import type { Services } from './core/config.js';
 import type { Shell } from './core/sh.js';
 import { raw, script, sh } from './core/sh.js';
 
-export type HelperSubcommand = 'install' | 'restore' | 'commit' | 'restart' | 'reload' | 'status' | 'test';
+export type HelperSubcommand = 'install' | 'restore' | 'commit' | 'restart' | 'reload' | 'status' | 'test' | 'pid';
 
 /** `sudo -n /usr/local/sbin/slipway-services <application> <subcommand> [release id]`. */
 export function helperCommand(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
@@ -13,6 +13,20 @@ export function helperCommand(services: Services, subcommand: HelperSubcommand, 
   if (!helper) throw new Error('helperCommand: services.helper is not set');
   const sudo = raw(services.sudo ? `${services.sudo} ` : '');
   return sh`${sudo}${helper.command} ${helper.application} ${raw(subcommand)}${releaseId === undefined ? raw('') : sh` ${releaseId}`}`;
+}
+
+/**
+ * Every command a deploy of `releaseId` runs through the helper, exactly as run: what `check` can ask
+ * sudo about (`sudo -n -l <command>`). The one sudo rule allows them all, or none.
+ */
+export function helperPrivilegedCommands(services: Services, releaseId: string): Shell[] {
+  return [
+    helperCommand(services, 'install', releaseId),
+    helperCommand(services, 'restore'),
+    helperCommand(services, 'commit'),
+    ...(services.supervisor ? [helperCommand(services, 'restart'), helperCommand(services, 'pid')] : []),
+    ...(services.nginx ? [helperCommand(services, 'reload')] : []),
+  ];
 }
 
 /** The helper installs and validates; its `@@changed nginx` line sets `$nginx_changed` for restartThroughHelper('shell'). */

@@ -8,7 +8,7 @@ import { mustRun } from './core/host.js';
 import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { raw, script, sh } from './core/sh.js';
-import { helperCommand, installThroughHelper, restartThroughHelper, restoreThroughHelper, statusThroughHelper } from './services-helper.js';
+import { installThroughHelper, restartThroughHelper, restoreThroughHelper, statusThroughHelper } from './services-helper.js';
 
 interface ManagedFile {
   kind: 'nginx' | 'supervisor';
@@ -24,24 +24,6 @@ function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
 }
 
 const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
-
-/**
- * What a deploy runs with the `sudo` prefix, without the arguments that change per run: for `check`
- * to verify (e.g. `sudo -n -l <command>`) exactly what a deploy will need. Empty without a prefix.
- */
-export function privilegedCommands(services: Services): Shell[] {
-  if (!services.sudo) return [];
-  if (services.helper) {
-    const subcommands = ['install', 'restore', 'commit', services.supervisor && 'restart', services.nginx && 'reload'] as const;
-    return subcommands.filter((c) => c !== undefined).map((c) => helperCommand(services, c));
-  }
-  const s = sudo(services);
-  return [
-    ...['cp', 'mv', 'rm', 'mkdir', 'touch', ...(services.nginx ? ['ln'] : [])].map((c) => sh`${s}${raw(c)}`),
-    ...(services.nginx ? [sh`${s}${raw(services.nginx.test)}`, sh`${s}${raw(services.nginx.reload)}`] : []),
-    ...(services.supervisor ? [sh`${s}${raw(services.supervisor.ctl)}`] : []),
-  ];
-}
 
 /**
  * Each installed file and where its backup is kept while a deploy is not committed: in

@@ -216,6 +216,10 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     const nginx = await asDeployUser(`sudo -n /usr/sbin/nginx -t`);
     expect(nginx.code).not.toBe(0);
     expect(readFileSync(victim, 'utf8')).toBe('original\n');
+    // What it offers without arguments, e.g. the program's pid (purge asks it whether a release is still in use).
+    const pid = await asDeployUser(`sudo -n ${HELPER} hello pid`);
+    expect(pid.code, pid.out).toBe(0);
+    expect(Number(pid.out.trim())).toBeGreaterThan(1);
   });
 
   it('ids, names and subcommands the helper does not know are refused (exit 2)', async () => {

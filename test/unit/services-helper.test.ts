@@ -2,8 +2,7 @@
 // a fixed subcommand and a release id ever reach the sudo rule.
 import { describe, expect, it } from 'vitest';
 import type { Services } from '../../tasks/core/config.js';
-import { helperCommand, installThroughHelper, restartThroughHelper } from '../../tasks/services-helper.js';
-import { privilegedCommands } from '../../tasks/services.js';
+import { helperCommand, helperPrivilegedCommands, installThroughHelper, restartThroughHelper } from '../../tasks/services-helper.js';
 
 const helper: Services = {
   sudo: 'sudo -n',
@@ -31,12 +30,9 @@ describe('services through the helper', () => {
     );
   });
 
-  it('privilegedCommands lists exactly what a deploy runs with the sudo prefix', () => {
-    expect(privilegedCommands(helper).map((c) => c.text)).toEqual(
-      ['install', 'restore', 'commit', 'restart', 'reload'].map((c) => `sudo -n /usr/local/sbin/slipway-services hello ${c}`),
+  it('helperPrivilegedCommands lists exactly what a deploy runs through the helper', () => {
+    expect(helperPrivilegedCommands(helper, '2026.01.02-03.04.05-abcdef0').map((c) => c.text)).toEqual(
+      ['install 2026.01.02-03.04.05-abcdef0', 'restore', 'commit', 'restart', 'pid', 'reload'].map((c) => `sudo -n /usr/local/sbin/slipway-services hello ${c}`),
     );
-    expect(privilegedCommands({ ...helper, sudo: '' })).toEqual([]);
-    const direct = { ...helper, helper: undefined, supervisor: undefined };
-    expect(privilegedCommands(direct).map((c) => c.text)).toEqual(['cp', 'mv', 'rm', 'mkdir', 'touch', 'ln', 'nginx -t', 'nginx -s reload'].map((c) => `sudo -n ${c}`));
   });
 });
