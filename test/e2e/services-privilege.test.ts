@@ -247,6 +247,9 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
       ['another program name', program(`-e 's/^\\[program:hello\\]/[program:evil]/'`), /only the section \[program:hello\]/],
       ['a second section', program(`-e '$a [include]' -e '$a files=/tmp/*.conf'`), /only the section/],
       ['a log outside allowed_paths', program(`-e 's|^stdout_logfile=.*|stdout_logfile=${victim}|'`), /not under allowed_paths/],
+      // A lone CR ends a line for supervisor's Python, not for a line-by-line shell check.
+      ['user=root after a lone CR', `${program('-n -e p')}; printf 'autostart=true\\ruser=root\\n' >> ${dir}/supervisor.conf`, /control characters/],
+      ['a directive after a NUL', `cp ${liveProgram} ${dir}/; printf 'return 200 x\\000; load_module /tmp/evil.so;\\n' > ${dir}/nginx.conf`, /control characters/],
       ['a continuation line', program(`-e 's/^user=.*/user=slipway\\n  root/'`), /continuation/],
       ['load_module', site('load_module /tmp/evil.so;'), /load_module is not accepted/],
       ['include', site('include /etc/passwd;'), /include is not accepted/],
