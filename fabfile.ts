@@ -37,7 +37,7 @@ await runTasks({
   }),
   rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback),
   releases: task('List the releases on each host: which is live, when, from which ref', listReleases),
-  check: task('Check the config, that hosts answer, deploy roots are writable, and lock state', check),
+  check: task('Check the config, hosts, lock state, and that deploy roots, sudo rules, nginx -t and supervisorctl work', check),
   purge: task('Remove releases beyond keepReleases now', (run) => run.locked('purge', () => run.each('purge', purgeReleases(run)))),
   unlock: task('Print who holds the deploy lock, then remove it', unlock),
   restart: task('Restart the program on every host (and reload nginx)', restart),

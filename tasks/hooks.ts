@@ -34,6 +34,7 @@ export function runHooks(run: TaskRun, point: 'beforeSwitch' | 'afterSwitch', re
       const output = await mustRun(h.host, `hook "${stage.name}"`, command, { stdin });
       if (output.trim()) run.log.detail(h.host.name, output.trim());
     }
-    return stages.map((s) => s.name).join(', ');
+    const names = stages.map((s) => s.name).join(', ');
+    return run.tell(names, `run ${names}`);
   };
 }

@@ -2,13 +2,14 @@
 // restricted to the subdirectory), packed as one tar.gz with its sha256.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ResolvedConfig } from './core/config.js';
 import { ConfigError } from './core/config.js';
 import type { TaskRun } from './core/fleet.js';
+import { sharedItems } from './core/paths.js';
 import { newReleaseId } from './core/releases.js';
 import { environmentKey } from './environment.js';
 import type { RenderedFile } from './templates.js';
@@ -59,6 +60,36 @@ async function submodules(repository: string, commit: string, subdirectory?: str
     .map(([, sha, where]) => ({ sha, where }));
 }
 
+/**
+ * Refuses (exit 2) a tree with symlinks a deploy would write or delete through: `.slipway` or
+ * anything in it (the env file and the rendered configs are written there), and a parent of a
+ * shared item (its link replaces the item, whatever the parent points to: say, the shared data).
+ */
+function refuseLinks(tree: string, config: ResolvedConfig, what: string): void {
+  const linkTarget = (rel: string) => {
+    const file = path.join(tree, rel);
+    return lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink() ? readlinkSync(file) : null;
+  };
+  const found: string[] = [];
+  const slipway = linkTarget('.slipway');
+  if (slipway !== null) found.push(`".slipway" is a symlink (to ${slipway}): slipway writes the release's env file and configs in that folder`);
+  else if (existsSync(path.join(tree, '.slipway'))) {
+    for (const entry of readdirSync(path.join(tree, '.slipway'), { recursive: true, encoding: 'utf8' })) {
+      const target = linkTarget(path.join('.slipway', entry));
+      if (target !== null) found.push(`".slipway/${entry}" is a symlink (to ${target}): slipway writes files in .slipway/, never through a link`);
+    }
+  }
+  for (const item of sharedItems(config.shared).linked) {
+    const parents = item.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'));
+    for (const parent of parents) {
+      const target = linkTarget(parent);
+      if (target === null) continue;
+      found.push(`"${parent}" is a symlink (to ${target}), a parent of shared item "${item}": make it a folder in the repository, or share "${parent}"`);
+    }
+  }
+  if (found.length) throw new ConfigError(`refusing the release tree of ${what}:\n  ${found.join('\n  ')}`);
+}
+
 export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchive> {
   const commit = await resolveCommit(config.repository, config.ref);
   const sub = config.subdirectory?.replace(/^\/+|\/+$/g, '');
@@ -78,12 +109,14 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
       if (!existsSync(path.join(checkout, '.git'))) throw new Error(`submodule ${where} is not checked out; run git submodule update --init`);
       await tar(checkout, sha, path.join(tree, sub ? path.relative(sub, where) : where));
     }
-    // The app's environment travels inside the archive (mode 0600), never on a command line.
+    refuseLinks(tree, config, `${config.ref} (${commit.slice(0, 7)})`);
+    // The app's environment travels inside the archive (mode 0600), never on a command line; written
+    // as a new file (O_EXCL), so never through a link.
     const dotenv = path.join(config.projectRoot, `.env.${config.environment}`);
     if (existsSync(dotenv)) {
       mkdirSync(path.join(tree, '.slipway'), { recursive: true });
-      copyFileSync(dotenv, path.join(tree, '.slipway', 'dotenv'));
-      chmodSync(path.join(tree, '.slipway', 'dotenv'), 0o600);
+      rmSync(path.join(tree, '.slipway', 'dotenv'), { force: true });
+      writeFileSync(path.join(tree, '.slipway', 'dotenv'), readFileSync(dotenv), { mode: 0o600, flag: 'wx' });
     }
     const file = path.join(work, 'release.tar.gz');
     await execFileP('tar', ['-czf', file, '-C', tree, '.']);

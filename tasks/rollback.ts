@@ -2,6 +2,7 @@
 // `rollback:<id>` goes to that one. It reuses the switch; it never deletes a release.
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
 import { mustRun } from './core/host.js';
+import { secrets } from './core/redact.js';
 import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { script, sh } from './core/sh.js';
@@ -46,11 +47,18 @@ export async function rollback(run: TaskRun): Promise<void> {
   });
 }
 
-/** Marks a release bad in its metadata: `rollback` skips it and purge removes it first. */
-export function markBadScript(deployTo: string, release: Release, envKey: string | null, reason: string): Shell {
+/**
+ * Marks a release bad in its metadata: `rollback` skips it and purge removes it first. The reason is
+ * redacted before it is cut short (a cut secret would no longer match), and the metadata comes on
+ * stdin: a failure's output is no business of the command line, where `ps` on the host shows it.
+ */
+export function markBadScript(deployTo: string, release: Release, envKey: string | null, reason: string): { script: Shell; stdin: string } {
   const file = `${layout(deployTo).release(release.id)}/.slipway/release.json`;
-  const meta = { ...releaseMeta(release, envKey), status: 'bad', reason: reason.split('\n').slice(0, 3).join(' ').slice(0, 300) };
-  return script(sh`if [ -d "$(dirname ${file})" ]; then printf '%s\\n' ${JSON.stringify(meta)} > ${`${file}.new`} && mv -f ${`${file}.new`} ${file}; fi`);
+  const meta = { ...releaseMeta(release, envKey), status: 'bad', reason: secrets.redact(reason).split('\n').slice(0, 3).join(' ').slice(0, 300) };
+  const stdin = `${JSON.stringify(meta)}\n`;
+  const bytes = Buffer.byteLength(stdin);
+  const write = sh`head -c ${bytes} > ${`${file}.new`} && mv -f ${`${file}.new`} ${file}`;
+  return { script: script(sh`if [ -d "$(dirname ${file})" ]; then ${write}; else head -c ${bytes} > /dev/null; fi`), stdin };
 }
 
 /**
@@ -65,9 +73,11 @@ export async function rollBackOnFailure(run: TaskRun, release: Release, body: ()
     const back = (h: HostRun): Promise<StepOutcome> => {
       const mark = markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
       const previous = h.result.previous as string | null | undefined;
-      if (!run.options.autoRollback || !previous) return mustRun(h.host, 'marking the release bad', mark).then(() => 'marked bad, left live');
-      const command = script(mark, returnToScript(run, h, previous, revisionLine('rollback', previous, { from: release.id, reason: 'auto' })));
-      return mustRun(h.host, 'automatic rollback', command).then(() => {
+      if (!run.options.autoRollback || !previous) {
+        return mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(() => 'marked bad, left live');
+      }
+      const command = script(mark.script, returnToScript(run, h, previous, revisionLine('rollback', previous, { from: release.id, reason: 'auto' })));
+      return mustRun(h.host, 'automatic rollback', command, { stdin: mark.stdin }).then(() => {
         h.result.live = previous;
         h.state.live = previous;
         return `back on ${previous}`;

@@ -7,26 +7,30 @@ import { raw, script, sh } from './core/sh.js';
 
 export type HelperSubcommand = 'install' | 'restore' | 'commit' | 'restart' | 'reload' | 'status' | 'test' | 'pid';
 
-/** `sudo -n /usr/local/sbin/slipway-services <application> <subcommand> [release id]`. */
-export function helperCommand(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
+/** `/usr/local/sbin/slipway-services <application> <subcommand> [release id]`: what the sudo rule is asked about. */
+function helperArguments(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
   const helper = services.helper;
   if (!helper) throw new Error('helperCommand: services.helper is not set');
-  const sudo = raw(services.sudo ? `${services.sudo} ` : '');
-  return sh`${sudo}${helper.command} ${helper.application} ${raw(subcommand)}${releaseId === undefined ? raw('') : sh` ${releaseId}`}`;
+  return sh`${helper.command} ${helper.application} ${raw(subcommand)}${releaseId === undefined ? raw('') : sh` ${releaseId}`}`;
+}
+
+/** `sudo -n /usr/local/sbin/slipway-services <application> <subcommand> [release id]`. */
+export function helperCommand(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
+  return sh`${raw(services.sudo ? `${services.sudo} ` : '')}${helperArguments(services, subcommand, releaseId)}`;
 }
 
 /**
- * Every command a deploy of `releaseId` runs through the helper, exactly as run: what `check` can ask
- * sudo about (`sudo -n -l <command>`). The one sudo rule allows them all, or none.
+ * Every helper call a deploy of `releaseId` makes, without the sudo prefix: what `check` asks sudo
+ * about (`sudo -n -l <command>`). The one sudo rule allows them all, or none.
  */
 export function helperPrivilegedCommands(services: Services, releaseId: string): Shell[] {
-  return [
-    helperCommand(services, 'install', releaseId),
-    helperCommand(services, 'restore'),
-    helperCommand(services, 'commit'),
-    ...(services.supervisor ? [helperCommand(services, 'restart'), helperCommand(services, 'pid')] : []),
-    ...(services.nginx ? [helperCommand(services, 'reload')] : []),
+  const subcommands: HelperSubcommand[] = [
+    'restore',
+    'commit',
+    ...(services.supervisor ? (['restart', 'pid'] as const) : []),
+    ...(services.nginx ? (['reload'] as const) : []),
   ];
+  return [helperArguments(services, 'install', releaseId), ...subcommands.map((c) => helperArguments(services, c))];
 }
 
 /** The helper installs and validates; its `@@changed nginx` line sets `$nginx_changed` for restartThroughHelper('shell'). */

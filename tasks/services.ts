@@ -8,7 +8,14 @@ import { mustRun } from './core/host.js';
 import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { raw, script, sh } from './core/sh.js';
-import { installThroughHelper, restartThroughHelper, restoreThroughHelper, statusThroughHelper } from './services-helper.js';
+import {
+  helperCommand,
+  helperPrivilegedCommands,
+  installThroughHelper,
+  restartThroughHelper,
+  restoreThroughHelper,
+  statusThroughHelper,
+} from './services-helper.js';
 
 interface ManagedFile {
   kind: 'nginx' | 'supervisor';
@@ -24,6 +31,48 @@ function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
 }
 
 const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
+
+/**
+/**
+ * Every command a deploy of `releaseId` runs with root's powers (install, validate, put back, commit,
+ * restart, purge's pid), exactly as the scripts here run them: what the sudo rules must allow. `check`
+ * asks sudo about each one (`sudo -n -l <command>`); a unit test holds this list to the scripts. Through
+ * the helper that is the helper's own subcommands (its one rule); otherwise the commands services.sudo prefixes.
+ */
+export function privilegedCommands(services: Services, deployTo: string, releaseId: string): Shell[] {
+  if (services.helper) return helperPrivilegedCommands(services, releaseId);
+  const { nginx, supervisor } = services;
+  const saved = backups(services, deployTo);
+  const replace = (t: string) => {
+    const b = saved.find((x) => x.target === t)!;
+    return [sh`cp -P ${t} ${b.prev}`, sh`touch ${b.none}`, sh`mv -f ${b.prev} ${t}`, sh`rm -f ${t} ${b.none}`];
+  };
+  const install = (f: ManagedFile) => [
+    ...replace(f.target),
+    sh`mkdir -p ${path.posix.dirname(f.target)}`,
+    sh`rm -f ${`${f.target}.slipway-new`}`,
+    sh`cp ${f.rendered} ${`${f.target}.slipway-new`}`,
+    sh`mv -f ${`${f.target}.slipway-new`} ${f.target}`,
+  ];
+  const ctl = raw(supervisor?.ctl ?? '');
+  return [
+    ...managedFiles(services, layout(deployTo).release(releaseId)).flatMap(install),
+    ...(nginx ? [...replace(nginx.enabled), sh`ln -sfn ${nginx.site} ${nginx.enabled}`, raw(nginx.test), raw(nginx.reload)] : []),
+    sh`rm -f ${saved.flatMap((b) => [b.prev, b.none])}`,
+    ...(supervisor ? [sh`${ctl} reread`, sh`${ctl} update ${supervisor.name}`, sh`${ctl} restart ${supervisor.name}`, sh`${ctl} pid ${supervisor.name}`] : []),
+  ];
+}
+
+/** Prints the supervisor program's pid (0 when stopped), with the privileges of every supervisorctl a deploy runs. */
+export function programPidCommand(services: Services | undefined): Shell | undefined {
+  if (services?.helper) return services.supervisor && helperCommand(services, 'pid');
+  return services?.supervisor && sh`${sudo(services)}${raw(services.supervisor.ctl)} pid ${services.supervisor.name}`;
+}
+
+/** `nginx -t` as a deploy without the helper runs it (through services.sudo); the pre-switch check of a rendered site runs it so too. */
+export function nginxTestCommand(services: Services | undefined): Shell | undefined {
+  return services?.nginx && sh`${sudo(services)}${raw(services.nginx.test)}`;
+}
 
 /**
  * Each installed file and where its backup is kept while a deploy is not committed: in
@@ -78,6 +127,8 @@ export function installConfigsScript(services: Services, deployTo: string, relea
       sh`if [ -f ${f.rendered} ] && ! cmp -s ${f.rendered} ${f.target}; then`,
       save(f.target),
       sh`  ${s}mkdir -p ${path.posix.dirname(f.target)}`,
+      // A dead run's .slipway-new is removed first: cp into it would keep its mode (0644 for a private config) or follow a link.
+      sh`  ${s}rm -f ${`${f.target}.slipway-new`}`,
       sh`  ${s}cp ${f.rendered} ${`${f.target}.slipway-new`}`,
       sh`  ${s}mv -f ${`${f.target}.slipway-new`} ${f.target}`,
       sh`  ${raw(f.kind)}_changed=1; echo ${`@@changed ${f.kind}`}`,
@@ -177,7 +228,7 @@ export function installConfigs(run: TaskRun, releaseId: string) {
     const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.root, releaseId));
     const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
     h.result.configsChanged = changed;
-    return changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged';
+    return run.tell(changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged', 'install the configs that changed (validated)');
   };
 }
 
@@ -186,17 +237,28 @@ export function restartServices(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
-    const nginxChanged = ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
+    // A dry run does not know whether the site changed: it shows the reload, which runs only if it did.
+    const nginxChanged = run.options.dryRun || ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
     await mustRun(h.host, 'restart', restartScript(services, h.paths.root, nginxChanged));
-    return [services.supervisor && `restarted ${services.supervisor.name}`, nginxChanged && 'reloaded nginx'].filter(Boolean).join(', ');
+    return restartSummary(run, services, run.options.dryRun ? 'if changed' : nginxChanged);
   };
+}
+
+/** A restart's step line: what it restarted and reloaded, or under --dry-run what it would. */
+function restartSummary(run: TaskRun, services: Services, nginx: boolean | 'if changed'): string {
+  const program = services.supervisor?.name;
+  const reloads = Boolean(nginx && services.nginx);
+  const done = [program && `restarted ${program}`, reloads && 'reloaded nginx'];
+  const planned = [program && `restart ${program}`, reloads && `reload nginx${nginx === 'if changed' ? ' if its site changed' : ''}`];
+  return run.tell(done.filter(Boolean).join(', '), planned.filter(Boolean).join(', '));
 }
 
 export function healthCheck(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const check = run.config.healthcheck;
     if (!check) return { skipped: 'no healthcheck configured' };
-    return (await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId)))).trim();
+    const answer = (await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId)))).trim();
+    return run.tell(answer, `check ${check.url}`);
   };
 }
 
@@ -204,15 +266,15 @@ export function healthCheck(run: TaskRun, releaseId: string) {
 export async function restart(run: TaskRun): Promise<void> {
   const services = run.config.services;
   if (!services) throw new Error('restart: no services configured (set "services" in the config)');
-  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, h.paths.root, true)).then(() => 'restarted'));
+  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, h.paths.root, true)).then(() => restartSummary(run, services, true)));
 }
 
-function statusCommands(services: Services): { supervisor?: Shell; nginxTest?: Shell } {
+/** The read-only service commands `status` and `check` run: supervisor's view of the program, and nginx -t. */
+export function statusCommands(services: Services): { supervisor?: Shell; nginxTest?: Shell } {
   const helper = services.helper && statusThroughHelper(services);
-  const s = sudo(services);
   return {
-    supervisor: services.supervisor && (helper?.supervisor ?? sh`${s}${raw(services.supervisor.ctl)} status ${services.supervisor.name}`),
-    nginxTest: services.nginx && (helper?.nginxTest ?? sh`${s}${raw(services.nginx.test)}`),
+    supervisor: services.supervisor && (helper?.supervisor ?? sh`${sudo(services)}${raw(services.supervisor.ctl)} status ${services.supervisor.name}`),
+    nginxTest: services.nginx && (helper?.nginxTest ?? nginxTestCommand(services)),
   };
 }
 

@@ -6,7 +6,7 @@ import { mustRun } from './core/host.js';
 import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { script, sh } from './core/sh.js';
-import { planPurge, purgedIn, purgeScript } from './purge.js';
+import { count, planPurge, purgedIn, purgeScript } from './purge.js';
 import { installConfigsScript, restartScript } from './services.js';
 import type { ReleaseMeta } from './hosts.js';
 
@@ -77,11 +77,14 @@ export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback'
     const plan = purge ? planPurge(after, run.config.keepReleases) : { releases: [], envs: [] };
     const command = plan.releases.length || plan.envs.length ? script(switched, purgeScript(h.paths.root, plan)) : switched;
     const output = await (last ? run.finalCommand(h, 'switch', command) : mustRun(h.host, 'switch', command));
-    const removed = purgedIn(output);
+    // A dry run's output is empty: its summary comes from the plan, which is the script it printed.
+    const removed = run.options.dryRun ? plan.releases : purgedIn(output);
     h.result.previous = from;
     h.result.live = id;
     h.state.live = id;
     h.state.releases = after.releases.filter((r) => !removed.includes(r));
-    return `${from ?? '(none)'} → ${id}${removed.length ? `; purged ${removed.length}` : ''}`;
+    const move = `${from ?? '(none)'} → ${id}`;
+    const purged = removed.length ? count(removed.length, 'release') : '';
+    return run.tell(`${move}${purged && `; purged ${purged}`}`, `switch ${move}${purged && ` and purge ${purged}`}`);
   };
 }

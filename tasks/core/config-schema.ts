@@ -81,6 +81,7 @@ const settings = {
   knownHosts: z.string().min(1),
   connectTimeoutSeconds: z.number().positive(),
   keepConnections: z.number().int().min(0),
+  keepConnectionsMaxAge: z.number().int().min(1).max(86_400),
   services: servicesSchema,
   healthcheck: healthcheckSchema,
 };
@@ -108,6 +109,7 @@ export const fileSchema = z.strictObject({
   knownHosts: settings.knownHosts.optional(),
   connectTimeoutSeconds: settings.connectTimeoutSeconds.optional(),
   keepConnections: settings.keepConnections.optional(),
+  keepConnectionsMaxAge: settings.keepConnectionsMaxAge.optional(),
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
   environments: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'), environmentSchema),

@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'n
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
+import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from './redact.js';
 import type { fileSchema, healthcheckSchema, hostSchema, servicesSchema, stageSchema } from './config-schema.js';
 
 export class ConfigError extends Error {
@@ -47,6 +48,22 @@ function resolveServices(application: string, raw: z.output<typeof servicesSchem
   };
 }
 
+/**
+ * A managed service needs its rendered config: without the template nothing would be installed and
+ * the restart would fail on a program supervisor never heard of. Refused at load, naming where it looked.
+ */
+function checkServiceTemplates(file: string, services: Services | undefined, templates: ResolvedConfig['templates']): void {
+  const missing = (['nginx', 'supervisor'] as const).filter(
+    (kind) => services?.[kind] && templates[kind] && !existsSync(path.join(templates.dir, `${kind}.conf.hbs`)),
+  );
+  if (!missing.length) return;
+  const lines = missing.map((kind) => `  services.${kind} needs a template: no ${kind}.conf.hbs in ${templates.dir}`);
+  throw new ConfigError(
+    `invalid config ${file}:\n${lines.join('\n')} (templates/, the repository and .env files are looked up beside the config file, ` +
+      `${path.dirname(file)}; set templates.dir, or ${missing.map((kind) => `services.${kind}: false`).join(' / ')})`,
+  );
+}
+
 export interface ResolvedConfig {
   application: string;
   repository: string;
@@ -66,6 +83,8 @@ export interface ResolvedConfig {
   connectTimeoutSeconds: number;
   /** Seconds to keep SSH connections open after a run, for the next one (0: close them with the run). */
   keepConnections: number;
+  /** Seconds a kept connection (and the key the broker holds for it) lives at most; then runs connect directly and a new broker takes over. */
+  keepConnectionsMaxAge: number;
   services?: Services;
   healthcheck?: z.output<typeof healthcheckSchema>;
   environment: string;
@@ -75,9 +94,21 @@ export interface ResolvedConfig {
   projectRoot: string;
 }
 
+/**
+ * Reads a .env file; its values are redacted from every output from here on, before the config that
+ * may use them is evaluated. A secret-looking key's value too short to be redacted is refused.
+ */
 function readEnvFile(file: string): Record<string, string> {
   if (!existsSync(file)) return {};
-  return parseDotenv(readFileSync(file, 'utf8'));
+  const values = parseDotenv(readFileSync(file, 'utf8'));
+  secrets.add(Object.values(values));
+  const short = Object.entries(values).filter(([key, value]) => SECRET_KEY.test(key) && value.length > 0 && value.length < MIN_SECRET_LENGTH);
+  if (short.length) {
+    const named = short.map(([key, value]) => `${key} is ${value.length} character${value.length === 1 ? '' : 's'}`).join(', ');
+    const why = `too short to be redacted from output (a secret needs ${MIN_SECRET_LENGTH} characters or more); use a longer value`;
+    throw new ConfigError(`${file}: ${named}: ${why}`);
+  }
+  return values;
 }
 
 // dotenv's parse is pure (config() prints and touches process.env); imported lazily to keep start-up small.
@@ -175,7 +206,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
       }
     }
   }
-  const chosen = raw.environments[name];
+  // Own keys only: "__proto__" or "constructor" are not environments.
+  const chosen = Object.hasOwn(raw.environments, name) ? raw.environments[name] : undefined;
   if (!chosen) {
     throw new ConfigError(`unknown environment "${name}"; environments: ${Object.keys(raw.environments).join(', ') || '(none)'}`);
   }
@@ -194,6 +226,14 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
   if (dup) hostErrors.push(`  environments.${name}.hosts: host name "${dup}" appears twice`);
   if (hostErrors.length) throw new ConfigError(`invalid config ${file}:\n${hostErrors.join('\n')}`);
 
+  const services = resolveServices(merged.application, merged.services);
+  const templates = {
+    dir: path.resolve(projectRoot, merged.templates?.dir ?? 'templates'),
+    nginx: merged.templates?.nginx ?? true,
+    supervisor: merged.templates?.supervisor ?? true,
+  };
+  checkServiceTemplates(file, services, templates);
+
   return {
     application: merged.application,
     repository: path.resolve(projectRoot, merged.repository ?? '.'),
@@ -202,11 +242,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     keepReleases: merged.keepReleases ?? 5,
     dependencies: merged.dependencies ?? { type: 'none' },
     shared: { files: merged.shared?.files ?? [], dirs: merged.shared?.dirs ?? [] },
-    templates: {
-      dir: path.resolve(projectRoot, merged.templates?.dir ?? 'templates'),
-      nginx: merged.templates?.nginx ?? true,
-      supervisor: merged.templates?.supervisor ?? true,
-    },
+    templates,
     vars: merged.vars ?? {},
     port: merged.port ?? 8080,
     serverName: merged.serverName ?? 'localhost',
@@ -216,7 +252,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     knownHosts: merged.knownHosts,
     connectTimeoutSeconds: merged.connectTimeoutSeconds ?? 10,
     keepConnections: merged.keepConnections ?? 0,
-    services: resolveServices(merged.application, merged.services),
+    keepConnectionsMaxAge: merged.keepConnectionsMaxAge ?? 600,
+    services,
     healthcheck: merged.healthcheck,
     environment: name,
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),

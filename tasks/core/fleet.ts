@@ -51,6 +51,11 @@ export class TaskRun {
     private readonly shared: RunShared = { cleanups: new Set() },
   ) {}
 
+  /** A step's detail: what it did, or under --dry-run what it would do (nothing it reports has happened). */
+  tell(done: string, wouldDo: string): string {
+    return this.options.dryRun ? `would ${wouldDo}` : done;
+  }
+
   private connected?: Promise<void>;
   private ready(): Promise<void> {
     return (this.connected ??= this.connect());

@@ -1,6 +1,7 @@
 // The Host interface every step talks to; local (zx) and SSH (node-ssh) implement it.
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { secrets } from './redact.js';
 import type { Shell } from './sh.js';
 
 export interface ExecOptions {
@@ -66,7 +67,8 @@ export interface Host {
 
 export class CommandFailed extends Error {
   constructor(readonly host: string, readonly what: string, readonly result: ExecResult) {
-    const tail = (result.stderr || result.stdout).trim().split('\n').slice(-15).join('\n');
+    // Redacted before it is cut: a cut inside a secret would leave a piece that no longer matches it.
+    const tail = secrets.redact(result.stderr || result.stdout).trim().split('\n').slice(-15).join('\n');
     const status = result.code === null ? 'no exit status (connection lost or killed)' : `exit ${result.code}`;
     super(`${what} failed on ${host} (${status})${tail ? `:\n${tail}` : ''}`);
   }

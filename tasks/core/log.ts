@@ -1,15 +1,14 @@
 // Human output: one line per step per host with its duration, secrets redacted, colour only on a terminal.
+import { secrets } from './redact.js';
+
 export class Log {
-  private readonly secrets: string[];
   private readonly out: NodeJS.WriteStream;
   private readonly colour: boolean;
   private width = 0;
 
-  constructor(options: { json: boolean; secrets: Iterable<string> }) {
-    // Short values (e.g. "1", "true") would redact unrelated text; real secrets are longer. A secret
-    // also travels shell-quoted (in --dry-run's commands) and JSON-escaped: those forms go too.
-    const forms = [...options.secrets].flatMap((s) => [s, s.replace(/'/g, `'\\''`), JSON.stringify(s).slice(1, -1)]);
-    this.secrets = [...new Set(forms)].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
+  /** `secrets` join the process's (redact.ts): redaction covers every output, errors included. */
+  constructor(options: { json: boolean; secrets?: Iterable<string> }) {
+    secrets.add(options.secrets ?? []);
     this.out = options.json ? process.stderr : process.stdout;
     this.colour = Boolean(this.out.isTTY) && !process.env.NO_COLOR;
   }
@@ -19,9 +18,7 @@ export class Log {
   }
 
   redact(text: string): string {
-    let result = text;
-    for (const secret of this.secrets) result = result.split(secret).join('***');
-    return result;
+    return secrets.redact(text);
   }
 
   private paint(code: number, text: string): string {
@@ -52,9 +49,17 @@ export class Log {
     this.line(`${mark} ${host.padEnd(this.width)}  ${label.padEnd(22)}${time}${detail ? `  ${detail}` : ''}`);
   }
 
+  /** `✗ web1  nginx -t  detail` and, under a failure, its `fix:` line (check's verdicts). */
+  verdict(host: string, name: string, ok: boolean | 'skipped', detail: string, fix?: string): void {
+    const mark = ok === true ? this.paint(32, '✓') : ok === false ? this.paint(31, '✗') : this.paint(90, '·');
+    this.line(`${mark} ${host.padEnd(this.width)}  ${name.padEnd(22)}  ${detail}`);
+    if (fix) this.line(`  ${' '.repeat(this.width)}  ${' '.repeat(22)}  fix: ${fix}`);
+  }
+
   /** Indented lines (command output, dry-run commands). */
   detail(host: string, text: string): void {
-    for (const line of text.split('\n')) this.line(`  ${host.padEnd(this.width)}  ${this.paint(90, line)}`);
+    // Redacted whole first: a multi-line secret spans the lines printed one by one.
+    for (const line of this.redact(text).split('\n')) this.line(`  ${host.padEnd(this.width)}  ${this.paint(90, line)}`);
   }
 }
 

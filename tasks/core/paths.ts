@@ -38,3 +38,15 @@ export function linkFromRelease(item: string, other: string): string {
   const ups = item.split('/').length + 1;
   return [...Array<string>(ups).fill('..'), other, item].join('/');
 }
+
+/**
+ * The shared items, checked, and those that get their own link in a release: an item inside a
+ * shared dir is reached through that dir's link (linking it too would replace the shared file
+ * with a link to itself).
+ */
+export function sharedItems(shared: { files: string[]; dirs: string[] }) {
+  const dirs = shared.dirs.map((d) => checkRelativePath(d, 'shared.dirs'));
+  const files = shared.files.map((f) => checkRelativePath(f, 'shared.files'));
+  const linked = [...dirs, ...files].filter((item) => !dirs.some((d) => item.startsWith(`${d}/`)));
+  return { dirs, files, linked };
+}

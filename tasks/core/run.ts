@@ -28,12 +28,14 @@ function taskList(tasks: Record<string, TaskDefinition>): string {
 }
 
 /** host → live release, time spent, status: the end-of-task view of a fleet. */
-function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean): void {
+function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean, dryRun: boolean): void {
   for (const h of hostRuns) {
-    const live = (h.result.live as string | undefined) ?? h.state?.live ?? '(none)';
+    // Before a host's state is read (an error before connecting) its live release is not known.
+    const live = (h.result.live as string | undefined) ?? (h.state ? (h.state.live ?? '(none)') : '(unknown)');
     const seconds = `${((h.result.seconds as number | undefined) ?? 0).toFixed(2)}s`;
     // A host that did not fail itself in a failed task was left as it was (or put back).
-    const status = h.result.failedAt ? `FAILED at ${h.result.failedAt as string}` : taskOk ? 'ok' : 'not changed';
+    const done = dryRun ? 'dry-run, nothing changed' : 'ok';
+    const status = h.result.failedAt ? `FAILED at ${h.result.failedAt as string}` : taskOk ? done : 'not changed';
     log.info(`  ${h.config.name.padEnd(12)} ${live.padEnd(28)} ${seconds.padStart(7)}  ${status}`);
   }
 }
@@ -61,7 +63,7 @@ async function runCalls(
   setActive: (run: TaskRun | null) => void,
 ): Promise<void> {
   const config = await loadConfig({ configFile: options.config ?? path.join(root, 'deploy.config.ts'), environment: options.env, ref: options.ref });
-  const log = new Log({ json: options.json, secrets: Object.values(config.env) });
+  const log = new Log({ json: options.json });
   setLog(log);
   const selected = selectHosts(config.hosts, options.hosts, options.roles);
   if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);
@@ -93,10 +95,11 @@ async function runCalls(
         setActive(null);
         result.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
         for (const h of hostRuns) result.hosts[h.config.name] = h.result;
-        if (hostRuns.length > 1 || !result.ok) printTable(log, hostRuns, result.ok);
+        if (hostRuns.length > 1 || !result.ok) printTable(log, hostRuns, result.ok, options.dryRun);
       }
       const live = [...new Set(hostRuns.map((h) => h.result.live).filter(Boolean))];
-      log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${live.length ? `; live: ${live.join(', ')}` : ''}`);
+      const liveNote = live.length ? `; ${options.dryRun ? 'would be live' : 'live'}: ${live.join(', ')}` : '';
+      log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
     }
   } finally {
     const hosts = await connecting.catch(() => [] as Host[]);
@@ -108,17 +111,20 @@ async function runCalls(
 export async function runTasks(tasks: Record<string, TaskDefinition>, { root, argv = process.argv.slice(2) }: { root: string; argv?: string[] }): Promise<never> {
   if (argv[0] === BROKER_COMMAND) {
     // Started by a run with keepConnections: serve until idle (see broker.ts), never run a task.
-    await (await import('./ssh-host.js')).runBroker(argv[1], Number(argv[2]));
+    await (await import('./ssh-host.js')).runBroker(Number(argv[1]), Number(argv[2]));
     return new Promise<never>(() => undefined);
   }
-  let log = new Log({ json: argv.includes('--json'), secrets: [] });
+  let log = new Log({ json: argv.includes('--json') });
   let active: TaskRun | null = null;
   const results: TaskResult[] = [];
   let json = false;
+  let dryRun = false;
   const finish = (code: number, error?: unknown): never => {
     if (error) log.error(error instanceof Error ? error.message : String(error));
     if (json) {
-      const body = { ok: code === 0, exitCode: code, tasks: results, ...(error ? { error: log.redact((error as Error).message ?? String(error)) } : {}) };
+      const failure = error ? { error: log.redact((error as Error).message ?? String(error)) } : {};
+      // Under --dry-run the hosts' "live" is what would be live.
+      const body = { ok: code === 0, exitCode: code, ...(dryRun ? { dryRun } : {}), tasks: results, ...failure };
       process.stdout.write(log.redact(JSON.stringify(body)) + '\n');
     }
     process.exit(code);
@@ -136,6 +142,7 @@ export async function runTasks(tasks: Record<string, TaskDefinition>, { root, ar
   try {
     const { options, calls } = parseCommandLine(argv);
     json = options.json;
+    dryRun = options.dryRun;
     if (options.help) {
       process.stdout.write(`${USAGE}\n\ntasks:\n${taskList(tasks)}\n`);
       return process.exit(0);

@@ -7,7 +7,7 @@ import { homedir, hostname, userInfo } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ConnectConfig } from 'ssh2';
-import type { Channel, ConnectionSettings, Transport } from './broker.js';
+import type { Channel, ConnectionSettings, KeptHost, Transport } from './broker.js';
 import { serveBroker, useBroker } from './broker.js';
 import type { ConnectOptions } from '../hosts.js';
 import type { HostConfig, ResolvedConfig } from './config.js';
@@ -70,22 +70,42 @@ export async function resolveEndpoint(h: Pick<HostConfig, 'name' | 'host' | 'por
   };
 }
 
-export async function openConnection(name: string, endpoint: Endpoint, config: ConnectionSettings, trustNewHosts: boolean, jumps = 0): Promise<Client> {
+/** A host key that known_hosts accepted for a connection: kept connections check it again on each use. */
+interface AcceptedHostKey {
+  file: string;
+  name: string;
+  blob: Buffer;
+}
+
+/** Opens a verified connection; the host keys accepted on the way (jump hosts' too) are added to `accepted`. */
+export async function openConnection(
+  name: string,
+  endpoint: Endpoint,
+  config: ConnectionSettings,
+  trustNewHosts: boolean,
+  accepted: AcceptedHostKey[] = [],
+  jumps = 0,
+): Promise<Client> {
   const { NodeSSH } = await import('node-ssh');
   const knownHosts = expandHome(config.knownHosts ?? path.join(homedir(), '.ssh', 'known_hosts'));
   const knownName = knownHostsName(endpoint.host, endpoint.port);
   const known = existsSync(knownHosts) ? findKnownKeys(readFileSync(knownHosts, 'utf8'), knownName).keys : [];
   let rejection: string | undefined;
   let sock: ConnectConfig['sock'];
+  let jumpClient: Client | undefined;
   if (endpoint.proxyJump) {
     if (jumps > 3) throw new Error(`${name}: ProxyJump chain too long`);
     const [userPart, hostPart] = endpoint.proxyJump.includes('@') ? endpoint.proxyJump.split('@') : [undefined, endpoint.proxyJump];
     const [jumpHost, jumpPort] = hostPart.split(':');
     const jump = await resolveEndpoint({ name, host: jumpHost, port: jumpPort ? Number(jumpPort) : undefined, user: userPart });
-    const jumpClient = await openConnection(`${name} (via ${jumpHost})`, jump, config, trustNewHosts, jumps + 1);
-    sock = await new Promise((resolve, reject) =>
-      jumpClient.connection!.forwardOut('127.0.0.1', 0, endpoint.host, endpoint.port, (error, stream) => (error ? reject(error) : resolve(stream))),
-    );
+    const through = await openConnection(`${name} (via ${jumpHost})`, jump, config, trustNewHosts, accepted, jumps + 1);
+    jumpClient = through;
+    sock = await new Promise<ConnectConfig['sock']>((resolve, reject) =>
+      through.connection!.forwardOut('127.0.0.1', 0, endpoint.host, endpoint.port, (error, stream) => (error ? reject(error) : resolve(stream))),
+    ).catch((error: Error) => {
+      through.dispose();
+      throw new Error(`${name}: cannot reach ${endpoint.host}:${endpoint.port} through ${endpoint.proxyJump}: ${error.message}`);
+    });
   }
   // ssh2 opens its socket with Nagle's algorithm on: each small request then waits for the host's
   // delayed ACK (~40 ms per round trip on Linux). A socket of our own with TCP_NODELAY avoids that.
@@ -107,15 +127,24 @@ export async function openConnection(name: string, endpoint: Endpoint, config: C
       hostVerifier: (key: Buffer) => {
         const verdict = verifyHostKey(knownHosts, knownName, key, trustNewHosts);
         if (!verdict.ok) rejection = verdict.reason;
+        else accepted.push({ file: knownHosts, name: knownName, blob: key });
         return verdict.ok;
       },
     });
   } catch (error) {
+    jumpClient?.dispose();
     const where = `${endpoint.username}@${endpoint.host}:${endpoint.port}`;
     const message = rejection ?? (error as Error).message;
     // A key that does not parse (or a wrong passphrase) is the config's fault, not the network's.
     if (message.startsWith('Cannot parse privateKey')) throw new ConfigError(`${name}: ${message}`);
     throw new Error(`${name}: cannot connect to ${where}: ${message}`);
+  }
+  // The jump host's connection lives as long as the one through it: a kept connection reconnected
+  // by the broker would otherwise leave one behind each time.
+  if (jumpClient) {
+    // Through a forwarded channel ssh2 emits 'end' when the connection is gone, but not always 'close'.
+    ssh.connection!.on('end', () => jumpClient.dispose());
+    ssh.connection!.on('close', () => jumpClient.dispose());
   }
   return ssh;
 }
@@ -254,17 +283,34 @@ export class SshHost implements Host {
 export async function connectSshHost(h: HostConfig, config: ResolvedConfig, options: ConnectOptions): Promise<Host> {
   const endpoint = await resolveEndpoint(h);
   const settings = { knownHosts: config.knownHosts, connectTimeoutSeconds: config.connectTimeoutSeconds };
-  const request = { name: h.name, endpoint, settings, trustNewHosts: options.trustNewHosts };
-  const broker = config.keepConnections > 0 ? await useBroker(config.keepConnections) : undefined;
-  if (broker && 'connect' in broker) return new SshHost(h.name, h.deployTo, h.roles, await broker.connect(request), endpoint);
-  if (broker && 'unavailable' in broker && !broker.quiet) options.onNotice?.(`${h.name}: connecting directly, not kept open (${broker.unavailable})`);
+  // A kept connection is asked for by where and as whom: the key and passphrase never go to the socket.
+  const target = { host: endpoint.host, port: endpoint.port, username: endpoint.username, proxyJump: endpoint.proxyJump };
+  const kept: KeptHost = { name: h.name, target, settings };
+  const broker = config.keepConnections > 0 ? await useBroker(config.keepConnections, config.keepConnectionsMaxAge) : undefined;
+  const through = broker && 'connect' in broker ? await broker.connect(kept) : broker;
+  if (through && 'exec' in through) return new SshHost(h.name, h.deployTo, h.roles, through, endpoint);
+  if (through && 'unavailable' in through && !through.quiet) options.onNotice?.(`${h.name}: connecting directly, not kept open (${through.unavailable})`);
   const ssh = await openConnection(h.name, endpoint, settings, options.trustNewHosts);
   const host = SshHost.direct(h.name, h.deployTo, h.roles, ssh, endpoint);
-  if (broker && 'handOver' in broker) host.handOver = () => broker.handOver(request);
+  if (broker && 'handOver' in broker) host.handOver = () => broker.handOver({ ...kept, endpoint });
   return host;
 }
 
-/** The broker process's body: its connections are opened exactly as a run's own. */
-export function runBroker(socketPath: string, keepSeconds: number): Promise<void> {
-  return serveBroker(socketPath, keepSeconds, (request) => openConnection(request.name, request.endpoint as Endpoint, request.settings, request.trustNewHosts));
+/** The broker process's body: its connections are opened and verified exactly as a run's own. */
+export function runBroker(keepSeconds: number, maxAgeSeconds: number): Promise<void> {
+  return serveBroker<Endpoint>(keepSeconds, maxAgeSeconds, async ({ name, endpoint, settings }) => {
+    const accepted: AcceptedHostKey[] = [];
+    // The run that handed the host over recorded its key if it was new: the broker records none.
+    const ssh = await openConnection(name, endpoint, settings, false, accepted);
+    return {
+      ssh,
+      hostKeyRefused: () => {
+        for (const key of accepted) {
+          const verdict = verifyHostKey(key.file, key.name, key.blob, false);
+          if (!verdict.ok) return verdict.reason;
+        }
+        return undefined;
+      },
+    };
+  });
 }

@@ -1,6 +1,6 @@
 // Bad input, table-driven: each row is an input, the exit code and message it must give, and nothing
 // may change on the host. Plus many deploys at once: exactly one runs.
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, raceDeploys, waitForOutput } from '../helpers/project.js';
@@ -24,7 +24,8 @@ const withConfig = (change: (c: Record<string, any>) => unknown) => () => {
 
 interface Row {
   name: string;
-  args: string[];
+  /** A function when the arguments name a file of the project (made in beforeAll). */
+  args: string[] | (() => string[]);
   config?: () => unknown;
   before?: () => void | Promise<void>;
   after?: () => void;
@@ -43,6 +44,19 @@ const rows: Row[] = [
   { name: 'rollback to a shell-meta id', args: ['rollback:$(reboot);`id`'], code: 1, message: /not a release id/ },
   { name: 'rollback to a well-formed id that is not there', args: ['rollback:2001.01.01-00.00.00-abcdef0'], code: 1, message: /no release "2001\.01\.01-00\.00\.00-abcdef0"/ },
   { name: 'unknown --env', args: ['--env', 'prod', 'deploy'], code: 2, message: /unknown environment "prod"; environments: local/ },
+  { name: '--env __proto__ (an Object.prototype key)', args: ['--env', '__proto__', 'deploy'], code: 2, message: /unknown environment "__proto__"; environments: local$/m },
+  { name: '--env constructor (an Object.prototype key)', args: ['--env', 'constructor', 'deploy'], code: 2, message: /unknown environment "constructor"; environments: local$/m },
+  {
+    // The config in another folder: its templates are looked up there, and there are none.
+    name: 'services with --config in a folder without templates/', code: 2,
+    args: () => ['--config', path.join(project.dir, 'ops/deploy.config.json'), 'deploy'],
+    message: /services\.supervisor needs a template: no supervisor\.conf\.hbs in \S+\/ops\/templates \(templates\/, the repository and \.env files are looked up beside/,
+    before: () => {
+      mkdirSync(path.join(project.dir, 'ops'), { recursive: true });
+      const services = { nginx: false, supervisor: { ctl: 'false', program: path.join(project.dir, 'hello.conf') } };
+      writeFileSync(path.join(project.dir, 'ops/deploy.config.json'), JSON.stringify({ ...good(), repository: '..', services }));
+    },
+  },
   { name: 'unknown option', args: ['--colour', 'deploy'], code: 2, message: /Unknown option '--colour'/ },
   { name: 'no task', args: [], code: 2, message: /no task given/ },
   { name: 'missing application', args: ['deploy'], config: withConfig((c) => delete c.application), code: 2, message: /application: Invalid input: expected string, received undefined/ },
@@ -74,8 +88,8 @@ const rows: Row[] = [
     after: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), ''),
   },
   {
-    name: 'a template with a missing variable', args: ['deploy'], code: 2, message: /"databaseUrl" not defined/,
-    before: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), 'url={{databaseUrl}}\n'),
+    name: 'a template with a missing variable', args: ['deploy'], code: 2, message: /template templates\/broken\.conf\.hbs, line 2: variable "env\.DATABASE_URL" is not defined/,
+    before: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), 'port={{port}}\nurl={{env.DATABASE_URL}}\n'),
     after: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), ''),
   },
 ];
@@ -90,9 +104,12 @@ describe('bad input', () => {
       }
       await row.before?.();
       try {
-        const result = await project.run(row.args);
+        const result = await project.run(typeof row.args === 'function' ? row.args() : row.args);
         expect(result.code, result.stderr).toBe(row.code);
         expect(result.stderr).toMatch(row.message);
+        expect(result.stderr).not.toContain('[object Object]');
+        // The host has a live release: a table printed before its state was read must not say it has none.
+        expect(result.stdout, 'a live release that was not read is shown as (none)').not.toContain('(none)');
       } finally {
         writeFileSync(project.configFile, original);
         row.after?.();

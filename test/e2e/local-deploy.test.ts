@@ -177,3 +177,75 @@ describe('--dry-run on a host never deployed to (deploy.config.json)', () => {
     expect(project.live()).toBe(releaseIdOf(real.stdout));
   });
 });
+
+describe('--dry-run says what it would do, and its summary matches the script it prints', () => {
+  let project: Project;
+  beforeAll(async () => {
+    project = makeProject({ keepReleases: 1 });
+    for (const n of [1, 2]) {
+      project.commit(`change ${n}`, { 'app/CHANGES': `${n}\n` });
+      expect((await project.run(['deploy'])).code).toBe(0);
+    }
+  });
+  afterAll(() => project?.cleanup());
+
+  /** Every step line of a dry run tells a plan ("would …"), a reason to skip, or nothing: never a result. */
+  const expectHonest = (stdout: string) => {
+    const steps = stdout.split('\n').filter((l) => /^\S \S+\s+\S+ \(dry-run\)/.test(l));
+    expect(steps.length).toBeGreaterThan(3);
+    for (const line of steps) expect(line).toMatch(/\(dry-run\)\s+[\d.]+s(?:\s+would \S.*)?$/);
+    expect(stdout).not.toMatch(/; live: /);
+    expect(stdout).toMatch(new RegExp(`^deploy: done in [\\d.]+s; would be live: ${releaseIdOf(stdout).replaceAll('.', '\\.')}$`, 'm'));
+  };
+  /** The releases the printed purge script removes, and the count the step lines give. */
+  const purges = (stdout: string) => ({
+    script: new Set([...stdout.matchAll(/echo 'removed (\S+)'/g)].map((m) => m[1])).size,
+    summary: [...stdout.matchAll(/^\S .*would .*\b(?:purge|remove) (\d+) releases?/gm)].reduce((sum, m) => sum + Number(m[1]), 0),
+  });
+
+  it('without services (the purge rides in the switch)', async () => {
+    const before = project.snapshot();
+    const result = await project.run(['--dry-run', 'deploy']);
+    expect(result.code, result.stderr).toBe(0);
+    expectHonest(result.stdout);
+    expect(purges(result.stdout)).toEqual({ script: 1, summary: 1 });
+    expect(project.snapshot()).toEqual(before);
+  });
+
+  it('--json says it was a dry run, so its "live" is read as what would be live', async () => {
+    const result = await project.run(['--json', '--dry-run', 'deploy']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, dryRun: true });
+    expect(JSON.parse((await project.run(['--json', 'releases'])).stdout).dryRun).toBeUndefined();
+  });
+
+  it('with services and a health check (configs, restart, health and purge steps of their own)', async () => {
+    const program = path.join(project.dir, 'hello.conf');
+    project.writeConfig({
+      services: { nginx: false, supervisor: { ctl: 'false', program } },
+      healthcheck: { url: 'http://127.0.0.1:9/health', expectStatus: 200, timeoutSeconds: 1 },
+    });
+    const before = project.snapshot();
+    const result = await project.run(['--dry-run', 'deploy', 'restart']);
+    expect(result.code, result.stderr).toBe(0);
+    expectHonest(result.stdout);
+    expect(result.stdout).toMatch(/restart \(dry-run\)\s+[\d.]+s\s+would restart hello$/m);
+    expect(purges(result.stdout)).toEqual({ script: 1, summary: 1 });
+    expect(project.snapshot()).toEqual(before);
+    expect(existsSync(program)).toBe(false);
+  });
+
+  it("on two hosts, the end-of-task table does not call a host that was never touched 'ok'", async () => {
+    const two = makeProject({ hosts: ['a', 'b'].map((name) => ({ name, local: true, deployTo: path.join(project.dir, `deploy-${name}`) })) });
+    try {
+      const result = await two.run(['--dry-run', 'deploy']);
+      expect(result.code, result.stderr).toBe(0);
+      const rows = result.stdout.split('\n').filter((l) => /^\s+[ab]\s+\S+\s+[\d.]+s\s/.test(l));
+      expect(rows).toHaveLength(2);
+      for (const row of rows) expect(row).toMatch(/\s+dry-run, nothing changed$/);
+      expect(existsSync(path.join(project.dir, 'deploy-a'))).toBe(false);
+    } finally {
+      two.cleanup();
+    }
+  });
+});

@@ -3,7 +3,7 @@
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeProject, type Project } from '../helpers/project.js';
+import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 
 describe('secrets from .env', () => {
   const secret = 's3cr3t-planted-value';
@@ -97,5 +97,119 @@ describe('secrets from .env', () => {
     } finally {
       writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\n`);
     }
+  });
+
+  it('a secret in a longer string, URL-encoded, a URL\'s password, and each line of a multi-line (PEM) secret are redacted in --dry-run and hook output', async () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQplantedPEMline1AAAA\nBBBBplantedPEMline2BBBB\n-----END PRIVATE KEY-----';
+    const password = 'p@ss/w0rd-planted';
+    const urlPassword = 'url-pa55-planted';
+    writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nPEM="${pem.replace(/\n/g, '\\n')}"\nDB_PASSWORD=${password}\nDATABASE_URL=postgres://app:${urlPassword}@db/app\n`);
+    const config = readFileSync(project.configFile, 'utf8');
+    writeFileSync(
+      project.configFile,
+      config.replace(
+        '"application": "hello",',
+        '"application": "hello",\n  vars: { dbUrl: `postgres://app:${encodeURIComponent(process.env.DB_PASSWORD!)}@db/app`, dbPassword: new URL(process.env.DATABASE_URL!).password },',
+      ),
+    );
+    writeFileSync(path.join(project.dir, 'templates/db.conf.hbs'), 'url={{dbUrl}}\npassword={{dbPassword}}\nkey={{env.PEM}}\n');
+    // Only the JSON-encoded form of the key: not the raw value, still a secret.
+    writeFileSync(path.join(project.dir, 'templates/key.json.hbs'), '{ "key": {{json env.PEM}} }\n');
+    const pieces = ['plantedPEMline', 'p%40ss', 'w0rd-planted', urlPassword];
+    try {
+      const dry = await project.run(['--dry-run', 'deploy']);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stdout).toContain('url=postgres://app:***@db/app');
+      expect(leaks(dry.stdout + dry.stderr, pieces)).toEqual([]);
+      project.writeConfig({ hooks: { beforeSwitch: [{ name: 'show', commands: ['cat .slipway/db.conf'] }] } });
+      writeFileSync(project.configFile, readFileSync(project.configFile, 'utf8').replace('"application": "hello",', '"application": "hello",\n  vars: { dbUrl: "x", dbPassword: process.env.DB_PASSWORD! },'));
+      const deploy = await project.run(['deploy']);
+      expect(deploy.code, deploy.stderr).toBe(0);
+      expect(deploy.stdout).toContain('key=***');
+      expect(leaks(deploy.stdout + deploy.stderr, pieces)).toEqual([]);
+      const live = path.join(project.deployTo, 'releases', project.live()!, '.slipway');
+      expect(readFileSync(path.join(live, 'key.json'), 'utf8')).toContain(JSON.stringify(pem));
+      expect(statSync(path.join(live, 'key.json')).mode & 0o777).toBe(0o600);
+    } finally {
+      writeFileSync(project.configFile, config);
+      project.writeConfig();
+      writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\n`);
+      rmSync(path.join(project.dir, 'templates/db.conf.hbs'));
+      rmSync(path.join(project.dir, 'templates/key.json.hbs'));
+    }
+  });
+
+  it('a failing hook\'s output tail that cuts a multi-line secret shows no line of it', async () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nAAAAplantedPEMline1\nBBBBplantedPEMline2\nCCCCplantedPEMline3\n-----END PRIVATE KEY-----';
+    writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nPEM="${pem.replace(/\n/g, '\\n')}"\n`);
+    // The key, then 13 more lines: the last 15 lines start inside the key.
+    project.writeConfig({ hooks: { beforeSwitch: [{ name: 'leaky', commands: ['printf "%s\\n" "$PEM" >&2; seq 13 >&2; exit 3'], env: {} }] } });
+    const config = readFileSync(project.configFile, 'utf8');
+    writeFileSync(project.configFile, config.replace('"env": {}', '"env": { PEM: process.env.PEM! }'));
+    try {
+      const result = await project.run(['deploy']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/hook "leaky" failed on local \(exit 3\):\n[\s\S]*\n13\n/);
+      expect(leaks(result.stdout + result.stderr, ['plantedPEMline', 'PRIVATE KEY'])).toEqual([]);
+    } finally {
+      project.writeConfig();
+      writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\n`);
+    }
+  });
+
+  it('an error raised while the config is evaluated is redacted, in text and --json', async () => {
+    writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nSERVICE_JSON=svc-s3cret-planted\n`);
+    const config = readFileSync(project.configFile, 'utf8');
+    writeFileSync(project.configFile, config.replace('"application": "hello",', '"application": "hello",\n  vars: { service: JSON.parse(process.env.SERVICE_JSON!) },'));
+    try {
+      for (const args of [['deploy'], ['--json', 'deploy']]) {
+        const result = await project.run(args);
+        expect(result.code, args.join(' ')).toBe(2);
+        expect(result.stderr).toMatch(/is not valid JSON/);
+        expect(leaks(result.stdout + result.stderr, ['svc-s3cret-planted'])).toEqual([]);
+      }
+    } finally {
+      writeFileSync(project.configFile, config);
+      writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\n`);
+    }
+  });
+
+  it('a value under 4 characters of a key that looks secret is refused (exit 2, naming it); other short values are allowed', async () => {
+    writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nDEBUG=1\n`);
+    const fine = await project.run(['check']);
+    expect(fine.code, fine.stderr).toBe(0);
+    writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nDB_PASSWORD=ab7\n`);
+    try {
+      const refused = await project.run(['deploy']);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/\.env: DB_PASSWORD is 3 characters/);
+      expect(refused.stderr).not.toContain('ab7');
+    } finally {
+      writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\n`);
+    }
+  });
+
+  it('a release marked bad records the reason redacted, in a file the secret never reaches', async () => {
+    project.writeConfig({ hooks: { afterSwitch: [{ name: 'smoke', commands: ['echo "smoke failed with $API_TOKEN" >&2', 'exit 4'] }] } });
+    try {
+      const result = await project.run(['deploy']);
+      expect(result.code).toBe(1);
+      const bad = releaseIdOf(result.stdout);
+      const meta = JSON.parse(readFileSync(path.join(project.deployTo, 'releases', bad, '.slipway/release.json'), 'utf8'));
+      expect(meta.status).toBe('bad');
+      expect(meta.reason).toContain('smoke failed with ***');
+      expect(leaks(JSON.stringify(meta))).toEqual([]);
+    } finally {
+      project.writeConfig();
+    }
+  });
+
+  it('a rendered file holding a secret is 0600 even where the archive already had it (0644)', async () => {
+    project.commit('a tracked .slipway/secret.conf', { 'app/.slipway/secret.conf': 'placeholder\n' });
+    const result = await project.run(['deploy']);
+    expect(result.code, result.stderr).toBe(0);
+    const file = path.join(project.deployTo, 'releases', project.live()!, '.slipway/secret.conf');
+    expect(readFileSync(file, 'utf8')).toBe(`token=${secret}\n`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 });

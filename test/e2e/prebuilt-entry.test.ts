@@ -1,13 +1,15 @@
 // The prebuilt entry (`npm run build`, then `node fabfile.mjs …`): the same tasks and output as
 // `npx tsx fabfile.ts`, with the project's deploy.config.ts loaded through tsx's loader on demand.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf, ROOT, runCli } from '../helpers/project.js';
 
-const runBuilt = (args: string[]) => {
-  const result = spawnSync(process.execPath, [path.join(ROOT, 'fabfile.mjs'), ...args], { encoding: 'utf8', env: { ...process.env, CI: 'true', NO_COLOR: '1' } });
+const runBuilt = (args: string[], root = ROOT, nodeOptions: string[] = []) => {
+  const env = { ...process.env, CI: 'true', NO_COLOR: '1' };
+  const result = spawnSync(process.execPath, [...nodeOptions, path.join(root, 'fabfile.mjs'), ...args], { encoding: 'utf8', env });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 };
 
@@ -63,5 +65,62 @@ describe('node fabfile.mjs', () => {
     } finally {
       writeFileSync(project.configFile, original);
     }
+  });
+});
+
+describe('fabfile.mjs records what it was built from, and refuses to run once that changed', () => {
+  // A copy of the source tree (the build writes fabfile.mjs beside fabfile.ts; edits here touch no other test's files).
+  let tree: string;
+  const skip = new Set(['node_modules', '.git', '.deploy', 'fabfile.mjs', 'test']);
+  const build = () => execFileSync('npm', ['run', '--silent', 'build'], { cwd: tree });
+  const edit = (file: string, change: (text: string) => string) =>
+    writeFileSync(path.join(tree, file), change(readFileSync(path.join(tree, file), 'utf8')));
+  /** The files the bundle recorded (relative to it), as embedded at its top. */
+  const recorded = (): Record<string, unknown> => {
+    const match = /^\(function refuseIfChanged[\s\S]*?\}\)\((\{.*?\}), /m.exec(readFileSync(path.join(tree, 'fabfile.mjs'), 'utf8'));
+    expect(match, 'fabfile.mjs embeds no record of its inputs').not.toBeNull();
+    return JSON.parse(match![1]);
+  };
+  beforeAll(() => {
+    tree = mkdtempSync(path.join(tmpdir(), 'slipway-build-'));
+    cpSync(ROOT, tree, { recursive: true, filter: (from) => !skip.has(path.relative(ROOT, from).split(path.sep)[0]) });
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(tree, 'node_modules'));
+    build();
+  });
+  afterAll(() => tree && rmSync(tree, { recursive: true, force: true }));
+
+  it('an unchanged tree runs, and the start-up check reads only the files it recorded (fabfile.ts and every bundled module)', async () => {
+    const files = Object.keys(recorded());
+    expect(files).toEqual(expect.arrayContaining(['fabfile.ts', 'tasks/core/run.ts', 'tasks/core/config-schema.ts']));
+    expect(files.some((f) => f.includes('/zod/'))).toBe(true); // bundled too, so recorded too
+    // Node's permission model: any read beyond fabfile.mjs and the recorded files fails the run.
+    const flag = process.allowedNodeEnvironmentFlags.has('--permission') ? '--permission' : '--experimental-permission';
+    const reads = [path.join(tree, 'fabfile.mjs'), ...files.map((f) => path.resolve(tree, f))].map((f) => `--allow-fs-read=${f}`);
+    const result = runBuilt(['--list'], tree, [flag, ...reads]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe((await runCli(['--list'])).stdout);
+  });
+
+  it("a task's help text changed in fabfile.ts: exit 2, rebuild; after npm run build the new text is listed", () => {
+    edit('fabfile.ts', (text) => text.replace("'Remove releases beyond keepReleases now'", "'Remove old releases (edited)'"));
+    const stale = runBuilt(['--list'], tree);
+    expect(stale.code).toBe(2);
+    expect(stale.stderr).toContain('fabfile.ts changed since `npm run build`: rebuild');
+    expect(stale.stdout).toBe('');
+    build();
+    const fresh = runBuilt(['--list'], tree);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(fresh.stdout).toMatch(/^\s+purge\s+Remove old releases \(edited\)$/m);
+  });
+
+  it('a changed bundled module is refused too, naming it; put back as it was, the same bundle runs again', () => {
+    const original = readFileSync(path.join(tree, 'tasks/core/sh.ts'), 'utf8');
+    edit('tasks/core/sh.ts', (text) => text.replace('// POSIX', '// posix')); // the same size: only its content tells
+    expect(readFileSync(path.join(tree, 'tasks/core/sh.ts'), 'utf8')).not.toBe(original);
+    const stale = runBuilt(['releases'], tree);
+    expect(stale.code).toBe(2);
+    expect(stale.stderr).toContain('tasks/core/sh.ts changed since `npm run build`: rebuild');
+    writeFileSync(path.join(tree, 'tasks/core/sh.ts'), original);
+    expect(runBuilt(['--list'], tree).code).toBe(0);
   });
 });

@@ -135,7 +135,7 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
       mkdirSync('/etc/slipway');
       createdEtcSlipway = true;
     }
-    fleet = await startSshHosts(1, { loginShell: '/bin/sh', binds: { '/usr/local/sbin': sbin, '/etc/sudoers.d': sudoers, '/etc/slipway': etcSlipway } });
+    fleet = await startSshHosts(1, { loginShell: '/bin/sh', privateDirs: { '/usr/local/sbin': sbin, '/etc/sudoers.d': sudoers, '/etc/slipway': etcSlipway } });
     const user = fleet.hosts[0].user;
     // The deploy root is outside the host's private /srv, so the root daemons see it too.
     deployTo = path.join(stack.dir, 'deploy');
@@ -208,6 +208,40 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     // The app's process runs as the deploy user, not as supervisord's root.
     const pid = /RUNNING\s+pid (\d+)/.exec(status.stdout)?.[1];
     expect(statSync(`/proc/${pid}`).uid).toBe(Number(execFileSync('id', ['-u', DEPLOY_USER])));
+  });
+
+  it('check, set up as README says: ✓ the helper\'s sudo rule for each call a deploy makes, nginx -t and supervisorctl through the helper', async () => {
+    const result = await project.run(['check']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^✓ web1 +sudo rule \\(sudo -n ${HELPER}\\) +allow all 6 commands a deploy runs$`, 'm'));
+    expect(result.stdout).toMatch(new RegExp(`^✓ web1 +nginx -t +sudo -n ${HELPER} hello test: configuration ok$`, 'm'));
+    expect(result.stdout).toMatch(new RegExp(`^✓ web1 +supervisorctl status +sudo -n ${HELPER} hello status: supervisord answers$`, 'm'));
+    expect(result.stdout).not.toMatch(/^✗/m);
+  });
+
+  it('check without the sudo rule: ✗ each, the fix says to set up the helper, its config and its sudoers line', async () => {
+    const rule = path.join(setup, 'sudoers.d/slipway-test');
+    const text = readFileSync(rule, 'utf8');
+    rmSync(rule);
+    try {
+      const result = await project.run(['check']);
+      expect(result.code).toBe(1);
+      const sudo = new RegExp(`^✗ web1 +sudo rule \\(sudo -n ${HELPER}\\) +(.*)\n +fix: (.*)$`, 'm').exec(result.stdout);
+      expect(sudo?.[1]).toMatch(new RegExp(`^refuse 6 of 6 commands a deploy runs, e\\.g\\. ${HELPER} hello install \\S+: sudo: `));
+      expect(sudo?.[2]).toContain(`/etc/slipway/hello.conf, and "${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}" in /etc/sudoers.d/slipway-hello`);
+      expect(result.stdout).toMatch(/^✗ web1 +nginx -t +.*sudo: .*\n +fix: let slipway run it through sudo/m);
+      expect(result.stdout).not.toMatch(/^✓ web1 +(sudo|nginx|supervisorctl)/m);
+    } finally {
+      writeFileSync(rule, text, { mode: 0o440 });
+    }
+  });
+
+  it('the upload runs no nginx -t of its own through sudo (a -c of the deploy user\'s choosing): the helper validates the site', async () => {
+    const result = await project.run(['deploy', '--dry-run']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    expect(result.stdout).toContain(`${HELPER} hello install`);
+    expect(result.stdout).not.toContain('nginx-check');
+    expect(result.stdout).not.toMatch(/sudo -n \S*nginx/);
   });
 
   it('the deploy user may run the helper and nothing else as root', async () => {

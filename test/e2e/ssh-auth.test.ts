@@ -1,9 +1,11 @@
 // The other ways in over SSH, against real sshd hosts: a private key with a passphrase (taken from
 // an environment variable), ssh-agent, and a host reached through a ProxyJump host of ~/.ssh/config.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stopBroker, waitForBroker } from '../helpers/broker.js';
 import { makeProject, type Project } from '../helpers/project.js';
 import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
@@ -68,9 +70,10 @@ describe('authentication', () => {
 });
 
 describe('~/.ssh/config ProxyJump', () => {
-  it('reaches a host through the jump host it names, with the jump host\'s own alias settings', async () => {
+  /** A HOME whose ~/.ssh/config reaches `app-behind` (the second host) through `bastion` (the first). */
+  const jumpHome = (name: string) => {
     const [jump, target] = fleet.hosts;
-    const home = path.join(fleet.dir, 'home-jump');
+    const home = path.join(fleet.dir, name);
     mkdirSync(path.join(home, '.ssh'), { recursive: true });
     writeFileSync(
       path.join(home, '.ssh/config'),
@@ -90,6 +93,12 @@ describe('~/.ssh/config ProxyJump', () => {
       ].join('\n'),
     );
     writeFileSync(path.join(home, '.ssh/known_hosts'), readFileSync(fleet.knownHosts));
+    return home;
+  };
+
+  it('reaches a host through the jump host it names, with the jump host\'s own alias settings', async () => {
+    const [jump, target] = fleet.hosts;
+    const home = jumpHome('home-jump');
     const project = makeProject({}, [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped' }]);
     const before = readFileSync(jump.logFile, 'utf8').length;
     try {
@@ -100,6 +109,30 @@ describe('~/.ssh/config ProxyJump', () => {
       // The jump host's sshd opened the forwarded connection to the target.
       expect(readFileSync(jump.logFile, 'utf8').slice(before)).toMatch(new RegExp(`direct-tcpip.*${target.address.replace(/\./g, '\\.')} port ${target.port}|target ${target.address.replace(/\./g, '\\.')} port ${target.port}`));
     } finally {
+      project.cleanup();
+    }
+  });
+
+  it('the connection to the jump host is closed with the one through it: a kept connection reconnected holds one jump connection', async () => {
+    const [jump, target] = fleet.hosts;
+    const home = jumpHome('home-jump-kept');
+    const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-jump-'));
+    const project = makeProject({ keepConnections: 60 }, [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped-kept' }]);
+    const env = { HOME: home, TMPDIR: tmp, XDG_RUNTIME_DIR: '' };
+    // Established TCP connections to the jump host's sshd: only the broker's once the runs have exited.
+    const toJump = () => execFileSync('ss', ['-Htn', 'state', 'established', 'dst', `${jump.address}:${jump.port}`]).toString().split('\n').filter(Boolean).length;
+    try {
+      expect((await project.run(['releases'], env)).code).toBe(0);
+      expect(await waitForBroker(tmp)).not.toBeNull();
+      expect((await project.run(['releases'], env)).code).toBe(0); // served by the broker
+      expect(toJump()).toBe(1);
+      fleet.kill(target); // the connection through the jump host goes; the broker reconnects on the next run
+      await fleet.revive(target);
+      const again = await project.run(['releases'], env);
+      expect(again.code, again.stderr).toBe(0);
+      expect(toJump()).toBe(1);
+    } finally {
+      stopBroker(tmp);
       project.cleanup();
     }
   });

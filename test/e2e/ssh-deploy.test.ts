@@ -1,5 +1,5 @@
 // Deploys over SSH to real sshd hosts (each with its own /srv), through the same steps as the local target.
-import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, raceDeploys, releaseIdOf } from '../helpers/project.js';
@@ -81,6 +81,23 @@ describe('one SSH host (login shell /bin/sh)', () => {
     expect(rollback.code).toBe(1);
     expect(existsSync(marker)).toBe(false);
     project.writeConfig({ knownHosts: fleet.knownHosts });
+  });
+
+  it('a missing shared file, also inside a shared dir, is created empty and 0600, as on the local target', async () => {
+    project.writeConfig({ knownHosts: fleet.knownHosts, shared: { dirs: ['storage'], files: ['config/local.json', 'storage/config.json'] } });
+    try {
+      const result = await project.run(['deploy']);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain('created empty (0600): config/local.json, storage/config.json');
+      for (const file of ['config/local.json', 'storage/config.json']) {
+        const shared = path.join(root(web1()), 'shared', file);
+        expect(lstatSync(shared).isFile(), file).toBe(true);
+        expect(statSync(shared).mode & 0o777, file).toBe(0o600);
+        expect(readFileSync(path.join(root(web1()), 'current', file), 'utf8'), file).toBe('');
+      }
+    } finally {
+      project.writeConfig({ knownHosts: fleet.knownHosts });
+    }
   });
 });
 

@@ -234,7 +234,7 @@ describe('connection details and fleets', () => {
     it(`Ctrl-C during a remote command kills it on the host and leaves the live release${keepConnections ? ', through the keepConnections broker' : ''}`, async () => {
       const h = fleet.hosts[3];
       const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-ctrlc-'));
-      const env = { TMPDIR: tmp };
+      const env = { TMPDIR: tmp, XDG_RUNTIME_DIR: '' }; // the broker under this TMPDIR, not in $XDG_RUNTIME_DIR
       const project = makeProject({ knownHosts: fleet.knownHosts, keepConnections }, [hostEntry(h, { deployTo: '/srv/ctrlc' })]);
       try {
         expect((await project.run(['deploy'], env)).code).toBe(0);

@@ -42,6 +42,13 @@ describe('services over SSH', () => {
     expect(readFileSync((stack.services.nginx as { site: string }).site, 'utf8')).toContain(`127.0.0.1:${stack.nginxPort}`);
   });
 
+  it('check: without sudo, the config files, nginx -t and supervisorctl work for the deploy user: ✓ each, exit 0', async () => {
+    const result = await project.run(['check']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    for (const name of ['deploy root', 'config files', 'nginx -t', 'supervisorctl status']) expect(result.stdout).toMatch(new RegExp(`^✓ web1 +${name} `, 'm'));
+    expect(result.stdout).not.toMatch(/^✗/m);
+  });
+
   it('a release that crashes at start is rolled back automatically: the first one answers again, exit 1', async () => {
     const original = readFileSync(path.join(project.dir, 'app/server.js'), 'utf8');
     project.commit({ 'server.js': `process.exit(3);\n${original}` }, 'crash at start');

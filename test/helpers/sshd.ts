@@ -183,9 +183,14 @@ const tail = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').sp
 /**
  * `tmpfsBytes`: instead of a bind mount, the hosts get a tmpfs of that size as /srv (to fill their
  * disk); the test then sees it through /proc/<sshd pid>/root/srv, and a restart empties it.
- * `binds`: { '/etc/sudoers.d': folder } mounts the test's folder there, seen by that host only.
+ * `privateDirs`: paths the hosts see replaced by a local folder (bind-mounted in their mount
+ * namespace only), e.g. an empty /var/lib/nginx for a host where nginx never ran, or /etc/sudoers.d
+ * holding the test's own sudo rules; the rest of the machine never sees them.
  */
-export async function startSshHosts(count: number, options: { loginShell?: string; tmpfsBytes?: number; binds?: Record<string, string> } = {}): Promise<SshFleet> {
+export async function startSshHosts(
+  count: number,
+  options: { loginShell?: string; tmpfsBytes?: number; privateDirs?: Record<string, string> } = {},
+): Promise<SshFleet> {
   const { uid, gid } = ensureDeployUser(options.loginShell ?? '/bin/sh');
   // Privilege separation needs /run/sshd; /srv must exist to be mounted over.
   mkdirSync('/run/sshd', { recursive: true });
@@ -212,12 +217,12 @@ export async function startSshHosts(count: number, options: { loginShell?: strin
     const mount = options.tmpfsBytes
       ? `mount -t tmpfs -o size=${options.tmpfsBytes},uid=${uid},gid=${gid},mode=0755 slipway-test /srv`
       : 'mount --bind "$0" /srv';
-    // `binds` (path on the host → folder or file of the test) after /srv, as positional parameters.
-    const binds = Object.entries(options.binds ?? {});
-    const bindMounts = binds.map((_, i) => ` && mount --bind "\${${2 * i + 3}}" "\${${2 * i + 2}}"`).join('');
+    // Each private dir is a (source, target) pair of arguments after the config file: $2 $3, $4 $5, …
+    const privateDirs = Object.entries(options.privateDirs ?? {});
+    const binds = privateDirs.map((_, i) => ` && mount --bind "\${${2 * i + 2}}" "\${${2 * i + 3}}"`).join('');
+    const args = [host.srvDir, host.configFile, ...privateDirs.flatMap(([target, source]) => [source, target])];
     // unshare (without --fork) and `exec` replace themselves, so the spawned PID ends up as sshd's.
-    const shell = `${mount}${bindMounts} && exec ${SSHD} -D -e -f "$1"`;
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', shell, host.srvDir, host.configFile, ...binds.flat()], {
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `${mount}${binds} && exec ${SSHD} -D -e -f "$1"`, ...args], {
       stdio: ['ignore', log, log],
     });
     closeSync(log);

@@ -30,9 +30,9 @@ describe('services through the helper', () => {
     );
   });
 
-  it('helperPrivilegedCommands lists exactly what a deploy runs through the helper', () => {
+  it('helperPrivilegedCommands lists what a deploy runs through the helper, without the sudo prefix (for sudo -l)', () => {
     expect(helperPrivilegedCommands(helper, '2026.01.02-03.04.05-abcdef0').map((c) => c.text)).toEqual(
-      ['install 2026.01.02-03.04.05-abcdef0', 'restore', 'commit', 'restart', 'pid', 'reload'].map((c) => `sudo -n /usr/local/sbin/slipway-services hello ${c}`),
+      ['install 2026.01.02-03.04.05-abcdef0', 'restore', 'commit', 'restart', 'pid', 'reload'].map((c) => `/usr/local/sbin/slipway-services hello ${c}`),
     );
   });
 });

@@ -1,0 +1,64 @@
+// purgeScript run for real by one unprivileged user while "the program" (a sleep) runs as another,
+// whose /proc/<pid>/cwd the first cannot read: as the deploy user and an app running as runAs.
+// Needs root to start both (the tests run as root); setpriv drops to uids 65534 and 65533.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { raw } from '../../tasks/core/sh.js';
+import { purgedIn, purgeScript } from '../../tasks/purge.js';
+
+const A = '2026.01.01-00.00.00-aaaaaaa';
+const B = '2026.01.02-00.00.00-bbbbbbb';
+const DEPLOY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+const APP = ['--reuid=65533', '--regid=65533', '--clear-groups'];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let program: ChildProcess | undefined;
+let root = '';
+afterEach(() => {
+  program?.kill('SIGKILL');
+  rmSync(path.dirname(root), { recursive: true, force: true });
+});
+
+function deployRoot(): string {
+  root = path.join(mkdtempSync(path.join(tmpdir(), 'slipway-purge-')), 'root');
+  chmodSync(path.dirname(root), 0o755);
+  for (const dir of [`releases/${A}`, `releases/${B}`, 'tmp']) mkdirSync(path.join(root, dir), { recursive: true });
+  for (const dir of ['', 'releases', `releases/${A}`, `releases/${B}`, 'tmp']) chownSync(path.join(root, dir), 65534, 65534);
+  return root;
+}
+
+/** The program as another user, working in a release; `supervisorctl pid` is played by echo. */
+async function startProgram(release: string): Promise<string> {
+  program = spawn('setpriv', [...APP, 'sleep', '30'], { cwd: path.join(root, 'releases', release), stdio: 'ignore' });
+  await sleep(100);
+  return `echo ${program.pid}`;
+}
+
+function purgeAsDeployUser(pidCommand: string) {
+  const result = spawnSync('setpriv', [...DEPLOY, 'bash', '-c', purgeScript(root, { releases: [A], envs: [] }, raw(pidCommand)).text], { encoding: 'utf8' });
+  expect(result.status, result.stderr).toBe(0);
+  return result.stdout;
+}
+
+describe('purge and a program running as another user', () => {
+  it('started before the last switch (it may still work in an older release): nothing is removed, and the output says why', async () => {
+    deployRoot();
+    const pid = await startProgram(A);
+    await sleep(100);
+    symlinkSync(`releases/${B}`, path.join(root, 'current'));
+    const output = purgeAsDeployUser(pid);
+    expect(output).toMatch(new RegExp(`^kept ${A}: the program \\(pid \\d+, another user\\) has run since before the last switch`, 'm'));
+    expect(readdirSync(path.join(root, 'releases'))).toEqual([A, B]);
+  });
+
+  it('started after the last switch (it works in the live release): the old one is removed', async () => {
+    deployRoot();
+    symlinkSync(`releases/${B}`, path.join(root, 'current'));
+    await sleep(200);
+    const output = purgeAsDeployUser(await startProgram(B));
+    expect(purgedIn(output)).toEqual([A]);
+  });
+});
