@@ -35,12 +35,12 @@ export async function check(run: TaskRun): Promise<void> {
   const verdicts = new Map<string, Verdict[]>();
   try {
     await run.each('check', async (h) => {
-      const releaseDir = h.paths.release(h.state.live ?? h.state.releases.at(-1) ?? newReleaseId(new Date(), '0000000'));
+      const releaseId = h.state.live ?? h.state.releases.at(-1) ?? newReleaseId(new Date(), '0000000');
       const [owner, output] = await Promise.all([
         h.host.readLockOwner(),
-        mustRun(h.host, 'checking the service commands', serviceCheckScript(services, releaseDir), { readonly: true }),
+        mustRun(h.host, 'checking the service commands', serviceCheckScript(services, h.paths.root, releaseId), { readonly: true }),
       ]);
-      const found = serviceVerdicts({ services, application: run.config.application, root: h.paths.root, writable: h.state.writable, releaseDir, output });
+      const found = serviceVerdicts({ services, application: run.config.application, root: h.paths.root, writable: h.state.writable, releaseId, output });
       verdicts.set(h.host.name, found);
       Object.assign(h.result, { reachable: true, writable: h.state.writable, lock: owner, live: h.state.live, checks: found });
       const failed = found.filter((v) => v.ok === false);

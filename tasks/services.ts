@@ -2,11 +2,20 @@
 // changed, atomically (temp file + rename), validated before the switch (`nginx -t`, supervisor's
 // reread) and put back as they were on any failure. After the switch: restart, reload, health check
 // (good answers in a row from one process supervisor calls RUNNING; the program's stderr when it fails).
+import path from 'node:path';
 import type { Services } from './core/config.js';
 import type { HostRun, StepOutcome, TaskRun } from './core/fleet.js';
 import { mustRun } from './core/host.js';
+import { layout } from './core/paths.js';
 import type { Shell } from './core/sh.js';
 import { raw, script, sh } from './core/sh.js';
+import {
+  helperCommand,
+  helperPrivilegedCommands,
+  installThroughHelper,
+  restartThroughHelper,
+  restoreThroughHelper,
+} from './services-helper.js';
 
 interface ManagedFile {
   kind: 'nginx' | 'supervisor';
@@ -24,31 +33,32 @@ function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
 const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
 
 /**
- * Every command a deploy runs through services.sudo for a release (install, validate, put back, commit,
+/**
+ * Every command a deploy of `releaseId` runs with root's powers (install, validate, put back, commit,
  * restart, purge's pid), exactly as the scripts here run them: what the sudo rules must allow. `check`
- * asks sudo about each one (`sudo -l <command>`); a unit test holds this list to the scripts.
+ * asks sudo about each one (`sudo -n -l <command>`); a unit test holds this list to the scripts. Through
+ * the helper that is the helper's own subcommands (its one rule); otherwise the commands services.sudo prefixes.
  */
-export function privilegedCommands(services: Services, releaseDir: string): Shell[] {
+export function privilegedCommands(services: Services, deployTo: string, releaseId: string): Shell[] {
+  if (services.helper) return helperPrivilegedCommands(services, releaseId);
   const { nginx, supervisor } = services;
-  const replace = (t: string) => [
-    sh`cp -P ${t} ${`${t}.slipway-prev`}`,
-    sh`touch ${`${t}.slipway-none`}`,
-    sh`mv -f ${`${t}.slipway-prev`} ${t}`,
-    sh`rm -f ${t} ${`${t}.slipway-none`}`,
-  ];
+  const saved = backups(services, deployTo);
+  const replace = (t: string) => {
+    const b = saved.find((x) => x.target === t)!;
+    return [sh`cp -P ${t} ${b.prev}`, sh`touch ${b.none}`, sh`mv -f ${b.prev} ${t}`, sh`rm -f ${t} ${b.none}`];
+  };
   const install = (f: ManagedFile) => [
     ...replace(f.target),
-    sh`mkdir -p "$(dirname ${f.target})"`,
+    sh`mkdir -p ${path.posix.dirname(f.target)}`,
     sh`rm -f ${`${f.target}.slipway-new`}`,
     sh`cp ${f.rendered} ${`${f.target}.slipway-new`}`,
     sh`mv -f ${`${f.target}.slipway-new`} ${f.target}`,
   ];
-  const targets = [nginx?.site, nginx?.enabled, supervisor?.program].filter((t): t is string => Boolean(t));
   const ctl = raw(supervisor?.ctl ?? '');
   return [
-    ...managedFiles(services, releaseDir).flatMap(install),
+    ...managedFiles(services, layout(deployTo).release(releaseId)).flatMap(install),
     ...(nginx ? [...replace(nginx.enabled), sh`ln -sfn ${nginx.site} ${nginx.enabled}`, raw(nginx.test), raw(nginx.reload)] : []),
-    sh`rm -f ${targets.flatMap((t) => [`${t}.slipway-prev`, `${t}.slipway-none`])}`,
+    sh`rm -f ${saved.flatMap((b) => [b.prev, b.none])}`,
     ...(supervisor
       ? [sh`${ctl} reread`, sh`${ctl} update ${supervisor.name}`, sh`${ctl} restart ${supervisor.name}`, sh`${ctl} pid ${supervisor.name}`]
       : []),
@@ -57,45 +67,74 @@ export function privilegedCommands(services: Services, releaseDir: string): Shel
   ];
 }
 
-/** Prints the supervisor program's pid (0 when stopped), through services.sudo like every supervisorctl a deploy runs. */
+/** Prints the supervisor program's pid (0 when stopped), with the privileges of every supervisorctl a deploy runs. */
 export function programPidCommand(services: Services | undefined): Shell | undefined {
+  if (services?.helper) return services.supervisor && helperCommand(services, 'pid');
   return services?.supervisor && sh`${sudo(services)}${raw(services.supervisor.ctl)} pid ${services.supervisor.name}`;
 }
 
-/** `nginx -t` as a deploy runs it (through services.sudo); the pre-switch check of a rendered site runs it so too. */
+/** `nginx -t` as a deploy without the helper runs it (through services.sudo); the pre-switch check of a rendered site runs it so too. */
 export function nginxTestCommand(services: Services | undefined): Shell | undefined {
   return services?.nginx && sh`${sudo(services)}${raw(services.nginx.test)}`;
 }
 
 /**
- * Shell functions: `restore_configs` puts back what a (possibly dead) earlier run replaced, from
- * the `.slipway-prev` copies (or removes what it added, for `.slipway-none`); `commit_configs` drops them.
+ * Each installed file and where its backup is kept while a deploy is not committed: in
+ * <deployTo>/service-backups, never beside it, where an nginx `include sites-enabled/*` would load it.
  */
-function configFunctions(services: Services): Shell {
+function backups(services: Services, deployTo: string): Array<{ target: string; prev: string; none: string }> {
+  const dir = layout(deployTo).serviceBackups;
+  const roles = { site: services.nginx?.site, enabled: services.nginx?.enabled, program: services.supervisor?.program };
+  return Object.entries(roles).flatMap(([role, target]) => (target ? [{ target, prev: `${dir}/${role}.prev`, none: `${dir}/${role}.none` }] : []));
+}
+
+/**
+ * Shell functions: `restore_configs` puts back what a (possibly dead) earlier run replaced, from
+ * the `.prev` copies (or removes what it added, for `.none`); `commit_configs` drops them.
+ */
+function configFunctions(services: Services, deployTo: string): Shell {
   const s = sudo(services);
-  const targets = [services.nginx?.site, services.nginx?.enabled, services.supervisor?.program].filter((t): t is string => Boolean(t));
+  const saved = backups(services, deployTo);
   return script(
     sh`restore_configs() {`,
-    ...targets.map(
-      (t) =>
-        sh`  if [ -e ${`${t}.slipway-prev`} ] || [ -L ${`${t}.slipway-prev`} ]; then ${s}mv -f ${`${t}.slipway-prev`} ${t}; elif [ -e ${`${t}.slipway-none`} ]; then ${s}rm -f ${t} ${`${t}.slipway-none`}; fi`,
+    ...saved.map(
+      (b) => sh`  if [ -e ${b.prev} ] || [ -L ${b.prev} ]; then ${s}mv -f ${b.prev} ${b.target}; elif [ -e ${b.none} ]; then ${s}rm -f ${b.target} ${b.none}; fi`,
     ),
     sh`  :; }`,
-    sh`commit_configs() { ${s}rm -f ${targets.flatMap((t) => [`${t}.slipway-prev`, `${t}.slipway-none`])}; }`,
+    sh`commit_configs() { ${s}rm -f ${saved.flatMap((b) => [b.prev, b.none])}; }`,
   );
 }
 
-/** Installs the release's configs that differ from the installed ones; validates; restores and fails on a rejection. */
-export function installConfigsScript(services: Services, releaseDir: string): Shell {
+/**
+ * Installs the release's configs that differ from the installed ones; validates; restores and fails on a rejection.
+ * Any other failing command stops it, named (a failed copy must not go on to blame nginx).
+ */
+export function installConfigsScript(services: Services, deployTo: string, releaseId: string): Shell {
+  if (services.helper) return installThroughHelper(services, releaseId);
   const s = sudo(services);
-  const save = (t: string) => sh`if [ -e ${t} ] || [ -L ${t} ]; then ${s}cp -P ${t} ${`${t}.slipway-prev`}; else ${s}touch ${`${t}.slipway-none`}; fi`;
-  const lines: Shell[] = [configFunctions(services), sh`restore_configs`, sh`nginx_changed= supervisor_changed=`];
-  for (const f of managedFiles(services, releaseDir)) {
+  const saved = backups(services, deployTo);
+  const save = (t: string) => {
+    const b = saved.find((x) => x.target === t)!;
+    return sh`  if [ -e ${t} ] || [ -L ${t} ]; then ${s}cp -P ${t} ${b.prev}; else ${s}touch ${b.none}; fi`;
+  };
+  const lines: Shell[] = [
+    // -E: commands failing inside restore_configs are named too.
+    sh`set -eE`,
+    sh`trap 'printf "failed (exit %s): %s\\n" "$?" "$BASH_COMMAND" >&2' ERR`,
+    configFunctions(services, deployTo),
+    sh`restore_configs`,
+    sh`mkdir -p ${layout(deployTo).serviceBackups}`,
+    sh`nginx_changed= supervisor_changed=`,
+  ];
+  for (const f of managedFiles(services, layout(deployTo).release(releaseId))) {
     lines.push(
       sh`if [ -f ${f.rendered} ] && ! cmp -s ${f.rendered} ${f.target}; then`,
       save(f.target),
+      sh`  ${s}mkdir -p ${path.posix.dirname(f.target)}`,
       // A dead run's .slipway-new is removed first: cp into it would keep its mode (0644 for a private config) or follow a link.
-      sh`  ${s}mkdir -p "$(dirname ${f.target})" && ${s}rm -f ${`${f.target}.slipway-new`} && ${s}cp ${f.rendered} ${`${f.target}.slipway-new`} && ${s}mv -f ${`${f.target}.slipway-new`} ${f.target}`,
+      sh`  ${s}rm -f ${`${f.target}.slipway-new`}`,
+      sh`  ${s}cp ${f.rendered} ${`${f.target}.slipway-new`}`,
+      sh`  ${s}mv -f ${`${f.target}.slipway-new`} ${f.target}`,
       sh`  ${raw(f.kind)}_changed=1; echo ${`@@changed ${f.kind}`}`,
       sh`fi`,
     );
@@ -121,8 +160,14 @@ export function installConfigsScript(services: Services, releaseDir: string): Sh
 }
 
 /** Puts back the configs a failed deploy replaced. */
-export function restoreConfigsScript(services: Services): Shell {
-  return script(configFunctions(services), sh`restore_configs`);
+export function restoreConfigsScript(services: Services, deployTo: string): Shell {
+  if (services.helper) return restoreThroughHelper(services);
+  return script(configFunctions(services, deployTo), sh`restore_configs`);
+}
+
+/** supervisor's status line for the program: through the helper, or services.sudo + supervisorctl. */
+function programStatusCommand(services: Services, supervisor: NonNullable<Services['supervisor']>): Shell {
+  return services.helper ? helperCommand(services, 'status') : sh`${sudo(services)}${raw(supervisor.ctl)} status ${supervisor.name}`;
 }
 
 /**
@@ -132,7 +177,7 @@ export function restoreConfigsScript(services: Services): Shell {
 function stderrTail(services: Services, supervisor: NonNullable<Services['supervisor']>): Shell {
   return script(
     sh`  printf '%s\\n' ${`last lines of ${supervisor.name}'s stderr log (earlier runs' lines too):`} >&2`,
-    sh`  ${sudo(services)}${raw(supervisor.ctl)} tail ${supervisor.name} stderr 2>&1 | tail -n 15 >&2`,
+    sh`  ${services.helper ? helperCommand(services, 'tail') : sh`${sudo(services)}${raw(supervisor.ctl)} tail ${supervisor.name} stderr`} 2>&1 | tail -n 15 >&2`,
   );
 }
 
@@ -141,9 +186,10 @@ function stderrTail(services: Services, supervisor: NonNullable<Services['superv
  * `current`); nginx reloads when its site changed. `nginxChanged` true/false, or 'shell' to read the
  * `$nginx_changed` left by installConfigsScript in the same script.
  */
-export function restartScript(services: Services, nginxChanged: boolean | 'shell'): Shell {
+export function restartScript(services: Services, deployTo: string, nginxChanged: boolean | 'shell'): Shell {
+  if (services.helper) return restartThroughHelper(services, nginxChanged);
   const s = sudo(services);
-  const lines: Shell[] = [configFunctions(services)];
+  const lines: Shell[] = [configFunctions(services, deployTo)];
   const supervisor = services.supervisor;
   if (supervisor) {
     const ctl = raw(supervisor.ctl);
@@ -201,7 +247,7 @@ except u.HTTPError as e: s=e.code; b=e.read()
 open(sys.argv[2],"wb").write(b); print(s)' "$url" "$tmp"; fi; }`,
     supervisor
       ? script(
-          sh`program_state() { ${sudo(services!)}${raw(supervisor.ctl)} status ${supervisor.name} 2>&1 | head -n 1 | tr -s ' '; }`,
+          sh`program_state() { ${programStatusCommand(services!, supervisor)} 2>&1 | head -n 1 | tr -s ' '; }`,
           sh`running_pid() { printf '%s\\n' "$1" | awk '$2 == "RUNNING" { sub(/,$/, "", $4); print $4 }'; }`,
         )
       : script(sh`program_state() { :; }`, sh`running_pid() { echo -; }`),
@@ -241,7 +287,7 @@ export function installConfigs(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
-    const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.release(releaseId)));
+    const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.root, releaseId));
     const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
     h.result.configsChanged = changed;
     return run.tell(changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged', 'install the configs that changed (validated)');
@@ -255,7 +301,7 @@ export function restartServices(run: TaskRun) {
     if (!services) return { skipped: 'no services configured' };
     // A dry run does not know whether the site changed: it shows the reload, which runs only if it did.
     const nginxChanged = run.options.dryRun || ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
-    await mustRun(h.host, 'restart', restartScript(services, nginxChanged));
+    await mustRun(h.host, 'restart', restartScript(services, h.paths.root, nginxChanged));
     return restartSummary(run, services, run.options.dryRun ? 'if changed' : nginxChanged);
   };
 }
@@ -282,7 +328,15 @@ export function healthCheck(run: TaskRun, releaseId: string) {
 export async function restart(run: TaskRun): Promise<void> {
   const services = run.config.services;
   if (!services) throw new Error('restart: no services configured (set "services" in the config)');
-  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, true)).then(() => restartSummary(run, services, true)));
+  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, h.paths.root, true)).then(() => restartSummary(run, services, true)));
+}
+
+/** The read-only service commands `status` and `check` run: supervisor's view of the program, and nginx -t. */
+export function statusCommands(services: Services): { supervisor?: Shell; nginxTest?: Shell } {
+  return {
+    supervisor: services.supervisor && programStatusCommand(services, services.supervisor),
+    nginxTest: services.nginx && (services.helper ? helperCommand(services, 'test') : nginxTestCommand(services)),
+  };
 }
 
 /** Which of status's facts say something is wrong: the program not RUNNING, nginx -t failing, the health check failing. */
@@ -301,12 +355,12 @@ export async function status(run: TaskRun): Promise<void> {
   const services = run.config.services;
   const check = run.config.healthcheck;
   await run.each('status', async (h) => {
-    const s = services ? sudo(services) : raw('');
+    const commands = services && statusCommands(services);
     // One answer is enough here: status reports the moment, it does not judge a release.
-    const once = check && healthCheckScript({ ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1, successes: 1 });
+    const once = check && healthCheckScript({ ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1, successes: 1 }, services);
     const lines = script(
-      services?.supervisor ? sh`echo "@@supervisor $(${s}${raw(services.supervisor.ctl)} status ${services.supervisor.name} 2>&1 | head -n 1)"` : undefined,
-      services?.nginx ? sh`if ${s}${raw(services.nginx.test)} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi` : undefined,
+      commands?.supervisor ? sh`echo "@@supervisor $(${commands.supervisor} 2>&1 | head -n 1)"` : undefined,
+      commands?.nginxTest ? sh`if ${commands.nginxTest} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi` : undefined,
       once && sh`if out=$( ( ${once} ) 2>&1); then echo "@@health ok: \${out#@@healthy }"; else echo "@@health FAILED: $out"; fi`,
       sh`true`,
     );

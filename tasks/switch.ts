@@ -68,10 +68,10 @@ export function returnToScript(run: TaskRun, h: HostRun, id: string, logLine: st
   const services = run.config.services;
   const check = run.config.healthcheck;
   return script(
-    services && installConfigsScript(services, h.paths.release(id)),
+    services && installConfigsScript(services, h.paths.root, id),
     switchScript(h.paths.root, id, logLine),
     sh`echo @@switched`,
-    services && restartScript(services, 'shell'),
+    services && restartScript(services, h.paths.root, 'shell'),
     check && sh`( ${healthCheckScript(checkFor(check, id), services)} )`,
   );
 }

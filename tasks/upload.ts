@@ -103,6 +103,7 @@ export function releaseMeta(release: Release, envKey: string | null): ReleaseMet
  * The upload step: one round trip that also links a ready environment, checks nginx and publishes when it can.
  * Where nginx is installed, nginx -t runs as the install will run it (services.sudo + services.nginx.test),
  * or as the deploy user where nginx is not managed; a rejection is reported as the nginx check's failure.
+ * Through services.helper there is no such check here: the helper's install validates the site.
  */
 export function upload(run: TaskRun, release: Release) {
   return async (h: HostRun): Promise<StepOutcome> => {
@@ -112,7 +113,11 @@ export function upload(run: TaskRun, release: Release) {
     const staged = h.paths.staging(release.id);
     const spec = { deployTo: h.paths.root, id: release.id, sha256: release.archive.sha256, bytes: release.archive.bytes, files, shared: run.config.shared };
     const meta = releaseMeta(release, key);
-    const nginxTest = h.state.nginx ? (nginxTestCommand(run.config.services) ?? sh`${h.state.nginx} -t`) : undefined;
+    // Not through the helper: as root, nginx -t with a -p/-c of the deploy user's choosing would load any config
+    // (load_module, logs anywhere); as the deploy user it fails where nginx never ran. The helper checks the
+    // site itself, as root, when the configs step installs it, still before the switch.
+    const helper = run.config.services?.helper;
+    const nginxTest = h.state.nginx && !helper ? (nginxTestCommand(run.config.services) ?? sh`${h.state.nginx} -t`) : undefined;
     const command = script(
       stageScript(spec),
       key && envReady ? linkEnvironmentScript(run.config.dependencies.type, h.paths.root, release.id, key) : undefined,
@@ -138,7 +143,7 @@ export function upload(run: TaskRun, release: Release) {
 export function discard(run: TaskRun, release: Release) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
-    const command = script(services ? restoreConfigsScript(services) : undefined, discardScript(h.paths.root, release.id, run.options.keepFailed));
+    const command = script(services ? restoreConfigsScript(services, h.paths.root) : undefined, discardScript(h.paths.root, release.id, run.options.keepFailed));
     const kept = await mustRun(h.host, 'cleanup', command);
     return kept.trim() ? `kept for inspection: ${kept.trim()}` : 'removed the unfinished release';
   };

@@ -22,16 +22,38 @@ export const stageSchema = z.strictObject({
   commands: z.array(z.string().min(1)),
 });
 
-export const servicesSchema = z.strictObject({
-  /** Prefix for commands that touch the system, e.g. "sudo -n". */
-  sudo: z.string().optional(),
-  nginx: z
-    .union([z.literal(false), z.strictObject({ site: z.string().optional(), enabled: z.string().optional(), test: z.string().optional(), reload: z.string().optional() })])
-    .optional(),
-  supervisor: z
-    .union([z.literal(false), z.strictObject({ program: z.string().optional(), ctl: z.string().optional(), name: z.string().optional() })])
-    .optional(),
+const absolutePath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');
+const nginxSchema = z.strictObject({
+  site: absolutePath.optional(),
+  enabled: absolutePath.optional(),
+  test: z.string().min(1).optional(),
+  reload: z.string().min(1).optional(),
 });
+const supervisorSchema = z.strictObject({
+  program: absolutePath.optional(),
+  ctl: z.string().min(1).optional(),
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a program name of letters, digits, ".", "_" and "-"').optional(),
+});
+
+export const servicesSchema = z
+  .strictObject({
+    /** Prefix for commands that touch the system, e.g. "sudo -n" (with `helper`: "sudo -n" unless set). */
+    sudo: z.string().optional(),
+    /** The root-owned install helper (server/slipway-services): paths and commands are then its config's. */
+    helper: z.string().regex(/^\/[A-Za-z0-9._/-]+$/, 'an absolute path like /usr/local/sbin/slipway-services').optional(),
+    nginx: z.union([z.literal(false), nginxSchema]).optional(),
+    supervisor: z.union([z.literal(false), supervisorSchema]).optional(),
+  })
+  .superRefine((services, ctx) => {
+    if (!services.helper) return;
+    // The helper takes nothing but a release id: what it installs where is fixed by root in /etc/slipway/<application>.conf.
+    for (const [section, keys] of [['nginx', services.nginx], ['supervisor', services.supervisor]] as const) {
+      for (const key of Object.keys(keys || {})) {
+        const message = "set by the helper's own config (/etc/slipway/<application>.conf) when services.helper is set";
+        ctx.addIssue({ code: 'custom', path: [section, key], message });
+      }
+    }
+  });
 
 export const healthcheckSchema = z
   .strictObject({

@@ -21,6 +21,8 @@ export { defineConfig } from './define-config.js';
 
 export interface Services {
   sudo: string;
+  /** Set: every privileged action is `<sudo> <command> <application> <subcommand> [release id]` (server/slipway-services). */
+  helper?: { command: string; application: string };
   nginx?: { site: string; enabled: string; test: string; reload: string };
   supervisor?: { program: string; ctl: string; name: string };
 }
@@ -30,7 +32,8 @@ function resolveServices(application: string, raw: z.output<typeof servicesSchem
   const nginx = raw.nginx === false ? undefined : raw.nginx ?? {};
   const supervisor = raw.supervisor === false ? undefined : raw.supervisor ?? {};
   return {
-    sudo: raw.sudo ?? '',
+    sudo: raw.sudo ?? (raw.helper ? 'sudo -n' : ''),
+    ...(raw.helper ? { helper: { command: raw.helper, application } } : {}),
     nginx: nginx && {
       site: nginx.site ?? `/etc/nginx/sites-available/${application}.conf`,
       enabled: nginx.enabled ?? `/etc/nginx/sites-enabled/${application}.conf`,

@@ -12,6 +12,8 @@ export function layout(deployTo: string) {
     cache: at('cache'),
     tmp: at('tmp'),
     revisions: at('revisions.log'),
+    /** The service configs a deploy replaced, kept until it commits (outside every directory nginx or supervisor include). */
+    serviceBackups: at('service-backups'),
     release: (id: string) => at('releases', id),
     /** Where a release is built before it is complete; never under releases/. */
     staging: (id: string) => at('tmp', id),

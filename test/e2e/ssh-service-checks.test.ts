@@ -1,6 +1,7 @@
-// The service commands as a deploy user with sudo runs them: nginx and supervisord run as root (as
-// from the distribution's packages), the deploy user `slipway` reaches them only through README's
-// sudo rules. Each host sees its own /etc/sudoers.d (those rules, or none) and, where said, an empty
+// The service commands as a deploy user with sudo runs them without the helper (services.sudo, the
+// mode README's "Preparing a server" keeps for a deploy user trusted as root; the helper's own check
+// is in services-privilege.test.ts): nginx and supervisord run as root (as from the distribution's
+// packages), the deploy user `slipway` reaches them only through README's broad sudo rules. Each host sees its own /etc/sudoers.d (those rules, or none) and, where said, an empty
 // /var/lib/nginx (a host where nginx never ran): bind-mounted in its mount namespace only.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 import { type ServiceStack, startServiceStack } from '../helpers/services.js';
 import { DEPLOY_USER, freePort, type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
-/** README's "Preparing a server" rules, for the test's deploy user. */
+/** README's "Preparing a server" rules for services.sudo without the helper, for the test's deploy user. */
 const README_SUDO_RULES = `${DEPLOY_USER} ALL=(root) NOPASSWD: /usr/bin/cp, /usr/bin/mv, /usr/bin/rm, /usr/bin/mkdir, /usr/bin/touch, /usr/bin/ln, /usr/sbin/nginx, /usr/bin/supervisorctl\n`;
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'slipway-servicecheck-'));

@@ -92,7 +92,7 @@ describe('restartScript', () => {
     const services = stubCtl('hello FATAL Exited too quickly');
     // The stub's `restart` prints nothing and `reread`/`update` succeed: make restart answer like supervisor does.
     writeFileSync(services.supervisor!.ctl, `#!/bin/sh\ncase "$1" in restart) echo 'hello: ERROR (spawn error)';; tail) echo 'boom: DATABASE_URL is not set';; esac\n`);
-    const result = await runScript(restartScript(services, false).text);
+    const result = await runScript(restartScript(services, '/srv/hello', false).text);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('hello: ERROR (spawn error)');
     expect(result.stderr).toContain('boom: DATABASE_URL is not set');

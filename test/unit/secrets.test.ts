@@ -121,14 +121,15 @@ describe('renderTemplates', () => {
 describe('installConfigsScript', () => {
   it('a stale <target>.slipway-new (0644) left by a dead run does not make a private config world-readable', () => {
     const root = path.join(scratch, 'services');
-    mkdirSync(path.join(root, 'release/.slipway'), { recursive: true });
+    const id = '2026.01.01-00.00.00-abc1234';
+    mkdirSync(path.join(root, `releases/${id}/.slipway`), { recursive: true });
     mkdirSync(path.join(root, 'etc'));
     const site = path.join(root, 'etc/site.conf');
-    writeFileSync(path.join(root, 'release/.slipway/nginx.conf'), 'secret site\n', { mode: 0o600 });
+    writeFileSync(path.join(root, `releases/${id}/.slipway/nginx.conf`), 'secret site\n', { mode: 0o600 });
     writeFileSync(`${site}.slipway-new`, 'stale\n');
     chmodSync(`${site}.slipway-new`, 0o644);
     const services = { sudo: '', nginx: { site, enabled: path.join(root, 'etc/enabled.conf'), test: 'true', reload: 'true' } };
-    const run = spawnSync('bash', ['-c', installConfigsScript(services, path.join(root, 'release')).text]);
+    const run = spawnSync('bash', ['-c', installConfigsScript(services, root, id).text]);
     expect(run.status, String(run.stderr)).toBe(0);
     expect(readFileSync(site, 'utf8')).toBe('secret site\n');
     expect(statSync(site).mode & 0o777).toBe(0o600);

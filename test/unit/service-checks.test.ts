@@ -10,29 +10,42 @@ const services: Services = {
   nginx: { site: '/etc/nginx/sites-available/hello.conf', enabled: '/etc/nginx/sites-enabled/hello.conf', test: 'nginx -t', reload: 'nginx -s reload' },
   supervisor: { program: '/etc/supervisor/conf.d/hello.conf', ctl: 'supervisorctl', name: 'hello' },
 };
-const releaseDir = '/srv/hello/releases/2026.01.01-00.00.00-abc1234';
+const root = '/srv/hello';
+const releaseId = '2026.01.01-00.00.00-abc1234';
+const helper: Services = { ...services, helper: { command: '/usr/local/sbin/slipway-services', application: 'hello' } };
+
+/** What the install, restart, restore and purge scripts run after the (marked) sudo prefix, each once. */
+function runThroughSudo(s: Services): Set<string> {
+  const marked = { ...s, sudo: 'SUDO' };
+  const scripts = [
+    installConfigsScript(marked, root, releaseId),
+    restartScript(marked, root, 'shell'),
+    restoreConfigsScript(marked, root),
+    healthCheckScript({ url: 'http://127.0.0.1:8080/health', expectStatus: 200, timeoutSeconds: 30, successes: 2, intervalSeconds: 1 }, marked),
+    programPidCommand(marked)!,
+  ];
+  return new Set(scripts.flatMap((x) => [...x.text.matchAll(/SUDO (.+?)(?=\)| &&| \|\||;| 2>&1| >\/dev\/null|\n|$)/g)].map((m) => m[1])));
+}
 
 describe('privilegedCommands', () => {
   it('lists exactly the commands the install, restart, restore, health check and purge scripts run through services.sudo', () => {
-    const marked = { ...services, sudo: 'SUDO' };
-    const check = { url: 'http://127.0.0.1:8080/health', expectStatus: 200, timeoutSeconds: 30, successes: 2, intervalSeconds: 1 };
-    const scripts = [
-      installConfigsScript(marked, releaseDir),
-      restartScript(marked, 'shell'),
-      restoreConfigsScript(marked),
-      healthCheckScript(check, marked),
-      programPidCommand(marked)!,
-    ];
-    const run = new Set(scripts.flatMap((s) => [...s.text.matchAll(/SUDO (.+?)(?= &&| \|\||;| 2>&1| >\/dev\/null|\n|$)/g)].map((m) => m[1])));
+    const run = runThroughSudo(services);
     expect(run.size).toBeGreaterThan(10);
-    expect(new Set(privilegedCommands(services, releaseDir).map((c) => c.text))).toEqual(run);
+    expect(new Set(privilegedCommands(services, root, releaseId).map((c) => c.text))).toEqual(run);
+  });
+
+  it('through the helper: exactly the helper calls those scripts make (its one sudo rule), nothing else through sudo', () => {
+    const run = runThroughSudo(helper);
+    expect([...run].every((c) => c.startsWith('/usr/local/sbin/slipway-services hello '))).toBe(true);
+    expect(run).toContain(`/usr/local/sbin/slipway-services hello install ${releaseId}`);
+    expect(new Set(privilegedCommands(helper, root, releaseId).map((c) => c.text))).toEqual(run);
   });
 });
 
 describe('serviceVerdicts', () => {
   const verdicts = (output: string, writable = true, s: Services = services) =>
-    serviceVerdicts({ services: s, application: 'hello', root: '/srv/hello', writable, releaseDir, output });
-  const allowed = privilegedCommands(services, releaseDir).map((_, i) => `@@check 0 sudo ${i}\n@@| /usr/bin/x`).join('\n');
+    serviceVerdicts({ services: s, application: 'hello', root, writable, releaseId, output });
+  const allowed = privilegedCommands(services, root, releaseId).map((_, i) => `@@check 0 sudo ${i}\n@@| /usr/bin/x`).join('\n');
 
   it('all probes passing (supervisorctl status 3: a program not running): every verdict ok', () => {
     const found = verdicts(`@@user deploy\n${allowed}\n@@check 0 nginx\n@@check 3 supervisor\n@@| hello STOPPED`);
@@ -56,7 +69,7 @@ describe('serviceVerdicts', () => {
 
   it('without services.sudo: probes the config files\' folders instead of sudo rules', () => {
     const s = { ...services, sudo: '' };
-    expect(serviceCheckScript(s, releaseDir).text).not.toContain(' -l ');
+    expect(serviceCheckScript(s, root, releaseId).text).not.toContain(' -l ');
     expect(verdicts('@@user deploy\n@@check 1 configs\n@@| not writable: /etc/nginx/sites-available/hello.conf', true, s)[1]).toMatchObject({
       name: 'config files',
       ok: false,
