@@ -156,6 +156,9 @@ export function installConfigsScript(services: Services, deployTo: string, relea
       sh`if [ -n "$supervisor_changed" ] && ! out=$(${s}${raw(supervisor.ctl)} reread 2>&1); then restore_configs; ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true; printf 'supervisor rejected the new program (previous files put back):\\n%s\\n' "$out" >&2; exit 1; fi`,
     );
   }
+  // The trap names a failing command of this install only: scripts that follow it in one round trip
+  // (a rollback's switch, restart and health check) report their own failures.
+  lines.push(sh`trap - ERR`);
   return script(...lines);
 }
 

@@ -213,7 +213,7 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
   it('check, set up as README says: ✓ the helper\'s sudo rule for each call a deploy makes, nginx -t and supervisorctl through the helper', async () => {
     const result = await project.run(['check']);
     expect(result.code, result.stderr + result.stdout).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`^✓ web1 +sudo rule \\(sudo -n ${HELPER}\\) +allow all 6 commands a deploy runs$`, 'm'));
+    expect(result.stdout).toMatch(new RegExp(`^✓ web1 +sudo rule \\(sudo -n ${HELPER}\\) +allow all 8 commands a deploy runs$`, 'm'));
     expect(result.stdout).toMatch(new RegExp(`^✓ web1 +nginx -t +sudo -n ${HELPER} hello test: configuration ok$`, 'm'));
     expect(result.stdout).toMatch(new RegExp(`^✓ web1 +supervisorctl status +sudo -n ${HELPER} hello status: supervisord answers$`, 'm'));
     expect(result.stdout).not.toMatch(/^✗/m);
@@ -227,7 +227,7 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
       const result = await project.run(['check']);
       expect(result.code).toBe(1);
       const sudo = new RegExp(`^✗ web1 +sudo rule \\(sudo -n ${HELPER}\\) +(.*)\n +fix: (.*)$`, 'm').exec(result.stdout);
-      expect(sudo?.[1]).toMatch(new RegExp(`^refuse 6 of 6 commands a deploy runs, e\\.g\\. ${HELPER} hello install \\S+: sudo: `));
+      expect(sudo?.[1]).toMatch(new RegExp(`^refuse 8 of 8 commands a deploy runs, e\\.g\\. ${HELPER} hello install \\S+: sudo: `));
       expect(sudo?.[2]).toContain(`/etc/slipway/hello.conf, and "${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}" in /etc/sudoers.d/slipway-hello`);
       expect(result.stdout).toMatch(/^✗ web1 +nginx -t +.*sudo: .*\n +fix: let slipway run it through sudo/m);
       expect(result.stdout).not.toMatch(/^✓ web1 +(sudo|nginx|supervisorctl)/m);
