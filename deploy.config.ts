@@ -1,5 +1,5 @@
 // The example project's deploy configuration: the sample app, deployed into .deploy/hello by default.
-import { defineConfig } from './tasks/core/define-config.js';
+import { defineConfig } from './tasks/config/define-config.js';
 
 export default defineConfig({
   application: 'hello',

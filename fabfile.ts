@@ -1,17 +1,9 @@
 // slipway's tasks for this project: `npx tsx fabfile.ts deploy`, `rollback[:current|:<id>]`, …
 // This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
-import { task, runTasks } from './tasks/core/run.js';
-import { installDependencies } from './tasks/environment.js';
-import { runHooks } from './tasks/hooks.js';
-import { purgeReleases } from './tasks/purge.js';
-import { newRelease, packRelease } from './tasks/release.js';
-import { check, listReleases, unlock } from './tasks/reports.js';
-import { rollBackOnFailure, rollback } from './tasks/rollback.js';
-import { healthCheck, installConfigs, restart, restartServices, status } from './tasks/services.js';
-import { mustRun } from './tasks/core/host.js';
-import { sh } from './tasks/core/sh.js';
-import { cutover } from './tasks/switch.js';
-import { discard, upload } from './tasks/upload.js';
+import {
+  check, cutover, discard, healthCheck, installConfigs, installDependencies, listReleases, mustRun, newRelease, packRelease,
+  purgeReleases, restart, restartServices, rollBackOnFailure, rollback, runHooks, runTasks, sh, status, task, unlock, upload,
+} from './tasks/index.js';
 
 await runTasks({
   deploy: task('Ship the ref to every host: prepare everywhere, then switch', async (run) => {

@@ -71,7 +71,7 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
       application: 'hello', repository: bare, keepReleases: 5, dependencies: { type: 'node' }, shared: { dirs: ['logs'] }, knownHosts, keepConnections,
       environments: { bench: { hosts: hosts.map((h, i) => ({ name: `web${i + 1}`, host: h.address, port: h.port, user: 'slipway', privateKey: key, deployTo })) } },
     };
-    const defineConfig = JSON.stringify(path.join(ROOT, 'tasks/core/define-config.ts'));
+    const defineConfig = JSON.stringify(path.join(ROOT, 'tasks/config/define-config.ts'));
     writeFileSync(file, `import { defineConfig } from ${defineConfig};\n\nexport default defineConfig(${JSON.stringify(config, null, 2)});\n`);
     return file;
   };

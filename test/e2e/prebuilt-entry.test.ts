@@ -91,7 +91,7 @@ describe('fabfile.mjs records what it was built from, and refuses to run once th
 
   it('an unchanged tree runs, and the start-up check reads only the files it recorded (fabfile.ts and every bundled module)', async () => {
     const files = Object.keys(recorded());
-    expect(files).toEqual(expect.arrayContaining(['fabfile.ts', 'tasks/core/run.ts', 'tasks/core/config-schema.ts']));
+    expect(files).toEqual(expect.arrayContaining(['fabfile.ts', 'tasks/index.ts', 'tasks/cli/main.ts', 'tasks/config/schema.ts']));
     expect(files.some((f) => f.includes('/zod/'))).toBe(true); // bundled too, so recorded too
     // Node's permission model: any read beyond fabfile.mjs and the recorded files fails the run.
     const flag = process.allowedNodeEnvironmentFlags.has('--permission') ? '--permission' : '--experimental-permission';
@@ -114,13 +114,13 @@ describe('fabfile.mjs records what it was built from, and refuses to run once th
   });
 
   it('a changed bundled module is refused too, naming it; put back as it was, the same bundle runs again', () => {
-    const original = readFileSync(path.join(tree, 'tasks/core/sh.ts'), 'utf8');
-    edit('tasks/core/sh.ts', (text) => text.replace('// POSIX', '// posix')); // the same size: only its content tells
-    expect(readFileSync(path.join(tree, 'tasks/core/sh.ts'), 'utf8')).not.toBe(original);
+    const original = readFileSync(path.join(tree, 'tasks/lib/sh.ts'), 'utf8');
+    edit('tasks/lib/sh.ts', (text) => text.replace('// POSIX', '// posix')); // the same size: only its content tells
+    expect(readFileSync(path.join(tree, 'tasks/lib/sh.ts'), 'utf8')).not.toBe(original);
     const stale = runBuilt(['releases'], tree);
     expect(stale.code).toBe(2);
-    expect(stale.stderr).toContain('tasks/core/sh.ts changed since `npm run build`: rebuild');
-    writeFileSync(path.join(tree, 'tasks/core/sh.ts'), original);
+    expect(stale.stderr).toContain('tasks/lib/sh.ts changed since `npm run build`: rebuild');
+    writeFileSync(path.join(tree, 'tasks/lib/sh.ts'), original);
     expect(runBuilt(['--list'], tree).code).toBe(0);
   });
 });

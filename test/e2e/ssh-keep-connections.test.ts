@@ -8,7 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { pidAlive } from '../../tasks/core/host.js';
+import { pidAlive } from '../../tasks/lock/owner.js';
 import { brokerDirOf, brokerPid, stopBroker, waitForBroker, xdgBrokerDirOf } from '../helpers/broker.js';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 import { type SshFleet, startSshHosts } from '../helpers/sshd.js';

@@ -2,7 +2,7 @@
 // broker, found by the pid file beside its socket and stopped by that PID.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { pidAlive } from '../../tasks/core/host.js';
+import { pidAlive } from '../../tasks/lock/owner.js';
 
 export const brokerDirOf = (tmp: string) => path.join(tmp, `slipway-${process.getuid!()}`);
 

@@ -19,7 +19,7 @@ import path from 'node:path';
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 const TSX = path.join(ROOT, 'node_modules/tsx/dist/cli.mjs');
 const FABFILE = path.join(ROOT, 'fabfile.ts');
-const DEFINE_CONFIG = path.join(ROOT, 'tasks/core/define-config.ts');
+const DEFINE_CONFIG = path.join(ROOT, 'tasks/config/define-config.ts');
 
 export interface RunResult {
   code: number | null;

@@ -2,8 +2,8 @@
 // (tasks/core/sh.ts), the latter checked by having dash and bash read the quoted values back.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { parseCommandLine, parseTaskCall, UsageError } from '../../tasks/core/cli.js';
-import { quote, raw, script, sh, Shell } from '../../tasks/core/sh.js';
+import { parseCommandLine, parseTaskCall, UsageError } from '../../tasks/cli/argv.js';
+import { quote, raw, script, sh, Shell } from '../../tasks/lib/sh.js';
 
 /** The UsageError thrown, or fails the test. */
 function usageError(fn: () => unknown): UsageError {

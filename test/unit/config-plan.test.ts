@@ -7,13 +7,16 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../tasks/core/config.js';
-import { checkRelativePath, layout, linkFromRelease } from '../../tasks/core/paths.js';
-import { inspectScript, parseInspection, selectHosts } from '../../tasks/hosts.js';
-import { planPurge, purgedIn, purgeScript } from '../../tasks/purge.js';
-import { switchScript } from '../../tasks/switch.js';
-import { discardScript, stageScript } from '../../tasks/upload.js';
-import { stageCommand } from '../../tasks/hooks.js';
+import { loadConfig } from '../../tasks/config/load.js';
+import { ConfigError } from '../../tasks/lib/errors.js';
+import { checkRelativePath, layout, linkFromRelease } from '../../tasks/lib/paths.js';
+import { inspectScript, parseInspection } from '../../tasks/scripts/inspect.js';
+import { selectHosts } from '../../tasks/fleet/select-hosts.js';
+import { purgedIn, purgeScript } from '../../tasks/scripts/purge.js';
+import { planPurge } from '../../tasks/release/rules.js';
+import { switchScript } from '../../tasks/scripts/switch.js';
+import { discardScript, stageScript } from '../../tasks/scripts/release.js';
+import { stageCommand } from '../../tasks/scripts/hooks.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const scratch = mkdtempSync(path.join(tmpdir(), 'slipway-unit-'));
@@ -66,7 +69,7 @@ describe('loadConfig', () => {
   it('accepts .json, .mjs and .ts (with defineConfig) configs alike', async () => {
     expect((await load(minimal, { file: 'deploy.config.json' })).config.application).toBe('hello');
     expect((await load(`export default ${JSON.stringify(minimal)};`, { file: 'deploy.config.mjs' })).config.application).toBe('hello');
-    const ts = `import { defineConfig } from ${JSON.stringify(path.join(ROOT, 'tasks/core/config.ts'))};\nconst keep: number = 3;\nexport default defineConfig({ ...${JSON.stringify(minimal)}, keepReleases: keep });\n`;
+    const ts = `import { defineConfig } from ${JSON.stringify(path.join(ROOT, 'tasks/config/define-config.ts'))};\nconst keep: number = 3;\nexport default defineConfig({ ...${JSON.stringify(minimal)}, keepReleases: keep });\n`;
     expect((await load(ts, { file: 'deploy.config.ts' })).config.keepReleases).toBe(3);
   });
   it('--ref overrides the config ref; the environment overrides top-level settings', async () => {
@@ -410,7 +413,7 @@ describe('purgeScript and discardScript, run for real', () => {
 
 describe('shared paths that only start with dots', () => {
   it('accepts names like ..data and .cache while refusing ../x', async () => {
-    const { checkRelativePath } = await import('../../tasks/core/paths.js');
+    const { checkRelativePath } = await import('../../tasks/lib/paths.js');
     expect(checkRelativePath('..data', 'shared.dirs')).toBe('..data');
     expect(checkRelativePath('.cache/x', 'shared.dirs')).toBe('.cache/x');
     expect(() => checkRelativePath('../x', 'shared.dirs')).toThrow(/must be a path inside the release/);

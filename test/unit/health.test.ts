@@ -10,9 +10,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../tasks/core/config.js';
-import { failedFacts, type HealthCheck, healthCheckScript, healthyIn, restartScript } from '../../tasks/services.js';
-import type { Services } from '../../tasks/core/config.js';
+import { loadConfig } from '../../tasks/config/load.js';
+import { ConfigError } from '../../tasks/lib/errors.js';
+import { failedFacts } from '../../tasks/builtin/status.js';
+import { type HealthCheck, healthCheckScript, healthyIn } from '../../tasks/scripts/health.js';
+import { restartScript } from '../../tasks/scripts/services.js';
+import type { Services } from '../../tasks/config/types.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'slipway-health-'));
 let server: http.Server;

@@ -6,10 +6,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LockHeld, LockLost, ownerDeadHere, parseOwner, pidAlive, processIdentity } from '../../tasks/core/host.js';
-import { LocalHost } from '../../tasks/core/local-host.js';
-import { lockAll } from '../../tasks/lock.js';
-import { sh } from '../../tasks/core/sh.js';
+import { LockHeld, LockLost, ownerDeadHere, parseOwner, pidAlive, processIdentity } from '../../tasks/lock/owner.js';
+import { LocalHost } from '../../tasks/hosts/local-host.js';
+import { lockAll } from '../../tasks/fleet/lock-all.js';
+import { sh } from '../../tasks/lib/sh.js';
 
 const owner = { user: 'deployer', machine: 'box', pid: 4242, task: 'deploy', startedAt: '2026-01-01T00:00:00.000Z', token: 't' };
 

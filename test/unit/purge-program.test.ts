@@ -6,8 +6,8 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, syml
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { raw } from '../../tasks/core/sh.js';
-import { purgedIn, purgeScript } from '../../tasks/purge.js';
+import { raw } from '../../tasks/lib/sh.js';
+import { purgedIn, purgeScript } from '../../tasks/scripts/purge.js';
 
 const A = '2026.01.01-00.00.00-aaaaaaa';
 const B = '2026.01.02-00.00.00-bbbbbbb';

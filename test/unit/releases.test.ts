@@ -8,7 +8,7 @@ import {
   selectPurge,
   selectRollbackTarget,
   sortReleases,
-} from '../../tasks/core/releases.js';
+} from '../../tasks/release/rules.js';
 
 // Oldest first, as sortReleases returns them.
 const ids = ['2026.01.01-00.00.01-aaaaaaa', '2026.01.02-00.00.01-bbbbbbb', '2026.01.03-00.00.01-ccccccc', '2026.01.04-00.00.01-ddddddd', '2026.01.05-00.00.01-eeeeeee'];

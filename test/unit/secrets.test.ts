@@ -6,13 +6,13 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import type { ResolvedConfig } from '../../tasks/core/config.js';
-import { CommandFailed } from '../../tasks/core/host.js';
-import { Log } from '../../tasks/core/log.js';
-import type { Release } from '../../tasks/release.js';
-import { markBadScript } from '../../tasks/rollback.js';
-import { installConfigsScript } from '../../tasks/services.js';
-import { renderTemplates } from '../../tasks/templates.js';
+import type { ResolvedConfig } from '../../tasks/config/types.js';
+import { CommandFailed } from '../../tasks/hosts/host.js';
+import { Log } from '../../tasks/lib/log.js';
+import type { Release } from '../../tasks/release/archive.js';
+import { markBadScript } from '../../tasks/scripts/release.js';
+import { installConfigsScript } from '../../tasks/scripts/services.js';
+import { renderTemplates } from '../../tasks/release/templates.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'slipway-secrets-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -1,9 +1,10 @@
 // check's service verdicts: the privileged commands it asks sudo about are exactly those the deploy's
 // scripts run through services.sudo, and a failed probe is never a ✓.
 import { describe, expect, it } from 'vitest';
-import type { Services } from '../../tasks/core/config.js';
-import { serviceCheckScript, serviceVerdicts } from '../../tasks/service-checks.js';
-import { healthCheckScript, installConfigsScript, privilegedCommands, programPidCommand, restartScript, restoreConfigsScript } from '../../tasks/services.js';
+import type { Services } from '../../tasks/config/types.js';
+import { serviceCheckScript, serviceVerdicts } from '../../tasks/scripts/service-checks.js';
+import { healthCheckScript } from '../../tasks/scripts/health.js';
+import { installConfigsScript, privilegedCommands, programPidCommand, restartScript, restoreConfigsScript } from '../../tasks/scripts/services.js';
 
 const services: Services = {
   sudo: 'sudo -n',

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { stageScript } from '../../tasks/upload.js';
+import { stageScript } from '../../tasks/scripts/release.js';
 
 let root: string;
 beforeEach(() => {

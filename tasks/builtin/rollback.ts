@@ -1,0 +1,40 @@
+// Task `rollback`: back one release, `rollback:current` to the newest, `rollback:<id>` to that one; never deletes.
+import type { TaskRun } from '../fleet/task-run.js';
+import { parseRollbackArg, RollbackRefused, selectRollbackTarget } from '../release/rules.js';
+import { badReleases } from '../release/state.js';
+import { switchTo } from '../steps/switch.js';
+
+/** Picks the target on every host; refuses when any host has none, or when hosts would land on different releases. */
+export function rollbackTargets(run: TaskRun): Map<string, string> {
+  if (run.args.length > 1) throw new RollbackRefused(`rollback takes one argument (current or a release id), got ${run.args.length}`);
+  const request = parseRollbackArg(run.args[0]);
+  const targets = new Map<string, string>();
+  const refusals: string[] = [];
+  for (const h of run.hosts) {
+    try {
+      targets.set(h.host.name, selectRollbackTarget({ releases: h.state.releases, live: h.state.live, bad: badReleases(h.state) }, request, run.options.force));
+    } catch (error) {
+      if (!(error instanceof RollbackRefused)) throw error;
+      refusals.push(`${h.host.name}: ${error.message}`);
+    }
+  }
+  if (refusals.length) throw new RollbackRefused(`rollback refused, nothing changed:\n${refusals.join('\n')}`);
+  const distinct = new Set(targets.values());
+  if (distinct.size > 1 && !run.options.force) {
+    const lines = [...targets].map(([host, id]) => `${host} → ${id}`);
+    throw new RollbackRefused(`hosts disagree on the rollback target (nothing changed; --force to roll back anyway, or rollback:<id>):\n${lines.join('\n')}`);
+  }
+  return targets;
+}
+
+export async function rollback(run: TaskRun): Promise<void> {
+  await run.locked('rollback', async () => {
+    const targets = rollbackTargets(run);
+    await run.each('switch', async (h) => {
+      const target = targets.get(h.host.name)!;
+      // Already there (say, rollback:current on the newest): no switch, no restart, nothing logged.
+      if (target === h.state.live) return { skipped: `already on ${target}` };
+      return switchTo(run, target, 'rollback', { last: true })(h);
+    });
+  });
+}

@@ -1,0 +1,111 @@
+// The command line, parsed into options and `task:arg,arg` invocations. Pure: no I/O.
+import { parseArgs } from 'node:util';
+import type { CliOptions } from '../fleet/run-options.js';
+
+export class UsageError extends Error {
+  readonly exitCode = 2;
+}
+
+export interface TaskCall {
+  name: string;
+  args: string[];
+}
+
+const TASK_NAME = /^[a-z][a-z0-9-]*$/;
+
+/** `rollback:2024.01.01-00.00.00-abc1234` → { name: 'rollback', args: [...] } (Fabric's syntax). */
+export function parseTaskCall(word: string): TaskCall {
+  const colon = word.indexOf(':');
+  const name = colon === -1 ? word : word.slice(0, colon);
+  if (!TASK_NAME.test(name)) {
+    throw new UsageError(`bad task name "${name}": expected lower-case letters, digits and dashes, as in "deploy" or "rollback:current"`);
+  }
+  if (colon === -1) return { name, args: [] };
+  const args = word.slice(colon + 1).split(',');
+  if (args.some((a) => a === '')) {
+    throw new UsageError(`task "${name}": empty argument in "${word}"; expected ${name}:ARG[,ARG...]`);
+  }
+  return { name, args };
+}
+
+function list(value: string | undefined, option: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value.split(',').map((s) => s.trim());
+  if (items.some((s) => s === '')) throw new UsageError(`--${option}: empty name in "${value}"; expected a,b,c`);
+  return items;
+}
+
+export function parseCommandLine(argv: string[]): { options: CliOptions; calls: TaskCall[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        env: { type: 'string' },
+        config: { type: 'string' },
+        ref: { type: 'string' },
+        hosts: { type: 'string' },
+        roles: { type: 'string' },
+        rolling: { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        list: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        force: { type: 'boolean', default: false },
+        'keep-failed': { type: 'boolean', default: false },
+        'trust-new-hosts': { type: 'boolean', default: false },
+        'no-auto-rollback': { type: 'boolean', default: false },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; see --help`);
+  }
+  const v = parsed.values;
+  for (const key of ['env', 'config', 'ref'] as const) {
+    if (v[key] !== undefined && v[key]!.trim() === '') throw new UsageError(`--${key} needs a value`);
+  }
+  let rolling: number | undefined;
+  if (v.rolling !== undefined) {
+    rolling = /^\d+$/.test(v.rolling) ? Number(v.rolling) : NaN;
+    if (!Number.isInteger(rolling) || rolling < 1) throw new UsageError(`--rolling: expected a whole number ≥ 1, got "${v.rolling}"`);
+  }
+  return {
+    options: {
+      env: v.env,
+      config: v.config,
+      ref: v.ref,
+      hosts: list(v.hosts, 'hosts'),
+      roles: list(v.roles, 'roles'),
+      rolling,
+      dryRun: v['dry-run']!,
+      json: v.json!,
+      list: v.list!,
+      help: v.help!,
+      force: v.force!,
+      keepFailed: v['keep-failed']!,
+      trustNewHosts: v['trust-new-hosts']!,
+      autoRollback: !v['no-auto-rollback'],
+    },
+    calls: parsed.positionals.map(parseTaskCall),
+  };
+}
+
+export const USAGE = `usage: npx tsx fabfile.ts [options] TASK[:ARG[,ARG...]] [TASK...]
+
+options:
+  --env NAME           environment to act on (default: config defaultEnvironment, else "local")
+  --config FILE        config file (.ts, .mjs or .json; default deploy.config.ts beside fabfile.ts)
+  --ref REF            git ref to deploy (overrides the config's ref)
+  --hosts a,b          only these hosts of the environment
+  --roles r1,r2        only hosts with one of these roles
+  --rolling N          deploy in batches of N hosts
+  --dry-run            print every step and command, change nothing
+  --keep-failed        keep a failed release's work for inspection (outside releases/)
+  --force              allow rollback to a release marked bad
+  --trust-new-hosts    accept and record host keys not yet known (never a changed key)
+  --no-auto-rollback   leave a release that failed its health check live
+  --json               print one JSON result on stdout (human output goes to stderr)
+  --list               list the tasks
+  -h, --help           this help`;

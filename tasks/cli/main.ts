@@ -1,0 +1,167 @@
+// The CLI: argv → tasks run in order on the selected hosts, a summary, an exit code
+// (0 ok, 1 a task failed, 2 usage or config error, 130/143 interrupted).
+import path from 'node:path';
+import { loadConfig } from '../config/load.js';
+import type { HostRun } from '../fleet/host-run.js';
+import type { CliOptions } from '../fleet/run-options.js';
+import { selectHosts } from '../fleet/select-hosts.js';
+import { TaskRun } from '../fleet/task-run.js';
+import { BROKER_COMMAND } from '../hosts/broker.js';
+import { connectHosts } from '../hosts/connect.js';
+import { DryRunHost } from '../hosts/dry-run.js';
+import type { Host } from '../hosts/host.js';
+import { ConfigError } from '../lib/errors.js';
+import { Log } from '../lib/log.js';
+import { layout } from '../lib/paths.js';
+import { parseCommandLine, type TaskCall, USAGE, UsageError } from './argv.js';
+import { printTable, type TaskResult } from './report.js';
+
+export interface TaskDefinition {
+  help: string;
+  run(run: TaskRun): Promise<void>;
+}
+
+export function task(help: string, run: (run: TaskRun) => Promise<void>): TaskDefinition {
+  return { help, run };
+}
+
+function taskList(tasks: Record<string, TaskDefinition>): string {
+  const width = Math.max(...Object.keys(tasks).map((n) => n.length));
+  return Object.entries(tasks).map(([name, t]) => `  ${name.padEnd(width)}  ${t.help}`).join('\n');
+}
+
+/**
+ * One key press reaches us more than once: the terminal signals the whole process group, and npx and
+ * tsx relay it again (tsx re-sends when we do not exit at once). A repeat this soon is that echo.
+ */
+const SIGNAL_ECHO_MS = 1000;
+
+/**
+ * tsx SIGKILLs its child unless it acknowledges a relayed signal within 30 ms; the acknowledgement
+ * needs a free event loop. The cleanup starts this much later, once the relays' echo has come and gone
+ * (it also spares the commands it starts, such as a `ps`, from that echo).
+ */
+const SIGNAL_SETTLE_MS = 150;
+
+function exitCodeOf(error: unknown): number {
+  return error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
+}
+
+async function runCalls(
+  tasks: Record<string, TaskDefinition>,
+  calls: TaskCall[],
+  options: CliOptions,
+  root: string,
+  results: TaskResult[],
+  setLog: (log: Log) => void,
+  setActive: (run: TaskRun | null) => void,
+): Promise<void> {
+  const config = await loadConfig({ configFile: options.config ?? path.join(root, 'deploy.config.ts'), environment: options.env, ref: options.ref });
+  const log = new Log({ json: options.json });
+  setLog(log);
+  const selected = selectHosts(config.hosts, options.hosts, options.roles);
+  if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);
+  log.hostWidth(selected.map((h) => h.name));
+  // Hosts connect while a task does its local work (e.g. building the release archive); a task's
+  // first step on the hosts waits for them.
+  const connecting = connectHosts(config, selected, { trustNewHosts: options.trustNewHosts, onNotice: (text) => log.warn(text) }).then((hosts) =>
+    options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts,
+  );
+  connecting.catch(() => undefined);
+  try {
+    for (const call of calls) {
+      const started = performance.now();
+      const hostRuns: HostRun[] = selected.map((c) => ({ host: undefined!, config: c, paths: layout(c.deployTo), state: undefined!, result: {} }));
+      const connect = async () => (await connecting).forEach((host, i) => (hostRuns[i].host = host));
+      const run = new TaskRun(config, options, log, hostRuns, call.args, connect);
+      // The hosts' own result objects: an interrupt's summary, written before this task ends, shows them as they are.
+      const hosts = Object.fromEntries(hostRuns.map((h) => [h.config.name, h.result]));
+      const result: TaskResult = { task: call.name, args: call.args, ok: false, seconds: 0, hosts };
+      results.push(result);
+      setActive(run);
+      log.info(`${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`);
+      try {
+        await tasks[call.name].run(run);
+        result.ok = true;
+      } catch (error) {
+        if (!(error instanceof UsageError || error instanceof ConfigError)) await run.abort();
+        throw error;
+      } finally {
+        run.finish();
+        setActive(null);
+        result.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
+        if (hostRuns.length > 1 || !result.ok) printTable(log, hostRuns, result.ok, options.dryRun);
+      }
+      const live = [...new Set(hostRuns.map((h) => h.result.live).filter(Boolean))];
+      const liveNote = live.length ? `; ${options.dryRun ? 'would be live' : 'live'}: ${live.join(', ')}` : '';
+      log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
+    }
+  } finally {
+    const hosts = await connecting.catch(() => [] as Host[]);
+    await Promise.all(hosts.map((h) => h.close()));
+  }
+}
+
+/** Runs the command line against these tasks and exits. `root` is where deploy.config.ts lives. */
+export async function runTasks(tasks: Record<string, TaskDefinition>, { root, argv = process.argv.slice(2) }: { root: string; argv?: string[] }): Promise<never> {
+  if (argv[0] === BROKER_COMMAND) {
+    // Started by a run with keepConnections: serve until idle (see broker.ts), never run a task.
+    await (await import('../hosts/ssh-host.js')).runBroker(Number(argv[1]), Number(argv[2]));
+    return new Promise<never>(() => undefined);
+  }
+  let log = new Log({ json: argv.includes('--json') });
+  let active: TaskRun | null = null;
+  const results: TaskResult[] = [];
+  let json = false;
+  let dryRun = false;
+  const finish = (code: number, error?: unknown): never => {
+    if (error) log.error(error instanceof Error ? error.message : String(error));
+    if (json) {
+      const failure = error ? { error: log.redact((error as Error).message ?? String(error)) } : {};
+      // Under --dry-run the hosts' "live" is what would be live.
+      const body = { ok: code === 0, exitCode: code, ...(dryRun ? { dryRun } : {}), tasks: results, ...failure };
+      process.stdout.write(log.redact(JSON.stringify(body)) + '\n');
+    }
+    process.exit(code);
+  };
+  let interruptedAt: number | undefined;
+  /** Once interrupted, the run ends only through the interrupt's cleanup, which exits 130 / 143. */
+  let stopping: Promise<never> | undefined;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    const code = signal === 'SIGINT' ? 130 : 143;
+    if (interruptedAt !== undefined) {
+      if (performance.now() - interruptedAt < SIGNAL_ECHO_MS) return;
+      log.error(`${signal} again: exiting at once, cleanup unfinished (\`unlock\` removes a lock left behind)`);
+      process.exit(code); // a deliberate second Ctrl-C: leave now
+    }
+    interruptedAt = performance.now();
+    log.error(`${signal}: stopping, removing unfinished work and releasing locks (press again after a second to exit at once)`);
+    const run = active;
+    stopping = new Promise((resolve) => setTimeout(resolve, SIGNAL_SETTLE_MS))
+      .then(() => run?.interrupt())
+      .then(() => finish(code), () => finish(code));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  try {
+    const { options, calls } = parseCommandLine(argv);
+    json = options.json;
+    dryRun = options.dryRun;
+    if (options.help) {
+      process.stdout.write(`${USAGE}\n\ntasks:\n${taskList(tasks)}\n`);
+      return process.exit(0);
+    }
+    if (options.list) {
+      process.stdout.write(`${taskList(tasks)}\n`);
+      return process.exit(0);
+    }
+    if (!calls.length) throw new UsageError(`no task given; tasks:\n${taskList(tasks)}`);
+    const unknown = calls.find((c) => !(c.name in tasks));
+    if (unknown) throw new UsageError(`unknown task "${unknown.name}"; tasks: ${Object.keys(tasks).join(', ')}`);
+    await runCalls(tasks, calls, options, root, results, (l) => (log = l), (r) => (active = r));
+    return stopping ?? finish(0);
+  } catch (error) {
+    if (active) await (active as TaskRun).abort();
+    return stopping ?? finish(exitCodeOf(error), error);
+  }
+}

@@ -1,0 +1,217 @@
+// The deploy configuration: one zod schema (schema.ts, loaded only when a task runs) gives
+// both the TypeScript type and the validation, every error reported at once with its key path.
+// .env files are read here, without printing.
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { z } from 'zod';
+import { ConfigError } from '../lib/errors.js';
+import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from '../lib/redact.js';
+import type { servicesSchema } from './schema.js';
+import type { HostConfig, ResolvedConfig, Services } from './types.js';
+
+function resolveServices(application: string, raw: z.output<typeof servicesSchema> | undefined): Services | undefined {
+  if (!raw) return undefined;
+  const nginx = raw.nginx === false ? undefined : raw.nginx ?? {};
+  const supervisor = raw.supervisor === false ? undefined : raw.supervisor ?? {};
+  return {
+    sudo: raw.sudo ?? (raw.helper ? 'sudo -n' : ''),
+    ...(raw.helper ? { helper: { command: raw.helper, application } } : {}),
+    nginx: nginx && {
+      site: nginx.site ?? `/etc/nginx/sites-available/${application}.conf`,
+      enabled: nginx.enabled ?? `/etc/nginx/sites-enabled/${application}.conf`,
+      test: nginx.test ?? 'nginx -t',
+      reload: nginx.reload ?? 'nginx -s reload',
+    },
+    supervisor: supervisor && {
+      program: supervisor.program ?? `/etc/supervisor/conf.d/${application}.conf`,
+      ctl: supervisor.ctl ?? 'supervisorctl',
+      name: supervisor.name ?? application,
+    },
+  };
+}
+
+/**
+ * A managed service needs its rendered config: without the template nothing would be installed and
+ * the restart would fail on a program supervisor never heard of. Refused at load, naming where it looked.
+ */
+function checkServiceTemplates(file: string, services: Services | undefined, templates: ResolvedConfig['templates']): void {
+  const missing = (['nginx', 'supervisor'] as const).filter(
+    (kind) => services?.[kind] && templates[kind] && !existsSync(path.join(templates.dir, `${kind}.conf.hbs`)),
+  );
+  if (!missing.length) return;
+  const lines = missing.map((kind) => `  services.${kind} needs a template: no ${kind}.conf.hbs in ${templates.dir}`);
+  throw new ConfigError(
+    `invalid config ${file}:\n${lines.join('\n')} (templates/, the repository and .env files are looked up beside the config file, ` +
+      `${path.dirname(file)}; set templates.dir, or ${missing.map((kind) => `services.${kind}: false`).join(' / ')})`,
+  );
+}
+
+/**
+ * Reads a .env file; its values are redacted from every output from here on, before the config that
+ * may use them is evaluated. A secret-looking key's value too short to be redacted is refused.
+ */
+function readEnvFile(file: string): Record<string, string> {
+  if (!existsSync(file)) return {};
+  const values = parseDotenv(readFileSync(file, 'utf8'));
+  secrets.add(Object.values(values));
+  const short = Object.entries(values).filter(([key, value]) => SECRET_KEY.test(key) && value.length > 0 && value.length < MIN_SECRET_LENGTH);
+  if (short.length) {
+    const named = short.map(([key, value]) => `${key} is ${value.length} character${value.length === 1 ? '' : 's'}`).join(', ');
+    const why = `too short to be redacted from output (a secret needs ${MIN_SECRET_LENGTH} characters or more); use a longer value`;
+    throw new ConfigError(`${file}: ${named}: ${why}`);
+  }
+  return values;
+}
+
+// dotenv's parse is pure (config() prints and touches process.env); imported lazily to keep start-up small.
+let parseDotenv: (text: string) => Record<string, string>;
+
+async function importConfigFile(file: string): Promise<unknown> {
+  if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}; pass --config FILE (.ts, .mjs or .json)`);
+  const ext = path.extname(file);
+  if (ext === '.json') {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`config ${file}: not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  if (!['.ts', '.mts', '.mjs', '.js'].includes(ext)) throw new ConfigError(`config ${file}: expected a .ts, .mjs or .json file`);
+  let module: { default?: unknown; config?: unknown };
+  try {
+    module = await import(pathToFileURL(file).href).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ERR_UNKNOWN_FILE_EXTENSION') return importTypeScript(file);
+      throw error;
+    });
+  } catch (error) {
+    // A syntax error, or the config's own code throwing (say, on a missing variable): the config's fault.
+    throw new ConfigError(`config ${file}: ${(error as Error).message}`);
+  }
+  return module.default ?? module.config;
+}
+
+/**
+ * Under plain node (the prebuilt fabfile.mjs) a .ts config is compiled by esbuild, with its own
+ * relative imports bundled in, to a sibling temp .mjs (so that packages resolve from the project),
+ * imported once and removed. tsx's loader API does the same in about 0.5 s; esbuild in under 0.1 s.
+ */
+async function importTypeScript(file: string): Promise<{ default?: unknown; config?: unknown }> {
+  const esbuild = await import('esbuild');
+  const result = await esbuild.build({ entryPoints: [file], bundle: true, packages: 'external', format: 'esm', platform: 'node', target: 'node20', write: false, logLevel: 'silent' });
+  const compiled = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomUUID().slice(0, 8)}.mjs`);
+  writeFileSync(compiled, result.outputFiles[0].text, { mode: 0o600 });
+  try {
+    return await import(pathToFileURL(compiled).href);
+  } finally {
+    rmSync(compiled, { force: true });
+  }
+}
+
+export interface LoadOptions {
+  configFile: string;
+  environment?: string;
+  ref?: string;
+}
+
+export async function loadConfig({ configFile, environment, ref }: LoadOptions): Promise<ResolvedConfig> {
+  parseDotenv ??= (await import('dotenv')).parse;
+  const file = path.resolve(configFile);
+  const projectRoot = path.dirname(file);
+  const env: Record<string, string> = {};
+  const apply = (values: Record<string, string>) => {
+    Object.assign(env, values);
+    for (const [key, value] of Object.entries(values)) process.env[key] ??= value;
+  };
+  apply(readEnvFile(path.join(projectRoot, '.env')));
+  // The config may read .env.<environment> through process.env, so those values must be set before
+  // it is evaluated: with --env that is known; otherwise "local" is assumed and, if the config's
+  // defaultEnvironment says otherwise, the config is evaluated again (from a fresh copy: a module
+  // is evaluated once per path) with that environment's values instead.
+  const assumed = environment ?? 'local';
+  const specific = readEnvFile(path.join(projectRoot, `.env.${assumed}`));
+  const saved = { ...process.env };
+  apply(specific);
+  const { fileSchema, formatIssues } = await import('./schema.js');
+  const load = async (from: string) => {
+    const parsed = fileSchema.safeParse(await importConfigFile(from));
+    if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, file));
+    return parsed.data;
+  };
+  let raw = await load(file);
+  const name = environment ?? raw.defaultEnvironment ?? 'local';
+  if (name !== assumed) {
+    for (const key of Object.keys(specific)) {
+      delete env[key];
+      if (saved[key] === undefined) delete process.env[key];
+      else process.env[key] = saved[key];
+    }
+    apply(readEnvFile(path.join(projectRoot, '.env')));
+    const values = readEnvFile(path.join(projectRoot, `.env.${name}`));
+    if (Object.keys(values).length) {
+      apply(values);
+      const copy = path.join(projectRoot, `.${path.basename(file)}.${process.pid}${path.extname(file)}`);
+      copyFileSync(file, copy);
+      try {
+        raw = await load(copy);
+      } finally {
+        rmSync(copy, { force: true });
+      }
+    }
+  }
+  // Own keys only: "__proto__" or "constructor" are not environments.
+  const chosen = Object.hasOwn(raw.environments, name) ? raw.environments[name] : undefined;
+  if (!chosen) {
+    throw new ConfigError(`unknown environment "${name}"; environments: ${Object.keys(raw.environments).join(', ') || '(none)'}`);
+  }
+  const { hosts, ...overrides } = chosen as { hosts: HostConfig[] } & Record<string, unknown>;
+  const merged = { ...raw, ...overrides } as typeof raw;
+
+  const hostErrors = hosts.flatMap((h, i) => {
+    const at = `environments.${name}.hosts.${i}`;
+    if (h.local && h.host) return [`  ${at}: give either local: true or host, not both`];
+    if (!h.local && !h.host) return [`  ${at}: needs host (an address or ~/.ssh/config alias) or local: true`];
+    if (h.host && !path.isAbsolute(h.deployTo)) return [`  ${at}.deployTo: must be an absolute path on the host, got "${h.deployTo}"`];
+    return [];
+  });
+  const names = hosts.map((h) => h.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) hostErrors.push(`  environments.${name}.hosts: host name "${dup}" appears twice`);
+  if (hostErrors.length) throw new ConfigError(`invalid config ${file}:\n${hostErrors.join('\n')}`);
+
+  const services = resolveServices(merged.application, merged.services);
+  const templates = {
+    dir: path.resolve(projectRoot, merged.templates?.dir ?? 'templates'),
+    nginx: merged.templates?.nginx ?? true,
+    supervisor: merged.templates?.supervisor ?? true,
+  };
+  checkServiceTemplates(file, services, templates);
+
+  return {
+    application: merged.application,
+    repository: path.resolve(projectRoot, merged.repository ?? '.'),
+    ref: ref ?? merged.ref ?? 'HEAD',
+    subdirectory: merged.subdirectory,
+    keepReleases: merged.keepReleases ?? 5,
+    dependencies: merged.dependencies ?? { type: 'none' },
+    shared: { files: merged.shared?.files ?? [], dirs: merged.shared?.dirs ?? [] },
+    templates,
+    vars: merged.vars ?? {},
+    port: merged.port ?? 8080,
+    serverName: merged.serverName ?? 'localhost',
+    runAs: merged.runAs,
+    hooks: { beforeSwitch: merged.hooks?.beforeSwitch ?? [], afterSwitch: merged.hooks?.afterSwitch ?? [] },
+    parallel: merged.parallel,
+    knownHosts: merged.knownHosts,
+    connectTimeoutSeconds: merged.connectTimeoutSeconds ?? 10,
+    keepConnections: merged.keepConnections ?? 0,
+    keepConnectionsMaxAge: merged.keepConnectionsMaxAge ?? 600,
+    services,
+    healthcheck: merged.healthcheck,
+    environment: name,
+    hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
+    env,
+    projectRoot,
+  };
+}

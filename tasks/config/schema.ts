@@ -1,0 +1,142 @@
+// The config's schema (zod): the types in types.ts come from it, and it validates a loaded config.
+// Kept apart so that zod is loaded only when a task runs, not for --list or --help.
+import { z } from 'zod';
+
+export const hostSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a host name of letters, digits, ".", "_" and "-"'),
+  local: z.literal(true).optional(),
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().min(1).optional(),
+  privateKey: z.string().min(1).optional(),
+  passphraseEnv: z.string().min(1).optional(),
+  roles: z.array(z.string().regex(/^[A-Za-z0-9_-]+$/)).default([]),
+  deployTo: z.string().min(1),
+});
+
+export const stageSchema = z.strictObject({
+  name: z.string().min(1),
+  roles: z.array(z.string()).optional(),
+  cwd: z.string().optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  commands: z.array(z.string().min(1)),
+});
+
+const absolutePath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');
+
+const nginxSchema = z.strictObject({
+  site: absolutePath.optional(),
+  enabled: absolutePath.optional(),
+  test: z.string().min(1).optional(),
+  reload: z.string().min(1).optional(),
+});
+
+const supervisorSchema = z.strictObject({
+  program: absolutePath.optional(),
+  ctl: z.string().min(1).optional(),
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a program name of letters, digits, ".", "_" and "-"').optional(),
+});
+
+export const servicesSchema = z
+  .strictObject({
+    /** Prefix for commands that touch the system, e.g. "sudo -n" (with `helper`: "sudo -n" unless set). */
+    sudo: z.string().optional(),
+    /** The root-owned install helper (server/slipway-services): paths and commands are then its config's. */
+    helper: z.string().regex(/^\/[A-Za-z0-9._/-]+$/, 'an absolute path like /usr/local/sbin/slipway-services').optional(),
+    nginx: z.union([z.literal(false), nginxSchema]).optional(),
+    supervisor: z.union([z.literal(false), supervisorSchema]).optional(),
+  })
+  .superRefine((services, ctx) => {
+    if (!services.helper) return;
+    // The helper takes nothing but a release id: what it installs where is fixed by root in /etc/slipway/<application>.conf.
+    for (const [section, keys] of [['nginx', services.nginx], ['supervisor', services.supervisor]] as const) {
+      for (const key of Object.keys(keys || {})) {
+        const message = "set by the helper's own config (/etc/slipway/<application>.conf) when services.helper is set";
+        ctx.addIssue({ code: 'custom', path: [section, key], message });
+      }
+    }
+  });
+
+export const healthcheckSchema = z
+  .strictObject({
+    url: z.url(),
+    expectStatus: z.number().int().min(100).max(599).default(200),
+    expectBody: z.string().optional(),
+    timeoutSeconds: z.number().positive().default(30),
+    /** Good answers in a row (from one process that supervisor calls RUNNING) before the release counts as healthy. */
+    successes: z.number().int().min(1).max(100).default(2),
+    /** Seconds between those answers: a release that crashes within (successes − 1) × intervalSeconds is caught. */
+    intervalSeconds: z.number().positive().max(300).default(1),
+  })
+  .refine((c) => c.timeoutSeconds >= (c.successes - 1) * c.intervalSeconds, {
+    path: ['timeoutSeconds'],
+    error: (issue) => {
+      const c = issue.input as { successes: number; intervalSeconds: number };
+      return `must be at least (successes − 1) × intervalSeconds = ${(c.successes - 1) * c.intervalSeconds} s, the time the answers in a row take`;
+    },
+  });
+
+/** Keys that may be set at the top level and overridden per environment. */
+const settings = {
+  application: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a name matching [a-z0-9][a-z0-9-]*'),
+  repository: z.string().min(1),
+  ref: z.string().min(1),
+  subdirectory: z.string().min(1),
+  keepReleases: z.number().int().min(1),
+  dependencies: z.strictObject({ type: z.enum(['node', 'python', 'none']) }),
+  shared: z.strictObject({ files: z.array(z.string().min(1)).default([]), dirs: z.array(z.string().min(1)).default([]) }),
+  templates: z.strictObject({ dir: z.string().optional(), nginx: z.boolean().optional(), supervisor: z.boolean().optional() }),
+  vars: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  port: z.number().int().min(1).max(65535),
+  serverName: z.string().min(1),
+  runAs: z.string().min(1),
+  hooks: z.strictObject({ beforeSwitch: z.array(stageSchema).default([]), afterSwitch: z.array(stageSchema).default([]) }),
+  parallel: z.number().int().min(1),
+  knownHosts: z.string().min(1),
+  connectTimeoutSeconds: z.number().positive(),
+  keepConnections: z.number().int().min(0),
+  keepConnectionsMaxAge: z.number().int().min(1).max(86_400),
+  services: servicesSchema,
+  healthcheck: healthcheckSchema,
+};
+
+const environmentSchema = z.strictObject({
+  hosts: z.array(hostSchema).min(1),
+  ...Object.fromEntries(Object.entries(settings).map(([k, s]) => [k, s.optional()])),
+}) as z.ZodType<{ hosts: z.input<typeof hostSchema>[] } & Partial<{ [K in keyof typeof settings]: z.input<(typeof settings)[K]> }>>;
+
+export const fileSchema = z.strictObject({
+  application: settings.application,
+  repository: settings.repository.optional(),
+  ref: settings.ref.optional(),
+  subdirectory: settings.subdirectory.optional(),
+  keepReleases: settings.keepReleases.optional(),
+  dependencies: settings.dependencies.optional(),
+  shared: settings.shared.optional(),
+  templates: settings.templates.optional(),
+  vars: settings.vars.optional(),
+  port: settings.port.optional(),
+  serverName: settings.serverName.optional(),
+  runAs: settings.runAs.optional(),
+  hooks: settings.hooks.optional(),
+  parallel: settings.parallel.optional(),
+  knownHosts: settings.knownHosts.optional(),
+  connectTimeoutSeconds: settings.connectTimeoutSeconds.optional(),
+  keepConnections: settings.keepConnections.optional(),
+  keepConnectionsMaxAge: settings.keepConnectionsMaxAge.optional(),
+  services: settings.services.optional(),
+  healthcheck: settings.healthcheck.optional(),
+  environments: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'), environmentSchema),
+  defaultEnvironment: z.string().optional(),
+});
+
+export function formatIssues(error: z.ZodError, file: string): string {
+  const lines = error.issues.map((issue) => {
+    const where = issue.path.length ? issue.path.join('.') : '(top level)';
+    if (issue.code === 'unrecognized_keys') {
+      return `  ${issue.keys.map((k) => (issue.path.length ? `${where}.${k}` : k)).join(', ')}: unknown key`;
+    }
+    return `  ${where}: ${issue.message}`;
+  });
+  return `invalid config ${file}:\n${lines.join('\n')}`;
+}

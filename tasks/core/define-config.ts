@@ -1,7 +1,0 @@
-// What a deploy.config.ts imports. defineConfig only gives the editor the schema's types: it has no
-// runtime imports, so evaluating a config loads nothing else (config.ts validates it afterwards).
-import type { SlipwayConfig } from './config.js';
-
-export function defineConfig(config: SlipwayConfig): SlipwayConfig {
-  return config;
-}

@@ -1,0 +1,215 @@
+// Many hosts, one result: steps run on every host in parallel (bounded), each host's step is one
+// output line, and a failure on any host becomes one error naming every failed host.
+import type { ResolvedConfig } from '../config/types.js';
+import { CommandFailed, type Host, mustRun } from '../hosts/host.js';
+import { faultPoint } from '../lib/faults.js';
+import type { Log } from '../lib/log.js';
+import type { Shell } from '../lib/sh.js';
+import type { HostState } from '../release/state.js';
+import { inspectScript, parseInspection } from '../scripts/inspect.js';
+import { type HostRun, liveRelease, type StepOutcome } from './host-run.js';
+import { lockAll } from './lock-all.js';
+import type { CliOptions } from './run-options.js';
+
+export class StepFailed extends Error {
+  constructor(readonly step: string, readonly failures: Array<{ host: string; error: Error }>) {
+    super(failures.map((f) => `${f.error.message.startsWith(f.host) ? '' : `${f.host}: `}${f.error.message}`).join('\n'));
+  }
+}
+
+/** State shared by a run and its batches: undo work for interrupts, and the held locks. */
+interface RunShared {
+  cleanups: Set<() => Promise<void>>;
+  finally?: Set<() => void>;
+  releaseLock?: (h: HostRun, what: string, command: Shell) => Promise<string>;
+  /** Set once, by a Ctrl-C / SIGTERM: commands failing from then on were killed by it. */
+  interrupted?: boolean;
+  aborting?: Promise<void>;
+  /** Work under way that an interrupt must wait for rather than kill (putting hosts back on a release). */
+  finishing?: number;
+}
+
+export class TaskRun {
+  constructor(
+    readonly config: ResolvedConfig,
+    readonly options: CliOptions,
+    readonly log: Log,
+    readonly hosts: HostRun[],
+    readonly args: string[],
+    /** Resolves once every HostRun has its connected host. */
+    private readonly connect: () => Promise<void>,
+    private readonly shared: RunShared = { cleanups: new Set() },
+  ) {}
+
+  /** A step's detail: what it did, or under --dry-run what it would do (nothing it reports has happened). */
+  tell(done: string, wouldDo: string): string {
+    return this.options.dryRun ? `would ${wouldDo}` : done;
+  }
+
+  private connected?: Promise<void>;
+  private ready(): Promise<void> {
+    return (this.connected ??= this.connect());
+  }
+
+  /** Runs a task's last command on a host and gives back its lock in the same round trip. */
+  async finalCommand(h: HostRun, what: string, command: Shell): Promise<string> {
+    return this.shared.releaseLock ? this.shared.releaseLock(h, what, command) : mustRun(h.host, what, command);
+  }
+
+  withRole(role: string): HostRun[] {
+    return this.hosts.filter((h) => h.config.roles.includes(role));
+  }
+
+  /** All hosts at once, or --rolling N hosts at a time: each batch is prepared and switched before the next. */
+  batches(): TaskRun[] {
+    const size = this.options.rolling ?? this.hosts.length;
+    const groups: HostRun[][] = [];
+    for (let i = 0; i < this.hosts.length; i += size) groups.push(this.hosts.slice(i, i + size));
+    if (groups.length === 1) return [this];
+    return groups.map((hosts) => new TaskRun(this.config, this.options, this.log, hosts, this.args, this.connect, this.shared));
+  }
+
+  private async limited<T>(targets: HostRun[], fn: (h: HostRun) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
+    const pLimit = (await import('p-limit')).default;
+    const limit = pLimit(this.config.parallel ?? Math.max(1, targets.length));
+    return Promise.allSettled(targets.map((h) => limit(() => fn(h))));
+  }
+
+  /** Runs one named step on each host (or the given ones); throws StepFailed naming every failed host. */
+  async each(step: string, fn: (h: HostRun) => Promise<StepOutcome>, targets: HostRun[] = this.hosts): Promise<void> {
+    await this.ready();
+    await faultPoint('before', step);
+    const settled = await this.limited(targets, async (h) => {
+      const start = performance.now();
+      try {
+        const outcome = await fn(h);
+        const ms = performance.now() - start;
+        h.result.seconds = Number((((h.result.seconds as number) ?? 0) + ms / 1000).toFixed(3));
+        if (outcome && typeof outcome === 'object') this.log.step(h.host.name, step, ms, 'skipped', outcome.skipped);
+        else this.log.step(h.host.name, step, ms, this.options.dryRun ? 'dry-run' : 'ok', outcome ?? '');
+      } catch (error) {
+        this.log.step(h.host.name, step, performance.now() - start, 'failed');
+        h.result.failedAt ??= step;
+        throw error;
+      }
+    });
+    const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : []));
+    if (failures.length) throw new StepFailed(step, failures);
+    await faultPoint('after', step);
+  }
+
+  /** Reads every host's state without locking (releases, check). */
+  async inspect(): Promise<void> {
+    await this.each('inspect', async (h) => {
+      h.state = await inspectHost(h.host, this.config.dependencies.type);
+    });
+  }
+
+  /** Takes the lock on every host (all or nothing), reads their state, runs body, always releases. */
+  async locked(task: string, body: () => Promise<void>): Promise<void> {
+    await this.ready();
+    const locks = await lockAll(this.hosts.map((h) => h.host), task, (host) => inspectScript(host.deployTo, this.config.dependencies.type));
+    // Called by the task's end and by an interrupt's cleanup, which can meet: each lock goes back once.
+    let releasing: Promise<void> | undefined;
+    const release = () =>
+      (releasing ??= Promise.all([...locks.values()].map((l) => l.release())).then(() => locks.clear()));
+    this.shared.releaseLock = async (h, what, command) => {
+      const lock = locks.get(h.host);
+      if (!lock) return mustRun(h.host, what, command);
+      locks.delete(h.host);
+      const result = (await lock.release(command))!;
+      if (result.code !== 0) throw new CommandFailed(h.host.name, what, result);
+      return result.stdout;
+    };
+    this.shared.cleanups.add(release);
+    try {
+      await this.each('lock', async (h) => {
+        h.lock = locks.get(h.host);
+        h.state = parseInspection(h.lock!.output);
+        const stale = h.lock?.recovered;
+        if (stale) return `took over a stale lock of ${stale.user}@${stale.machine} (pid ${stale.pid}, since ${stale.startedAt})`;
+        return undefined;
+      });
+      await body();
+    } finally {
+      this.shared.releaseLock = undefined;
+      await release();
+      this.shared.cleanups.delete(release);
+    }
+  }
+
+  /**
+   * Runs body; if it fails or the run is interrupted, runs the `undo` step on every host before the
+   * error goes on, except on a host whose lock another run took: nothing there is this run's to undo.
+   */
+  async undoable(body: () => Promise<void>, step: string, undo: (h: HostRun) => Promise<StepOutcome>): Promise<void> {
+    // An interrupt kills the running command, so the body fails while the interrupt's cleanup starts: undo once.
+    let undoing: Promise<void> | undefined;
+    const runUndo = () =>
+      (undoing ??= this.each(step, undo, this.hosts.filter((h) => !h.host.lockLost)).catch((error: Error) => this.log.error(`${step} failed too:\n${error.message}`)));
+    const unregister = this.onAbort(runUndo);
+    try {
+      await body();
+    } catch (error) {
+      // Still registered meanwhile: an interrupt's cleanup waits for this undo rather than ending the run under it.
+      await runUndo();
+      throw error;
+    } finally {
+      unregister();
+    }
+  }
+
+  /** Registers work to undo if the run is interrupted; returns the function that unregisters it. */
+  onAbort(fn: () => Promise<void>): () => void {
+    this.shared.cleanups.add(fn);
+    return () => this.shared.cleanups.delete(fn);
+  }
+
+  /** Local work to drop when the task ends, however it ends (e.g. the release archive). */
+  onFinish(fn: () => void): void {
+    (this.shared.finally ??= new Set()).add(fn);
+  }
+
+  finish(): void {
+    for (const fn of this.shared.finally ?? []) fn();
+    this.shared.finally?.clear();
+  }
+
+  /** True once the run was interrupted (Ctrl-C, SIGTERM): a command failing since then was killed by it. */
+  get interrupted(): boolean {
+    return this.shared.interrupted === true;
+  }
+
+  /** Ctrl-C / SIGTERM: abort, with every step knowing that the failures it sees come from the interrupt. */
+  interrupt(): Promise<void> {
+    this.shared.interrupted = true;
+    return this.abort();
+  }
+
+  /** Runs work an interrupt must let finish (it would leave a host half put back): abort waits for it instead. */
+  async finishing<T>(work: () => Promise<T>): Promise<T> {
+    this.shared.finishing = (this.shared.finishing ?? 0) + 1;
+    try {
+      return await work();
+    } finally {
+      this.shared.finishing--;
+    }
+  }
+
+  /** Stops what is running on every host, then undoes unfinished work and releases the locks; once, however often called. */
+  abort(): Promise<void> {
+    return (this.shared.aborting ??= this.stopAndUndo());
+  }
+
+  private async stopAndUndo(): Promise<void> {
+    if (!this.shared.finishing) await Promise.all(this.hosts.map((h) => h.host?.interrupt()));
+    for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
+    this.shared.cleanups.clear();
+    this.finish();
+    for (const h of this.hosts) this.log.info(`  ${h.config.name}: live ${liveRelease(h)}${h.result.unknown ? ` (${h.result.unknown as string})` : ''}`);
+  }
+}
+
+export async function inspectHost(host: Host, runtime: 'node' | 'python' | 'none'): Promise<HostState> {
+  return parseInspection(await mustRun(host, 'reading the deploy root', inspectScript(host.deployTo, runtime), { readonly: true }));
+}

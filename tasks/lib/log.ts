@@ -1,0 +1,72 @@
+// Human output: one line per step per host with its duration, secrets redacted, colour only on a terminal.
+import { secrets } from './redact.js';
+
+export class Log {
+  private readonly out: NodeJS.WriteStream;
+  private readonly colour: boolean;
+  private width = 0;
+
+  /** `secrets` join the process's (redact.ts): redaction covers every output, errors included. */
+  constructor(options: { json: boolean; secrets?: Iterable<string> }) {
+    secrets.add(options.secrets ?? []);
+    this.out = options.json ? process.stderr : process.stdout;
+    this.colour = Boolean(this.out.isTTY) && !process.env.NO_COLOR;
+  }
+
+  hostWidth(names: string[]): void {
+    this.width = Math.max(0, ...names.map((n) => n.length));
+  }
+
+  redact(text: string): string {
+    return secrets.redact(text);
+  }
+
+  private paint(code: number, text: string): string {
+    return this.colour ? `\x1b[${code}m${text}\x1b[0m` : text;
+  }
+
+  line(text: string): void {
+    this.out.write(this.redact(text) + '\n');
+  }
+
+  info(text: string): void {
+    this.line(text);
+  }
+
+  warn(text: string): void {
+    this.line(this.paint(33, `warning: ${text}`));
+  }
+
+  error(text: string): void {
+    process.stderr.write(this.redact(this.paint(31, `error: ${text}`)) + '\n');
+  }
+
+  /** `web1  upload  0.21s  detail` */
+  step(host: string, step: string, ms: number, status: 'ok' | 'failed' | 'skipped' | 'dry-run' = 'ok', detail = ''): void {
+    const mark = status === 'ok' ? this.paint(32, '✓') : status === 'failed' ? this.paint(31, '✗') : this.paint(90, '·');
+    const time = `${(ms / 1000).toFixed(2)}s`.padStart(7);
+    const label = status === 'ok' ? step : `${step} (${status})`;
+    this.line(`${mark} ${host.padEnd(this.width)}  ${label.padEnd(22)}${time}${detail ? `  ${detail}` : ''}`);
+  }
+
+  /** `✗ web1  nginx -t  detail` and, under a failure, its `fix:` line (check's verdicts). */
+  verdict(host: string, name: string, ok: boolean | 'skipped', detail: string, fix?: string): void {
+    const mark = ok === true ? this.paint(32, '✓') : ok === false ? this.paint(31, '✗') : this.paint(90, '·');
+    this.line(`${mark} ${host.padEnd(this.width)}  ${name.padEnd(22)}  ${detail}`);
+    if (fix) this.line(`  ${' '.repeat(this.width)}  ${' '.repeat(22)}  fix: ${fix}`);
+  }
+
+  /** Indented lines (command output, dry-run commands). */
+  detail(host: string, text: string): void {
+    // Redacted whole first: a multi-line secret spans the lines printed one by one.
+    for (const line of this.redact(text).split('\n')) this.line(`  ${host.padEnd(this.width)}  ${this.paint(90, line)}`);
+  }
+}
+
+export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const start = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - start };
+}
+
+export const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;

@@ -1,0 +1,145 @@
+// Builds the release archive once per run, locally: `git archive` of the ref (submodules included,
+// restricted to the subdirectory), packed as one tar.gz with its sha256.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, createReadStream, lstatSync, readdirSync, readlinkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { ResolvedConfig } from '../config/types.js';
+import { ConfigError } from '../lib/errors.js';
+import { sharedItems } from '../lib/paths.js';
+import type { RenderedFile } from './templates.js';
+
+const execFileP = promisify(execFile);
+
+export interface ReleaseArchive {
+  ref: string;
+  commit: string;
+  file: string;
+  sha256: string;
+  bytes: number;
+  /** The dependency lockfile's text (package-lock.json or requirements.txt), null when there is none. */
+  lockfile: string | null;
+  dispose(): void;
+}
+
+async function git(cwd: string, args: string[]) {
+  return execFileP('git', ['-C', cwd, ...args], { maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }).catch((error) => {
+    throw new Error(String(error.stderr || error.message).trim());
+  });
+}
+
+export async function resolveCommit(repository: string, ref: string): Promise<string> {
+  if (!existsSync(repository)) throw new ConfigError(`repository not found: ${repository}`);
+  const inside = await git(repository, ['rev-parse', '--git-dir']).catch(() => null);
+  if (!inside) throw new ConfigError(`not a git repository: ${repository}; set "repository" to the path of one`);
+  if (ref.startsWith('-')) throw new ConfigError(`unknown ref "${ref}" in ${repository}`);
+  const found = await git(repository, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]).catch(() => null);
+  if (!found) throw new ConfigError(`unknown ref "${ref}" in ${repository}: not a branch, tag or commit there`);
+  return found.stdout.trim();
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Submodules (mode 160000 entries) under the subdirectory, with the commit each is pinned to. */
+async function submodules(repository: string, commit: string, subdirectory?: string) {
+  const { stdout } = await git(repository, ['ls-tree', '-r', '-z', commit, ...(subdirectory ? ['--', subdirectory] : [])]);
+  return stdout
+    .split('\0')
+    .map((entry) => /^160000 commit ([0-9a-f]+)\t(.+)$/.exec(entry))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map(([, sha, where]) => ({ sha, where }));
+}
+
+/**
+ * Refuses (exit 2) a tree with symlinks a deploy would write or delete through: `.slipway` or
+ * anything in it (the env file and the rendered configs are written there), and a parent of a
+ * shared item (its link replaces the item, whatever the parent points to: say, the shared data).
+ */
+function refuseLinks(tree: string, config: ResolvedConfig, what: string): void {
+  const linkTarget = (rel: string) => {
+    const file = path.join(tree, rel);
+    return lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink() ? readlinkSync(file) : null;
+  };
+  const found: string[] = [];
+  const slipway = linkTarget('.slipway');
+  if (slipway !== null) found.push(`".slipway" is a symlink (to ${slipway}): slipway writes the release's env file and configs in that folder`);
+  else if (existsSync(path.join(tree, '.slipway'))) {
+    for (const entry of readdirSync(path.join(tree, '.slipway'), { recursive: true, encoding: 'utf8' })) {
+      const target = linkTarget(path.join('.slipway', entry));
+      if (target !== null) found.push(`".slipway/${entry}" is a symlink (to ${target}): slipway writes files in .slipway/, never through a link`);
+    }
+  }
+  for (const item of sharedItems(config.shared).linked) {
+    const parents = item.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'));
+    for (const parent of parents) {
+      const target = linkTarget(parent);
+      if (target === null) continue;
+      found.push(`"${parent}" is a symlink (to ${target}), a parent of shared item "${item}": make it a folder in the repository, or share "${parent}"`);
+    }
+  }
+  if (found.length) throw new ConfigError(`refusing the release tree of ${what}:\n  ${found.join('\n  ')}`);
+}
+
+export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchive> {
+  const commit = await resolveCommit(config.repository, config.ref);
+  const sub = config.subdirectory?.replace(/^\/+|\/+$/g, '');
+  if (sub) {
+    const kind = await git(config.repository, ['cat-file', '-t', `${commit}:${sub}`]).catch(() => null);
+    if (kind?.stdout.trim() !== 'tree') throw new ConfigError(`subdirectory "${sub}" is not a folder of ${config.ref} (${commit.slice(0, 7)})`);
+  }
+  const work = mkdtempSync(path.join(tmpdir(), 'slipway-release-'));
+  const dispose = () => rmSync(work, { recursive: true, force: true });
+  try {
+    const tree = path.join(work, 'tree');
+    const tar = (cwd: string, treeish: string, into: string) =>
+      execFileP('bash', ['-c', 'set -o pipefail; mkdir -p "$3" && git -C "$1" -c tar.umask=022 archive --format=tar "$2" | tar -x -C "$3"', '_', cwd, treeish, into]);
+    await tar(config.repository, sub ? `${commit}:${sub}` : commit, tree);
+    for (const { sha, where } of await submodules(config.repository, commit, sub)) {
+      const checkout = path.join(config.repository, where);
+      if (!existsSync(path.join(checkout, '.git'))) throw new Error(`submodule ${where} is not checked out; run git submodule update --init`);
+      await tar(checkout, sha, path.join(tree, sub ? path.relative(sub, where) : where));
+    }
+    refuseLinks(tree, config, `${config.ref} (${commit.slice(0, 7)})`);
+    // The app's environment travels inside the archive (mode 0600), never on a command line; written
+    // as a new file (O_EXCL), so never through a link.
+    const dotenv = path.join(config.projectRoot, `.env.${config.environment}`);
+    if (existsSync(dotenv)) {
+      mkdirSync(path.join(tree, '.slipway'), { recursive: true });
+      rmSync(path.join(tree, '.slipway', 'dotenv'), { force: true });
+      writeFileSync(path.join(tree, '.slipway', 'dotenv'), readFileSync(dotenv), { mode: 0o600, flag: 'wx' });
+    }
+    const file = path.join(work, 'release.tar.gz');
+    await execFileP('tar', ['-czf', file, '-C', tree, '.']);
+    const lockName = config.dependencies.type === 'node' ? 'package-lock.json' : config.dependencies.type === 'python' ? 'requirements.txt' : null;
+    const lockPath = lockName ? path.join(tree, lockName) : null;
+    if (lockPath && !existsSync(lockPath)) {
+      throw new ConfigError(`dependencies.type is "${config.dependencies.type}" but ${lockName} is not in the release (${sub ?? 'repository root'} at ${commit.slice(0, 7)})`);
+    }
+    return {
+      ref: config.ref,
+      commit,
+      file,
+      sha256: await sha256Of(file),
+      bytes: statSync(file).size,
+      lockfile: lockPath ? readFileSync(lockPath, 'utf8') : null,
+      dispose,
+    };
+  } catch (error) {
+    dispose();
+    throw error;
+  }
+}
+
+export interface Release {
+  id: string;
+  archive: ReleaseArchive;
+  /** Per host name: the rendered templates and the dependency environment key. */
+  files: Map<string, RenderedFile[]>;
+  envKeys: Map<string, string | null>;
+}

@@ -1,0 +1,28 @@
+// The metadata a release carries (.slipway/release.json): who deployed what, and its one-line summary.
+import { hostname, userInfo } from 'node:os';
+import type { Release } from './archive.js';
+
+export interface ReleaseMeta {
+  id: string;
+  ref: string;
+  commit: string;
+  deployer: string;
+  deployedAt: string;
+  status: 'ok' | 'bad';
+  reason?: string;
+  envKey?: string;
+}
+
+export function deployer(): string {
+  return `${userInfo().username}@${hostname()}`;
+}
+
+export function revisionLine(action: string, id: string, detail: Record<string, string>): string {
+  const fields = Object.entries(detail).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  return [new Date().toISOString().replace(/\.\d+Z$/, 'Z'), action, id, ...fields, `by=${deployer()}`].join(' ');
+}
+
+export function releaseMeta(release: Release, envKey: string | null): ReleaseMeta {
+  const { ref, commit } = release.archive;
+  return { id: release.id, ref, commit, deployer: deployer(), deployedAt: new Date().toISOString(), status: 'ok', ...(envKey ? { envKey } : {}) };
+}

@@ -1,0 +1,82 @@
+// Renders templates/*.hbs per host and release with handlebars: strict (a missing variable is an
+// error naming it), no HTML escaping. Rendered files travel inside the release, so a rollback
+// brings back the configs that belong to it; one that holds a secret is private.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { HelperDelegate } from 'handlebars';
+import type { HostConfig, ResolvedConfig } from '../config/types.js';
+import { ConfigError } from '../lib/errors.js';
+import { layout } from '../lib/paths.js';
+import { Secrets } from '../lib/redact.js';
+
+export interface RenderedFile {
+  /** File name inside the release's .slipway/ folder, e.g. nginx.conf. */
+  name: string;
+  content: string;
+  /** It holds a value from a .env file (in any form): written 0600, here and where it is installed. */
+  secret: boolean;
+}
+
+export function templateView(config: ResolvedConfig, host: HostConfig, releaseId: string) {
+  const p = layout(host.deployTo);
+  return {
+    ...config.vars,
+    application: config.application,
+    environment: config.environment,
+    host: host.name,
+    deployTo: p.root,
+    currentPath: p.current,
+    releasePath: p.release(releaseId),
+    sharedPath: p.shared,
+    releaseId,
+    port: config.port,
+    serverName: config.serverName,
+    ...(config.runAs ? { user: config.runAs } : {}),
+    env: config.env,
+  };
+}
+
+function templateFiles(config: ResolvedConfig): string[] {
+  if (!existsSync(config.templates.dir)) return [];
+  const wanted = (file: string) =>
+    file.endsWith('.hbs') &&
+    !(file.startsWith('nginx') && !config.templates.nginx) &&
+    !(file.startsWith('supervisor') && !config.templates.supervisor);
+  return readdirSync(config.templates.dir).filter(wanted).sort();
+}
+
+/**
+ * What went wrong in a template, naming the variable: handlebars' strict mode says only `"X" not
+ * defined in [object Object]`, with the location of the whole expression (`env.X`) in the source.
+ */
+function templateError(error: unknown, source: string, file: string, known: string[]): ConfigError {
+  const e = error as Error & { lineNumber?: number; column?: number; endLineNumber?: number; endColumn?: number };
+  const missing = /^"(.+)" not defined in /.exec(e.message);
+  if (missing && e.lineNumber !== undefined && e.column !== undefined) {
+    const line = source.split('\n')[e.lineNumber - 1] ?? '';
+    const expression = e.endLineNumber === e.lineNumber ? line.slice(e.column, e.endColumn).trim() : missing[1];
+    return new ConfigError(`template ${file}, line ${e.lineNumber}: variable "${expression || missing[1]}" is not defined\n  variables: ${known.join(', ')}`);
+  }
+  return new ConfigError(`template ${file}: ${e.message.replace(/\n+/g, ' ')}\n  variables: ${known.join(', ')}`);
+}
+
+/** Renders every template now, so a broken one is refused before any host changes. */
+export async function renderTemplates(config: ResolvedConfig, host: HostConfig, releaseId: string): Promise<RenderedFile[]> {
+  const Handlebars = (await import('handlebars')).default;
+  const hbs = Handlebars.create();
+  const json: HelperDelegate = (value: unknown) => JSON.stringify(value);
+  hbs.registerHelper('json', json);
+  const view = templateView(config, host, releaseId);
+  const known = [...Object.keys(view).filter((k) => k !== 'env'), ...Object.keys(config.env).map((k) => `env.${k}`)];
+  // A .env value in any form (raw, {{json env.X}}, URL-encoded…) makes a rendered file private.
+  const secrets = new Secrets().add(Object.values(config.env));
+  return templateFiles(config).map((file) => {
+    const source = readFileSync(path.join(config.templates.dir, file), 'utf8');
+    try {
+      const content = hbs.compile(source, { strict: true, noEscape: true })(view);
+      return { name: file.replace(/\.hbs$/, ''), content, secret: secrets.foundIn(content) };
+    } catch (error) {
+      throw templateError(error, source, path.relative(config.projectRoot, path.join(config.templates.dir, file)), known);
+    }
+  });
+}

@@ -1,0 +1,74 @@
+// Shell for the health check: good answers in a row from one RUNNING process; the stderr tail when it fails.
+import type { Services } from '../config/types.js';
+import { raw, script, sh, type Shell } from '../lib/sh.js';
+import { programStatusCommand, stderrTail } from './services.js';
+
+export interface HealthCheck {
+  url: string;
+  expectStatus: number;
+  expectBody?: string;
+  timeoutSeconds: number;
+  /** Good answers in a row needed, `intervalSeconds` apart. */
+  successes: number;
+  intervalSeconds: number;
+}
+
+/** The check for one release: `{{releaseId}}` in expectBody stands for its id. */
+export function checkFor(check: HealthCheck, releaseId: string): HealthCheck {
+  return { ...check, expectBody: check.expectBody?.replaceAll('{{releaseId}}', releaseId) };
+}
+
+/**
+ * GETs the URL on the host until it answers as expected `successes` times in a row, `intervalSeconds`
+ * apart, or the timeout passes. With a supervisor program, an answer counts only while supervisor says
+ * RUNNING, and the count starts again when its pid changed: a release that crashes and is restarted
+ * between two answers is not healthy. Prints `@@healthy <what it saw>`; on failure why, supervisor's
+ * state and the program's stderr.
+ */
+export function healthCheckScript(check: HealthCheck, services?: Services): Shell {
+  const supervisor = services?.supervisor;
+  const timeout = Math.ceil(check.timeoutSeconds);
+  const times = check.successes > 1 ? ` ${check.successes} times in a row` : '';
+  return script(
+    sh`url=${check.url} want=${check.expectStatus} body=${check.expectBody ?? ''} successes=${check.successes} deadline=$(( $(date +%s) + ${timeout} ))`,
+    sh`tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT`,
+    sh`get() { if command -v curl >/dev/null; then curl -s -o "$tmp" -w '%{http_code}' --max-time 5 "$url"; else python3 -c 'import sys,urllib.request as u
+try: r=u.urlopen(sys.argv[1], timeout=5); s=r.status; b=r.read()
+except u.HTTPError as e: s=e.code; b=e.read()
+open(sys.argv[2],"wb").write(b); print(s)' "$url" "$tmp"; fi; }`,
+    supervisor
+      ? script(
+          sh`program_state() { ${programStatusCommand(services!, supervisor)} 2>&1 | head -n 1 | tr -s ' '; }`,
+          sh`running_pid() { printf '%s\\n' "$1" | awk '$2 == "RUNNING" { sub(/,$/, "", $4); print $4 }'; }`,
+        )
+      : script(sh`program_state() { :; }`, sh`running_pid() { echo -; }`),
+    sh`streak=0 seen= state= why=`,
+    sh`while :; do`,
+    sh`  got=$(get 2>/dev/null) || got=`,
+    sh`  if [ "$got" = "$want" ] && { [ -z "$body" ] || grep -qF -- "$body" "$tmp"; }; then`,
+    sh`    state=$(program_state); pid=$(running_pid "$state")`,
+    sh`    if [ -z "$pid" ]; then streak=0; why="$url answered $got, but supervisor says: $state"`,
+    sh`    elif [ "$streak" -gt 0 ] && [ "$pid" != "$seen" ]; then streak=1; why="$url answered $got, but the program restarted between two answers"`,
+    sh`    else streak=$((streak + 1)); why="$url answered $got only $streak of $successes times in a row"; fi`,
+    sh`    seen=$pid`,
+    sh`    if [ "$streak" -ge "$successes" ]; then echo "@@healthy $url answered $got${raw(times)}\${state:+; $state}"; exit 0; fi`,
+    sh`  else`,
+    sh`    streak=0`,
+    sh`    said=$(head -c 200 "$tmp" | tr '\\n' ' ')`,
+    sh`    why=$(printf '%s answered %s (expected %s%s): %s' "$url" "\${got:-nothing}" "$want" "\${body:+ with body containing $body}" "$said")`,
+    sh`  fi`,
+    sh`  if [ "$(date +%s)" -ge "$deadline" ]; then`,
+    sh`    printf 'health check failed after %ss: %s\\n' ${timeout} "$why" >&2`,
+    supervisor && script(sh`    printf 'supervisor: %s\\n' "$(program_state)" >&2`, stderrTail(services!, supervisor)),
+    sh`    exit 1`,
+    sh`  fi`,
+    // Within a streak, wait the interval; until the first good answer, ask again soon.
+    sh`  if [ "$streak" -gt 0 ]; then sleep ${check.intervalSeconds}; else sleep 0.5; fi`,
+    sh`done`,
+  );
+}
+
+/** What a passed health check saw, from its `@@healthy` line. */
+export function healthyIn(output: string): string {
+  return /^@@healthy (.*)$/m.exec(output)?.[1] ?? '';
+}

@@ -1,0 +1,53 @@
+// The one read of a host's state (releases, live link, metadata, environments) and its parser.
+import { layout } from '../lib/paths.js';
+import { sh } from '../lib/sh.js';
+import type { ReleaseMeta } from '../release/metadata.js';
+import { isReleaseId } from '../release/rules.js';
+import type { HostState } from '../release/state.js';
+
+/**
+ * One round trip that reads everything a task decides from. It runs on every host of every task, so
+ * it uses bash builtins where it can: each program it starts costs a few ms of the host's CPU, and a
+ * fleet of hosts on few cores pays them all. Only the runtime the dependencies need is probed.
+ */
+export function inspectScript(deployTo: string, runtime: 'node' | 'python' | 'none') {
+  const p = layout(deployTo);
+  return sh`D=${p.root}
+printf '@@now %(%s)T\n' -1
+if [ -L ${p.current} ]; then echo "@@current $(readlink ${p.current})"; fi
+if [ -d ${p.releases} ]; then for r in ${p.releases}/*; do
+  [ -d "$r" ] || continue; n=\${r##*/}; echo "@@release $n"
+  if [ -f "$r/.slipway/release.json" ]; then m=; IFS= read -r -d '' m < "$r/.slipway/release.json" || true; m=\${m//$'\n'/}; printf '@@meta %s %s\n' "$n" "\${m:0:8192}"; fi
+done; fi
+if [ -d ${p.envs} ]; then for e in ${p.envs}/*; do [ -e "$e/.complete" ] && echo "@@env \${e##*/}"; done; fi
+${runtime === 'node' ? sh`echo "@@node $(node --version 2>/dev/null)"` : runtime === 'python' ? sh`echo "@@python $(python3 --version 2>&1)"` : sh`true`}
+echo "@@platform $OSTYPE $HOSTTYPE"
+echo "@@nginx $(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; })"
+d=$D; while [ ! -e "$d" ]; do d=\${d%/*}; d=\${d:-/}; done; [ -w "$d" ] && echo "@@writable yes"
+true`;
+}
+
+export function parseInspection(output: string): HostState {
+  const state: HostState = { now: 0, live: null, releases: [], meta: {}, envs: [], runtime: { node: '', python: '', platform: '' }, nginx: null, writable: false };
+  for (const line of output.split('\n')) {
+    const match = /^@@(\w+) ?(.*)$/.exec(line);
+    if (!match) continue;
+    const [, key, value] = match;
+    if (key === 'now') state.now = Number(value);
+    else if (key === 'current') state.live = value.replace(/^releases\//, '').replace(/\/$/, '');
+    else if (key === 'release' && isReleaseId(value)) state.releases.push(value);
+    else if (key === 'meta') {
+      const space = value.indexOf(' ');
+      try {
+        state.meta[value.slice(0, space)] = JSON.parse(value.slice(space + 1)) as ReleaseMeta;
+      } catch {
+        // A torn or hand-edited metadata file: the release is still listed, just without details.
+      }
+    } else if (key === 'env') state.envs.push(value);
+    else if (key === 'node' || key === 'python' || key === 'platform') state.runtime[key] = value.trim();
+    else if (key === 'nginx') state.nginx = value.trim() || null;
+    else if (key === 'writable') state.writable = true;
+  }
+  state.releases.sort();
+  return state;
+}

@@ -1,0 +1,58 @@
+// nginx and supervisor through the root-owned helper (server/slipway-services): the deploy user's
+// one sudo rule runs it with an application name, a subcommand and at most a release id; the
+// helper's own config fixes every path, command, program name and user it acts on.
+import type { Services } from '../config/types.js';
+import { raw, script, sh, type Shell } from '../lib/sh.js';
+
+export type HelperSubcommand = 'install' | 'restore' | 'commit' | 'restart' | 'reload' | 'status' | 'test' | 'pid' | 'tail';
+
+/** `/usr/local/sbin/slipway-services <application> <subcommand> [release id]`: what the sudo rule is asked about. */
+function helperArguments(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
+  const helper = services.helper;
+  if (!helper) throw new Error('helperCommand: services.helper is not set');
+  return sh`${helper.command} ${helper.application} ${raw(subcommand)}${releaseId === undefined ? raw('') : sh` ${releaseId}`}`;
+}
+
+/** `sudo -n /usr/local/sbin/slipway-services <application> <subcommand> [release id]`. */
+export function helperCommand(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
+  return sh`${raw(services.sudo ? `${services.sudo} ` : '')}${helperArguments(services, subcommand, releaseId)}`;
+}
+
+/**
+ * Every helper call a deploy of `releaseId` makes, without the sudo prefix: what `check` asks sudo
+ * about (`sudo -n -l <command>`). The one sudo rule allows them all, or none.
+ */
+export function helperPrivilegedCommands(services: Services, releaseId: string): Shell[] {
+  const subcommands: HelperSubcommand[] = [
+    'restore',
+    'commit',
+    // status and tail: the health check's view of the program, and its stderr when it fails.
+    ...(services.supervisor ? (['restart', 'pid', 'status', 'tail'] as const) : []),
+    ...(services.nginx ? (['reload'] as const) : []),
+  ];
+  return [helperArguments(services, 'install', releaseId), ...subcommands.map((c) => helperArguments(services, c))];
+}
+
+/** The helper installs and validates; its `@@changed nginx` line sets `$nginx_changed` for restartThroughHelper('shell'). */
+export function installThroughHelper(services: Services, releaseId: string): Shell {
+  return script(
+    sh`if ! installed=$(${helperCommand(services, 'install', releaseId)}); then exit 1; fi`,
+    sh`[ -z "$installed" ] || printf '%s\\n' "$installed"`,
+    sh`case "$installed" in *'@@changed nginx'*) nginx_changed=1;; *) nginx_changed=;; esac`,
+  );
+}
+
+export function restoreThroughHelper(services: Services): Shell {
+  return helperCommand(services, 'restore');
+}
+
+export function restartThroughHelper(services: Services, nginxChanged: boolean | 'shell'): Shell {
+  const reload = helperCommand(services, 'reload');
+  return script(
+    sh`set -e`,
+    services.supervisor ? helperCommand(services, 'restart') : undefined,
+    services.nginx && nginxChanged === 'shell' ? sh`if [ -n "\${nginx_changed:-}" ]; then ${reload}; fi` : undefined,
+    services.nginx && nginxChanged === true ? reload : undefined,
+    helperCommand(services, 'commit'),
+  );
+}

@@ -1,0 +1,17 @@
+// Step: install the release's nginx and supervisor configs where they changed, validated before the switch.
+import type { HostRun, StepOutcome } from '../fleet/host-run.js';
+import type { TaskRun } from '../fleet/task-run.js';
+import { mustRun } from '../hosts/host.js';
+import { installConfigsScript } from '../scripts/services.js';
+
+/** Prepare step: install the new release's configs where they changed, validated, before the switch. */
+export function installConfigs(run: TaskRun, releaseId: string) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    const services = run.config.services;
+    if (!services) return { skipped: 'no services configured' };
+    const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.root, releaseId));
+    const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
+    h.result.configsChanged = changed;
+    return run.tell(changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged', 'install the configs that changed (validated)');
+  };
+}
