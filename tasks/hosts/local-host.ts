@@ -2,8 +2,8 @@
 // held, each command first checks that the lock is still this run's (same lock dir, our token in its
 // owner file), and a lock proper-lockfile finds compromised stops the run's commands at once.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { ConfigError } from '../lib/errors.js';
+import { layout } from '../lib/paths.js';
 import type { Shell } from '../lib/sh.js';
 import { LockHeld, LockLost, type LockOwner, ownerDeadHere, parseOwner } from '../lock/owner.js';
 import { claimRootScript, notDeployRootMessage } from '../lock/remote-lock.js';
@@ -25,8 +25,9 @@ export class LocalHost implements Host {
   private readonly ownerFile: string;
 
   constructor(readonly name: string, readonly deployTo: string, readonly roles: readonly string[] = []) {
-    this.lockDir = path.join(deployTo, 'deploy.lock');
-    this.ownerFile = `${this.lockDir}.owner`;
+    const p = layout(deployTo);
+    this.lockDir = p.lock;
+    this.ownerFile = p.lockOwner;
   }
 
   /** The process groups of commands still running. */

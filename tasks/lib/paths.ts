@@ -1,5 +1,15 @@
-// Capistrano's on-disk layout under a host's deploy root.
+// Capistrano's on-disk layout under a host's deploy root, and the names inside a release: every path slipway builds.
 import path from 'node:path';
+
+/** The file that marks a folder as a slipway deploy root. */
+export const ROOT_MARK = '.slipway-root';
+/** The marker an environment (or a half-built one) gets once its install succeeded. */
+export const COMPLETE = '.complete';
+/** What a release's metadata is called inside it (a shell loop over releases reads `"$r"/<this>`). */
+export const RELEASE_META = '.slipway/release.json';
+/** Prefixes under tmp/ and envs/: a failed release kept with --keep-failed, an environment being built. */
+export const FAILED_PREFIX = 'failed-';
+export const ENV_BUILD_PREFIX = '.build-';
 
 export function layout(deployTo: string) {
   const at = (...parts: string[]) => path.posix.join(deployTo, ...parts);
@@ -14,13 +24,56 @@ export function layout(deployTo: string) {
     revisions: at('revisions.log'),
     /** The service configs a deploy replaced, kept until it commits (outside every directory nginx or supervisor include). */
     serviceBackups: at('service-backups'),
+    lock: at('deploy.lock'),
+    lockOwner: at('deploy.lock.owner'),
+    /** The file every lock transition on the host is serialised by (flock). */
+    lockGuard: at('.deploy.lock.guard'),
+    rootMark: at(ROOT_MARK),
+    /** The link renamed over `current` at the switch. */
+    currentNext: at('.current.next'),
+    sharedEnv: at('shared', '.env'),
+    sharedItem: (item: string) => at('shared', item),
     release: (id: string) => at('releases', id),
     /** Where a release is built before it is complete; never under releases/. */
     staging: (id: string) => at('tmp', id),
-    failed: (id: string) => at('tmp', `failed-${id}`),
+    /** The uploaded archive, beside its staging dir. */
+    archive: (id: string) => at('tmp', `${id}.tar.gz`),
+    failed: (id: string) => at('tmp', `${FAILED_PREFIX}${id}`),
+    /** Where purge moves a release or an environment before removing it, so a cut-short purge leaves no partial one. */
+    purging: (id: string) => at('tmp', `purge-${id}`),
+    purgingEnv: (key: string) => at('tmp', `purge-env-${key}`),
     env: (key: string) => at('envs', key),
+    envBuild: (key: string) => at('envs', `${ENV_BUILD_PREFIX}${key}`),
+    toolCache: (tool: 'npm' | 'pip') => at('cache', tool),
+    /** A service config a deploy replaced (`prev`), or the mark that there was none (`none`). */
+    serviceBackup: (role: string, kind: 'prev' | 'none') => at('service-backups', `${role}.${kind}`),
   };
 }
+
+/** The files slipway keeps inside a release dir (staged or published; on the host or the local tree). */
+export function releaseFiles(releaseDir: string) {
+  const slipway = `${releaseDir}/.slipway`;
+  return {
+    slipway,
+    meta: `${releaseDir}/${RELEASE_META}`,
+    /** The env file on its way to shared/.env. */
+    dotenv: `${slipway}/dotenv`,
+    /** A rendered template, e.g. nginx.conf. */
+    rendered: (name: string) => `${slipway}/${name}`,
+    nginxCheck: `${slipway}/nginx-check`,
+    /** The release's .env: a link to shared/.env. */
+    env: `${releaseDir}/.env`,
+  };
+}
+
+/** What `current` points to: relative, so the deploy root can move. */
+export const currentTarget = (id: string) => `releases/${id}`;
+
+/** The release id `current` points to (the inverse of currentTarget). */
+export const releaseOfCurrent = (link: string) => link.replace(/^releases\//, '').replace(/\/$/, '');
+
+/** The relative link target from a release to its environment (or a folder in it): ../../envs/<key>[/<sub>]. */
+export const envLinkTarget = (key: string, sub?: string) => ['..', '..', 'envs', key, ...(sub ? [sub] : [])].join('/');
 
 export type Layout = ReturnType<typeof layout>;
 

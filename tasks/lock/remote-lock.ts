@@ -5,7 +5,7 @@
 // While a run holds the lock, each of its commands first checks, under the flock, that the owner file
 // still carries its token (a run stalled past the stale limit may have lost it to another).
 // The lock round trip is also where a deploy root is claimed: slipway acts only in a folder it marked.
-import { layout } from '../lib/paths.js';
+import { layout, ROOT_MARK } from '../lib/paths.js';
 import { script, sh, type Shell } from '../lib/sh.js';
 import type { LockOwner } from './owner.js';
 
@@ -16,12 +16,9 @@ export const HEARTBEAT_MS = 15_000;
 /** The exit status of a command stopped because the run no longer holds the lock (EX_TEMPFAIL), with @@lock-lost on stderr. */
 export const LOCK_LOST_STATUS = 75;
 
-/** The file that marks a folder as a slipway deploy root. */
-export const ROOT_MARK = '.slipway-root';
-
 function lockPaths(deployTo: string) {
-  const root = layout(deployTo).root;
-  return { root, dir: `${root}/deploy.lock`, owner: `${root}/deploy.lock.owner`, guard: `${root}/.deploy.lock.guard` };
+  const p = layout(deployTo);
+  return { root: p.root, dir: p.lock, owner: p.lockOwner, guard: p.lockGuard };
 }
 
 /**
@@ -32,11 +29,11 @@ function lockPaths(deployTo: string) {
 export function claimRootScript(deployTo: string): Shell {
   const root = layout(deployTo);
   return script(
-    sh`if [ ! -e ${`${root.root}/${ROOT_MARK}`} ]; then`,
+    sh`if [ ! -e ${root.rootMark} ]; then`,
     sh`  shopt -s nullglob dotglob; entries=(${root.root}/*); shopt -u nullglob dotglob`,
     sh`  if [ ! -e ${root.root} ] || [ \${#entries[@]} -eq 0 ] || { [ -d ${root.releases} ] && [ -f ${root.revisions} ]; }; then`,
     sh`    mkdir -p ${root.root}`,
-    sh`    echo 'slipway deploy root: slipway may create and delete anything in this folder' > ${`${root.root}/${ROOT_MARK}`}`,
+    sh`    echo 'slipway deploy root: slipway may create and delete anything in this folder' > ${root.rootMark}`,
     sh`  else echo @@not-deploy-root; exit 0`,
     sh`  fi`,
     sh`fi`,

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ResolvedConfig } from '../config/types.js';
 import { ConfigError } from '../lib/errors.js';
-import { sharedItems } from '../lib/paths.js';
+import { releaseFiles, sharedItems } from '../lib/paths.js';
 import type { RenderedFile } from './templates.js';
 
 const execFileP = promisify(execFile);
@@ -110,9 +110,10 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
     // as a new file (O_EXCL), so never through a link.
     const dotenv = path.join(config.projectRoot, `.env.${config.environment}`);
     if (existsSync(dotenv)) {
-      mkdirSync(path.join(tree, '.slipway'), { recursive: true });
-      rmSync(path.join(tree, '.slipway', 'dotenv'), { force: true });
-      writeFileSync(path.join(tree, '.slipway', 'dotenv'), readFileSync(dotenv), { mode: 0o600, flag: 'wx' });
+      const files = releaseFiles(tree);
+      mkdirSync(files.slipway, { recursive: true });
+      rmSync(files.dotenv, { force: true });
+      writeFileSync(files.dotenv, readFileSync(dotenv), { mode: 0o600, flag: 'wx' });
     }
     const file = path.join(work, 'release.tar.gz');
     await execFileP('tar', ['-czf', file, '-C', tree, '.']);

@@ -1,5 +1,5 @@
 // The one read of a host's state (releases, live link, metadata, environments) and its parser.
-import { layout } from '../lib/paths.js';
+import { COMPLETE, layout, RELEASE_META, releaseOfCurrent } from '../lib/paths.js';
 import { sh } from '../lib/sh.js';
 import type { ReleaseMeta } from '../release/metadata.js';
 import { isReleaseId } from '../release/rules.js';
@@ -17,9 +17,9 @@ printf '@@now %(%s)T\n' -1
 if [ -L ${p.current} ]; then echo "@@current $(readlink ${p.current})"; fi
 if [ -d ${p.releases} ]; then for r in ${p.releases}/*; do
   [ -d "$r" ] || continue; n=\${r##*/}; echo "@@release $n"
-  if [ -f "$r/.slipway/release.json" ]; then m=; IFS= read -r -d '' m < "$r/.slipway/release.json" || true; m=\${m//$'\n'/}; printf '@@meta %s %s\n' "$n" "\${m:0:8192}"; fi
+  if [ -f "$r"/${RELEASE_META} ]; then m=; IFS= read -r -d '' m < "$r"/${RELEASE_META} || true; m=\${m//$'\n'/}; printf '@@meta %s %s\n' "$n" "\${m:0:8192}"; fi
 done; fi
-if [ -d ${p.envs} ]; then for e in ${p.envs}/*; do [ -e "$e/.complete" ] && echo "@@env \${e##*/}"; done; fi
+if [ -d ${p.envs} ]; then for e in ${p.envs}/*; do [ -e "$e"/${COMPLETE} ] && echo "@@env \${e##*/}"; done; fi
 ${runtime === 'node' ? sh`echo "@@node $(node --version 2>/dev/null)"` : runtime === 'python' ? sh`echo "@@python $(python3 --version 2>&1)"` : sh`true`}
 echo "@@platform $OSTYPE $HOSTTYPE"
 echo "@@nginx $(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; })"
@@ -34,7 +34,7 @@ export function parseInspection(output: string): HostState {
     if (!match) continue;
     const [, key, value] = match;
     if (key === 'now') state.now = Number(value);
-    else if (key === 'current') state.live = value.replace(/^releases\//, '').replace(/\/$/, '');
+    else if (key === 'current') state.live = releaseOfCurrent(value);
     else if (key === 'release' && isReleaseId(value)) state.releases.push(value);
     else if (key === 'meta') {
       const space = value.indexOf(' ');

@@ -1,4 +1,5 @@
 // Shell for checking a release's rendered nginx config with `nginx -t` before anything is installed.
+import { releaseFiles } from '../lib/paths.js';
 import { sh, type Shell } from '../lib/sh.js';
 
 /** How the nginx check's failure starts: the upload step tells it from the rest of its round trip by this. */
@@ -15,14 +16,16 @@ export const NGINX_REJECTED = 'nginx -t rejected the rendered site';
  * says "the rendered nginx.conf" instead, without the line about the throwaway main config.
  */
 export function nginxCheckScript(nginxTest: Shell, releaseDir: string) {
-  const dir = `${releaseDir}/.slipway`;
-  const main = `pid ${dir}/nginx-check/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/nginx.conf;\n}\n`;
-  return sh`mkdir -p ${`${dir}/nginx-check/logs`}
-printf '%s' ${main} > ${`${dir}/nginx-check/nginx.conf`}
-check=0; out=$(${nginxTest} -q -p ${`${dir}/nginx-check/`} -c ${`${dir}/nginx-check/nginx.conf`} 2>&1) || check=$?
-rm -rf ${`${dir}/nginx-check`}
+  const files = releaseFiles(releaseDir);
+  const site = files.rendered('nginx.conf');
+  const work = files.nginxCheck;
+  const main = `pid ${work}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include ${site};\n}\n`;
+  return sh`mkdir -p ${`${work}/logs`}
+printf '%s' ${main} > ${`${work}/nginx.conf`}
+check=0; out=$(${nginxTest} -q -p ${`${work}/`} -c ${`${work}/nginx.conf`} 2>&1) || check=$?
+rm -rf ${work}
 if [ "$check" != 0 ] && printf '%s\\n' "$out" | grep -E '\\[(emerg|crit|alert)\\]' | grep -qv 'bind() to'; then
-  out=$(printf '%s\\n' "$out" | grep -vF -- ${`${dir}/nginx-check/nginx.conf test failed`}); site=${`${dir}/nginx.conf`}; out=\${out//"$site"/the rendered nginx.conf}
+  out=$(printf '%s\\n' "$out" | grep -vF -- ${`${work}/nginx.conf test failed`}); site=${site}; out=\${out//"$site"/the rendered nginx.conf}
   printf '%s:\\n%s\\n' ${NGINX_REJECTED} "$out" >&2; exit 1
 fi`;
 }

@@ -37,9 +37,9 @@ export function purgeScript(deployTo: string, plan: PurgePlan, programPid?: Shel
     sh`in_use() { why=$blind; [ -n "$why" ] && return 0; why='a running process works in it'; case "$cwds" in *"$nl$1$nl"*|*"$nl$1/"*) return 0;; esac; return 1; }`,
     ...plan.releases.map(
       (id) =>
-        sh`if [ -d ${p.release(id)} ]; then if in_use "$(cd ${p.release(id)} && pwd -P)"; then echo ${`kept ${id}:`} "$why"; else mv -T ${p.release(id)} ${`${p.tmp}/purge-${id}`} && rm -rf ${`${p.tmp}/purge-${id}`} && echo ${`removed ${id}`}; fi; fi`,
+        sh`if [ -d ${p.release(id)} ]; then if in_use "$(cd ${p.release(id)} && pwd -P)"; then echo ${`kept ${id}:`} "$why"; else mv -T ${p.release(id)} ${p.purging(id)} && rm -rf ${p.purging(id)} && echo ${`removed ${id}`}; fi; fi`,
     ),
-    ...plan.envs.map((key) => sh`if [ -d ${p.env(key)} ]; then mv -T ${p.env(key)} ${`${p.tmp}/purge-env-${key}`} && rm -rf ${`${p.tmp}/purge-env-${key}`}; fi`),
+    ...plan.envs.map((key) => sh`if [ -d ${p.env(key)} ]; then mv -T ${p.env(key)} ${p.purgingEnv(key)} && rm -rf ${p.purgingEnv(key)}; fi`),
   );
 }
 

@@ -1,6 +1,6 @@
 // Shell for a release's own files: staging the upload, publishing it, discarding it, marking it bad.
 import { createHash } from 'node:crypto';
-import { layout, linkFromRelease, sharedItems } from '../lib/paths.js';
+import { COMPLETE, currentTarget, ENV_BUILD_PREFIX, FAILED_PREFIX, layout, linkFromRelease, releaseFiles, sharedItems } from '../lib/paths.js';
 import { secrets } from '../lib/redact.js';
 import { script, sh, type Shell } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
@@ -13,7 +13,7 @@ import type { RenderedFile } from '../release/templates.js';
  * stdin: a failure's output is no business of the command line, where `ps` on the host shows it.
  */
 export function markBadScript(deployTo: string, release: Release, envKey: string | null, reason: string): { script: Shell; stdin: string } {
-  const file = `${layout(deployTo).release(release.id)}/.slipway/release.json`;
+  const file = releaseFiles(layout(deployTo).release(release.id)).meta;
   const meta = { ...releaseMeta(release, envKey), status: 'bad', reason: secrets.redact(reason).split('\n').slice(0, 3).join(' ').slice(0, 300) };
   const stdin = `${JSON.stringify(meta)}\n`;
   const bytes = Buffer.byteLength(stdin);
@@ -26,7 +26,7 @@ export function publishScript(deployTo: string, meta: ReleaseMeta): Shell {
   const p = layout(deployTo);
   const staged = p.staging(meta.id);
   return script(
-    sh`printf '%s\\n' ${JSON.stringify(meta)} > ${`${staged}/.slipway/release.json`}`,
+    sh`printf '%s\\n' ${JSON.stringify(meta)} > ${releaseFiles(staged).meta}`,
     sh`mv -T ${staged} ${p.release(meta.id)}`,
   );
 }
@@ -49,10 +49,10 @@ function sharedLinks(spec: StageSpec): Shell[] {
   const { dirs, files, linked } = sharedItems(spec.shared);
   const missing = ', which does not exist: create its target, or remove the link';
   return [
-    ...dirs.map((d) => sh`mkdir -p ${`${p.shared}/${d}`}`),
+    ...dirs.map((d) => sh`mkdir -p ${p.sharedItem(d)}`),
     // A shared file that does not exist yet is created empty and private: it usually holds secrets.
     // One that is a dangling link is an error: writing through it would create a file elsewhere.
-    ...files.map((item) => [item, `${p.shared}/${item}`]).map(
+    ...files.map((item) => [item, p.sharedItem(item)]).map(
       ([item, f]) =>
         sh`mkdir -p "$(dirname ${f})"; if [ -L ${f} ] && [ ! -e ${f} ]; then printf '%s is a symlink to %s%s\\n' ${f} "$(readlink ${f})" ${missing} >&2; exit 1; fi
 [ -e ${f} ] || { (umask 077 && : > ${f}); echo ${`@@created-shared ${item}`}; }`,
@@ -67,7 +67,8 @@ function sharedLinks(spec: StageSpec): Shell[] {
 export function stageScript(spec: StageSpec): Shell {
   const p = layout(spec.deployTo);
   const staged = p.staging(spec.id);
-  const archive = `${staged}.tar.gz`;
+  const archive = p.archive(spec.id);
+  const files = releaseFiles(staged);
   return script(
     sh`set -eu`,
     sh`umask 022`,
@@ -75,25 +76,25 @@ export function stageScript(spec: StageSpec): Shell {
     // The archive carries the environment's .env: while it arrives, only the deploy user may read it.
     sh`chmod 700 ${p.tmp}`,
     // Leftovers of a dead run (we hold the lock, so nothing else is working here); failed-* are kept on purpose.
-    sh`find ${p.tmp} -mindepth 1 -maxdepth 1 ! -name 'failed-*' -exec rm -rf {} +`,
+    sh`find ${p.tmp} -mindepth 1 -maxdepth 1 ! -name ${`${FAILED_PREFIX}*`} -exec rm -rf {} +`,
     // So are environments a dead run left half-built (no .complete marker).
-    sh`for e in ${p.envs}/.build-* ${p.envs}/*; do if [ -d "$e" ] && [ ! -e "$e/.complete" ]; then rm -rf "$e"; fi; done`,
+    sh`for e in ${p.envs}/${ENV_BUILD_PREFIX}* ${p.envs}/*; do if [ -d "$e" ] && [ ! -e "$e"/${COMPLETE} ]; then rm -rf "$e"; fi; done`,
     sh`mkdir ${staged}`,
     sh`(umask 077 && head -c ${spec.bytes} > ${archive})`,
     sh`echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status - || { echo "upload corrupted: sha256 of the received archive does not match" >&2; rm -rf ${staged} ${archive}; exit 1; }`,
     sh`tar -xzf ${archive} -C ${staged} --no-same-owner`,
     sh`rm -f ${archive}`,
-    sh`mkdir -p ${`${staged}/.slipway`}`,
+    sh`mkdir -p ${files.slipway}`,
     // After the archive, so they win over anything it holds at the same path.
     // Each a new file (rm, then O_EXCL): never written through a link, and a secret one is 0600 even where the archive had it.
     ...spec.files.map(
-      (f) => sh`rm -f ${`${staged}/.slipway/${f.name}`} && (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${`${staged}/.slipway/${f.name}`})`,
+      (f) => sh`rm -f ${files.rendered(f.name)} && (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${files.rendered(f.name)})`,
     ),
     spec.files.length
-      ? sh`printf '%s  %s\\n' ${spec.files.flatMap((f) => [sha256(f.content), `${staged}/.slipway/${f.name}`])} | sha256sum -c --status - || { echo "upload corrupted: a rendered file arrived incomplete" >&2; rm -rf ${staged}; exit 1; }`
+      ? sh`printf '%s  %s\\n' ${spec.files.flatMap((f) => [sha256(f.content), files.rendered(f.name)])} | sha256sum -c --status - || { echo "upload corrupted: a rendered file arrived incomplete" >&2; rm -rf ${staged}; exit 1; }`
       : undefined,
     // .env.<environment> becomes shared/.env, private to the deploy user, linked into the release.
-    sh`if [ -f ${`${staged}/.slipway/dotenv`} ]; then rm -f ${`${p.shared}/.env.new`} && (umask 077 && cp ${`${staged}/.slipway/dotenv`} ${`${p.shared}/.env.new`}) && chmod 600 ${`${p.shared}/.env.new`} && mv -f ${`${p.shared}/.env.new`} ${`${p.shared}/.env`} && rm -f ${`${staged}/.slipway/dotenv`} && rm -rf ${`${staged}/.env`} && ln -s ../../shared/.env ${`${staged}/.env`}; fi`,
+    sh`if [ -f ${files.dotenv} ]; then rm -f ${`${p.sharedEnv}.new`} && (umask 077 && cp ${files.dotenv} ${`${p.sharedEnv}.new`}) && chmod 600 ${`${p.sharedEnv}.new`} && mv -f ${`${p.sharedEnv}.new`} ${p.sharedEnv} && rm -f ${files.dotenv} && rm -rf ${files.env} && ln -s ${linkFromRelease('.env', 'shared')} ${files.env}; fi`,
     ...sharedLinks(spec),
   );
 }
@@ -105,8 +106,8 @@ export function discardScript(deployTo: string, id: string, keepFailed: boolean)
   return script(
     sh`set -eu`,
     // Only when it never went live: a release the switch reached is not ours to delete any more.
-    sh`if [ -d ${p.release(id)} ] && [ ${current} != ${`releases/${id}`} ]; then mv -T ${p.release(id)} ${p.staging(id)}; fi`,
-    sh`rm -f ${`${p.staging(id)}.tar.gz`}`,
+    sh`if [ -d ${p.release(id)} ] && [ ${current} != ${currentTarget(id)} ]; then mv -T ${p.release(id)} ${p.staging(id)}; fi`,
+    sh`rm -f ${p.archive(id)}`,
     keepFailed
       ? sh`if [ -d ${p.staging(id)} ]; then rm -rf ${p.failed(id)}; mv -T ${p.staging(id)} ${p.failed(id)}; echo ${p.failed(id)}; fi`
       : sh`rm -rf ${p.staging(id)}`,

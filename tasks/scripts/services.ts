@@ -3,7 +3,7 @@
 // reread) and put back as they were on any failure; the restart and reload after the switch.
 import path from 'node:path';
 import type { Services } from '../config/types.js';
-import { layout } from '../lib/paths.js';
+import { layout, releaseFiles } from '../lib/paths.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
 import { helperCommand, helperPrivilegedCommands, installThroughHelper, restartThroughHelper, restoreThroughHelper } from './services-helper.js';
 
@@ -15,8 +15,8 @@ interface ManagedFile {
 
 function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
   const files: ManagedFile[] = [];
-  if (services.nginx) files.push({ kind: 'nginx', rendered: `${releaseDir}/.slipway/nginx.conf`, target: services.nginx.site });
-  if (services.supervisor) files.push({ kind: 'supervisor', rendered: `${releaseDir}/.slipway/supervisor.conf`, target: services.supervisor.program });
+  if (services.nginx) files.push({ kind: 'nginx', rendered: releaseFiles(releaseDir).rendered('nginx.conf'), target: services.nginx.site });
+  if (services.supervisor) files.push({ kind: 'supervisor', rendered: releaseFiles(releaseDir).rendered('supervisor.conf'), target: services.supervisor.program });
   return files;
 }
 
@@ -73,9 +73,9 @@ export function nginxTestCommand(services: Services | undefined): Shell | undefi
  * <deployTo>/service-backups, never beside it, where an nginx `include sites-enabled/*` would load it.
  */
 function backups(services: Services, deployTo: string): Array<{ target: string; prev: string; none: string }> {
-  const dir = layout(deployTo).serviceBackups;
+  const p = layout(deployTo);
   const roles = { site: services.nginx?.site, enabled: services.nginx?.enabled, program: services.supervisor?.program };
-  return Object.entries(roles).flatMap(([role, target]) => (target ? [{ target, prev: `${dir}/${role}.prev`, none: `${dir}/${role}.none` }] : []));
+  return Object.entries(roles).flatMap(([role, target]) => (target ? [{ target, prev: p.serviceBackup(role, 'prev'), none: p.serviceBackup(role, 'none') }] : []));
 }
 
 /**
