@@ -4,10 +4,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { LockOwner } from '../../tasks/lock/owner.js';
-import { acquireScript, breakScript, LOCK_LOST_STATUS, lockGuardScript, releaseScript, STALE_SECONDS } from '../../tasks/lock/remote-lock.js';
-import type { Shell } from '../../tasks/lib/sh.js';
-import { sh } from '../../tasks/lib/sh.js';
+import type { LockOwner } from '../../../tasks/lock/owner.js';
+import { acquireScript, breakScript, LOCK_LOST_STATUS, lockGuardScript, releaseScript, STALE_SECONDS } from '../../../tasks/lock/remote-lock.js';
+import type { Shell } from '../../../tasks/lib/sh.js';
+import { sh } from '../../../tasks/lib/sh.js';
 
 const owner = (token: string, task = 'deploy'): LockOwner => ({ user: 'alice', machine: 'laptop', pid: 4242, task, startedAt: '2026-01-01T00:00:00Z', token });
 let root: string;

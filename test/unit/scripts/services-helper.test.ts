@@ -1,8 +1,8 @@
 // The commands a deploy runs through the root-owned helper, by string: only an application name,
 // a fixed subcommand and a release id ever reach the sudo rule.
 import { describe, expect, it } from 'vitest';
-import type { Services } from '../../tasks/config/types.js';
-import { helperCommand, helperPrivilegedCommands, installThroughHelper, restartThroughHelper } from '../../tasks/scripts/services-helper.js';
+import type { Services } from '../../../tasks/config/types.js';
+import { helperCommand, helperPrivilegedCommands, installThroughHelper, restartThroughHelper } from '../../../tasks/scripts/services-helper.js';
 
 const helper: Services = {
   sudo: 'sudo -n',

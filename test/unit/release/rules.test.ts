@@ -1,14 +1,8 @@
-// Pure release decisions (tasks/core/releases.ts): ids, rollback target, what purge removes.
+// Pure release decisions (tasks/release/rules.ts): ids, rollback target, what purge removes.
 import { describe, expect, it } from 'vitest';
-import {
-  isReleaseId,
-  newReleaseId,
-  parseRollbackArg,
-  RollbackRefused,
-  selectPurge,
-  selectRollbackTarget,
-  sortReleases,
-} from '../../tasks/release/rules.js';
+import { isReleaseId, newReleaseId, parseRollbackArg, RollbackRefused, selectPurge, selectRollbackTarget, sortReleases, planPurge } from '../../../tasks/release/rules.js';
+import { parseInspection } from '../../../tasks/scripts/inspect.js';
+import { A, B, SAMPLE } from '../../helpers/unit.js';
 
 // Oldest first, as sortReleases returns them.
 const ids = ['2026.01.01-00.00.01-aaaaaaa', '2026.01.02-00.00.01-bbbbbbb', '2026.01.03-00.00.01-ccccccc', '2026.01.04-00.00.01-ddddddd', '2026.01.05-00.00.01-eeeeeee'];
@@ -155,5 +149,22 @@ describe('selectPurge', () => {
   });
   it('refuses a keep that is not a whole number of at least 1', () => {
     for (const keep of [0, -1, 1.5, Number.NaN]) expect(() => selectPurge({ releases: ids, live: e, keep })).toThrow(RangeError);
+  });
+});
+
+describe('planPurge', () => {
+  it('removes releases beyond keep (bad ones first) and the environments no kept release uses', () => {
+    // keep 1: D is the newest good release, C stays because it is live, B is bad and goes first.
+    const state = parseInspection(SAMPLE.replace(`"envKey":"node-3","sta`, `"envKey":"node-3","status":"ok"}`));
+    expect(planPurge(state, 1)).toEqual({ releases: [A, B], envs: ['node-1'] });
+    expect(planPurge(state, 2)).toEqual({ releases: [A, B], envs: ['node-1'] });
+    expect(planPurge(state, 10)).toEqual({ releases: [B], envs: [] });
+  });
+  it('keeps every environment when a kept release has no metadata (it might use any)', () => {
+    expect(planPurge(parseInspection(SAMPLE), 1)).toEqual({ releases: [A, B], envs: [] });
+  });
+  it('an environment nothing uses any more is removed even when no release is', () => {
+    const state = parseInspection(`@@current releases/${A}\n@@release ${A}\n@@meta ${A} {"id":"${A}","envKey":"node-2","status":"ok"}\n@@env node-1\n@@env node-2\n`);
+    expect(planPurge(state, 5)).toEqual({ releases: [], envs: ['node-1'] });
   });
 });
