@@ -1,41 +1,79 @@
 // slipway's tasks for this project: `npx tsx fabfile.ts deploy`, `rollback[:current|:<id>]`, …
 // This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
 import {
-  check, cutover, discard, healthCheck, installConfigs, installDependencies, listReleases, mustRun, newRelease, packRelease,
-  purgeReleases, restart, restartServices, rollBackOnFailure, rollback, runHooks, runTasks, sh, status, task, unlock, upload,
+  check,
+  cutover,
+  discard,
+  healthCheck,
+  installConfigs,
+  installDependencies,
+  listReleases,
+  mustRun,
+  newRelease,
+  packRelease,
+  purgeReleases,
+  restart,
+  restartServices,
+  rollBackOnFailure,
+  rollback,
+  runHooks,
+  runTasks,
+  sh,
+  status,
+  task,
+  unlock,
+  upload,
 } from './tasks/index.js';
 
-await runTasks({
-  deploy: task('Ship the ref to every host: prepare everywhere, then switch', async (run) => {
-    const archive = await packRelease(run); // git archive + template check, before any host changes
-    await run.locked('deploy', async () => {
-      const release = await newRelease(run, archive);
-      for (const batch of run.batches()) { // all hosts at once, or --rolling N at a time
-        await batch.undoable(async () => { // until it is live, a failure removes the new release everywhere
-          await batch.each('upload', upload(batch, release));
-          await batch.each('dependencies', installDependencies(batch, release));
-          await batch.each('configs', installConfigs(batch, release.id));
-          await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
-          await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
-        }, 'cleanup', discard(batch, release));
-        await rollBackOnFailure(batch, release, async () => {
-          await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
-          await batch.each('restart', restartServices(batch));
-          await batch.each('health', healthCheck(batch, release.id));
-        });
-      }
-      await run.each('purge', purgeReleases(run));
-    });
-  }),
-  rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback),
-  releases: task('List the releases on each host: which is live, when, from which ref', listReleases),
-  check: task('Check the config, hosts, lock state, and that deploy roots, sudo rules, nginx -t and supervisorctl work', check),
-  purge: task('Remove releases beyond keepReleases now', (run) => run.locked('purge', () => run.each('purge', purgeReleases(run)))),
-  unlock: task('Print who holds the deploy lock, then remove it', unlock),
-  restart: task('Restart the program on every host (and reload nginx)', restart),
-  status: task('Per host: live release, supervisor status, nginx config check, health check', status),
-  // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
-  migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
-    run.each('migrate', (h) => mustRun(h.host, 'migrate', sh`cd ${h.paths.current} && npm run --if-present migrate`), run.withRole('db')),
-  ),
-}, { root: import.meta.dirname });
+await runTasks(
+  {
+    deploy: task('Ship the ref to every host: prepare everywhere, then switch', async (run) => {
+      const archive = await packRelease(run); // git archive + template check, before any host changes
+      await run.locked('deploy', async () => {
+        const release = await newRelease(run, archive);
+        for (const batch of run.batches()) {
+          // all hosts at once, or --rolling N at a time
+          await batch.undoable(
+            async () => {
+              // until it is live, a failure removes the new release everywhere
+              await batch.each('upload', upload(batch, release));
+              await batch.each('dependencies', installDependencies(batch, release));
+              await batch.each('configs', installConfigs(batch, release.id));
+              await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
+              await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
+            },
+            'cleanup',
+            discard(batch, release),
+          );
+          await rollBackOnFailure(batch, release, async () => {
+            await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
+            await batch.each('restart', restartServices(batch));
+            await batch.each('health', healthCheck(batch, release.id));
+          });
+        }
+        await run.each('purge', purgeReleases(run));
+      });
+    }),
+    rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback),
+    releases: task('List the releases on each host: which is live, when, from which ref', listReleases),
+    check: task(
+      'Check the config, hosts, lock state, and that deploy roots, sudo rules, nginx -t and supervisorctl work',
+      check,
+    ),
+    purge: task('Remove releases beyond keepReleases now', (run) =>
+      run.locked('purge', () => run.each('purge', purgeReleases(run))),
+    ),
+    unlock: task('Print who holds the deploy lock, then remove it', unlock),
+    restart: task('Restart the program on every host (and reload nginx)', restart),
+    status: task('Per host: live release, supervisor status, nginx config check, health check', status),
+    // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
+    migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
+      run.each(
+        'migrate',
+        (h) => mustRun(h.host, 'migrate', sh`cd ${h.paths.current} && npm run --if-present migrate`),
+        run.withRole('db'),
+      ),
+    ),
+  },
+  { root: import.meta.dirname },
+);

@@ -11,9 +11,19 @@ const runs = Number(process.argv[2] ?? 7);
 const entries = process.argv.slice(3).map((e) => path.resolve(e));
 if (entries.length !== 2) throw new Error('usage: npx tsx bench/compare.ts RUNS A.mjs B.mjs');
 const fleet = await startSshHosts(10);
-const entry = (h: TestHost, deployTo: string) => ({ name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo });
+const entry = (h: TestHost, deployTo: string) => ({
+  name: h.name,
+  host: h.address,
+  port: h.port,
+  user: h.user,
+  privateKey: fleet.clientKey,
+  deployTo,
+});
 const one = makeProject({ knownHosts: fleet.knownHosts }, [entry(fleet.hosts[0], '/srv/compare-1')]);
-const ten = makeProject({ knownHosts: fleet.knownHosts }, fleet.hosts.map((h) => entry(h, '/srv/compare-10')));
+const ten = makeProject(
+  { knownHosts: fleet.knownHosts },
+  fleet.hosts.map((h) => entry(h, '/srv/compare-10')),
+);
 const times = new Map<string, number[]>();
 const run = async (label: string | null, file: string, config: string, task: string) => {
   const ms = await mustTime(`${file} ${task}`, process.execPath, [file, '--config', config, task]);

@@ -8,10 +8,18 @@ export interface Timed {
   stderr: string;
 }
 
-export function timeCommand(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Timed> {
+export function timeCommand(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Timed> {
   return new Promise((resolve) => {
     const start = performance.now();
-    const child = spawn(command, args, { cwd: options.cwd, env: { ...process.env, NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: { ...process.env, NO_COLOR: '1', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -20,9 +28,17 @@ export function timeCommand(command: string, args: string[], options: { cwd?: st
   });
 }
 
-export async function mustTime(label: string, command: string, args: string[], options?: { cwd?: string; env?: NodeJS.ProcessEnv }): Promise<number> {
+export async function mustTime(
+  label: string,
+  command: string,
+  args: string[],
+  options?: { cwd?: string; env?: NodeJS.ProcessEnv },
+): Promise<number> {
   const result = await timeCommand(command, args, options);
-  if (result.code !== 0) throw new Error(`${label} failed (exit ${result.code}):\n${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}`);
+  if (result.code !== 0)
+    throw new Error(
+      `${label} failed (exit ${result.code}):\n${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}`,
+    );
   return result.ms;
 }
 
@@ -36,5 +52,10 @@ export function summary(values: number[]): { median: number; min: number; max: n
   const m = median(values);
   const min = Math.min(...values);
   const max = Math.max(...values);
-  return { median: m, min, max, text: `${(m / 1000).toFixed(2)} s (${(min / 1000).toFixed(2)}–${(max / 1000).toFixed(2)})` };
+  return {
+    median: m,
+    min,
+    max,
+    text: `${(m / 1000).toFixed(2)} s (${(min / 1000).toFixed(2)}–${(max / 1000).toFixed(2)})`,
+  };
 }

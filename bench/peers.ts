@@ -12,23 +12,31 @@ import { mustTime, summary } from './measure.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const runs = Number(process.argv[2] ?? 5);
-const sh = (cmd: string, cwd?: string) => execFileSync('bash', ['-c', cmd], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+const sh = (cmd: string, cwd?: string) =>
+  execFileSync('bash', ['-c', cmd], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 
 function installPeers(work: string) {
   if (spawnSync('cap', ['--version']).status !== 0) {
-    sh('DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends capistrano ruby-ed25519 ruby-bcrypt-pbkdf rsync >/dev/null');
+    sh(
+      'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends capistrano ruby-ed25519 ruby-bcrypt-pbkdf rsync >/dev/null',
+    );
   }
   mkdirSync(path.join(work, 'shipit'), { recursive: true });
   writeFileSync(path.join(work, 'shipit/package.json'), JSON.stringify({ name: 'shipit-bench', private: true }));
-  sh('npm install --no-audit --no-fund --loglevel=error shipit-cli@5 shipit-deploy@5 >/dev/null', path.join(work, 'shipit'));
+  sh(
+    'npm install --no-audit --no-fund --loglevel=error shipit-cli@5 shipit-deploy@5 >/dev/null',
+    path.join(work, 'shipit'),
+  );
 }
 
 /** The sample app in a bare repository: ref `main`, and `next` one commit later (same lockfile). */
 function makeRepository(work: string): string {
   const src = path.join(work, 'src');
   mkdirSync(src);
-  for (const f of ['server.js', 'package.json', 'package-lock.json']) cpSync(path.join(ROOT, 'examples/hello', f), path.join(src, f));
-  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...args], { cwd: src });
+  for (const f of ['server.js', 'package.json', 'package-lock.json'])
+    cpSync(path.join(ROOT, 'examples/hello', f), path.join(src, f));
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...args], { cwd: src });
   git('init', '-q', '-b', 'main');
   git('add', '-A');
   git('commit', '-qm', 'first');
@@ -58,7 +66,10 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
   // Everyone's ssh (Shipit's ssh and rsync, Capistrano's net-ssh via its options) uses these keys and known_hosts.
   const home = path.join(work, 'home');
   mkdirSync(path.join(home, '.ssh'), { recursive: true });
-  writeFileSync(path.join(home, '.ssh/config'), `Host *\n  User slipway\n  IdentityFile ${key}\n  UserKnownHostsFile ${knownHosts}\n  StrictHostKeyChecking yes\n  BatchMode yes\n`);
+  writeFileSync(
+    path.join(home, '.ssh/config'),
+    `Host *\n  User slipway\n  IdentityFile ${key}\n  UserKnownHostsFile ${knownHosts}\n  StrictHostKeyChecking yes\n  BatchMode yes\n`,
+  );
   const env = { HOME: home };
 
   // slipway
@@ -68,25 +79,58 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
     mkdirSync(path.dirname(file));
     const deployTo = keepConnections ? '/srv/slipway-kept' : '/srv/slipway';
     const config = {
-      application: 'hello', repository: bare, keepReleases: 5, dependencies: { type: 'node' }, shared: { dirs: ['logs'] }, knownHosts, keepConnections,
-      environments: { bench: { hosts: hosts.map((h, i) => ({ name: `web${i + 1}`, host: h.address, port: h.port, user: 'slipway', privateKey: key, deployTo })) } },
+      application: 'hello',
+      repository: bare,
+      keepReleases: 5,
+      dependencies: { type: 'node' },
+      shared: { dirs: ['logs'] },
+      knownHosts,
+      keepConnections,
+      environments: {
+        bench: {
+          hosts: hosts.map((h, i) => ({
+            name: `web${i + 1}`,
+            host: h.address,
+            port: h.port,
+            user: 'slipway',
+            privateKey: key,
+            deployTo,
+          })),
+        },
+      },
     };
     const defineConfig = JSON.stringify(path.join(ROOT, 'tasks/config/define-config.ts'));
-    writeFileSync(file, `import { defineConfig } from ${defineConfig};\n\nexport default defineConfig(${JSON.stringify(config, null, 2)});\n`);
+    writeFileSync(
+      file,
+      `import { defineConfig } from ${defineConfig};\n\nexport default defineConfig(${JSON.stringify(config, null, 2)});\n`,
+    );
     return file;
   };
   const slipwayFiles = { one: slipwayConfig(one), ten: slipwayConfig(ten) };
   const keptFiles = { one: slipwayConfig(one, 60), ten: slipwayConfig(ten, 60) };
   const slipway = (target: 'one' | 'ten', args: string[]) =>
-    mustTime(`slipway ${args.join(' ')}`, 'npx', ['tsx', 'fabfile.ts', '--config', slipwayFiles[target], '--env', 'bench', ...args], { cwd: ROOT, env });
+    mustTime(
+      `slipway ${args.join(' ')}`,
+      'npx',
+      ['tsx', 'fabfile.ts', '--config', slipwayFiles[target], '--env', 'bench', ...args],
+      { cwd: ROOT, env },
+    );
   // The prebuilt entry (`npm run build`): the same tasks without tsx's start-up.
   const slipwayMjs = (target: 'one' | 'ten', args: string[], files = slipwayFiles) =>
-    mustTime(`slipway ${args.join(' ')}`, process.execPath, ['fabfile.mjs', '--config', files[target], '--env', 'bench', ...args], { cwd: ROOT, env });
+    mustTime(
+      `slipway ${args.join(' ')}`,
+      process.execPath,
+      ['fabfile.mjs', '--config', files[target], '--env', 'bench', ...args],
+      { cwd: ROOT, env },
+    );
 
   // Capistrano, as its docs set it up: Capfile, config/deploy.rb, one file per stage.
   const cap = path.join(work, 'cap');
   mkdirSync(path.join(cap, 'config/deploy'), { recursive: true });
-  writeFileSync(path.join(cap, 'Capfile'), 'require "capistrano/setup"\nrequire "capistrano/deploy"\nrequire "capistrano/scm/git"\ninstall_plugin Capistrano::SCM::Git\n');
+  writeFileSync(
+    path.join(cap, 'Capfile'),
+    'require "capistrano/setup"\nrequire "capistrano/deploy"\nrequire "capistrano/scm/git"\ninstall_plugin Capistrano::SCM::Git\n',
+  );
   writeFileSync(
     path.join(cap, 'config/deploy.rb'),
     `lock "~> 3.17"
@@ -109,16 +153,23 @@ namespace :deploy do
 end
 `,
   );
-  const stage = (hosts: Array<{ address: string; port: number }>) => hosts.map((h) => `server "${h.address}", port: ${h.port}, user: "slipway", roles: %w[app]\n`).join('');
+  const stage = (hosts: Array<{ address: string; port: number }>) =>
+    hosts.map((h) => `server "${h.address}", port: ${h.port}, user: "slipway", roles: %w[app]\n`).join('');
   writeFileSync(path.join(cap, 'config/deploy/one.rb'), stage(one));
   writeFileSync(path.join(cap, 'config/deploy/ten.rb'), stage(ten));
-  const capistrano = (target: string, task: string, ref = 'main') => mustTime(`cap ${target} ${task}`, 'cap', [target, task], { cwd: cap, env: { ...env, REF: ref } });
+  const capistrano = (target: string, task: string, ref = 'main') =>
+    mustTime(`cap ${target} ${task}`, 'cap', [target, task], { cwd: cap, env: { ...env, REF: ref } });
 
   // Shipit, as its docs set it up: shipitfile.js with shipit-deploy, npm ci after the update.
   const shipitDir = path.join(work, 'shipit');
   // ssh reads ~/.ssh/config from the passwd home, not $HOME: Shipit gets the known_hosts as an ssh option.
   const servers = (hosts: Array<{ address: string; port: number }>) =>
-    hosts.map((h) => ({ user: 'slipway', host: h.address, port: h.port, extraSshOptions: { UserKnownHostsFile: knownHosts, StrictHostKeyChecking: 'yes' } }));
+    hosts.map((h) => ({
+      user: 'slipway',
+      host: h.address,
+      port: h.port,
+      extraSshOptions: { UserKnownHostsFile: knownHosts, StrictHostKeyChecking: 'yes' },
+    }));
   writeFileSync(
     path.join(shipitDir, 'shipitfile.js'),
     `module.exports = (shipit) => {
@@ -143,15 +194,43 @@ end
 `,
   );
   const shipit = (target: string, task: string, ref = 'main') =>
-    mustTime(`shipit ${target} ${task}`, path.join(shipitDir, 'node_modules/.bin/shipit'), [target, task], { cwd: shipitDir, env: { ...env, REF: ref } });
+    mustTime(`shipit ${target} ${task}`, path.join(shipitDir, 'node_modules/.bin/shipit'), [target, task], {
+      cwd: shipitDir,
+      env: { ...env, REF: ref },
+    });
 
   return [
-    { name: 'slipway (npx tsx fabfile.ts)', root: 'slipway', deploy: (t, ref) => slipway(t, ['--ref', ref, 'deploy']), rollback: (t) => slipway(t, ['rollback']) },
-    { name: 'slipway (node fabfile.mjs)', root: 'slipway', deploy: (t, ref) => slipwayMjs(t, ['--ref', ref, 'deploy']), rollback: (t) => slipwayMjs(t, ['rollback']) },
+    {
+      name: 'slipway (npx tsx fabfile.ts)',
+      root: 'slipway',
+      deploy: (t, ref) => slipway(t, ['--ref', ref, 'deploy']),
+      rollback: (t) => slipway(t, ['rollback']),
+    },
+    {
+      name: 'slipway (node fabfile.mjs)',
+      root: 'slipway',
+      deploy: (t, ref) => slipwayMjs(t, ['--ref', ref, 'deploy']),
+      rollback: (t) => slipwayMjs(t, ['rollback']),
+    },
     // keepConnections: the connections of one run are kept for the next (its broker starts on the first run).
-    { name: 'slipway (node fabfile.mjs, keepConnections: 60)', root: 'slipway-kept', deploy: (t, ref) => slipwayMjs(t, ['--ref', ref, 'deploy'], keptFiles), rollback: (t) => slipwayMjs(t, ['rollback'], keptFiles) },
-    { name: 'Capistrano', root: 'cap', deploy: (t, ref) => capistrano(t, 'deploy', ref), rollback: (t) => capistrano(t, 'deploy:rollback') },
-    { name: 'Shipit', root: 'shipit', deploy: (t, ref) => shipit(t, 'deploy', ref), rollback: (t) => shipit(t, 'rollback') },
+    {
+      name: 'slipway (node fabfile.mjs, keepConnections: 60)',
+      root: 'slipway-kept',
+      deploy: (t, ref) => slipwayMjs(t, ['--ref', ref, 'deploy'], keptFiles),
+      rollback: (t) => slipwayMjs(t, ['rollback'], keptFiles),
+    },
+    {
+      name: 'Capistrano',
+      root: 'cap',
+      deploy: (t, ref) => capistrano(t, 'deploy', ref),
+      rollback: (t) => capistrano(t, 'deploy:rollback'),
+    },
+    {
+      name: 'Shipit',
+      root: 'shipit',
+      deploy: (t, ref) => shipit(t, 'deploy', ref),
+      rollback: (t) => shipit(t, 'rollback'),
+    },
   ];
 }
 
@@ -163,15 +242,36 @@ const relay = await startCuttingRelay({ address: web1.address, port: web1.port }
 try {
   installPeers(work);
   const bare = makeRepository(work);
-  writeFileSync(path.join(work, 'known_hosts'), readFileSync(fleet.knownHosts, 'utf8') + `[127.0.0.1]:${relay.port} ${readFileSync(`${web1.hostKey}.pub`, 'utf8')}`);
+  writeFileSync(
+    path.join(work, 'known_hosts'),
+    readFileSync(fleet.knownHosts, 'utf8') + `[127.0.0.1]:${relay.port} ${readFileSync(`${web1.hostKey}.pub`, 'utf8')}`,
+  );
   const all = tools(work, fleet, relay.port, bare);
-  const fresh = (tool: Tool, hosts: TestHost[]) => hosts.forEach((h) => rmSync(path.join(h.srvDir, tool.root), { recursive: true, force: true }));
+  const fresh = (tool: Tool, hosts: TestHost[]) =>
+    hosts.forEach((h) => rmSync(path.join(h.srvDir, tool.root), { recursive: true, force: true }));
   const sshTrue = (h: { address: string; port: number }) =>
-    mustTime('ssh true', 'ssh', ['-i', fleet.clientKey, '-o', `UserKnownHostsFile=${path.join(work, 'known_hosts')}`, '-o', 'BatchMode=yes', '-p', String(h.port), `slipway@${h.address}`, 'true']);
+    mustTime('ssh true', 'ssh', [
+      '-i',
+      fleet.clientKey,
+      '-o',
+      `UserKnownHostsFile=${path.join(work, 'known_hosts')}`,
+      '-o',
+      'BatchMode=yes',
+      '-p',
+      String(h.port),
+      `slipway@${h.address}`,
+      'true',
+    ]);
 
   type Row = { times: number[]; connections: number[]; execs: number[]; bytes: number[] };
   const table = new Map<string, Map<string, Row>>();
-  const record = (scenario: string, tool: string, ms: number, counts?: { connections: number; execRequests: number; subsystemRequests: number }, bytes?: number) => {
+  const record = (
+    scenario: string,
+    tool: string,
+    ms: number,
+    counts?: { connections: number; execRequests: number; subsystemRequests: number },
+    bytes?: number,
+  ) => {
     const rows = table.get(scenario) ?? new Map<string, Row>();
     table.set(scenario, rows);
     const row = rows.get(tool) ?? { times: [], connections: [], execs: [], bytes: [] };
@@ -197,10 +297,26 @@ try {
   writeFileSync(path.join(work, 'empty.mjs'), '');
   sh('npm run --silent build', ROOT);
   for (let i = 0; i < runs; i++) {
-    record('npx tsx <empty file>', 'floor', await mustTime('empty', 'npx', ['tsx', path.join(work, 'empty.ts')], { cwd: ROOT }));
-    record('npx tsx fabfile.ts --list', 'slipway', await mustTime('list', 'npx', ['tsx', 'fabfile.ts', '--list'], { cwd: ROOT }));
-    record('node <empty file>', 'floor', await mustTime('empty', process.execPath, [path.join(work, 'empty.mjs')], { cwd: ROOT }));
-    record('node fabfile.mjs --list', 'slipway', await mustTime('list', process.execPath, ['fabfile.mjs', '--list'], { cwd: ROOT }));
+    record(
+      'npx tsx <empty file>',
+      'floor',
+      await mustTime('empty', 'npx', ['tsx', path.join(work, 'empty.ts')], { cwd: ROOT }),
+    );
+    record(
+      'npx tsx fabfile.ts --list',
+      'slipway',
+      await mustTime('list', 'npx', ['tsx', 'fabfile.ts', '--list'], { cwd: ROOT }),
+    );
+    record(
+      'node <empty file>',
+      'floor',
+      await mustTime('empty', process.execPath, [path.join(work, 'empty.mjs')], { cwd: ROOT }),
+    );
+    record(
+      'node fabfile.mjs --list',
+      'slipway',
+      await mustTime('list', process.execPath, ['fabfile.mjs', '--list'], { cwd: ROOT }),
+    );
     record('ssh host true (1 host)', 'floor', await sshTrue({ address: '127.0.0.1', port: relay.port }));
     const start = performance.now();
     await Promise.all(fleet.hosts.map((h) => sshTrue(h)));
@@ -240,7 +356,9 @@ try {
   for (const [scenario, rows] of table) {
     for (const [tool, row] of rows) {
       const med = (xs: number[]) => (xs.length ? String(Math.round(summary(xs).median)) : '');
-      lines.push(`| ${scenario} | ${tool} | ${summary(row.times).text} | ${med(row.connections)} | ${med(row.execs)} | ${med(row.bytes)} |`);
+      lines.push(
+        `| ${scenario} | ${tool} | ${summary(row.times).text} | ${med(row.connections)} | ${med(row.execs)} | ${med(row.bytes)} |`,
+      );
     }
   }
   const text = lines.join('\n') + '\n';

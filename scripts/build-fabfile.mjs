@@ -8,7 +8,18 @@ import * as esbuild from 'esbuild';
 
 const root = path.resolve(import.meta.dirname, '..');
 // Packages with native parts or loaders stay external; zod (pure JS) is bundled: it starts faster.
-const external = ['dotenv', 'esbuild', 'handlebars', 'node-ssh', 'p-limit', 'proper-lockfile', 'ssh-config', 'ssh2', 'tsx', 'zx'];
+const external = [
+  'dotenv',
+  'esbuild',
+  'handlebars',
+  'node-ssh',
+  'p-limit',
+  'proper-lockfile',
+  'ssh-config',
+  'ssh2',
+  'tsx',
+  'zx',
+];
 
 /**
  * Runs first in fabfile.mjs (its source is inlined there). `inputs`: path relative to the bundle's
@@ -22,14 +33,22 @@ function refuseIfChanged(inputs, crypto, fs, dir) {
     try {
       const stat = fs.statSync(`${dir}${file}`);
       if (stat.size === size && stat.mtimeMs === mtimeMs) return false;
-      return crypto.createHash('sha256').update(fs.readFileSync(`${dir}${file}`)).digest('hex') !== sha256;
+      return (
+        crypto
+          .createHash('sha256')
+          .update(fs.readFileSync(`${dir}${file}`))
+          .digest('hex') !== sha256
+      );
     } catch {
       return true; // gone
     }
   });
   if (!changed.length) return;
-  const names = changed.length > 3 ? `${changed.slice(0, 3).join(', ')} and ${changed.length - 3} more` : changed.join(', ');
-  process.stderr.write(`error: ${names} changed since \`npm run build\`: rebuild (npm run build), or run npx tsx fabfile.ts\n`);
+  const names =
+    changed.length > 3 ? `${changed.slice(0, 3).join(', ')} and ${changed.length - 3} more` : changed.join(', ');
+  process.stderr.write(
+    `error: ${names} changed since \`npm run build\`: rebuild (npm run build), or run npx tsx fabfile.ts\n`,
+  );
   process.exit(2);
 }
 
@@ -48,11 +67,13 @@ const result = await esbuild.build({
 });
 // Paths in the metafile are relative to root, where fabfile.mjs is written, with forward slashes.
 const inputs = Object.fromEntries(
-  Object.keys(result.metafile.inputs).sort().map((file) => {
-    const where = path.join(root, file);
-    const { size, mtimeMs } = statSync(where);
-    return [file, [size, mtimeMs, createHash('sha256').update(readFileSync(where)).digest('hex')]];
-  }),
+  Object.keys(result.metafile.inputs)
+    .sort()
+    .map((file) => {
+      const where = path.join(root, file);
+      const { size, mtimeMs } = statSync(where);
+      return [file, [size, mtimeMs, createHash('sha256').update(readFileSync(where)).digest('hex')]];
+    }),
 );
 const check = [
   '// The build check (scripts/build-fabfile.mjs): exit 2 if a file this was bundled from changed since.',

@@ -19,14 +19,32 @@ export async function check(run: TaskRun): Promise<void> {
       const releaseId = h.state.live ?? h.state.releases.at(-1) ?? newReleaseId(new Date(), '0000000');
       const [owner, output] = await Promise.all([
         h.host.readLockOwner(),
-        mustRun(h.host, 'checking the service commands', serviceCheckScript(services, h.paths.root, releaseId), { readonly: true }),
+        mustRun(h.host, 'checking the service commands', serviceCheckScript(services, h.paths.root, releaseId), {
+          readonly: true,
+        }),
       ]);
-      const found = serviceVerdicts({ services, application: run.config.application, root: h.paths.root, writable: h.state.writable, releaseId, output });
+      const found = serviceVerdicts({
+        services,
+        application: run.config.application,
+        root: h.paths.root,
+        writable: h.state.writable,
+        releaseId,
+        output,
+      });
       verdicts.set(h.host.name, found);
-      Object.assign(h.result, { reachable: true, writable: h.state.writable, lock: owner, live: h.state.live, checks: found });
+      Object.assign(h.result, {
+        reachable: true,
+        writable: h.state.writable,
+        lock: owner,
+        live: h.state.live,
+        checks: found,
+      });
       const failed = found.filter((v) => v.ok === false);
-      if (failed.length) throw new Error(`${h.host.name}: ${failed.map((v) => v.name).join(', ')} failed (see the ✗ lines)`);
-      const lock = owner ? `locked by ${owner.user}@${owner.machine} (${owner.task} since ${owner.startedAt})` : 'unlocked';
+      if (failed.length)
+        throw new Error(`${h.host.name}: ${failed.map((v) => v.name).join(', ')} failed (see the ✗ lines)`);
+      const lock = owner
+        ? `locked by ${owner.user}@${owner.machine} (${owner.task} since ${owner.startedAt})`
+        : 'unlocked';
       return `${h.host.address}, writable, ${lock}, live ${h.state.live ?? '(none)'}`;
     });
   } finally {

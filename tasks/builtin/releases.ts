@@ -6,7 +6,15 @@ export async function listReleases(run: TaskRun): Promise<void> {
   for (const h of run.hosts) {
     const rows = [...h.state.releases].reverse().map((id) => {
       const meta = h.state.meta[id];
-      return { id, live: id === h.state.live, deployedAt: meta?.deployedAt ?? null, ref: meta?.ref ?? null, commit: meta?.commit ?? null, status: meta?.status ?? 'unknown', reason: meta?.reason };
+      return {
+        id,
+        live: id === h.state.live,
+        deployedAt: meta?.deployedAt ?? null,
+        ref: meta?.ref ?? null,
+        commit: meta?.commit ?? null,
+        status: meta?.status ?? 'unknown',
+        reason: meta?.reason,
+      };
     });
     h.result.releases = rows;
     h.result.live = h.state.live;

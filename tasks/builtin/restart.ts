@@ -8,5 +8,9 @@ import { restartSummary } from '../steps/restart.js';
 export async function restart(run: TaskRun): Promise<void> {
   const services = run.config.services;
   if (!services) throw new Error('restart: no services configured (set "services" in the config)');
-  await run.each('restart', (h) => mustRun(h.host, 'restart', restartScript(services, h.paths.root, true)).then(() => restartSummary(run, services, true)));
+  await run.each('restart', (h) =>
+    mustRun(h.host, 'restart', restartScript(services, h.paths.root, true)).then(() =>
+      restartSummary(run, services, true),
+    ),
+  );
 }

@@ -6,13 +6,21 @@ import { switchTo } from '../steps/switch.js';
 
 /** Picks the target on every host; refuses when any host has none, or when hosts would land on different releases. */
 export function rollbackTargets(run: TaskRun): Map<string, string> {
-  if (run.args.length > 1) throw new RollbackRefused(`rollback takes one argument (current or a release id), got ${run.args.length}`);
+  if (run.args.length > 1)
+    throw new RollbackRefused(`rollback takes one argument (current or a release id), got ${run.args.length}`);
   const request = parseRollbackArg(run.args[0]);
   const targets = new Map<string, string>();
   const refusals: string[] = [];
   for (const h of run.hosts) {
     try {
-      targets.set(h.host.name, selectRollbackTarget({ releases: h.state.releases, live: h.state.live, bad: badReleases(h.state) }, request, run.options.force));
+      targets.set(
+        h.host.name,
+        selectRollbackTarget(
+          { releases: h.state.releases, live: h.state.live, bad: badReleases(h.state) },
+          request,
+          run.options.force,
+        ),
+      );
     } catch (error) {
       if (!(error instanceof RollbackRefused)) throw error;
       refusals.push(`${h.host.name}: ${error.message}`);
@@ -22,7 +30,9 @@ export function rollbackTargets(run: TaskRun): Map<string, string> {
   const distinct = new Set(targets.values());
   if (distinct.size > 1 && !run.options.force) {
     const lines = [...targets].map(([host, id]) => `${host} → ${id}`);
-    throw new RollbackRefused(`hosts disagree on the rollback target (nothing changed; --force to roll back anyway, or rollback:<id>):\n${lines.join('\n')}`);
+    throw new RollbackRefused(
+      `hosts disagree on the rollback target (nothing changed; --force to roll back anyway, or rollback:<id>):\n${lines.join('\n')}`,
+    );
   }
   return targets;
 }

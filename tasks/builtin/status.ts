@@ -11,7 +11,9 @@ export function failedFacts(facts: Record<string, string>): string[] {
     nginx: (v) => !v.startsWith('config ok'),
     health: (v) => !v.startsWith('ok'),
   };
-  return Object.entries(facts).filter(([k, v]) => bad[k]?.(v)).map(([k]) => k);
+  return Object.entries(facts)
+    .filter(([k, v]) => bad[k]?.(v))
+    .map(([k]) => k);
 }
 
 /** The `status` task: live release, supervisor's view, nginx's config check and one health check per host; exit 1 if any fails. */
@@ -22,19 +24,26 @@ export async function status(run: TaskRun): Promise<void> {
   await run.each('status', async (h) => {
     const commands = services && statusCommands(services);
     // One answer is enough here: status reports the moment, it does not judge a release.
-    const once = check && healthCheckScript({ ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1, successes: 1 }, services);
+    const once =
+      check && healthCheckScript({ ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1, successes: 1 }, services);
     const lines = script(
       commands?.supervisor ? sh`echo "@@supervisor $(${commands.supervisor} 2>&1 | head -n 1)"` : undefined,
-      commands?.nginxTest ? sh`if ${commands.nginxTest} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi` : undefined,
-      once && sh`if out=$( ( ${once} ) 2>&1); then echo "@@health ok: \${out#@@healthy }"; else echo "@@health FAILED: $out"; fi`,
+      commands?.nginxTest
+        ? sh`if ${commands.nginxTest} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi`
+        : undefined,
+      once &&
+        sh`if out=$( ( ${once} ) 2>&1); then echo "@@health ok: \${out#@@healthy }"; else echo "@@health FAILED: $out"; fi`,
       sh`true`,
     );
     const output = (await h.host.exec(lines, { readonly: true })).stdout;
     const facts = Object.fromEntries([...output.matchAll(/^@@(\w+) (.*)$/gm)].map((m) => [m[1], m[2].trim()]));
     const failed = failedFacts(facts);
     Object.assign(h.result, { live: h.state.live, ...facts, ...(failed.length ? { failed } : {}) });
-    if (!failed.length) return [`live ${h.state.live ?? '(none)'}`, ...Object.entries(facts).map(([k, v]) => `${k}: ${v}`)].join('; ');
+    if (!failed.length)
+      return [`live ${h.state.live ?? '(none)'}`, ...Object.entries(facts).map(([k, v]) => `${k}: ${v}`)].join('; ');
     const marked = Object.entries(facts).map(([k, v]) => `  ${failed.includes(k) ? '✗' : '✓'} ${k}: ${v}`);
-    throw new Error([`${h.host.name}: live ${h.state.live ?? '(none)'}; ${failed.join(', ')} failing:`, ...marked].join('\n'));
+    throw new Error(
+      [`${h.host.name}: live ${h.state.live ?? '(none)'}; ${failed.join(', ')} failing:`, ...marked].join('\n'),
+    );
   });
 }

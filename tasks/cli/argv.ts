@@ -18,7 +18,9 @@ export function parseTaskCall(word: string): TaskCall {
   const colon = word.indexOf(':');
   const name = colon === -1 ? word : word.slice(0, colon);
   if (!TASK_NAME.test(name)) {
-    throw new UsageError(`bad task name "${name}": expected lower-case letters, digits and dashes, as in "deploy" or "rollback:current"`);
+    throw new UsageError(
+      `bad task name "${name}": expected lower-case letters, digits and dashes, as in "deploy" or "rollback:current"`,
+    );
   }
   if (colon === -1) return { name, args: [] };
   const args = word.slice(colon + 1).split(',');
@@ -69,7 +71,8 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
   let rolling: number | undefined;
   if (v.rolling !== undefined) {
     rolling = /^\d+$/.test(v.rolling) ? Number(v.rolling) : NaN;
-    if (!Number.isInteger(rolling) || rolling < 1) throw new UsageError(`--rolling: expected a whole number ≥ 1, got "${v.rolling}"`);
+    if (!Number.isInteger(rolling) || rolling < 1)
+      throw new UsageError(`--rolling: expected a whole number ≥ 1, got "${v.rolling}"`);
   }
   return {
     options: {

@@ -27,7 +27,9 @@ export function task(help: string, run: (run: TaskRun) => Promise<void>): TaskDe
 
 function taskList(tasks: Record<string, TaskDefinition>): string {
   const width = Math.max(...Object.keys(tasks).map((n) => n.length));
-  return Object.entries(tasks).map(([name, t]) => `  ${name.padEnd(width)}  ${t.help}`).join('\n');
+  return Object.entries(tasks)
+    .map(([name, t]) => `  ${name.padEnd(width)}  ${t.help}`)
+    .join('\n');
 }
 
 /**
@@ -56,7 +58,11 @@ async function runCalls(
   setLog: (log: Log) => void,
   setActive: (run: TaskRun | null) => void,
 ): Promise<void> {
-  const config = await loadConfig({ configFile: options.config ?? path.join(root, 'deploy.config.ts'), environment: options.env, ref: options.ref });
+  const config = await loadConfig({
+    configFile: options.config ?? path.join(root, 'deploy.config.ts'),
+    environment: options.env,
+    ref: options.ref,
+  });
   const log = new Log({ json: options.json });
   setLog(log);
   const selected = selectHosts(config.hosts, options.hosts, options.roles);
@@ -64,14 +70,21 @@ async function runCalls(
   log.hostWidth(selected.map((h) => h.name));
   // Hosts connect while a task does its local work (e.g. building the release archive); a task's
   // first step on the hosts waits for them.
-  const connecting = connectHosts(config, selected, { trustNewHosts: options.trustNewHosts, onNotice: (text) => log.warn(text) }).then((hosts) =>
-    options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts,
-  );
+  const connecting = connectHosts(config, selected, {
+    trustNewHosts: options.trustNewHosts,
+    onNotice: (text) => log.warn(text),
+  }).then((hosts) => (options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts));
   connecting.catch(() => undefined);
   try {
     for (const call of calls) {
       const started = performance.now();
-      const hostRuns: HostRun[] = selected.map((c) => ({ host: undefined!, config: c, paths: layout(c.deployTo), state: undefined!, result: {} }));
+      const hostRuns: HostRun[] = selected.map((c) => ({
+        host: undefined!,
+        config: c,
+        paths: layout(c.deployTo),
+        state: undefined!,
+        result: {},
+      }));
       const connect = async () => (await connecting).forEach((host, i) => (hostRuns[i].host = host));
       const run = new TaskRun(config, options, log, hostRuns, call.args, connect);
       // The hosts' own result objects: an interrupt's summary, written before this task ends, shows them as they are.
@@ -79,7 +92,9 @@ async function runCalls(
       const result: TaskResult = { task: call.name, args: call.args, ok: false, seconds: 0, hosts };
       results.push(result);
       setActive(run);
-      log.info(`${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`);
+      log.info(
+        `${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`,
+      );
       try {
         await tasks[call.name].run(run);
         result.ok = true;
@@ -103,7 +118,10 @@ async function runCalls(
 }
 
 /** Runs the command line against these tasks and exits. `root` is where deploy.config.ts lives. */
-export async function runTasks(tasks: Record<string, TaskDefinition>, { root, argv = process.argv.slice(2) }: { root: string; argv?: string[] }): Promise<never> {
+export async function runTasks(
+  tasks: Record<string, TaskDefinition>,
+  { root, argv = process.argv.slice(2) }: { root: string; argv?: string[] },
+): Promise<never> {
   if (argv[0] === BROKER_COMMAND) {
     // Started by a run with keepConnections: serve until idle (see broker.ts), never run a task.
     await (await import('../hosts/ssh-host.js')).runBroker(Number(argv[1]), Number(argv[2]));
@@ -135,11 +153,16 @@ export async function runTasks(tasks: Record<string, TaskDefinition>, { root, ar
       process.exit(code); // a deliberate second Ctrl-C: leave now
     }
     interruptedAt = performance.now();
-    log.error(`${signal}: stopping, removing unfinished work and releasing locks (press again after a second to exit at once)`);
+    log.error(
+      `${signal}: stopping, removing unfinished work and releasing locks (press again after a second to exit at once)`,
+    );
     const run = active;
     stopping = new Promise((resolve) => setTimeout(resolve, SIGNAL_SETTLE_MS))
       .then(() => run?.interrupt())
-      .then(() => finish(code), () => finish(code));
+      .then(
+        () => finish(code),
+        () => finish(code),
+      );
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
@@ -158,7 +181,15 @@ export async function runTasks(tasks: Record<string, TaskDefinition>, { root, ar
     if (!calls.length) throw new UsageError(`no task given; tasks:\n${taskList(tasks)}`);
     const unknown = calls.find((c) => !(c.name in tasks));
     if (unknown) throw new UsageError(`unknown task "${unknown.name}"; tasks: ${Object.keys(tasks).join(', ')}`);
-    await runCalls(tasks, calls, options, root, results, (l) => (log = l), (r) => (active = r));
+    await runCalls(
+      tasks,
+      calls,
+      options,
+      root,
+      results,
+      (l) => (log = l),
+      (r) => (active = r),
+    );
     return stopping ?? finish(0);
   } catch (error) {
     if (active) await (active as TaskRun).abort();

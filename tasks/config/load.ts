@@ -13,8 +13,8 @@ import type { HostConfig, ResolvedConfig, Services } from './types.js';
 
 function resolveServices(application: string, raw: z.output<typeof servicesSchema> | undefined): Services | undefined {
   if (!raw) return undefined;
-  const nginx = raw.nginx === false ? undefined : raw.nginx ?? {};
-  const supervisor = raw.supervisor === false ? undefined : raw.supervisor ?? {};
+  const nginx = raw.nginx === false ? undefined : (raw.nginx ?? {});
+  const supervisor = raw.supervisor === false ? undefined : (raw.supervisor ?? {});
   return {
     sudo: raw.sudo ?? (raw.helper ? 'sudo -n' : ''),
     ...(raw.helper ? { helper: { command: raw.helper, application } } : {}),
@@ -36,7 +36,11 @@ function resolveServices(application: string, raw: z.output<typeof servicesSchem
  * A managed service needs its rendered config: without the template nothing would be installed and
  * the restart would fail on a program supervisor never heard of. Refused at load, naming where it looked.
  */
-function checkServiceTemplates(file: string, services: Services | undefined, templates: ResolvedConfig['templates']): void {
+function checkServiceTemplates(
+  file: string,
+  services: Services | undefined,
+  templates: ResolvedConfig['templates'],
+): void {
   const missing = (['nginx', 'supervisor'] as const).filter(
     (kind) => services?.[kind] && templates[kind] && !existsSync(path.join(templates.dir, `${kind}.conf.hbs`)),
   );
@@ -56,9 +60,13 @@ function readEnvFile(file: string): Record<string, string> {
   if (!existsSync(file)) return {};
   const values = parseDotenv(readFileSync(file, 'utf8'));
   secrets.add(Object.values(values));
-  const short = Object.entries(values).filter(([key, value]) => SECRET_KEY.test(key) && value.length > 0 && value.length < MIN_SECRET_LENGTH);
+  const short = Object.entries(values).filter(
+    ([key, value]) => SECRET_KEY.test(key) && value.length > 0 && value.length < MIN_SECRET_LENGTH,
+  );
   if (short.length) {
-    const named = short.map(([key, value]) => `${key} is ${value.length} character${value.length === 1 ? '' : 's'}`).join(', ');
+    const named = short
+      .map(([key, value]) => `${key} is ${value.length} character${value.length === 1 ? '' : 's'}`)
+      .join(', ');
     const why = `too short to be redacted from output (a secret needs ${MIN_SECRET_LENGTH} characters or more); use a longer value`;
     throw new ConfigError(`${file}: ${named}: ${why}`);
   }
@@ -69,7 +77,8 @@ function readEnvFile(file: string): Record<string, string> {
 let parseDotenv: (text: string) => Record<string, string>;
 
 async function importConfigFile(file: string): Promise<unknown> {
-  if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}; pass --config FILE (.ts, .mjs or .json)`);
+  if (!existsSync(file))
+    throw new ConfigError(`config file not found: ${file}; pass --config FILE (.ts, .mjs or .json)`);
   const ext = path.extname(file);
   if (ext === '.json') {
     try {
@@ -78,7 +87,8 @@ async function importConfigFile(file: string): Promise<unknown> {
       throw new ConfigError(`config ${file}: not valid JSON: ${(error as Error).message}`);
     }
   }
-  if (!['.ts', '.mts', '.mjs', '.js'].includes(ext)) throw new ConfigError(`config ${file}: expected a .ts, .mjs or .json file`);
+  if (!['.ts', '.mts', '.mjs', '.js'].includes(ext))
+    throw new ConfigError(`config ${file}: expected a .ts, .mjs or .json file`);
   let module: { default?: unknown; config?: unknown };
   try {
     module = await import(pathToFileURL(file).href).catch((error: NodeJS.ErrnoException) => {
@@ -99,8 +109,20 @@ async function importConfigFile(file: string): Promise<unknown> {
  */
 async function importTypeScript(file: string): Promise<{ default?: unknown; config?: unknown }> {
   const esbuild = await import('esbuild');
-  const result = await esbuild.build({ entryPoints: [file], bundle: true, packages: 'external', format: 'esm', platform: 'node', target: 'node20', write: false, logLevel: 'silent' });
-  const compiled = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomUUID().slice(0, 8)}.mjs`);
+  const result = await esbuild.build({
+    entryPoints: [file],
+    bundle: true,
+    packages: 'external',
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+  });
+  const compiled = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${randomUUID().slice(0, 8)}.mjs`,
+  );
   writeFileSync(compiled, result.outputFiles[0].text, { mode: 0o600 });
   try {
     return await import(pathToFileURL(compiled).href);
@@ -163,7 +185,9 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
   // Own keys only: "__proto__" or "constructor" are not environments.
   const chosen = Object.hasOwn(raw.environments, name) ? raw.environments[name] : undefined;
   if (!chosen) {
-    throw new ConfigError(`unknown environment "${name}"; environments: ${Object.keys(raw.environments).join(', ') || '(none)'}`);
+    throw new ConfigError(
+      `unknown environment "${name}"; environments: ${Object.keys(raw.environments).join(', ') || '(none)'}`,
+    );
   }
   const { hosts, ...overrides } = chosen as { hosts: HostConfig[] } & Record<string, unknown>;
   const merged = { ...raw, ...overrides } as typeof raw;
@@ -172,7 +196,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     const at = `environments.${name}.hosts.${i}`;
     if (h.local && h.host) return [`  ${at}: give either local: true or host, not both`];
     if (!h.local && !h.host) return [`  ${at}: needs host (an address or ~/.ssh/config alias) or local: true`];
-    if (h.host && !path.isAbsolute(h.deployTo)) return [`  ${at}.deployTo: must be an absolute path on the host, got "${h.deployTo}"`];
+    if (h.host && !path.isAbsolute(h.deployTo))
+      return [`  ${at}.deployTo: must be an absolute path on the host, got "${h.deployTo}"`];
     return [];
   });
   const names = hosts.map((h) => h.name);

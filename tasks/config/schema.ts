@@ -34,7 +34,10 @@ const nginxSchema = z.strictObject({
 const supervisorSchema = z.strictObject({
   program: absolutePath.optional(),
   ctl: z.string().min(1).optional(),
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a program name of letters, digits, ".", "_" and "-"').optional(),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, 'a program name of letters, digits, ".", "_" and "-"')
+    .optional(),
 });
 
 export const servicesSchema = z
@@ -42,14 +45,20 @@ export const servicesSchema = z
     /** Prefix for commands that touch the system, e.g. "sudo -n" (with `helper`: "sudo -n" unless set). */
     sudo: z.string().optional(),
     /** The root-owned install helper (server/slipway-services): paths and commands are then its config's. */
-    helper: z.string().regex(/^\/[A-Za-z0-9._/-]+$/, 'an absolute path like /usr/local/sbin/slipway-services').optional(),
+    helper: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._/-]+$/, 'an absolute path like /usr/local/sbin/slipway-services')
+      .optional(),
     nginx: z.union([z.literal(false), nginxSchema]).optional(),
     supervisor: z.union([z.literal(false), supervisorSchema]).optional(),
   })
   .superRefine((services, ctx) => {
     if (!services.helper) return;
     // The helper takes nothing but a release id: what it installs where is fixed by root in /etc/slipway/<application>.conf.
-    for (const [section, keys] of [['nginx', services.nginx], ['supervisor', services.supervisor]] as const) {
+    for (const [section, keys] of [
+      ['nginx', services.nginx],
+      ['supervisor', services.supervisor],
+    ] as const) {
       for (const key of Object.keys(keys || {})) {
         const message = "set by the helper's own config (/etc/slipway/<application>.conf) when services.helper is set";
         ctx.addIssue({ code: 'custom', path: [section, key], message });
@@ -84,13 +93,23 @@ const settings = {
   subdirectory: z.string().min(1),
   keepReleases: z.number().int().min(1),
   dependencies: z.strictObject({ type: z.enum(['node', 'python', 'none']) }),
-  shared: z.strictObject({ files: z.array(z.string().min(1)).default([]), dirs: z.array(z.string().min(1)).default([]) }),
-  templates: z.strictObject({ dir: z.string().optional(), nginx: z.boolean().optional(), supervisor: z.boolean().optional() }),
+  shared: z.strictObject({
+    files: z.array(z.string().min(1)).default([]),
+    dirs: z.array(z.string().min(1)).default([]),
+  }),
+  templates: z.strictObject({
+    dir: z.string().optional(),
+    nginx: z.boolean().optional(),
+    supervisor: z.boolean().optional(),
+  }),
   vars: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
   port: z.number().int().min(1).max(65535),
   serverName: z.string().min(1),
   runAs: z.string().min(1),
-  hooks: z.strictObject({ beforeSwitch: z.array(stageSchema).default([]), afterSwitch: z.array(stageSchema).default([]) }),
+  hooks: z.strictObject({
+    beforeSwitch: z.array(stageSchema).default([]),
+    afterSwitch: z.array(stageSchema).default([]),
+  }),
   parallel: z.number().int().min(1),
   knownHosts: z.string().min(1),
   connectTimeoutSeconds: z.number().positive(),
@@ -103,7 +122,9 @@ const settings = {
 const environmentSchema = z.strictObject({
   hosts: z.array(hostSchema).min(1),
   ...Object.fromEntries(Object.entries(settings).map(([k, s]) => [k, s.optional()])),
-}) as z.ZodType<{ hosts: z.input<typeof hostSchema>[] } & Partial<{ [K in keyof typeof settings]: z.input<(typeof settings)[K]> }>>;
+}) as z.ZodType<
+  { hosts: z.input<typeof hostSchema>[] } & Partial<{ [K in keyof typeof settings]: z.input<(typeof settings)[K]> }>
+>;
 
 export const fileSchema = z.strictObject({
   application: settings.application,
@@ -126,7 +147,10 @@ export const fileSchema = z.strictObject({
   keepConnectionsMaxAge: settings.keepConnectionsMaxAge.optional(),
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
-  environments: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'), environmentSchema),
+  environments: z.record(
+    z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'),
+    environmentSchema,
+  ),
   defaultEnvironment: z.string().optional(),
 });
 

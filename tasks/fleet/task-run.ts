@@ -12,8 +12,13 @@ import { lockAll } from './lock-all.js';
 import type { CliOptions } from './run-options.js';
 
 export class StepFailed extends Error {
-  constructor(readonly step: string, readonly failures: Array<{ host: string; error: Error }>) {
-    super(failures.map((f) => `${f.error.message.startsWith(f.host) ? '' : `${f.host}: `}${f.error.message}`).join('\n'));
+  constructor(
+    readonly step: string,
+    readonly failures: Array<{ host: string; error: Error }>,
+  ) {
+    super(
+      failures.map((f) => `${f.error.message.startsWith(f.host) ? '' : `${f.host}: `}${f.error.message}`).join('\n'),
+    );
   }
 }
 
@@ -66,7 +71,9 @@ export class TaskRun {
     const groups: HostRun[][] = [];
     for (let i = 0; i < this.hosts.length; i += size) groups.push(this.hosts.slice(i, i + size));
     if (groups.length === 1) return [this];
-    return groups.map((hosts) => new TaskRun(this.config, this.options, this.log, hosts, this.args, this.connect, this.shared));
+    return groups.map(
+      (hosts) => new TaskRun(this.config, this.options, this.log, hosts, this.args, this.connect, this.shared),
+    );
   }
 
   private async limited<T>(targets: HostRun[], fn: (h: HostRun) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
@@ -93,7 +100,9 @@ export class TaskRun {
         throw error;
       }
     });
-    const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : []));
+    const failures = settled.flatMap((s, i) =>
+      s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : [],
+    );
     if (failures.length) throw new StepFailed(step, failures);
     await faultPoint('after', step);
   }
@@ -108,7 +117,11 @@ export class TaskRun {
   /** Takes the lock on every host (all or nothing), reads their state, runs body, always releases. */
   async locked(task: string, body: () => Promise<void>): Promise<void> {
     await this.ready();
-    const locks = await lockAll(this.hosts.map((h) => h.host), task, (host) => inspectScript(host.deployTo, this.config.dependencies.type));
+    const locks = await lockAll(
+      this.hosts.map((h) => h.host),
+      task,
+      (host) => inspectScript(host.deployTo, this.config.dependencies.type),
+    );
     // Called by the task's end and by an interrupt's cleanup, which can meet: each lock goes back once.
     let releasing: Promise<void> | undefined;
     const release = () =>
@@ -127,7 +140,8 @@ export class TaskRun {
         h.lock = locks.get(h.host);
         h.state = parseInspection(h.lock!.output);
         const stale = h.lock?.recovered;
-        if (stale) return `took over a stale lock of ${stale.user}@${stale.machine} (pid ${stale.pid}, since ${stale.startedAt})`;
+        if (stale)
+          return `took over a stale lock of ${stale.user}@${stale.machine} (pid ${stale.pid}, since ${stale.startedAt})`;
         return undefined;
       });
       await body();
@@ -146,7 +160,11 @@ export class TaskRun {
     // An interrupt kills the running command, so the body fails while the interrupt's cleanup starts: undo once.
     let undoing: Promise<void> | undefined;
     const runUndo = () =>
-      (undoing ??= this.each(step, undo, this.hosts.filter((h) => !h.host.lockLost)).catch((error: Error) => this.log.error(`${step} failed too:\n${error.message}`)));
+      (undoing ??= this.each(
+        step,
+        undo,
+        this.hosts.filter((h) => !h.host.lockLost),
+      ).catch((error: Error) => this.log.error(`${step} failed too:\n${error.message}`)));
     const unregister = this.onAbort(runUndo);
     try {
       await body();
@@ -206,10 +224,15 @@ export class TaskRun {
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
     this.finish();
-    for (const h of this.hosts) this.log.info(`  ${h.config.name}: live ${liveRelease(h)}${h.result.unknown ? ` (${h.result.unknown as string})` : ''}`);
+    for (const h of this.hosts)
+      this.log.info(
+        `  ${h.config.name}: live ${liveRelease(h)}${h.result.unknown ? ` (${h.result.unknown as string})` : ''}`,
+      );
   }
 }
 
 export async function inspectHost(host: Host, runtime: 'node' | 'python' | 'none'): Promise<HostState> {
-  return parseInspection(await mustRun(host, 'reading the deploy root', inspectScript(host.deployTo, runtime), { readonly: true }));
+  return parseInspection(
+    await mustRun(host, 'reading the deploy root', inspectScript(host.deployTo, runtime), { readonly: true }),
+  );
 }

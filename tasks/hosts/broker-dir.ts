@@ -2,7 +2,17 @@
 // directory ($XDG_RUNTIME_DIR/slipway, else $TMPDIR/slipway-<uid>) and every directory above it are
 // checked as OpenSSH checks its own files, and the directory is then used through a descriptor held
 // open, so a directory swapped in after the check is never the one connected to.
-import { realpathSync, statSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, lstatSync } from 'node:fs';
+import {
+  realpathSync,
+  statSync,
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  lstatSync,
+} from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 
@@ -33,7 +43,8 @@ function unsafeAncestor(dir: string, uid: number): string | undefined {
   for (let current = realpathSync(path.dirname(dir)); ; current = path.dirname(current)) {
     const stat = statSync(current);
     if (stat.uid !== 0 && stat.uid !== uid) return `${current} belongs to another user`;
-    if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0) return `${current} is writable by others without the sticky bit`;
+    if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0)
+      return `${current} is writable by others without the sticky bit`;
     if (path.dirname(current) === current) return undefined;
   }
 }
@@ -47,7 +58,9 @@ export function openBrokerDir(): BrokerDir | { unsafe: string } {
   try {
     ancestor = unsafeAncestor(dir, uid);
   } catch (error) {
-    return { unsafe: `cannot check ${path.dirname(dir)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+    return {
+      unsafe: `cannot check ${path.dirname(dir)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    };
   }
   if (ancestor) return { unsafe: ancestor };
   const notOurs = { unsafe: `${dir} must be a directory of yours with mode 0700` };
@@ -79,6 +92,7 @@ export function brokerSocketState(dir: BrokerDir): boolean | { unsafe: string } 
   } catch {
     return false;
   }
-  if (!stat.isSocket() || stat.uid !== userInfo().uid) return { unsafe: `${path.join(dir.shown, 'broker.sock')} is not a socket of yours` };
+  if (!stat.isSocket() || stat.uid !== userInfo().uid)
+    return { unsafe: `${path.join(dir.shown, 'broker.sock')} is not a socket of yours` };
   return true;
 }

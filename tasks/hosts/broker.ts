@@ -184,24 +184,33 @@ export function useBroker(keepSeconds: number, maxAgeSeconds: number): Promise<B
   return (thisRun ??= findOrStartBroker(keepSeconds, maxAgeSeconds));
 }
 
-async function findOrStartBroker(keepSeconds: number, maxAgeSeconds: number): Promise<Broker | StartingBroker | Unavailable> {
+async function findOrStartBroker(
+  keepSeconds: number,
+  maxAgeSeconds: number,
+): Promise<Broker | StartingBroker | Unavailable> {
   const dir = openBrokerDir();
   if ('unsafe' in dir) return { unavailable: dir.unsafe };
   const socket = brokerSocketState(dir);
   if (typeof socket === 'object') return { unavailable: socket.unsafe };
   // Every connection goes through the held directory, never through its name again.
   const socketPath = path.join(dir.pinned, 'broker.sock');
-  const request = (header: object): Promise<net.Socket> => connectSocket(socketPath).then((s) => (s.write(`${JSON.stringify(header)}\n`), s));
+  const request = (header: object): Promise<net.Socket> =>
+    connectSocket(socketPath).then((s) => (s.write(`${JSON.stringify(header)}\n`), s));
   const probe = socket ? await connectSocket(socketPath).catch(() => null) : null;
-  if (!probe && startedRecently(dir.pinned)) return { unavailable: 'the connection broker is still starting', quiet: true };
+  if (!probe && startedRecently(dir.pinned))
+    return { unavailable: 'the connection broker is still starting', quiet: true };
   if (!probe) {
     // The same entry (tsx or the prebuilt bundle) with the hidden command; it outlives this run. Its
     // stdin takes the hand-overs: they wait in the pipe until it has started, and this run does not.
     // Its fd 3 is the directory checked here, so it listens in that one whatever its name means now.
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], BROKER_COMMAND, String(keepSeconds), String(maxAgeSeconds)], {
-      detached: true,
-      stdio: ['pipe', 'ignore', 'ignore', dir.fd],
-    });
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, process.argv[1], BROKER_COMMAND, String(keepSeconds), String(maxAgeSeconds)],
+      {
+        detached: true,
+        stdio: ['pipe', 'ignore', 'ignore', dir.fd],
+      },
+    );
     child.unref();
     (child.stdin as net.Socket).unref();
     child.stdin!.on('error', () => undefined);
@@ -215,10 +224,15 @@ async function findOrStartBroker(keepSeconds: number, maxAgeSeconds: number): Pr
   return {
     async connect(options: KeptHost): Promise<Transport | Unavailable> {
       const s = await request({ op: 'connect', ...options } satisfies ConnectRequest);
-      const reply = await new Promise<{ key?: string; error?: string; config?: boolean } & Partial<Unavailable>>((resolve) => {
-        s.on('data', frameReader((type, payload) => type === REPLY && resolve(JSON.parse(payload.toString()))));
-        s.on('close', () => resolve({ error: `${options.name}: the connection broker went away` }));
-      });
+      const reply = await new Promise<{ key?: string; error?: string; config?: boolean } & Partial<Unavailable>>(
+        (resolve) => {
+          s.on(
+            'data',
+            frameReader((type, payload) => type === REPLY && resolve(JSON.parse(payload.toString()))),
+          );
+          s.on('close', () => resolve({ error: `${options.name}: the connection broker went away` }));
+        },
+      );
       if (reply.unavailable) return (s.destroy(), { unavailable: reply.unavailable, quiet: reply.quiet });
       if (!reply.key) throw reply.config ? new ConfigError(reply.error!) : new Error(reply.error);
       // Held open for the run: while a run uses a connection, the broker does not close it for its age.
@@ -237,7 +251,10 @@ async function findOrStartBroker(keepSeconds: number, maxAgeSeconds: number): Pr
   };
 }
 
-const keyOf = (host: KeptHost) => createHash('sha256').update(JSON.stringify([host.target, host.settings])).digest('hex');
+const keyOf = (host: KeptHost) =>
+  createHash('sha256')
+    .update(JSON.stringify([host.target, host.settings]))
+    .digest('hex');
 
 /**
  * Runs the broker: serves connect and exec requests until it has had no client for keepSeconds, or
@@ -251,7 +268,13 @@ export async function serveBroker<E>(
 ): Promise<void> {
   const dir = '/proc/self/fd/3';
   const socketPath = path.join(dir, 'broker.sock');
-  if (await connectSocket(socketPath).then((s) => (s.destroy(), true), () => false)) return; // another broker serves
+  if (
+    await connectSocket(socketPath).then(
+      (s) => (s.destroy(), true),
+      () => false,
+    )
+  )
+    return; // another broker serves
   rmSync(socketPath, { force: true });
   /** Per host handed over: the hand-over (its key, to reconnect) and the connection while it is open. */
   const held = new Map<string, { handOver: HandOver<E>; kept?: KeptConnection; opening?: Promise<void> }>();
@@ -268,7 +291,13 @@ export async function serveBroker<E>(
     process.exit(0);
   };
   const alive = (ssh: Connection) =>
-    Promise.race([ssh.execCommand('true').then((r) => r.code === 0, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
+    Promise.race([
+      ssh.execCommand('true').then(
+        (r) => r.code === 0,
+        () => false,
+      ),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 3000)),
+    ]);
 
   // A hand-over and the next run asking for the same host at once share one attempt.
   type Entry = NonNullable<ReturnType<typeof held.get>>;
@@ -286,7 +315,11 @@ export async function serveBroker<E>(
     })().finally(() => (entry.opening = undefined)));
 
   const connect = async (request: ConnectRequest): Promise<{ key: string } | Unavailable> => {
-    if (expired) return { unavailable: `kept connections are at most ${maxAgeSeconds} s old (keepConnectionsMaxAge)`, quiet: true };
+    if (expired)
+      return {
+        unavailable: `kept connections are at most ${maxAgeSeconds} s old (keepConnectionsMaxAge)`,
+        quiet: true,
+      };
     const key = keyOf(request);
     const entry = held.get(key);
     if (!entry) return { unavailable: 'the connection broker was not handed this host' };
@@ -318,7 +351,9 @@ export async function serveBroker<E>(
       if (error) return fail(error.message);
       channel.on('data', (d: Buffer) => socket.write(frame(STDOUT, d)));
       channel.stderr.on('data', (d: Buffer) => socket.write(frame(STDERR, d)));
-      channel.on('exit', (code: number | null) => socket.write(frame(EXIT, JSON.stringify({ code: typeof code === 'number' ? code : null }))));
+      channel.on('exit', (code: number | null) =>
+        socket.write(frame(EXIT, JSON.stringify({ code: typeof code === 'number' ? code : null }))),
+      );
       channel.on('close', () => socket.end());
       socket.on('close', () => channel.close());
       if (rest.length) channel.write(rest);
@@ -349,7 +384,8 @@ export async function serveBroker<E>(
       socket.resume();
       connect(request).then(
         (reply) => socket.end(frame(REPLY, JSON.stringify(reply))),
-        (error: Error) => socket.end(frame(REPLY, JSON.stringify({ error: error.message, config: error instanceof ConfigError }))),
+        (error: Error) =>
+          socket.end(frame(REPLY, JSON.stringify({ error: error.message, config: error instanceof ConfigError }))),
       );
     };
     socket.on('data', onData);

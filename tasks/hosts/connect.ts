@@ -5,12 +5,18 @@ import type { Host } from './host.js';
 import { LocalHost } from './local-host.js';
 import type { ConnectOptions } from './ssh-host.js';
 
-export async function connectHosts(config: ResolvedConfig, selected: HostConfig[], options: ConnectOptions): Promise<Host[]> {
+export async function connectHosts(
+  config: ResolvedConfig,
+  selected: HostConfig[],
+  options: ConnectOptions,
+): Promise<Host[]> {
   const remote = selected.some((h) => !h.local);
   // node-ssh is only loaded when a remote host needs it: the local target starts faster.
   const ssh = remote ? await import('./ssh-host.js') : undefined;
   const settled = await Promise.allSettled(
-    selected.map((h) => (h.local ? Promise.resolve(new LocalHost(h.name, h.deployTo, h.roles)) : ssh!.connectSshHost(h, config, options))),
+    selected.map((h) =>
+      h.local ? Promise.resolve(new LocalHost(h.name, h.deployTo, h.roles)) : ssh!.connectSshHost(h, config, options),
+    ),
   );
   const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
   const hosts = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));

@@ -49,9 +49,18 @@ export interface Host {
 }
 
 export class CommandFailed extends Error {
-  constructor(readonly host: string, readonly what: string, readonly result: ExecResult) {
+  constructor(
+    readonly host: string,
+    readonly what: string,
+    readonly result: ExecResult,
+  ) {
     // Redacted before it is cut: a cut inside a secret would leave a piece that no longer matches it.
-    const tail = secrets.redact(result.stderr || result.stdout).trim().split('\n').slice(-15).join('\n');
+    const tail = secrets
+      .redact(result.stderr || result.stdout)
+      .trim()
+      .split('\n')
+      .slice(-15)
+      .join('\n');
     const status = result.code === null ? 'no exit status (connection lost or killed)' : `exit ${result.code}`;
     super(`${what} failed on ${host} (${status})${tail ? `:\n${tail}` : ''}`);
   }

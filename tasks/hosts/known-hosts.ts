@@ -20,7 +20,13 @@ function matchesPattern(entry: string, name: string): boolean {
     return createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64') === hash;
   }
   const patterns = entry.split(',');
-  const match = (p: string) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(name);
+  const match = (p: string) =>
+    new RegExp(
+      `^${p
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+    ).test(name);
   if (patterns.some((p) => p.startsWith('!') && match(p.slice(1)))) return false;
   return patterns.some((p) => !p.startsWith('!') && match(p));
 }
@@ -52,7 +58,9 @@ export function fingerprint(blob: Buffer): string {
 
 /** The server host key algorithms to offer, so the server presents a key type we know for it. */
 export function hostKeyAlgorithms(keys: KnownKey[]): string[] {
-  return [...new Set(keys.flatMap((k) => (k.type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [k.type])))];
+  return [
+    ...new Set(keys.flatMap((k) => (k.type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [k.type]))),
+  ];
 }
 
 export class HostKeyRejected extends Error {}
@@ -64,7 +72,8 @@ export function verifyHostKey(file: string, name: string, offered: Buffer, trust
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const { keys, revoked } = findKnownKeys(text, name);
   const print = fingerprint(offered);
-  if (revoked.some((k) => k.blob.equals(offered))) return { ok: false, reason: `host key for ${name} is marked @revoked in ${file} (${print})` };
+  if (revoked.some((k) => k.blob.equals(offered)))
+    return { ok: false, reason: `host key for ${name} is marked @revoked in ${file} (${print})` };
   if (keys.some((k) => k.blob.equals(offered))) return { ok: true };
   if (keys.length) {
     return {

@@ -24,7 +24,11 @@ export class LocalHost implements Host {
   private readonly lockDir: string;
   private readonly ownerFile: string;
 
-  constructor(readonly name: string, readonly deployTo: string, readonly roles: readonly string[] = []) {
+  constructor(
+    readonly name: string,
+    readonly deployTo: string,
+    readonly roles: readonly string[] = [],
+  ) {
     const p = layout(deployTo);
     this.lockDir = p.lock;
     this.ownerFile = p.lockOwner;
@@ -38,7 +42,12 @@ export class LocalHost implements Host {
     if (this.lockLost) throw new LockLost(this.name);
     const { $ } = await import('zx');
     // Its own process group, as a remote command is: a Ctrl-C reaches the deploy, which stops it (interrupt).
-    const process = $({ input: options.stdin as never, nothrow: true, quiet: true, detached: true })`bash -c ${command.text}`;
+    const process = $({
+      input: options.stdin as never,
+      nothrow: true,
+      quiet: true,
+      detached: true,
+    })`bash -c ${command.text}`;
     this.running.add(process);
     try {
       const output = await process;
@@ -61,7 +70,9 @@ export class LocalHost implements Host {
   }
 
   private stillOurs(held: { token: string; inode: number }): boolean {
-    return statSync(this.lockDir, { throwIfNoEntry: false })?.ino === held.inode && this.storedOwner()?.token === held.token;
+    return (
+      statSync(this.lockDir, { throwIfNoEntry: false })?.ino === held.inode && this.storedOwner()?.token === held.token
+    );
   }
 
   private onLockLost(): void {
@@ -91,7 +102,8 @@ export class LocalHost implements Host {
     const lockfile = (await import('proper-lockfile')).default;
     const claim = await this.exec(claimRootScript(this.deployTo));
     if (claim.code !== 0) throw new CommandFailed(this.name, 'deploy lock', claim);
-    if (/^@@not-deploy-root$/m.test(claim.stdout)) throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
+    if (/^@@not-deploy-root$/m.test(claim.stdout))
+      throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
     mkdirSync(this.deployTo, { recursive: true });
     const previous = this.storedOwner();
     const existed = existsSync(this.lockDir);
@@ -149,7 +161,10 @@ export class LocalHost implements Host {
   }
 
   async breakLock(): Promise<LockOwner | null> {
-    if (existsSync(this.deployTo) && (await this.exec(claimRootScript(this.deployTo))).stdout.includes('@@not-deploy-root')) {
+    if (
+      existsSync(this.deployTo) &&
+      (await this.exec(claimRootScript(this.deployTo))).stdout.includes('@@not-deploy-root')
+    ) {
       throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
     }
     const owner = await this.readLockOwner();

@@ -11,8 +11,24 @@ import type { HostConfig, ResolvedConfig } from '../config/types.js';
 import { ConfigError } from '../lib/errors.js';
 import { quote, script, sh, type Shell } from '../lib/sh.js';
 import { LockHeld, LockLost, type LockOwner, ownerDeadHere, parseOwner } from '../lock/owner.js';
-import { acquireScript, breakScript, HEARTBEAT_MS, LOCK_LOST_STATUS, lockGuardScript, notDeployRootMessage, readOwnerScript, releaseScript } from '../lock/remote-lock.js';
-import { type Channel, type ConnectionSettings, type KeptHost, serveBroker, type Transport, useBroker } from './broker.js';
+import {
+  acquireScript,
+  breakScript,
+  HEARTBEAT_MS,
+  LOCK_LOST_STATUS,
+  lockGuardScript,
+  notDeployRootMessage,
+  readOwnerScript,
+  releaseScript,
+} from '../lock/remote-lock.js';
+import {
+  type Channel,
+  type ConnectionSettings,
+  type KeptHost,
+  serveBroker,
+  type Transport,
+  useBroker,
+} from './broker.js';
 import { CommandFailed, type ExecOptions, type ExecResult, type HeldLock, type Host } from './host.js';
 import { findKnownKeys, hostKeyAlgorithms, knownHostsName, verifyHostKey } from './known-hosts.js';
 
@@ -39,7 +55,9 @@ async function sshConfigFor(alias: string): Promise<Record<string, string | stri
 const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
 
 /** Where and as whom to connect: the host entry first, then ~/.ssh/config, then OpenSSH's defaults. */
-export async function resolveEndpoint(h: Pick<HostConfig, 'name' | 'host' | 'port' | 'user' | 'privateKey' | 'passphraseEnv'>): Promise<Endpoint> {
+export async function resolveEndpoint(
+  h: Pick<HostConfig, 'name' | 'host' | 'port' | 'user' | 'privateKey' | 'passphraseEnv'>,
+): Promise<Endpoint> {
   const alias = h.host!;
   const fromConfig = await sshConfigFor(alias);
   const keyFile = h.privateKey ?? first(fromConfig.IdentityFile);
@@ -50,12 +68,15 @@ export async function resolveEndpoint(h: Pick<HostConfig, 'name' | 'host' | 'por
       privateKey = readFileSync(file, 'utf8');
     } catch (error) {
       if (h.privateKey || existsSync(file)) {
-        throw new ConfigError(`${h.name}: cannot read privateKey ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+        throw new ConfigError(
+          `${h.name}: cannot read privateKey ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        );
       }
     }
   }
   const passphrase = h.passphraseEnv ? process.env[h.passphraseEnv] : undefined;
-  if (h.passphraseEnv && passphrase === undefined) throw new ConfigError(`${h.name}: passphraseEnv names ${h.passphraseEnv}, which is not set`);
+  if (h.passphraseEnv && passphrase === undefined)
+    throw new ConfigError(`${h.name}: passphraseEnv names ${h.passphraseEnv}, which is not set`);
   const proxyJump = first(fromConfig.ProxyJump);
   return {
     host: first(fromConfig.HostName) ?? alias,
@@ -92,16 +113,27 @@ export async function openConnection(
   let jumpClient: Client | undefined;
   if (endpoint.proxyJump) {
     if (jumps > 3) throw new Error(`${name}: ProxyJump chain too long`);
-    const [userPart, hostPart] = endpoint.proxyJump.includes('@') ? endpoint.proxyJump.split('@') : [undefined, endpoint.proxyJump];
+    const [userPart, hostPart] = endpoint.proxyJump.includes('@')
+      ? endpoint.proxyJump.split('@')
+      : [undefined, endpoint.proxyJump];
     const [jumpHost, jumpPort] = hostPart.split(':');
-    const jump = await resolveEndpoint({ name, host: jumpHost, port: jumpPort ? Number(jumpPort) : undefined, user: userPart });
+    const jump = await resolveEndpoint({
+      name,
+      host: jumpHost,
+      port: jumpPort ? Number(jumpPort) : undefined,
+      user: userPart,
+    });
     const through = await openConnection(`${name} (via ${jumpHost})`, jump, config, trustNewHosts, accepted, jumps + 1);
     jumpClient = through;
     sock = await new Promise<ConnectConfig['sock']>((resolve, reject) =>
-      through.connection!.forwardOut('127.0.0.1', 0, endpoint.host, endpoint.port, (error, stream) => (error ? reject(error) : resolve(stream))),
+      through.connection!.forwardOut('127.0.0.1', 0, endpoint.host, endpoint.port, (error, stream) =>
+        error ? reject(error) : resolve(stream),
+      ),
     ).catch((error: Error) => {
       through.dispose();
-      throw new Error(`${name}: cannot reach ${endpoint.host}:${endpoint.port} through ${endpoint.proxyJump}: ${error.message}`);
+      throw new Error(
+        `${name}: cannot reach ${endpoint.host}:${endpoint.port} through ${endpoint.proxyJump}: ${error.message}`,
+      );
     });
   }
   // ssh2 opens its socket with Nagle's algorithm on: each small request then waits for the host's
@@ -158,14 +190,26 @@ export class SshHost implements Host {
   /** With keepConnections, when the broker was only starting: at the end, it takes this host over for the next run. */
   handOver?: () => Promise<void>;
 
-  constructor(readonly name: string, readonly deployTo: string, readonly roles: readonly string[], private readonly transport: Transport, endpoint: Endpoint) {
+  constructor(
+    readonly name: string,
+    readonly deployTo: string,
+    readonly roles: readonly string[],
+    private readonly transport: Transport,
+    endpoint: Endpoint,
+  ) {
     this.address = `${endpoint.username}@${endpoint.host}:${endpoint.port}`;
   }
 
   /** A connection of this run's own: a drop is remembered, so later commands fail at once. */
   static direct(name: string, deployTo: string, roles: readonly string[], ssh: Client, endpoint: Endpoint): SshHost {
     const connection = ssh.connection!;
-    const host = new SshHost(name, deployTo, roles, { exec: (command, callback) => connection.exec(command, callback), close: () => ssh.dispose() }, endpoint);
+    const host = new SshHost(
+      name,
+      deployTo,
+      roles,
+      { exec: (command, callback) => connection.exec(command, callback), close: () => ssh.dispose() },
+      endpoint,
+    );
     // ssh2 emits 'error' on a dropped connection after connect; unhandled it would crash the process.
     connection.on('error', (error: Error) => (host.lost = error));
     connection.on('close', () => (host.lost ??= new Error('connection closed')));
@@ -182,7 +226,10 @@ export class SshHost implements Host {
     const token = this.heldToken;
     const heartbeat = token !== undefined && Date.now() - this.lastTouch >= HEARTBEAT_MS / 3;
     if (heartbeat) this.lastTouch = Date.now();
-    const result = await this.send(token ? script(lockGuardScript(this.deployTo, token, heartbeat), command) : command, options);
+    const result = await this.send(
+      token ? script(lockGuardScript(this.deployTo, token, heartbeat), command) : command,
+      options,
+    );
     if (result.code === LOCK_LOST_STATUS && result.stderr.includes('@@lock-lost')) this.onLockLost();
     // Also when another command found the lock lost while this one ran (and it was stopped for that).
     if (this.lockLost) throw new LockLost(this.name);
@@ -198,7 +245,12 @@ export class SshHost implements Host {
   }
 
   private send(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
-    if (this.lost) return Promise.resolve({ code: null, stdout: '', stderr: `connection to ${this.address} lost: ${this.lost.message}` });
+    if (this.lost)
+      return Promise.resolve({
+        code: null,
+        stdout: '',
+        stderr: `connection to ${this.address} lost: ${this.lost.message}`,
+      });
     return new Promise((resolve) => {
       // sshd makes the login shell a session leader: its pid is the group to kill on interrupt.
       this.transport.exec(`echo "@@pid $$"; exec bash -c ${quote(command.text)}`, (error, channel) => {
@@ -277,13 +329,17 @@ export class SshHost implements Host {
 
   async readLockOwner(): Promise<LockOwner | null> {
     const output = (await this.runLockScript(readOwnerScript(this.deployTo))).trim();
-    return output ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' }) : null;
+    return output
+      ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' })
+      : null;
   }
 
   async breakLock(): Promise<LockOwner | null> {
     const output = (await this.runLockScript(breakScript(this.deployTo))).trim();
     if (output === '@@not-deploy-root') throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
-    return output ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' }) : null;
+    return output
+      ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' })
+      : null;
   }
 
   async interrupt(): Promise<void> {
@@ -308,12 +364,19 @@ export async function connectSshHost(h: HostConfig, config: ResolvedConfig, opti
   const endpoint = await resolveEndpoint(h);
   const settings = { knownHosts: config.knownHosts, connectTimeoutSeconds: config.connectTimeoutSeconds };
   // A kept connection is asked for by where and as whom: the key and passphrase never go to the socket.
-  const target = { host: endpoint.host, port: endpoint.port, username: endpoint.username, proxyJump: endpoint.proxyJump };
+  const target = {
+    host: endpoint.host,
+    port: endpoint.port,
+    username: endpoint.username,
+    proxyJump: endpoint.proxyJump,
+  };
   const kept: KeptHost = { name: h.name, target, settings };
-  const broker = config.keepConnections > 0 ? await useBroker(config.keepConnections, config.keepConnectionsMaxAge) : undefined;
+  const broker =
+    config.keepConnections > 0 ? await useBroker(config.keepConnections, config.keepConnectionsMaxAge) : undefined;
   const through = broker && 'connect' in broker ? await broker.connect(kept) : broker;
   if (through && 'exec' in through) return new SshHost(h.name, h.deployTo, h.roles, through, endpoint);
-  if (through && 'unavailable' in through && !through.quiet) options.onNotice?.(`${h.name}: connecting directly, not kept open (${through.unavailable})`);
+  if (through && 'unavailable' in through && !through.quiet)
+    options.onNotice?.(`${h.name}: connecting directly, not kept open (${through.unavailable})`);
   const ssh = await openConnection(h.name, endpoint, settings, options.trustNewHosts);
   const host = SshHost.direct(h.name, h.deployTo, h.roles, ssh, endpoint);
   if (broker && 'handOver' in broker) host.handOver = () => broker.handOver({ ...kept, endpoint });

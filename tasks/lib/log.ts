@@ -42,8 +42,15 @@ export class Log {
   }
 
   /** `web1  upload  0.21s  detail` */
-  step(host: string, step: string, ms: number, status: 'ok' | 'failed' | 'skipped' | 'dry-run' = 'ok', detail = ''): void {
-    const mark = status === 'ok' ? this.paint(32, '✓') : status === 'failed' ? this.paint(31, '✗') : this.paint(90, '·');
+  step(
+    host: string,
+    step: string,
+    ms: number,
+    status: 'ok' | 'failed' | 'skipped' | 'dry-run' = 'ok',
+    detail = '',
+  ): void {
+    const mark =
+      status === 'ok' ? this.paint(32, '✓') : status === 'failed' ? this.paint(31, '✗') : this.paint(90, '·');
     const time = `${(ms / 1000).toFixed(2)}s`.padStart(7);
     const label = status === 'ok' ? step : `${step} (${status})`;
     this.line(`${mark} ${host.padEnd(this.width)}  ${label.padEnd(22)}${time}${detail ? `  ${detail}` : ''}`);
@@ -59,7 +66,8 @@ export class Log {
   /** Indented lines (command output, dry-run commands). */
   detail(host: string, text: string): void {
     // Redacted whole first: a multi-line secret spans the lines printed one by one.
-    for (const line of this.redact(text).split('\n')) this.line(`  ${host.padEnd(this.width)}  ${this.paint(90, line)}`);
+    for (const line of this.redact(text).split('\n'))
+      this.line(`  ${host.padEnd(this.width)}  ${this.paint(90, line)}`);
   }
 }
 

@@ -80,7 +80,13 @@ export type Layout = ReturnType<typeof layout>;
 /** A repository-relative path for shared files and dirs: no absolute paths, no `..`. */
 export function checkRelativePath(value: string, what: string): string {
   const normal = path.posix.normalize(value);
-  if (path.posix.isAbsolute(value) || normal === '..' || normal.startsWith('../') || normal === '.' || value.includes('\0')) {
+  if (
+    path.posix.isAbsolute(value) ||
+    normal === '..' ||
+    normal.startsWith('../') ||
+    normal === '.' ||
+    value.includes('\0')
+  ) {
     throw new Error(`${what}: "${value}" must be a path inside the release, like "logs" or "config/app.json"`);
   }
   return normal.replace(/\/$/, '');

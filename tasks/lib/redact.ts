@@ -20,7 +20,12 @@ function urlPasswords(value: string): string[] {
 function formsOf(value: string): string[] {
   const lines = value.includes('\n') ? value.split(/\r?\n/).map((line) => line.trim()) : [];
   const shellQuoted = (v: string) => v.replace(/'/g, `'\\''`);
-  return [value, ...lines, ...urlPasswords(value)].flatMap((v) => [v, shellQuoted(v), JSON.stringify(v).slice(1, -1), encodeURIComponent(v)]);
+  return [value, ...lines, ...urlPasswords(value)].flatMap((v) => [
+    v,
+    shellQuoted(v),
+    JSON.stringify(v).slice(1, -1),
+    encodeURIComponent(v),
+  ]);
 }
 
 export class Secrets {

@@ -39,5 +39,10 @@ export function sh(strings: TemplateStringsArray, ...values: Value[]): Shell {
 
 /** Joins script lines; each line is a Shell built by `sh` or `raw`. */
 export function script(...lines: Array<Shell | false | undefined>): Shell {
-  return new Shell(lines.filter((l): l is Shell => l instanceof Shell).map((l) => l.text).join('\n'));
+  return new Shell(
+    lines
+      .filter((l): l is Shell => l instanceof Shell)
+      .map((l) => l.text)
+      .join('\n'),
+  );
 }

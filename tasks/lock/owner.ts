@@ -21,7 +21,10 @@ export interface LockOwner {
 }
 
 export class LockHeld extends Error {
-  constructor(readonly host: string, readonly owner: LockOwner | null) {
+  constructor(
+    readonly host: string,
+    readonly owner: LockOwner | null,
+  ) {
     super(
       owner
         ? `${owner.task} in progress by ${owner.user}@${owner.machine} (pid ${owner.pid}) since ${owner.startedAt} on ${host}; if that run is dead, \`unlock\` removes its lock`
@@ -33,7 +36,9 @@ export class LockHeld extends Error {
 /** The run's lock on a host was taken over (the run stalled past the stale limit) or broken: nothing more may change there. */
 export class LockLost extends Error {
   constructor(readonly host: string) {
-    super(`${host}: this run no longer holds the deploy lock (another run took it over, or \`unlock\` broke it): nothing more is changed there`);
+    super(
+      `${host}: this run no longer holds the deploy lock (another run took it over, or \`unlock\` broke it): nothing more is changed there`,
+    );
   }
 }
 
@@ -84,7 +89,8 @@ export function processIdentity(): Pick<LockOwner, 'bootId' | 'pidNamespace' | '
  */
 export function ownerDeadHere(owner: LockOwner): boolean {
   const here = processIdentity();
-  if (owner.machine !== hostname() || owner.bootId !== here.bootId || owner.pidNamespace !== here.pidNamespace) return false;
+  if (owner.machine !== hostname() || owner.bootId !== here.bootId || owner.pidNamespace !== here.pidNamespace)
+    return false;
   if (!pidAlive(owner.pid)) return true;
   const started = processStartTime(owner.pid);
   return started !== undefined && owner.startTime !== undefined && started !== owner.startTime;
@@ -100,5 +106,13 @@ export function parseOwner(text: string): LockOwner | null {
 }
 
 export function lockOwner(task: string): LockOwner {
-  return { user: userInfo().username, machine: hostname(), pid: process.pid, task, startedAt: new Date().toISOString(), token: randomUUID(), ...processIdentity() };
+  return {
+    user: userInfo().username,
+    machine: hostname(),
+    pid: process.pid,
+    task,
+    startedAt: new Date().toISOString(),
+    token: randomUUID(),
+    ...processIdentity(),
+  };
 }

@@ -2,7 +2,19 @@
 // restricted to the subdirectory), packed as one tar.gz with its sha256.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, createReadStream, lstatSync, readdirSync, readlinkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  createReadStream,
+  lstatSync,
+  readdirSync,
+  readlinkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -35,7 +47,13 @@ export async function resolveCommit(repository: string, ref: string): Promise<st
   const inside = await git(repository, ['rev-parse', '--git-dir']).catch(() => null);
   if (!inside) throw new ConfigError(`not a git repository: ${repository}; set "repository" to the path of one`);
   if (ref.startsWith('-')) throw new ConfigError(`unknown ref "${ref}" in ${repository}`);
-  const found = await git(repository, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]).catch(() => null);
+  const found = await git(repository, [
+    'rev-parse',
+    '--verify',
+    '--quiet',
+    '--end-of-options',
+    `${ref}^{commit}`,
+  ]).catch(() => null);
   if (!found) throw new ConfigError(`unknown ref "${ref}" in ${repository}: not a branch, tag or commit there`);
   return found.stdout.trim();
 }
@@ -48,7 +66,13 @@ async function sha256Of(file: string): Promise<string> {
 
 /** Submodules (mode 160000 entries) under the subdirectory, with the commit each is pinned to. */
 async function submodules(repository: string, commit: string, subdirectory?: string) {
-  const { stdout } = await git(repository, ['ls-tree', '-r', '-z', commit, ...(subdirectory ? ['--', subdirectory] : [])]);
+  const { stdout } = await git(repository, [
+    'ls-tree',
+    '-r',
+    '-z',
+    commit,
+    ...(subdirectory ? ['--', subdirectory] : []),
+  ]);
   return stdout
     .split('\0')
     .map((entry) => /^160000 commit ([0-9a-f]+)\t(.+)$/.exec(entry))
@@ -68,19 +92,30 @@ function refuseLinks(tree: string, config: ResolvedConfig, what: string): void {
   };
   const found: string[] = [];
   const slipway = linkTarget('.slipway');
-  if (slipway !== null) found.push(`".slipway" is a symlink (to ${slipway}): slipway writes the release's env file and configs in that folder`);
+  if (slipway !== null)
+    found.push(
+      `".slipway" is a symlink (to ${slipway}): slipway writes the release's env file and configs in that folder`,
+    );
   else if (existsSync(path.join(tree, '.slipway'))) {
     for (const entry of readdirSync(path.join(tree, '.slipway'), { recursive: true, encoding: 'utf8' })) {
       const target = linkTarget(path.join('.slipway', entry));
-      if (target !== null) found.push(`".slipway/${entry}" is a symlink (to ${target}): slipway writes files in .slipway/, never through a link`);
+      if (target !== null)
+        found.push(
+          `".slipway/${entry}" is a symlink (to ${target}): slipway writes files in .slipway/, never through a link`,
+        );
     }
   }
   for (const item of sharedItems(config.shared).linked) {
-    const parents = item.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'));
+    const parents = item
+      .split('/')
+      .slice(0, -1)
+      .map((_, i, parts) => parts.slice(0, i + 1).join('/'));
     for (const parent of parents) {
       const target = linkTarget(parent);
       if (target === null) continue;
-      found.push(`"${parent}" is a symlink (to ${target}), a parent of shared item "${item}": make it a folder in the repository, or share "${parent}"`);
+      found.push(
+        `"${parent}" is a symlink (to ${target}), a parent of shared item "${item}": make it a folder in the repository, or share "${parent}"`,
+      );
     }
   }
   if (found.length) throw new ConfigError(`refusing the release tree of ${what}:\n  ${found.join('\n  ')}`);
@@ -91,18 +126,27 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
   const sub = config.subdirectory?.replace(/^\/+|\/+$/g, '');
   if (sub) {
     const kind = await git(config.repository, ['cat-file', '-t', `${commit}:${sub}`]).catch(() => null);
-    if (kind?.stdout.trim() !== 'tree') throw new ConfigError(`subdirectory "${sub}" is not a folder of ${config.ref} (${commit.slice(0, 7)})`);
+    if (kind?.stdout.trim() !== 'tree')
+      throw new ConfigError(`subdirectory "${sub}" is not a folder of ${config.ref} (${commit.slice(0, 7)})`);
   }
   const work = mkdtempSync(path.join(tmpdir(), 'slipway-release-'));
   const dispose = () => rmSync(work, { recursive: true, force: true });
   try {
     const tree = path.join(work, 'tree');
     const tar = (cwd: string, treeish: string, into: string) =>
-      execFileP('bash', ['-c', 'set -o pipefail; mkdir -p "$3" && git -C "$1" -c tar.umask=022 archive --format=tar "$2" | tar -x -C "$3"', '_', cwd, treeish, into]);
+      execFileP('bash', [
+        '-c',
+        'set -o pipefail; mkdir -p "$3" && git -C "$1" -c tar.umask=022 archive --format=tar "$2" | tar -x -C "$3"',
+        '_',
+        cwd,
+        treeish,
+        into,
+      ]);
     await tar(config.repository, sub ? `${commit}:${sub}` : commit, tree);
     for (const { sha, where } of await submodules(config.repository, commit, sub)) {
       const checkout = path.join(config.repository, where);
-      if (!existsSync(path.join(checkout, '.git'))) throw new Error(`submodule ${where} is not checked out; run git submodule update --init`);
+      if (!existsSync(path.join(checkout, '.git')))
+        throw new Error(`submodule ${where} is not checked out; run git submodule update --init`);
       await tar(checkout, sha, path.join(tree, sub ? path.relative(sub, where) : where));
     }
     refuseLinks(tree, config, `${config.ref} (${commit.slice(0, 7)})`);
@@ -117,10 +161,17 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
     }
     const file = path.join(work, 'release.tar.gz');
     await execFileP('tar', ['-czf', file, '-C', tree, '.']);
-    const lockName = config.dependencies.type === 'node' ? 'package-lock.json' : config.dependencies.type === 'python' ? 'requirements.txt' : null;
+    const lockName =
+      config.dependencies.type === 'node'
+        ? 'package-lock.json'
+        : config.dependencies.type === 'python'
+          ? 'requirements.txt'
+          : null;
     const lockPath = lockName ? path.join(tree, lockName) : null;
     if (lockPath && !existsSync(lockPath)) {
-      throw new ConfigError(`dependencies.type is "${config.dependencies.type}" but ${lockName} is not in the release (${sub ?? 'repository root'} at ${commit.slice(0, 7)})`);
+      throw new ConfigError(
+        `dependencies.type is "${config.dependencies.type}" but ${lockName} is not in the release (${sub ?? 'repository root'} at ${commit.slice(0, 7)})`,
+      );
     }
     return {
       ref: config.ref,

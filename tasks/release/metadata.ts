@@ -24,5 +24,13 @@ export function revisionLine(action: string, id: string, detail: Record<string, 
 
 export function releaseMeta(release: Release, envKey: string | null): ReleaseMeta {
   const { ref, commit } = release.archive;
-  return { id: release.id, ref, commit, deployer: deployer(), deployedAt: new Date().toISOString(), status: 'ok', ...(envKey ? { envKey } : {}) };
+  return {
+    id: release.id,
+    ref,
+    commit,
+    deployer: deployer(),
+    deployedAt: new Date().toISOString(),
+    status: 'ok',
+    ...(envKey ? { envKey } : {}),
+  };
 }

@@ -55,7 +55,8 @@ export function selectRollbackTarget(state: ReleaseState, request: RollbackReque
       throw new RollbackRefused(`no live release to step back from; releases: ${listing(all)}`);
     }
     const older = good.filter((id) => id < state.live!);
-    if (!older.length) throw new RollbackRefused(`already at the oldest release (${state.live}); nothing to roll back to`);
+    if (!older.length)
+      throw new RollbackRefused(`already at the oldest release (${state.live}); nothing to roll back to`);
     return older[older.length - 1];
   }
   if (request.kind === 'current') {
@@ -113,7 +114,11 @@ export function planPurge(state: HostState, keep: number): PurgePlan {
 }
 
 /** A new id for this commit that no host has yet: if the second is taken, wait for the next one. */
-export async function chooseReleaseId(commit: string, taken: Set<string>, now: () => Date = () => new Date()): Promise<string> {
+export async function chooseReleaseId(
+  commit: string,
+  taken: Set<string>,
+  now: () => Date = () => new Date(),
+): Promise<string> {
   for (;;) {
     const at = now();
     const id = newReleaseId(at, commit);

@@ -55,13 +55,19 @@ function templateError(error: unknown, source: string, file: string, known: stri
   if (missing && e.lineNumber !== undefined && e.column !== undefined) {
     const line = source.split('\n')[e.lineNumber - 1] ?? '';
     const expression = e.endLineNumber === e.lineNumber ? line.slice(e.column, e.endColumn).trim() : missing[1];
-    return new ConfigError(`template ${file}, line ${e.lineNumber}: variable "${expression || missing[1]}" is not defined\n  variables: ${known.join(', ')}`);
+    return new ConfigError(
+      `template ${file}, line ${e.lineNumber}: variable "${expression || missing[1]}" is not defined\n  variables: ${known.join(', ')}`,
+    );
   }
   return new ConfigError(`template ${file}: ${e.message.replace(/\n+/g, ' ')}\n  variables: ${known.join(', ')}`);
 }
 
 /** Renders every template now, so a broken one is refused before any host changes. */
-export async function renderTemplates(config: ResolvedConfig, host: HostConfig, releaseId: string): Promise<RenderedFile[]> {
+export async function renderTemplates(
+  config: ResolvedConfig,
+  host: HostConfig,
+  releaseId: string,
+): Promise<RenderedFile[]> {
   const Handlebars = (await import('handlebars')).default;
   const hbs = Handlebars.create();
   const json: HelperDelegate = (value: unknown) => JSON.stringify(value);
@@ -76,7 +82,12 @@ export async function renderTemplates(config: ResolvedConfig, host: HostConfig, 
       const content = hbs.compile(source, { strict: true, noEscape: true })(view);
       return { name: file.replace(/\.hbs$/, ''), content, secret: secrets.foundIn(content) };
     } catch (error) {
-      throw templateError(error, source, path.relative(config.projectRoot, path.join(config.templates.dir, file)), known);
+      throw templateError(
+        error,
+        source,
+        path.relative(config.projectRoot, path.join(config.templates.dir, file)),
+        known,
+      );
     }
   });
 }

@@ -6,7 +6,8 @@ import { script, sh, type Shell } from '../lib/sh.js';
 /** Links the (complete) environment into the staged release. */
 export function linkEnvironmentScript(type: DependencyType, deployTo: string, id: string, key: string): Shell {
   const staged = layout(deployTo).staging(id);
-  const [name, target] = type === 'node' ? ['node_modules', envLinkTarget(key, 'node_modules')] : ['.venv', envLinkTarget(key)];
+  const [name, target] =
+    type === 'node' ? ['node_modules', envLinkTarget(key, 'node_modules')] : ['.venv', envLinkTarget(key)];
   return sh`rm -rf ${`${staged}/${name}`} && ln -s ${target} ${`${staged}/${name}`}`;
 }
 

@@ -11,7 +11,8 @@ export function stageCommand(stage: Stage, releaseDir: string): { script: Shell;
   const cwd = stage.cwd ? `${releaseDir}/${checkRelativePath(stage.cwd, `hooks "${stage.name}" cwd`)}` : releaseDir;
   const env = Object.entries(stage.env ?? {});
   for (const [k] of env) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`hooks "${stage.name}": env name "${k}" is not a valid variable name`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+      throw new Error(`hooks "${stage.name}": env name "${k}" is not a valid variable name`);
   }
   const readEnv = env.length ? sh`while IFS= read -r -d '' kv; do export "$kv"; done` : undefined;
   return {

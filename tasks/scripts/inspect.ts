@@ -28,7 +28,16 @@ true`;
 }
 
 export function parseInspection(output: string): HostState {
-  const state: HostState = { now: 0, live: null, releases: [], meta: {}, envs: [], runtime: { node: '', python: '', platform: '' }, nginx: null, writable: false };
+  const state: HostState = {
+    now: 0,
+    live: null,
+    releases: [],
+    meta: {},
+    envs: [],
+    runtime: { node: '', python: '', platform: '' },
+    nginx: null,
+    writable: false,
+  };
   for (const line of output.split('\n')) {
     const match = /^@@(\w+) ?(.*)$/.exec(line);
     if (!match) continue;

@@ -32,14 +32,19 @@ export function purgeScript(deployTo: string, plan: PurgePlan, programPid?: Shel
   return script(
     sh`set -eu`,
     // Every process's working directory, read by one program (a readlink per process would cost one each).
-    plan.releases.length ? sh`nl=$'\n'; cwds=$nl$(find /proc/[0-9]*/cwd -maxdepth 0 -printf '%l\n' 2>/dev/null || true)$nl` : undefined,
+    plan.releases.length
+      ? sh`nl=$'\n'; cwds=$nl$(find /proc/[0-9]*/cwd -maxdepth 0 -printf '%l\n' 2>/dev/null || true)$nl`
+      : undefined,
     plan.releases.length && programPid ? programCheck(deployTo, programPid) : sh`blind=`,
     sh`in_use() { why=$blind; [ -n "$why" ] && return 0; why='a running process works in it'; case "$cwds" in *"$nl$1$nl"*|*"$nl$1/"*) return 0;; esac; return 1; }`,
     ...plan.releases.map(
       (id) =>
         sh`if [ -d ${p.release(id)} ]; then if in_use "$(cd ${p.release(id)} && pwd -P)"; then echo ${`kept ${id}:`} "$why"; else mv -T ${p.release(id)} ${p.purging(id)} && rm -rf ${p.purging(id)} && echo ${`removed ${id}`}; fi; fi`,
     ),
-    ...plan.envs.map((key) => sh`if [ -d ${p.env(key)} ]; then mv -T ${p.env(key)} ${p.purgingEnv(key)} && rm -rf ${p.purgingEnv(key)}; fi`),
+    ...plan.envs.map(
+      (key) =>
+        sh`if [ -d ${p.env(key)} ]; then mv -T ${p.env(key)} ${p.purgingEnv(key)} && rm -rf ${p.purgingEnv(key)}; fi`,
+    ),
   );
 }
 

@@ -1,6 +1,15 @@
 // Shell for a release's own files: staging the upload, publishing it, discarding it, marking it bad.
 import { createHash } from 'node:crypto';
-import { COMPLETE, currentTarget, ENV_BUILD_PREFIX, FAILED_PREFIX, layout, linkFromRelease, releaseFiles, sharedItems } from '../lib/paths.js';
+import {
+  COMPLETE,
+  currentTarget,
+  ENV_BUILD_PREFIX,
+  FAILED_PREFIX,
+  layout,
+  linkFromRelease,
+  releaseFiles,
+  sharedItems,
+} from '../lib/paths.js';
 import { secrets } from '../lib/redact.js';
 import { script, sh, type Shell } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
@@ -12,13 +21,25 @@ import type { RenderedFile } from '../release/templates.js';
  * redacted before it is cut short (a cut secret would no longer match), and the metadata comes on
  * stdin: a failure's output is no business of the command line, where `ps` on the host shows it.
  */
-export function markBadScript(deployTo: string, release: Release, envKey: string | null, reason: string): { script: Shell; stdin: string } {
+export function markBadScript(
+  deployTo: string,
+  release: Release,
+  envKey: string | null,
+  reason: string,
+): { script: Shell; stdin: string } {
   const file = releaseFiles(layout(deployTo).release(release.id)).meta;
-  const meta = { ...releaseMeta(release, envKey), status: 'bad', reason: secrets.redact(reason).split('\n').slice(0, 3).join(' ').slice(0, 300) };
+  const meta = {
+    ...releaseMeta(release, envKey),
+    status: 'bad',
+    reason: secrets.redact(reason).split('\n').slice(0, 3).join(' ').slice(0, 300),
+  };
   const stdin = `${JSON.stringify(meta)}\n`;
   const bytes = Buffer.byteLength(stdin);
   const write = sh`head -c ${bytes} > ${`${file}.new`} && mv -f ${`${file}.new`} ${file}`;
-  return { script: script(sh`if [ -d "$(dirname ${file})" ]; then ${write}; else head -c ${bytes} > /dev/null; fi`), stdin };
+  return {
+    script: script(sh`if [ -d "$(dirname ${file})" ]; then ${write}; else head -c ${bytes} > /dev/null; fi`),
+    stdin,
+  };
 }
 
 /** Writes the metadata into the staged release and renames it into releases/: it is complete from here. */
@@ -52,14 +73,17 @@ function sharedLinks(spec: StageSpec): Shell[] {
     ...dirs.map((d) => sh`mkdir -p ${p.sharedItem(d)}`),
     // A shared file that does not exist yet is created empty and private: it usually holds secrets.
     // One that is a dangling link is an error: writing through it would create a file elsewhere.
-    ...files.map((item) => [item, p.sharedItem(item)]).map(
-      ([item, f]) =>
-        sh`mkdir -p "$(dirname ${f})"; if [ -L ${f} ] && [ ! -e ${f} ]; then printf '%s is a symlink to %s%s\\n' ${f} "$(readlink ${f})" ${missing} >&2; exit 1; fi
+    ...files
+      .map((item) => [item, p.sharedItem(item)])
+      .map(
+        ([item, f]) =>
+          sh`mkdir -p "$(dirname ${f})"; if [ -L ${f} ] && [ ! -e ${f} ]; then printf '%s is a symlink to %s%s\\n' ${f} "$(readlink ${f})" ${missing} >&2; exit 1; fi
 [ -e ${f} ] || { (umask 077 && : > ${f}); echo ${`@@created-shared ${item}`}; }`,
-    ),
+      ),
     // No parent of these is a link in the release (buildArchive refuses such a tree), so rm -rf stays inside it.
     ...linked.map(
-      (item) => sh`rm -rf ${`${staged}/${item}`}; mkdir -p "$(dirname ${`${staged}/${item}`})"; ln -s ${linkFromRelease(item, 'shared')} ${`${staged}/${item}`}`,
+      (item) =>
+        sh`rm -rf ${`${staged}/${item}`}; mkdir -p "$(dirname ${`${staged}/${item}`})"; ln -s ${linkFromRelease(item, 'shared')} ${`${staged}/${item}`}`,
     ),
   ];
 }
@@ -88,7 +112,8 @@ export function stageScript(spec: StageSpec): Shell {
     // After the archive, so they win over anything it holds at the same path.
     // Each a new file (rm, then O_EXCL): never written through a link, and a secret one is 0600 even where the archive had it.
     ...spec.files.map(
-      (f) => sh`rm -f ${files.rendered(f.name)} && (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${files.rendered(f.name)})`,
+      (f) =>
+        sh`rm -f ${files.rendered(f.name)} && (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${files.rendered(f.name)})`,
     ),
     spec.files.length
       ? sh`printf '%s  %s\\n' ${spec.files.flatMap((f) => [sha256(f.content), files.rendered(f.name)])} | sha256sum -c --status - || { echo "upload corrupted: a rendered file arrived incomplete" >&2; rm -rf ${staged}; exit 1; }`

@@ -28,8 +28,9 @@ function writableProbe(targets: string[]): Shell {
 }
 
 /** The privileged commands a deploy of `releaseId` runs, each once, as sudo -l is asked about them. */
-const askedCommands = (services: Services, root: string, releaseId: string) =>
-  [...new Set(privilegedCommands(services, root, releaseId).map((c) => c.text))];
+const askedCommands = (services: Services, root: string, releaseId: string) => [
+  ...new Set(privilegedCommands(services, root, releaseId).map((c) => c.text)),
+];
 
 export function serviceCheckScript(services: Services | undefined, root: string, releaseId: string): Shell {
   const lines: Shell[] = [sh`echo "@@user $(id -un)"`];
@@ -39,7 +40,9 @@ export function serviceCheckScript(services: Services | undefined, root: string,
       const commands = askedCommands(services, root, releaseId);
       lines.push(...commands.map((c, i) => probe(`sudo ${i}`, sh`${raw(services.sudo)} -l ${raw(c)}`)));
     } else if (!services.sudo) {
-      const targets = [services.nginx?.site, services.nginx?.enabled, services.supervisor?.program].filter((t): t is string => Boolean(t));
+      const targets = [services.nginx?.site, services.nginx?.enabled, services.supervisor?.program].filter(
+        (t): t is string => Boolean(t),
+      );
       lines.push(probe('configs', writableProbe(targets)));
     }
     if (nginxTest) lines.push(probe('nginx', nginxTest));
@@ -81,24 +84,47 @@ const SUDO_RULES = `set services.helper up as README's "Preparing a server" says
 /** With the helper: as root, README's "Preparing a server" (the helper, its config, its one sudo rule). */
 function helperSetup(services: Services, user: string, app: string): string {
   const helper = services.helper!.command;
-  return `as root, README's "Preparing a server": install server/slipway-services as ${helper}, its config /etc/slipway/${app}.conf, `
-    + `and "${user} ALL=(root) NOPASSWD: ${helper}" in /etc/sudoers.d/slipway-${app}`;
+  return (
+    `as root, README's "Preparing a server": install server/slipway-services as ${helper}, its config /etc/slipway/${app}.conf, ` +
+    `and "${user} ALL=(root) NOPASSWD: ${helper}" in /etc/sudoers.d/slipway-${app}`
+  );
 }
 
-function sudoVerdict(services: Services, root: string, releaseId: string, probes: Map<string, Probe>, user: string, app: string): Verdict {
+function sudoVerdict(
+  services: Services,
+  root: string,
+  releaseId: string,
+  probes: Map<string, Probe>,
+  user: string,
+  app: string,
+): Verdict {
   const commands = askedCommands(services, root, releaseId);
-  const refused = commands.map((c, i) => ({ command: c, probe: probes.get(`sudo ${i}`) })).filter((r) => r.probe?.code !== 0);
-  const name = services.helper ? `sudo rule (${services.sudo} ${services.helper.command})` : `sudo rules (${services.sudo})`;
+  const refused = commands
+    .map((c, i) => ({ command: c, probe: probes.get(`sudo ${i}`) }))
+    .filter((r) => r.probe?.code !== 0);
+  const name = services.helper
+    ? `sudo rule (${services.sudo} ${services.helper.command})`
+    : `sudo rules (${services.sudo})`;
   if (!refused.length) return { name, ok: true, detail: `allow all ${commands.length} commands a deploy runs` };
   const { command, probe } = refused[0];
   const detail = `refuse ${refused.length} of ${commands.length} commands a deploy runs, e.g. ${command}: ${probe ? gist(probe) : 'not asked'}`;
   if (probe && notFound(probe) && !sudoRefused(probe)) {
-    return { name, ok: false, detail, fix: 'install sudo on the host (apt-get install sudo), or set services.sudo to the prefix you use' };
+    return {
+      name,
+      ok: false,
+      detail,
+      fix: 'install sudo on the host (apt-get install sudo), or set services.sudo to the prefix you use',
+    };
   }
   if (services.helper) return { name, ok: false, detail, fix: helperSetup(services, user, app) };
   const programs = [...new Set(refused.map((r) => r.command.split(' ')[0]))].join(', ');
   const rules = `README's sudo rules ("Preparing a server") in /etc/sudoers.d/${app} (visudo -f)`;
-  return { name, ok: false, detail, fix: `let ${user} run them as root without a password: ${rules}; refused: ${programs}` };
+  return {
+    name,
+    ok: false,
+    detail,
+    fix: `let ${user} run them as root without a password: ${rules}; refused: ${programs}`,
+  };
 }
 
 /** A service command run as a deploy runs it: the fixes for failures every such command shares, then its own. */
@@ -111,11 +137,15 @@ function commandVerdict(
 ): Verdict {
   if (p && own.passed(p)) return { name, ok: true, detail: `${command}: ${own.ok}` };
   const detail = `${command}: ${p ? gist(p) : 'not run'}`;
-  const fix = !p ? undefined
-    : sudoRefused(p) ? `let ${user} run it through sudo (see the sudo rule verdict above)`
-    : notFound(p) ? own.notFound
-    : p.output.some((l) => /Permission denied/.test(l)) ? own.denied
-    : own.other;
+  const fix = !p
+    ? undefined
+    : sudoRefused(p)
+      ? `let ${user} run it through sudo (see the sudo rule verdict above)`
+      : notFound(p)
+        ? own.notFound
+        : p.output.some((l) => /Permission denied/.test(l))
+          ? own.denied
+          : own.other;
   return { name, ok: false, detail, fix };
 }
 
@@ -140,19 +170,27 @@ function nginxVerdict(services: Services, command: Shell, p: Probe | undefined, 
   });
 }
 
-function supervisorVerdict(services: Services, command: Shell, p: Probe | undefined, user: string, app: string): Verdict {
+function supervisorVerdict(
+  services: Services,
+  command: Shell,
+  p: Probe | undefined,
+  user: string,
+  app: string,
+): Verdict {
   return commandVerdict('supervisorctl status', command.text, p, user, {
     // 3: supervisord answered, the program is not running (status' business, not check's); 4 with
     // "no such process": it answered, the program is not installed yet (a first deploy installs it).
-    passed: (probe) => probe.code === 0 || probe.code === 3 || (probe.code === 4 && probe.output.some((l) => /no such process/.test(l))),
+    passed: (probe) =>
+      probe.code === 0 || probe.code === 3 || (probe.code === 4 && probe.output.some((l) => /no such process/.test(l))),
     ok: 'supervisord answers',
     ...(services.helper
       ? helperFix(services, user, app, 'start supervisord (systemctl start supervisor)')
       : {
           notFound: 'install supervisor, or set services.supervisor.ctl to its full path',
           denied: `${user} may not use supervisord's socket: ${SUDO_RULES}, or [unix_http_server] chown=${user}`,
-          other: 'supervisord is not running or listens elsewhere: start it (systemctl start supervisor), '
-            + 'or point services.supervisor.ctl at its config (-c <file>)',
+          other:
+            'supervisord is not running or listens elsewhere: start it (systemctl start supervisor), ' +
+            'or point services.supervisor.ctl at its config (-c <file>)',
         }),
   });
 }
@@ -176,15 +214,23 @@ export function serviceVerdicts(input: {
   ];
   if (!services) return verdicts;
   const configs = probes.get('configs');
-  if (services.sudo && isSudo(services.sudo)) verdicts.push(sudoVerdict(services, root, input.releaseId, probes, user, input.application));
-  else if (services.sudo) verdicts.push({ name: 'sudo rules', ok: 'skipped', detail: `services.sudo "${services.sudo}" is not sudo: not checked` });
-  else if (configs?.code === 0) verdicts.push({ name: 'config files', ok: true, detail: `writable by ${user} (no services.sudo)` });
+  if (services.sudo && isSudo(services.sudo))
+    verdicts.push(sudoVerdict(services, root, input.releaseId, probes, user, input.application));
+  else if (services.sudo)
+    verdicts.push({
+      name: 'sudo rules',
+      ok: 'skipped',
+      detail: `services.sudo "${services.sudo}" is not sudo: not checked`,
+    });
+  else if (configs?.code === 0)
+    verdicts.push({ name: 'config files', ok: true, detail: `writable by ${user} (no services.sudo)` });
   else {
     const detail = configs ? gist(configs) : 'not checked';
     verdicts.push({ name: 'config files', ok: false, detail, fix: `make them writable by ${user}, or ${SUDO_RULES}` });
   }
   const { nginxTest, supervisor } = statusCommands(services);
   if (nginxTest) verdicts.push(nginxVerdict(services, nginxTest, probes.get('nginx'), user, input.application));
-  if (supervisor) verdicts.push(supervisorVerdict(services, supervisor, probes.get('supervisor'), user, input.application));
+  if (supervisor)
+    verdicts.push(supervisorVerdict(services, supervisor, probes.get('supervisor'), user, input.application));
   return verdicts;
 }

@@ -4,7 +4,16 @@
 import type { Services } from '../config/types.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
 
-export type HelperSubcommand = 'install' | 'restore' | 'commit' | 'restart' | 'reload' | 'status' | 'test' | 'pid' | 'tail';
+export type HelperSubcommand =
+  | 'install'
+  | 'restore'
+  | 'commit'
+  | 'restart'
+  | 'reload'
+  | 'status'
+  | 'test'
+  | 'pid'
+  | 'tail';
 
 /** `/usr/local/sbin/slipway-services <application> <subcommand> [release id]`: what the sudo rule is asked about. */
 function helperArguments(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {

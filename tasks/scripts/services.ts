@@ -5,7 +5,13 @@ import path from 'node:path';
 import type { Services } from '../config/types.js';
 import { layout, releaseFiles } from '../lib/paths.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
-import { helperCommand, helperPrivilegedCommands, installThroughHelper, restartThroughHelper, restoreThroughHelper } from './services-helper.js';
+import {
+  helperCommand,
+  helperPrivilegedCommands,
+  installThroughHelper,
+  restartThroughHelper,
+  restoreThroughHelper,
+} from './services-helper.js';
 
 interface ManagedFile {
   kind: 'nginx' | 'supervisor';
@@ -15,8 +21,18 @@ interface ManagedFile {
 
 function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
   const files: ManagedFile[] = [];
-  if (services.nginx) files.push({ kind: 'nginx', rendered: releaseFiles(releaseDir).rendered('nginx.conf'), target: services.nginx.site });
-  if (services.supervisor) files.push({ kind: 'supervisor', rendered: releaseFiles(releaseDir).rendered('supervisor.conf'), target: services.supervisor.program });
+  if (services.nginx)
+    files.push({
+      kind: 'nginx',
+      rendered: releaseFiles(releaseDir).rendered('nginx.conf'),
+      target: services.nginx.site,
+    });
+  if (services.supervisor)
+    files.push({
+      kind: 'supervisor',
+      rendered: releaseFiles(releaseDir).rendered('supervisor.conf'),
+      target: services.supervisor.program,
+    });
   return files;
 }
 
@@ -47,10 +63,17 @@ export function privilegedCommands(services: Services, deployTo: string, release
   const ctl = raw(supervisor?.ctl ?? '');
   return [
     ...managedFiles(services, layout(deployTo).release(releaseId)).flatMap(install),
-    ...(nginx ? [...replace(nginx.enabled), sh`ln -sfn ${nginx.site} ${nginx.enabled}`, raw(nginx.test), raw(nginx.reload)] : []),
+    ...(nginx
+      ? [...replace(nginx.enabled), sh`ln -sfn ${nginx.site} ${nginx.enabled}`, raw(nginx.test), raw(nginx.reload)]
+      : []),
     sh`rm -f ${saved.flatMap((b) => [b.prev, b.none])}`,
     ...(supervisor
-      ? [sh`${ctl} reread`, sh`${ctl} update ${supervisor.name}`, sh`${ctl} restart ${supervisor.name}`, sh`${ctl} pid ${supervisor.name}`]
+      ? [
+          sh`${ctl} reread`,
+          sh`${ctl} update ${supervisor.name}`,
+          sh`${ctl} restart ${supervisor.name}`,
+          sh`${ctl} pid ${supervisor.name}`,
+        ]
       : []),
     // The health check asks for the program's state; a failed start or check shows its stderr.
     ...(supervisor ? [sh`${ctl} status ${supervisor.name}`, sh`${ctl} tail ${supervisor.name} stderr`] : []),
@@ -75,7 +98,9 @@ export function nginxTestCommand(services: Services | undefined): Shell | undefi
 function backups(services: Services, deployTo: string): Array<{ target: string; prev: string; none: string }> {
   const p = layout(deployTo);
   const roles = { site: services.nginx?.site, enabled: services.nginx?.enabled, program: services.supervisor?.program };
-  return Object.entries(roles).flatMap(([role, target]) => (target ? [{ target, prev: p.serviceBackup(role, 'prev'), none: p.serviceBackup(role, 'none') }] : []));
+  return Object.entries(roles).flatMap(([role, target]) =>
+    target ? [{ target, prev: p.serviceBackup(role, 'prev'), none: p.serviceBackup(role, 'none') }] : [],
+  );
 }
 
 /**
@@ -88,7 +113,8 @@ function configFunctions(services: Services, deployTo: string): Shell {
   return script(
     sh`restore_configs() {`,
     ...saved.map(
-      (b) => sh`  if [ -e ${b.prev} ] || [ -L ${b.prev} ]; then ${s}mv -f ${b.prev} ${b.target}; elif [ -e ${b.none} ]; then ${s}rm -f ${b.target} ${b.none}; fi`,
+      (b) =>
+        sh`  if [ -e ${b.prev} ] || [ -L ${b.prev} ]; then ${s}mv -f ${b.prev} ${b.target}; elif [ -e ${b.none} ]; then ${s}rm -f ${b.target} ${b.none}; fi`,
     ),
     sh`  :; }`,
     sh`commit_configs() { ${s}rm -f ${saved.flatMap((b) => [b.prev, b.none])}; }`,
@@ -160,7 +186,9 @@ export function restoreConfigsScript(services: Services, deployTo: string): Shel
 
 /** supervisor's status line for the program: through the helper, or services.sudo + supervisorctl. */
 export function programStatusCommand(services: Services, supervisor: NonNullable<Services['supervisor']>): Shell {
-  return services.helper ? helperCommand(services, 'status') : sh`${sudo(services)}${raw(supervisor.ctl)} status ${supervisor.name}`;
+  return services.helper
+    ? helperCommand(services, 'status')
+    : sh`${sudo(services)}${raw(supervisor.ctl)} status ${supervisor.name}`;
 }
 
 /**

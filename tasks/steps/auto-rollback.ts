@@ -25,9 +25,14 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
     const previous = h.result.previous as string | null | undefined;
     try {
       if (!goBack || !previous) {
-        return await mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(() => 'marked bad, left live');
+        return await mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(
+          () => 'marked bad, left live',
+        );
       }
-      const logLine = revisionLine('rollback', previous, { from: release.id, reason: interrupted ? INTERRUPTED : 'auto' });
+      const logLine = revisionLine('rollback', previous, {
+        from: release.id,
+        reason: interrupted ? INTERRUPTED : 'auto',
+      });
       const command = script(mark.script, returnToScript(run, h, previous, logLine));
       const output = await wentBack(h, previous, mustRun(h.host, 'rollback', command, { stdin: mark.stdin }));
       h.result.live = previous;
@@ -44,8 +49,12 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
     }
   };
   const step = interrupted ? 'rollback (interrupted)' : run.options.autoRollback ? 'auto-rollback' : 'mark bad';
-  await run.each(step, back).catch((e: Error) => run.log.error(`${interrupted ? 'rollback' : 'automatic rollback'} failed:\n${e.message}`));
-  const where = run.hosts.map((h) => (h.result.unknown ? `${h.host.name} state unknown` : `${h.host.name} on ${liveRelease(h)}`)).join(', ');
+  await run
+    .each(step, back)
+    .catch((e: Error) => run.log.error(`${interrupted ? 'rollback' : 'automatic rollback'} failed:\n${e.message}`));
+  const where = run.hosts
+    .map((h) => (h.result.unknown ? `${h.host.name} state unknown` : `${h.host.name} on ${liveRelease(h)}`))
+    .join(', ');
   if (interrupted) {
     const outcome = run.hosts.some((h) => h.result.previous) ? 'went back' : 'nothing to go back to, left live';
     const message = `interrupted after the switch, before ${release.id} was checked: ${outcome} (${where}); marked bad`;

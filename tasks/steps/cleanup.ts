@@ -11,7 +11,10 @@ import { restoreConfigsScript } from '../scripts/services.js';
 export function discard(run: TaskRun, release: Release) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
-    const command = script(services ? restoreConfigsScript(services, h.paths.root) : undefined, discardScript(h.paths.root, release.id, run.options.keepFailed));
+    const command = script(
+      services ? restoreConfigsScript(services, h.paths.root) : undefined,
+      discardScript(h.paths.root, release.id, run.options.keepFailed),
+    );
     const kept = await mustRun(h.host, 'cleanup', command);
     return kept.trim() ? `kept for inspection: ${kept.trim()}` : 'removed the unfinished release';
   };

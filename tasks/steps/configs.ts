@@ -9,9 +9,16 @@ export function installConfigs(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
-    const output = await mustRun(h.host, 'installing service configs', installConfigsScript(services, h.paths.root, releaseId));
+    const output = await mustRun(
+      h.host,
+      'installing service configs',
+      installConfigsScript(services, h.paths.root, releaseId),
+    );
     const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
     h.result.configsChanged = changed;
-    return run.tell(changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged', 'install the configs that changed (validated)');
+    return run.tell(
+      changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged',
+      'install the configs that changed (validated)',
+    );
   };
 }

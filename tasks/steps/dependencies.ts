@@ -15,7 +15,10 @@ export function installDependencies(run: TaskRun, release: Release) {
     if (key === null) return { skipped: 'no dependencies' };
     if (h.state.envs.includes(key)) return run.tell(`reused envs/${key}, no install`, `reuse envs/${key}, no install`);
     const meta = releaseMeta(release, key);
-    const command = script(installEnvironmentScript(run.config.dependencies.type, h.paths.root, release.id, key), publishScript(h.paths.root, meta));
+    const command = script(
+      installEnvironmentScript(run.config.dependencies.type, h.paths.root, release.id, key),
+      publishScript(h.paths.root, meta),
+    );
     await mustRun(h.host, 'dependency install', command);
     h.state.meta[release.id] = meta;
     h.state.envs.push(key);

@@ -8,7 +8,9 @@ export function healthCheck(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const check = run.config.healthcheck;
     if (!check) return { skipped: 'no healthcheck configured' };
-    const answer = healthyIn(await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId), run.config.services)));
+    const answer = healthyIn(
+      await mustRun(h.host, 'health check', healthCheckScript(checkFor(check, releaseId), run.config.services)),
+    );
     return run.tell(answer, `check ${check.url}`);
   };
 }

@@ -12,7 +12,10 @@ export async function newRelease(run: TaskRun, archive: ReleaseArchive): Promise
   const envKeys = new Map<string, string | null>();
   for (const h of run.hosts) {
     files.set(h.host.name, await renderTemplates(run.config, h.config, id));
-    envKeys.set(h.host.name, archive.lockfile === null ? null : environmentKey(run.config.dependencies.type, archive.lockfile, h.state));
+    envKeys.set(
+      h.host.name,
+      archive.lockfile === null ? null : environmentKey(run.config.dependencies.type, archive.lockfile, h.state),
+    );
     h.result.release = id;
   }
   run.log.info(`release id: ${id}`);

@@ -10,8 +10,13 @@ import { programPidCommand } from '../scripts/services.js';
 export function purgeReleases(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const plan = planPurge(h.state, run.config.keepReleases);
-    if (!plan.releases.length && !plan.envs.length) return { skipped: `${count(h.state.releases.length, 'release')}, keeping ${run.config.keepReleases}` };
-    const output = await run.finalCommand(h, 'purge', purgeScript(h.paths.root, plan, programPidCommand(run.config.services)));
+    if (!plan.releases.length && !plan.envs.length)
+      return { skipped: `${count(h.state.releases.length, 'release')}, keeping ${run.config.keepReleases}` };
+    const output = await run.finalCommand(
+      h,
+      'purge',
+      purgeScript(h.paths.root, plan, programPidCommand(run.config.services)),
+    );
     // A dry run's output is empty: its summary comes from the plan, which is the script it printed.
     const removed = run.options.dryRun ? plan.releases : purgedIn(output);
     const kept = output.split('\n').filter((l) => l.startsWith('kept '));

@@ -11,7 +11,8 @@ export function restartServices(run: TaskRun) {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
     // A dry run does not know whether the site changed: it shows the reload, which runs only if it did.
-    const nginxChanged = run.options.dryRun || ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
+    const nginxChanged =
+      run.options.dryRun || ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
     await mustRun(h.host, 'restart', restartScript(services, h.paths.root, nginxChanged));
     return restartSummary(run, services, run.options.dryRun ? 'if changed' : nginxChanged);
   };
@@ -22,6 +23,9 @@ export function restartSummary(run: TaskRun, services: Services, nginx: boolean 
   const program = services.supervisor?.name;
   const reloads = Boolean(nginx && services.nginx);
   const done = [program && `restarted ${program}`, reloads && 'reloaded nginx'];
-  const planned = [program && `restart ${program}`, reloads && `reload nginx${nginx === 'if changed' ? ' if its site changed' : ''}`];
+  const planned = [
+    program && `restart ${program}`,
+    reloads && `reload nginx${nginx === 'if changed' ? ' if its site changed' : ''}`,
+  ];
   return run.tell(done.filter(Boolean).join(', '), planned.filter(Boolean).join(', '));
 }

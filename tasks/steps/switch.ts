@@ -18,12 +18,15 @@ import { switchScript } from '../scripts/switch.js';
  */
 export async function cutover(run: TaskRun, id: string, ref: string): Promise<void> {
   // With nothing to run after the switch, purge and unlock ride in the switch's round trip.
-  const finishing = !run.config.hooks.afterSwitch.length && !run.config.services && !run.config.healthcheck && !run.options.rolling;
+  const finishing =
+    !run.config.hooks.afterSwitch.length && !run.config.services && !run.config.healthcheck && !run.options.rolling;
   try {
     await run.each('switch', switchTo(run, id, 'deploy', { ref, last: finishing, purge: finishing }));
   } catch (error) {
     const switched = run.hosts.filter((h) => h.result.live === id && typeof h.result.previous === 'string');
-    await run.each('switch back', (h) => switchTo(run, h.result.previous as string, 'rollback')(h), switched).catch((e: Error) => run.log.error(e.message));
+    await run
+      .each('switch back', (h) => switchTo(run, h.result.previous as string, 'rollback')(h), switched)
+      .catch((e: Error) => run.log.error(e.message));
     for (const h of run.hosts) run.log.info(`  ${h.host.name}: live ${h.state.live ?? '(none)'}`);
     throw error;
   }
@@ -59,21 +62,29 @@ export async function wentBack(h: HostRun, id: string, running: Promise<string>)
     h.state.live = id;
     // CommandFailed's message is "<what> failed on <host> (exit n):" and then the output's last lines.
     const why = error.message.slice(error.message.indexOf('\n') + 1);
-    const lost = error.result.code === null ? ' (the command ended without an exit status: connection lost or killed)' : '';
+    const lost =
+      error.result.code === null ? ' (the command ended without an exit status: connection lost or killed)' : '';
     throw new Error(`went back to ${id} on ${h.host.name}, but it did not come back healthy${lost}:\n${why}`);
   }
 }
 
 /** The switch step: makes `id` live on a host and records why. As a task's `last` step it also gives back the lock. */
-export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback', { ref, last = false, purge = false }: { ref?: string; last?: boolean; purge?: boolean } = {}) {
+export function switchTo(
+  run: TaskRun,
+  id: string,
+  action: 'deploy' | 'rollback',
+  { ref, last = false, purge = false }: { ref?: string; last?: boolean; purge?: boolean } = {},
+) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const from = h.state.live;
     const logLine = revisionLine(action, id, { from: from ?? '', ...(ref ? { ref } : {}) });
     // A deploy restarts in its own step after the switch; a rollback does it all in one round trip.
-    const switched = action === 'rollback' ? returnToScript(run, h, id, logLine) : switchScript(h.paths.root, id, logLine);
+    const switched =
+      action === 'rollback' ? returnToScript(run, h, id, logLine) : switchScript(h.paths.root, id, logLine);
     const after = { ...h.state, live: id, releases: [...new Set([...h.state.releases, id])].sort() };
     const plan = purge ? planPurge(after, run.config.keepReleases) : { releases: [], envs: [] };
-    const command = plan.releases.length || plan.envs.length ? script(switched, purgeScript(h.paths.root, plan)) : switched;
+    const command =
+      plan.releases.length || plan.envs.length ? script(switched, purgeScript(h.paths.root, plan)) : switched;
     const running = last ? run.finalCommand(h, 'switch', command) : mustRun(h.host, 'switch', command);
     const output = await (action === 'rollback' ? wentBack(h, id, running) : running);
     // A dry run's output is empty: its summary comes from the plan, which is the script it printed.
@@ -86,6 +97,9 @@ export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback'
     const purged = removed.length ? count(removed.length, 'release') : '';
     const healthy = healthyIn(output);
     const checks = action === 'rollback' && run.config.healthcheck ? ' and check its health' : '';
-    return run.tell(`${move}${purged && `; purged ${purged}`}${healthy && `; ${healthy}`}`, `switch ${move}${purged && ` and purge ${purged}`}${checks}`);
+    return run.tell(
+      `${move}${purged && `; purged ${purged}`}${healthy && `; ${healthy}`}`,
+      `switch ${move}${purged && ` and purge ${purged}`}${checks}`,
+    );
   };
 }

@@ -35,20 +35,31 @@ export function upload(run: TaskRun, release: Release) {
     const envReady = key === null || h.state.envs.includes(key);
     const files = release.files.get(h.host.name) ?? [];
     const staged = h.paths.staging(release.id);
-    const spec = { deployTo: h.paths.root, id: release.id, sha256: release.archive.sha256, bytes: release.archive.bytes, files, shared: run.config.shared };
+    const spec = {
+      deployTo: h.paths.root,
+      id: release.id,
+      sha256: release.archive.sha256,
+      bytes: release.archive.bytes,
+      files,
+      shared: run.config.shared,
+    };
     const meta = releaseMeta(release, key);
     // Not through the helper: as root, nginx -t with a -p/-c of the deploy user's choosing would load any config
     // (load_module, logs anywhere); as the deploy user it fails where nginx never ran. The helper checks the
     // site itself, as root, when the configs step installs it, still before the switch.
     const helper = run.config.services?.helper;
-    const nginxTest = h.state.nginx && !helper ? (nginxTestCommand(run.config.services) ?? sh`${h.state.nginx} -t`) : undefined;
+    const nginxTest =
+      h.state.nginx && !helper ? (nginxTestCommand(run.config.services) ?? sh`${h.state.nginx} -t`) : undefined;
     const command = script(
       stageScript(spec),
       key && envReady ? linkEnvironmentScript(run.config.dependencies.type, h.paths.root, release.id, key) : undefined,
       nginxTest && files.some((f) => f.name === 'nginx.conf') ? nginxCheckScript(nginxTest, staged) : undefined,
       envReady ? publishScript(h.paths.root, meta) : undefined,
     );
-    const stdinNote = [`the release archive (${release.archive.bytes} bytes)`, ...files.map((f) => `${f.name}:\n${f.content}`)].join('\n');
+    const stdinNote = [
+      `the release archive (${release.archive.bytes} bytes)`,
+      ...files.map((f) => `${f.name}:\n${f.content}`),
+    ].join('\n');
     const result = await h.host.exec(command, { stdin: stageInput(release.archive.file, files), stdinNote });
     if (result.code !== 0) {
       const nginxRejected = result.stderr.includes(`${NGINX_REJECTED}:`);

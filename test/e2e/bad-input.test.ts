@@ -34,62 +34,201 @@ interface Row {
 }
 
 const rows: Row[] = [
-  { name: 'unknown task', args: ['frobnicate'], code: 2, message: /unknown task "frobnicate"; tasks: deploy, rollback/ },
+  {
+    name: 'unknown task',
+    args: ['frobnicate'],
+    code: 2,
+    message: /unknown task "frobnicate"; tasks: deploy, rollback/,
+  },
   { name: 'bad task syntax', args: ['Deploy!'], code: 2, message: /bad task name "Deploy!"/ },
   { name: 'empty task argument', args: ['rollback:a,,b'], code: 2, message: /empty argument/ },
   { name: 'rollback to an empty id', args: ['rollback:'], code: 2, message: /empty argument/ },
-  { name: 'rollback to a traversal', args: ['rollback:../x'], code: 1, message: /not a release id: "\.\.\/x"; releases: / },
+  {
+    name: 'rollback to a traversal',
+    args: ['rollback:../x'],
+    code: 1,
+    message: /not a release id: "\.\.\/x"; releases: /,
+  },
   { name: 'rollback to /etc', args: ['rollback:/etc'], code: 1, message: /not a release id: "\/etc"/ },
   { name: 'rollback to an over-long id', args: [`rollback:${'9'.repeat(400)}`], code: 1, message: /not a release id/ },
   { name: 'rollback to a shell-meta id', args: ['rollback:$(reboot);`id`'], code: 1, message: /not a release id/ },
-  { name: 'rollback to a well-formed id that is not there', args: ['rollback:2001.01.01-00.00.00-abcdef0'], code: 1, message: /no release "2001\.01\.01-00\.00\.00-abcdef0"/ },
-  { name: 'unknown --env', args: ['--env', 'prod', 'deploy'], code: 2, message: /unknown environment "prod"; environments: local/ },
-  { name: '--env __proto__ (an Object.prototype key)', args: ['--env', '__proto__', 'deploy'], code: 2, message: /unknown environment "__proto__"; environments: local$/m },
-  { name: '--env constructor (an Object.prototype key)', args: ['--env', 'constructor', 'deploy'], code: 2, message: /unknown environment "constructor"; environments: local$/m },
+  {
+    name: 'rollback to a well-formed id that is not there',
+    args: ['rollback:2001.01.01-00.00.00-abcdef0'],
+    code: 1,
+    message: /no release "2001\.01\.01-00\.00\.00-abcdef0"/,
+  },
+  {
+    name: 'unknown --env',
+    args: ['--env', 'prod', 'deploy'],
+    code: 2,
+    message: /unknown environment "prod"; environments: local/,
+  },
+  {
+    name: '--env __proto__ (an Object.prototype key)',
+    args: ['--env', '__proto__', 'deploy'],
+    code: 2,
+    message: /unknown environment "__proto__"; environments: local$/m,
+  },
+  {
+    name: '--env constructor (an Object.prototype key)',
+    args: ['--env', 'constructor', 'deploy'],
+    code: 2,
+    message: /unknown environment "constructor"; environments: local$/m,
+  },
   {
     // The config in another folder: its templates are looked up there, and there are none.
-    name: 'services with --config in a folder without templates/', code: 2,
+    name: 'services with --config in a folder without templates/',
+    code: 2,
     args: () => ['--config', path.join(project.dir, 'ops/deploy.config.json'), 'deploy'],
-    message: /services\.supervisor needs a template: no supervisor\.conf\.hbs in \S+\/ops\/templates \(templates\/, the repository and \.env files are looked up beside/,
+    message:
+      /services\.supervisor needs a template: no supervisor\.conf\.hbs in \S+\/ops\/templates \(templates\/, the repository and \.env files are looked up beside/,
     before: () => {
       mkdirSync(path.join(project.dir, 'ops'), { recursive: true });
       const services = { nginx: false, supervisor: { ctl: 'false', program: path.join(project.dir, 'hello.conf') } };
-      writeFileSync(path.join(project.dir, 'ops/deploy.config.json'), JSON.stringify({ ...good(), repository: '..', services }));
+      writeFileSync(
+        path.join(project.dir, 'ops/deploy.config.json'),
+        JSON.stringify({ ...good(), repository: '..', services }),
+      );
     },
   },
   { name: 'unknown option', args: ['--colour', 'deploy'], code: 2, message: /Unknown option '--colour'/ },
   { name: 'no task', args: [], code: 2, message: /no task given/ },
-  { name: 'missing application', args: ['deploy'], config: withConfig((c) => delete c.application), code: 2, message: /application: Invalid input: expected string, received undefined/ },
-  { name: 'missing environments', args: ['deploy'], config: withConfig((c) => delete c.environments), code: 2, message: /environments: / },
-  { name: 'missing deployTo', args: ['deploy'], config: withConfig((c) => delete c.environments.local.hosts[0].deployTo), code: 2, message: /environments\.local\.hosts\.0\.deployTo:/ },
-  { name: 'wrong type', args: ['deploy'], config: withConfig((c) => (c.keepReleases = 'five')), code: 2, message: /keepReleases: Invalid input: expected number, received string/ },
-  { name: 'unknown key', args: ['deploy'], config: withConfig((c) => (c.keep = 3)), code: 2, message: /keep: unknown key/ },
-  { name: 'unknown nested key', args: ['deploy'], config: withConfig((c) => (c.environments.local.hosts[0].adress = 'x')), code: 2, message: /environments\.local\.hosts\.0\.adress: unknown key/ },
-  { name: 'invalid application name', args: ['deploy'], config: withConfig((c) => (c.application = '-Bad_Name')), code: 2, message: /application: a name matching \[a-z0-9\]\[a-z0-9-\]\*/ },
-  { name: 'keepReleases 0', args: ['deploy'], config: withConfig((c) => (c.keepReleases = 0)), code: 2, message: /keepReleases: Too small/ },
-  { name: 'keepReleases negative', args: ['deploy'], config: withConfig((c) => (c.keepReleases = -2)), code: 2, message: /keepReleases: Too small/ },
+  {
+    name: 'missing application',
+    args: ['deploy'],
+    config: withConfig((c) => delete c.application),
+    code: 2,
+    message: /application: Invalid input: expected string, received undefined/,
+  },
+  {
+    name: 'missing environments',
+    args: ['deploy'],
+    config: withConfig((c) => delete c.environments),
+    code: 2,
+    message: /environments: /,
+  },
+  {
+    name: 'missing deployTo',
+    args: ['deploy'],
+    config: withConfig((c) => delete c.environments.local.hosts[0].deployTo),
+    code: 2,
+    message: /environments\.local\.hosts\.0\.deployTo:/,
+  },
+  {
+    name: 'wrong type',
+    args: ['deploy'],
+    config: withConfig((c) => (c.keepReleases = 'five')),
+    code: 2,
+    message: /keepReleases: Invalid input: expected number, received string/,
+  },
+  {
+    name: 'unknown key',
+    args: ['deploy'],
+    config: withConfig((c) => (c.keep = 3)),
+    code: 2,
+    message: /keep: unknown key/,
+  },
+  {
+    name: 'unknown nested key',
+    args: ['deploy'],
+    config: withConfig((c) => (c.environments.local.hosts[0].adress = 'x')),
+    code: 2,
+    message: /environments\.local\.hosts\.0\.adress: unknown key/,
+  },
+  {
+    name: 'invalid application name',
+    args: ['deploy'],
+    config: withConfig((c) => (c.application = '-Bad_Name')),
+    code: 2,
+    message: /application: a name matching \[a-z0-9\]\[a-z0-9-\]\*/,
+  },
+  {
+    name: 'keepReleases 0',
+    args: ['deploy'],
+    config: withConfig((c) => (c.keepReleases = 0)),
+    code: 2,
+    message: /keepReleases: Too small/,
+  },
+  {
+    name: 'keepReleases negative',
+    args: ['deploy'],
+    config: withConfig((c) => (c.keepReleases = -2)),
+    code: 2,
+    message: /keepReleases: Too small/,
+  },
   { name: 'config not valid JSON', args: ['deploy'], config: () => '{ nope', code: 2, message: /not valid JSON/ },
   {
-    name: 'missing private key', args: ['deploy'], code: 2, message: /cannot read privateKey \/nonexistent\/key: ENOENT/,
-    config: withConfig((c) => (c.environments.local.hosts = [{ name: 'web', host: '127.0.0.1', port: 22, privateKey: '/nonexistent/key', deployTo: '/srv/x' }])),
+    name: 'missing private key',
+    args: ['deploy'],
+    code: 2,
+    message: /cannot read privateKey \/nonexistent\/key: ENOENT/,
+    config: withConfig(
+      (c) =>
+        (c.environments.local.hosts = [
+          { name: 'web', host: '127.0.0.1', port: 22, privateKey: '/nonexistent/key', deployTo: '/srv/x' },
+        ]),
+    ),
   },
   {
-    name: 'unreadable private key', args: ['deploy'], code: 2, message: /cannot read privateKey .*EISDIR/,
-    config: withConfig((c) => (c.environments.local.hosts = [{ name: 'web', host: '127.0.0.1', port: 22, privateKey: '/tmp', deployTo: '/srv/x' }])),
+    name: 'unreadable private key',
+    args: ['deploy'],
+    code: 2,
+    message: /cannot read privateKey .*EISDIR/,
+    config: withConfig(
+      (c) =>
+        (c.environments.local.hosts = [
+          { name: 'web', host: '127.0.0.1', port: 22, privateKey: '/tmp', deployTo: '/srv/x' },
+        ]),
+    ),
   },
-  { name: 'a hostile host name', args: ['deploy'], config: withConfig((c) => (c.environments.local.hosts[0].name = 'web;$(id)')), code: 2, message: /environments\.local\.hosts\.0\.name: a host name of letters/ },
-  { name: 'a hostile environment name', args: ['--env', "prod'$(id)", 'deploy'], code: 2, message: /unknown environment "prod'\$\(id\)"/ },
-  { name: 'a ref that does not exist', args: ['deploy', '--ref', 'v9.9.9'], code: 2, message: /unknown ref "v9\.9\.9"/ },
-  { name: 'a hostile ref', args: ['deploy', '--ref', '$(touch /tmp/slipway-ref-pwned);x'], code: 2, message: /unknown ref "\$\(touch/ },
-  { name: 'a repository that is not git', args: ['deploy'], config: withConfig((c) => (c.repository = '/tmp')), code: 2, message: /not a git repository: \/tmp/ },
   {
-    name: 'a template with a syntax error', args: ['deploy'], code: 2, message: /template templates\/broken\.conf\.hbs: if doesn't match each/,
+    name: 'a hostile host name',
+    args: ['deploy'],
+    config: withConfig((c) => (c.environments.local.hosts[0].name = 'web;$(id)')),
+    code: 2,
+    message: /environments\.local\.hosts\.0\.name: a host name of letters/,
+  },
+  {
+    name: 'a hostile environment name',
+    args: ['--env', "prod'$(id)", 'deploy'],
+    code: 2,
+    message: /unknown environment "prod'\$\(id\)"/,
+  },
+  {
+    name: 'a ref that does not exist',
+    args: ['deploy', '--ref', 'v9.9.9'],
+    code: 2,
+    message: /unknown ref "v9\.9\.9"/,
+  },
+  {
+    name: 'a hostile ref',
+    args: ['deploy', '--ref', '$(touch /tmp/slipway-ref-pwned);x'],
+    code: 2,
+    message: /unknown ref "\$\(touch/,
+  },
+  {
+    name: 'a repository that is not git',
+    args: ['deploy'],
+    config: withConfig((c) => (c.repository = '/tmp')),
+    code: 2,
+    message: /not a git repository: \/tmp/,
+  },
+  {
+    name: 'a template with a syntax error',
+    args: ['deploy'],
+    code: 2,
+    message: /template templates\/broken\.conf\.hbs: if doesn't match each/,
     before: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), 'server {{#if}} {{/each}}'),
     after: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), ''),
   },
   {
-    name: 'a template with a missing variable', args: ['deploy'], code: 2, message: /template templates\/broken\.conf\.hbs, line 2: variable "env\.DATABASE_URL" is not defined/,
-    before: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), 'port={{port}}\nurl={{env.DATABASE_URL}}\n'),
+    name: 'a template with a missing variable',
+    args: ['deploy'],
+    code: 2,
+    message: /template templates\/broken\.conf\.hbs, line 2: variable "env\.DATABASE_URL" is not defined/,
+    before: () =>
+      writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), 'port={{port}}\nurl={{env.DATABASE_URL}}\n'),
     after: () => writeFileSync(path.join(project.dir, 'templates/broken.conf.hbs'), ''),
   },
 ];
@@ -133,7 +272,9 @@ describe('bad input', () => {
     expect((await project.run(['deploy'])).code).toBe(0);
     const child = project.start(['deploy'], { SLIPWAY_FAULT: 'pause:before:upload' });
     await waitForOutput(child, /@@paused/);
-    const modes = ['deploy.lock', 'releases', `releases/${project.live()}`, 'shared', 'current/.slipway'].map((p) => [p, statSync(path.join(project.deployTo, p)).mode & 0o777] as const);
+    const modes = ['deploy.lock', 'releases', `releases/${project.live()}`, 'shared', 'current/.slipway'].map(
+      (p) => [p, statSync(path.join(project.deployTo, p)).mode & 0o777] as const,
+    );
     child.kill('SIGINT');
     await new Promise((r) => child.on('close', r));
     for (const [p, mode] of modes) expect(mode & 0o002, p).toBe(0);
@@ -144,7 +285,14 @@ describe('bad input', () => {
   it('an unreachable host (closed loopback port) fails within the connect timeout, naming the host', async () => {
     const port = await freePort();
     const original = readFileSync(project.configFile, 'utf8');
-    writeFileSync(project.configFile, JSON.stringify({ ...good(), connectTimeoutSeconds: 3, environments: { local: { hosts: [{ name: 'gone', host: '127.0.0.1', port, deployTo: '/srv/x' }] } } }));
+    writeFileSync(
+      project.configFile,
+      JSON.stringify({
+        ...good(),
+        connectTimeoutSeconds: 3,
+        environments: { local: { hosts: [{ name: 'gone', host: '127.0.0.1', port, deployTo: '/srv/x' }] } },
+      }),
+    );
     const start = Date.now();
     const result = await project.run(['deploy']);
     writeFileSync(project.configFile, original);

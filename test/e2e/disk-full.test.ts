@@ -11,13 +11,29 @@ import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
 // package-lock.json for ms + lodash (lodash unpacks to ~1,000 files: far more than the tmpfs holds).
 const withLodash = {
-  'package.json': JSON.stringify({ name: 'hello', version: '1.0.0', type: 'module', dependencies: { lodash: '4.17.21', ms: '^2.1.3' } }),
+  'package.json': JSON.stringify({
+    name: 'hello',
+    version: '1.0.0',
+    type: 'module',
+    dependencies: { lodash: '4.17.21', ms: '^2.1.3' },
+  }),
   'package-lock.json': JSON.stringify({
-    name: 'hello', version: '1.0.0', lockfileVersion: 3, requires: true,
+    name: 'hello',
+    version: '1.0.0',
+    lockfileVersion: 3,
+    requires: true,
     packages: {
       '': { name: 'hello', version: '1.0.0', dependencies: { lodash: '4.17.21', ms: '^2.1.3' } },
-      'node_modules/lodash': { version: '4.17.21', integrity: 'sha512-v2kDEe57lecTulaDIuNTPy3Ry4gLGJ6Z1O3vE1krgXZNrsQ+LFTGHVxVjcXPs17LhbZVGedAJv8XZ1tvj5FvSg==', license: 'MIT' },
-      'node_modules/ms': { version: '2.1.3', integrity: 'sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/XXP6tz7R9xAOtHnSO/tXtF3WRTlA==', license: 'MIT' },
+      'node_modules/lodash': {
+        version: '4.17.21',
+        integrity: 'sha512-v2kDEe57lecTulaDIuNTPy3Ry4gLGJ6Z1O3vE1krgXZNrsQ+LFTGHVxVjcXPs17LhbZVGedAJv8XZ1tvj5FvSg==',
+        license: 'MIT',
+      },
+      'node_modules/ms': {
+        version: '2.1.3',
+        integrity: 'sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/XXP6tz7R9xAOtHnSO/tXtF3WRTlA==',
+        license: 'MIT',
+      },
     },
   }),
 };
@@ -32,7 +48,9 @@ const root = () => path.join(fleet.hosts[0].srvDir, 'app');
 beforeAll(async () => {
   fleet = await startSshHosts(1, { tmpfsBytes: 1536 * 1024 });
   const h = fleet.hosts[0];
-  project = makeProject({ knownHosts: fleet.knownHosts }, [{ name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/app' }]);
+  project = makeProject({ knownHosts: fleet.knownHosts }, [
+    { name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/app' },
+  ]);
   const first = await project.run(['deploy']);
   expect(first.code, first.stderr).toBe(0);
 });
@@ -59,14 +77,18 @@ describe('disk full on the host', () => {
     expect(invariantViolations(root())).toEqual([]);
   });
 
-  it('during the dependency install: exit 1 with npm\'s ENOSPC, no half-built environment; the next deploy works', async () => {
+  it("during the dependency install: exit 1 with npm's ENOSPC, no half-built environment; the next deploy works", async () => {
     const releases = execFileSync('ls', [path.join(root(), 'releases')], { encoding: 'utf8' });
     project.commit(withLodash, 'a big dependency');
     const result = await project.run(['deploy']);
     expect(result.code).toBe(1);
     expect(result.stderr, result.stderr).toMatch(/dependency install failed[\s\S]*(ENOSPC|no space left)/i);
     expect(execFileSync('ls', [path.join(root(), 'releases')], { encoding: 'utf8' })).toBe(releases);
-    expect(execFileSync('ls', ['-A', path.join(root(), 'envs')], { encoding: 'utf8' }).split('\n').filter((e) => e.startsWith('.build'))).toEqual([]);
+    expect(
+      execFileSync('ls', ['-A', path.join(root(), 'envs')], { encoding: 'utf8' })
+        .split('\n')
+        .filter((e) => e.startsWith('.build')),
+    ).toEqual([]);
     expect(invariantViolations(root())).toEqual([]);
     project.commit(original, 'back to ms only');
     const next = await project.run(['deploy']);

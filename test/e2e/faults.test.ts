@@ -9,7 +9,9 @@ import { makeProject, type Project, waitForOutput } from '../helpers/project.js'
 import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
 const exitOf = (child: import('node:child_process').ChildProcess) =>
-  new Promise<number | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : null))));
+  new Promise<number | null>((resolve) =>
+    child.on('close', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : null))),
+  );
 
 const DEPLOY_STEPS = ['lock', 'upload', 'dependencies', 'configs', 'before-switch', 'switch', 'after-switch', 'purge'];
 
@@ -27,7 +29,14 @@ beforeAll(async () => {
   local = makeProject({ keepReleases: 3 });
   remote = makeProject(
     { keepReleases: 3, knownHosts: fleet.knownHosts },
-    fleet.hosts.map((h) => ({ name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/faults' })),
+    fleet.hosts.map((h) => ({
+      name: h.name,
+      host: h.address,
+      port: h.port,
+      user: h.user,
+      privateKey: fleet.clientKey,
+      deployTo: '/srv/faults',
+    })),
   );
   for (const p of [local, remote]) for (let i = 0; i < 2; i++) expect((await p.run(['deploy'])).code).toBe(0);
 });
@@ -76,11 +85,18 @@ for (const t of targets) {
   });
 
   describe(`SIGINT / SIGTERM during steps (${t.name})`, () => {
-    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    for (const [signal, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
       for (const step of ['upload', 'dependencies', 'before-switch', 'switch', 'purge']) {
         it(`${signal} at ${step}: stops, cleans up, releases the lock, says where each host is`, async () => {
           const p = t.project();
-          const liveBefore = t.roots().map((r) => (existsSync(path.join(r, 'current')) ? readFileSync(path.join(r, 'revisions.log'), 'utf8') : ''));
+          const liveBefore = t
+            .roots()
+            .map((r) =>
+              existsSync(path.join(r, 'current')) ? readFileSync(path.join(r, 'revisions.log'), 'utf8') : '',
+            );
           const child = p.start(['deploy'], { SLIPWAY_FAULT: `pause:before:${step}` });
           await waitForOutput(child, new RegExp(`@@paused before:${step}`));
           const output = waitForOutput(child, /live \S+/);

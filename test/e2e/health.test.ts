@@ -67,7 +67,10 @@ describe('health checks against real nginx and supervisord', () => {
   });
 
   it('a program that fails to start: the deploy shows the last lines of its stderr log', async () => {
-    project.commit({ 'server.js': `console.error('boom: DATABASE_URL is not set');\nprocess.exit(3);\n${original}` }, 'fails at start');
+    project.commit(
+      { 'server.js': `console.error('boom: DATABASE_URL is not set');\nprocess.exit(3);\n${original}` },
+      'fails at start',
+    );
     const result = await project.run(['deploy']);
     project.commit({ 'server.js': original }, 'fixed');
     expect(result.code, result.stdout + result.stderr).toBe(1);
@@ -114,7 +117,13 @@ describe('health checks against real nginx and supervisord', () => {
 
   it('a rollback to a release that does not come back healthy exits 1 saying so; that release is live', async () => {
     const file = path.join(project.deployTo, 'releases', slow, 'server.js');
-    writeFileSync(file, readFileSync(file, 'utf8').replace("if (req.url === '/health') {", "if (req.url === '/health') {\n    res.statusCode = 500;"));
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace(
+        "if (req.url === '/health') {",
+        "if (req.url === '/health') {\n    res.statusCode = 500;",
+      ),
+    );
     const back = await project.run(['rollback']);
     expect(back.code, back.stdout + back.stderr).toBe(1);
     expect(back.stderr).toContain(`went back to ${slow} on local, but it did not come back healthy`);

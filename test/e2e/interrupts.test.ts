@@ -9,14 +9,18 @@ import { makeProject, type Project, releaseIdOf, ROOT, waitForOutput } from '../
 import { type ServiceStack, startServiceStack } from '../helpers/services.js';
 import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
-const exitOf = (child: ChildProcess) => new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+const exitOf = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
 
 /**
  * npx ends by the signal it got once its child ends (no exit code of its own), so the deploy's own
  * exit code is read from its --json summary, printed last.
  */
 const summaryOf = (output: string) => {
-  const line = output.split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = output
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (!line) throw new Error(`no --json summary in:\n${output}`);
   return JSON.parse(line) as { exitCode: number; tasks: Array<{ hosts: Record<string, { live?: string }> }> };
 };
@@ -39,7 +43,10 @@ function startNpx(project: Project, args: string[], env: NodeJS.ProcessEnv) {
 const pressCtrlC = (child: ChildProcess) => process.kill(-child.pid!, 'SIGINT');
 
 const badMark = (deployTo: string, id: string) => {
-  const meta = JSON.parse(readFileSync(path.join(deployTo, 'releases', id, '.slipway/release.json'), 'utf8')) as { status?: string; reason?: string };
+  const meta = JSON.parse(readFileSync(path.join(deployTo, 'releases', id, '.slipway/release.json'), 'utf8')) as {
+    status?: string;
+    reason?: string;
+  };
   return meta.status === 'bad' ? (meta.reason ?? '') : null;
 };
 
@@ -53,7 +60,11 @@ describe('one Ctrl-C under npx tsx fabfile.ts', () => {
 
   // The relay's echo is made certain: the group is signalled twice a few ms apart, as npx + tsx do.
   // Paused between steps, or with a command running (stopped by the deploy's interrupt, so its step fails too).
-  const scenarios = [['paused between steps', 1], ['a command running', 2], ['a command running', 3]] as const;
+  const scenarios = [
+    ['paused between steps', 1],
+    ['a command running', 2],
+    ['a command running', 3],
+  ] as const;
   for (const [when, round] of scenarios) {
     it(`${when} (${round}): the press arriving twice cleans up once, releases the lock and prints the live release`, async () => {
       const live = project.live();
@@ -123,7 +134,10 @@ describe('interrupted past the switch (local target, real nginx + supervisord)',
   ];
   for (const [point, signal, code] of cases) {
     it(`${signal} at ${point}: back on the previous release (configs and program), the new one marked bad "interrupted", live printed true`, async () => {
-      project.commit({ 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + `\n// ${point} ${signal}\n` }, `change ${point}`);
+      project.commit(
+        { 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + `\n// ${point} ${signal}\n` },
+        `change ${point}`,
+      );
       // The new release brings a changed site too: going back must put the previous one in place again.
       const site = (stack.services.nginx as { site: string }).site;
       const siteBefore = readFileSync(site, 'utf8');
@@ -155,8 +169,14 @@ describe('interrupted past the switch (local target, real nginx + supervisord)',
 
   it('SIGINT while an afterSwitch hook runs (command killed): the bad mark goes on the new release, never the one returned to', async () => {
     const started = path.join(project.dir, 'hook-started');
-    project.writeConfig({ ...stack.deployConfig(), hooks: { afterSwitch: [{ name: 'slow', commands: [`touch ${started}`, 'sleep 30'] }] } });
-    project.commit({ 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + '\n// hook\n' }, 'change hook');
+    project.writeConfig({
+      ...stack.deployConfig(),
+      hooks: { afterSwitch: [{ name: 'slow', commands: [`touch ${started}`, 'sleep 30'] }] },
+    });
+    project.commit(
+      { 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + '\n// hook\n' },
+      'change hook',
+    );
     const run = startNpx(project, ['--json', 'deploy'], {});
     const exit = exitOf(run.child);
     await waitForOutput(run.child, /release id: \S+/);
@@ -206,7 +226,14 @@ describe('real sshd: a Ctrl-C while remote commands run, a connection dropped pa
     fleet = await startSshHosts(2);
     project = makeProject(
       { keepReleases: 3, knownHosts: fleet.knownHosts },
-      fleet.hosts.map((h) => ({ name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/drop' })),
+      fleet.hosts.map((h) => ({
+        name: h.name,
+        host: h.address,
+        port: h.port,
+        user: h.user,
+        privateKey: fleet.clientKey,
+        deployTo: '/srv/drop',
+      })),
     );
     expect((await project.run(['deploy'])).code).toBe(0);
   });
@@ -235,7 +262,12 @@ describe('real sshd: a Ctrl-C while remote commands run, a connection dropped pa
   it('the unreachable host is reported as state unknown, the other goes back to its previous release', async () => {
     const [lost, kept] = fleet.hosts;
     const root = (h: typeof lost) => path.join(h.srvDir, 'drop');
-    const liveOf = (h: typeof lost) => readFileSync(path.join(root(h), 'revisions.log'), 'utf8').trim().split('\n').pop()!.split(' ')[2];
+    const liveOf = (h: typeof lost) =>
+      readFileSync(path.join(root(h), 'revisions.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .pop()!
+        .split(' ')[2];
     const before = liveOf(kept);
     // The hook runs in releases/<id>: ../../ is the deploy root. Only the host to lose sleeps in it.
     writeFileSync(path.join(root(lost), 'slow'), '');

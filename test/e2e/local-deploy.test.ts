@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { git, makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 
 const ID = /^\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}-[0-9a-f]{7}$/;
-const IS_NUMBER_INTEGRITY = 'sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng==';
+const IS_NUMBER_INTEGRITY =
+  'sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng==';
 
 describe('deploy on the local target', () => {
   let project: Project;
@@ -15,7 +16,8 @@ describe('deploy on the local target', () => {
   const at = (...parts: string[]) => path.join(project.deployTo, ...parts);
   const envs = () => readdirSync(at('envs'));
   /** The env key a release's node_modules link points into. */
-  const envOf = (id: string) => /^\.\.\/\.\.\/envs\/([^/]+)\/node_modules$/.exec(readlinkSync(at('releases', id, 'node_modules')))?.[1];
+  const envOf = (id: string) =>
+    /^\.\.\/\.\.\/envs\/([^/]+)\/node_modules$/.exec(readlinkSync(at('releases', id, 'node_modules')))?.[1];
   const ids: string[] = [];
 
   it('first deploy: exit 0, a complete release, a relative current link, an environment, metadata, one revisions line', async () => {
@@ -29,7 +31,9 @@ describe('deploy on the local target', () => {
     expect(project.releases()).toEqual([id]);
 
     const release = at('releases', id);
-    expect(readFileSync(path.join(release, 'server.js'), 'utf8')).toBe(readFileSync(path.join(project.dir, 'app/server.js'), 'utf8'));
+    expect(readFileSync(path.join(release, 'server.js'), 'utf8')).toBe(
+      readFileSync(path.join(project.dir, 'app/server.js'), 'utf8'),
+    );
     expect(existsSync(path.join(release, 'app'))).toBe(false); // the subdirectory's contents, not the repository
 
     const link = readlinkSync(at('current'));
@@ -45,12 +49,20 @@ describe('deploy on the local target', () => {
 
     expect(readlinkSync(path.join(release, 'logs'))).toBe('../../shared/logs');
     const meta = JSON.parse(readFileSync(path.join(release, '.slipway/release.json'), 'utf8'));
-    expect(meta).toMatchObject({ id, ref: 'HEAD', commit: git(project.dir, 'rev-parse', 'HEAD'), status: 'ok', envKey: key });
+    expect(meta).toMatchObject({
+      id,
+      ref: 'HEAD',
+      commit: git(project.dir, 'rev-parse', 'HEAD'),
+      status: 'ok',
+      envKey: key,
+    });
     expect(Date.now() - Date.parse(meta.deployedAt)).toBeLessThan(120_000);
 
     const log = project.revisions();
     expect(log).toHaveLength(1);
-    expect(log[0]).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ deploy ${id} from="" ref="HEAD" by=\\S+@\\S+$`));
+    expect(log[0]).toMatch(
+      new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ deploy ${id} from="" ref="HEAD" by=\\S+@\\S+$`),
+    );
 
     expect(readdirSync(at('tmp'))).toEqual([]);
     expect(existsSync(at('deploy.lock'))).toBe(false);
@@ -59,7 +71,11 @@ describe('deploy on the local target', () => {
 
   it('redeploy with an unchanged lockfile: the environment is reused, nothing installed, a new release', async () => {
     const [key] = envs();
-    const before = { inode: statSync(at('envs', key)).ino, complete: statSync(at('envs', key, '.complete')).mtimeMs, ms: statSync(at('envs', key, 'node_modules/ms')).ino };
+    const before = {
+      inode: statSync(at('envs', key)).ino,
+      complete: statSync(at('envs', key, '.complete')).mtimeMs,
+      ms: statSync(at('envs', key, 'node_modules/ms')).ino,
+    };
     const result = await project.run(['deploy']);
     expect(result.code, result.stderr).toBe(0);
     const id = releaseIdOf(result.stdout);
@@ -83,8 +99,16 @@ describe('deploy on the local target', () => {
     const lock = JSON.parse(readFileSync(path.join(project.dir, 'app/package-lock.json'), 'utf8'));
     pkg.dependencies['is-number'] = '^7.0.0';
     lock.packages[''].dependencies['is-number'] = '^7.0.0';
-    lock.packages['node_modules/is-number'] = { version: '7.0.0', integrity: IS_NUMBER_INTEGRITY, license: 'MIT', engines: { node: '>=0.12.0' } };
-    project.commit('add is-number', { 'app/package.json': JSON.stringify(pkg, null, 2) + '\n', 'app/package-lock.json': JSON.stringify(lock, null, 2) + '\n' });
+    lock.packages['node_modules/is-number'] = {
+      version: '7.0.0',
+      integrity: IS_NUMBER_INTEGRITY,
+      license: 'MIT',
+      engines: { node: '>=0.12.0' },
+    };
+    project.commit('add is-number', {
+      'app/package.json': JSON.stringify(pkg, null, 2) + '\n',
+      'app/package-lock.json': JSON.stringify(lock, null, 2) + '\n',
+    });
 
     const result = await project.run(['deploy']);
     expect(result.code, result.stderr).toBe(0);
@@ -94,7 +118,9 @@ describe('deploy on the local target', () => {
     expect(result.stdout).toMatch(new RegExp(`dependencies\\s+.*installed envs/${newKey}`));
     expect(newKey).not.toBe(oldKey);
     expect(envs().sort()).toEqual([oldKey, newKey].sort());
-    expect(JSON.parse(readFileSync(at('releases', id, 'node_modules/is-number/package.json'), 'utf8')).version).toBe('7.0.0');
+    expect(JSON.parse(readFileSync(at('releases', id, 'node_modules/is-number/package.json'), 'utf8')).version).toBe(
+      '7.0.0',
+    );
     expect(envOf(ids[0])).toBe(oldKey); // older releases keep their own environment
     // npm's cache lives in the deploy root and now holds the new package.
     const index = readdirSync(at('cache/npm/_cacache/index-v5'), { recursive: true, withFileTypes: true })
@@ -142,7 +168,12 @@ describe('deploy on the local target', () => {
     expect(result.stdout.trimEnd().split('\n')).toHaveLength(1);
     const body = JSON.parse(result.stdout);
     expect(body).toMatchObject({ ok: true, exitCode: 0, tasks: [{ task: 'releases', ok: true }] });
-    const rows = body.tasks[0].hosts.local.releases as Array<{ id: string; live: boolean; ref: string; status: string }>;
+    const rows = body.tasks[0].hosts.local.releases as Array<{
+      id: string;
+      live: boolean;
+      ref: string;
+      status: string;
+    }>;
     expect(rows.map((r) => r.id)).toEqual([...project.releases()].reverse());
     expect(rows.filter((r) => r.live).map((r) => r.id)).toEqual([project.live()]);
     expect(rows.every((r) => r.status === 'ok' && r.ref === 'HEAD')).toBe(true);
@@ -195,12 +226,17 @@ describe('--dry-run says what it would do, and its summary matches the script it
     expect(steps.length).toBeGreaterThan(3);
     for (const line of steps) expect(line).toMatch(/\(dry-run\)\s+[\d.]+s(?:\s+would \S.*)?$/);
     expect(stdout).not.toMatch(/; live: /);
-    expect(stdout).toMatch(new RegExp(`^deploy: done in [\\d.]+s; would be live: ${releaseIdOf(stdout).replaceAll('.', '\\.')}$`, 'm'));
+    expect(stdout).toMatch(
+      new RegExp(`^deploy: done in [\\d.]+s; would be live: ${releaseIdOf(stdout).replaceAll('.', '\\.')}$`, 'm'),
+    );
   };
   /** The releases the printed purge script removes, and the count the step lines give. */
   const purges = (stdout: string) => ({
     script: new Set([...stdout.matchAll(/echo 'removed (\S+)'/g)].map((m) => m[1])).size,
-    summary: [...stdout.matchAll(/^\S .*would .*\b(?:purge|remove) (\d+) releases?/gm)].reduce((sum, m) => sum + Number(m[1]), 0),
+    summary: [...stdout.matchAll(/^\S .*would .*\b(?:purge|remove) (\d+) releases?/gm)].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    ),
   });
 
   it('without services (the purge rides in the switch)', async () => {
@@ -236,7 +272,9 @@ describe('--dry-run says what it would do, and its summary matches the script it
   });
 
   it("on two hosts, the end-of-task table does not call a host that was never touched 'ok'", async () => {
-    const two = makeProject({ hosts: ['a', 'b'].map((name) => ({ name, local: true, deployTo: path.join(project.dir, `deploy-${name}`) })) });
+    const two = makeProject({
+      hosts: ['a', 'b'].map((name) => ({ name, local: true, deployTo: path.join(project.dir, `deploy-${name}`) })),
+    });
     try {
       const result = await two.run(['--dry-run', 'deploy']);
       expect(result.code, result.stderr).toBe(0);

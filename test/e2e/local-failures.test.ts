@@ -7,7 +7,9 @@ import { makeProject, type Project, raceDeploys, releaseIdOf, signalCli, waitFor
 
 const UPLOAD_LINE = /✓ local\s+upload\s/;
 const exitOf = (child: import('node:child_process').ChildProcess) =>
-  new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Every directory under releases/ is a complete release: metadata, the app, a complete environment. */
@@ -29,7 +31,10 @@ function bumpLockfile(project: Project, version: string) {
   const pkg = JSON.parse(readFileSync(path.join(project.dir, 'app/package.json'), 'utf8'));
   const lock = JSON.parse(readFileSync(path.join(project.dir, 'app/package-lock.json'), 'utf8'));
   pkg.version = lock.version = lock.packages[''].version = version;
-  project.commit(`version ${version}`, { 'app/package.json': JSON.stringify(pkg, null, 2), 'app/package-lock.json': JSON.stringify(lock, null, 2) });
+  project.commit(`version ${version}`, {
+    'app/package.json': JSON.stringify(pkg, null, 2),
+    'app/package-lock.json': JSON.stringify(lock, null, 2),
+  });
 }
 
 /**
@@ -51,7 +56,9 @@ describe('failures on the local target', () => {
     const [a, b] = await raceDeploys(project, 2);
     expect([a.code, b.code].sort()).toEqual([0, 1]);
     const [winner, loser] = a.code === 0 ? [a, b] : [b, a];
-    expect(loser.stderr).toMatch(/error: deploy in progress by \S+@\S+ \(pid \d+\) since \d{4}-\d\d-\d\dT[\d:.]+Z on local; if that run is dead, `unlock` removes its lock/);
+    expect(loser.stderr).toMatch(
+      /error: deploy in progress by \S+@\S+ \(pid \d+\) since \d{4}-\d\d-\d\dT[\d:.]+Z on local; if that run is dead, `unlock` removes its lock/,
+    );
     const id = releaseIdOf(winner.stdout);
     expect(project.releases()).toEqual([id]);
     expect(project.live()).toBe(id);
@@ -59,21 +66,32 @@ describe('failures on the local target', () => {
     expect(existsSync(path.join(project.deployTo, 'deploy.lock'))).toBe(false);
   });
 
-  it('a failing `npm ci`: exit 1 with the installer\'s lines, current unchanged, no new release, nothing left in tmp/', async () => {
+  it("a failing `npm ci`: exit 1 with the installer's lines, current unchanged, no new release, nothing left in tmp/", async () => {
     const live = project.live();
     const releases = project.releases();
     const envs = envEntries(project);
     const lines = project.revisions().length;
-    const original = { pkg: readFileSync(path.join(project.dir, 'app/package.json'), 'utf8'), lock: readFileSync(path.join(project.dir, 'app/package-lock.json'), 'utf8') };
+    const original = {
+      pkg: readFileSync(path.join(project.dir, 'app/package.json'), 'utf8'),
+      lock: readFileSync(path.join(project.dir, 'app/package-lock.json'), 'utf8'),
+    };
     const broken = {
-      name: 'hello', version: '1.0.0', lockfileVersion: 3, requires: true,
+      name: 'hello',
+      version: '1.0.0',
+      lockfileVersion: 3,
+      requires: true,
       packages: {
         '': { name: 'hello', version: '1.0.0', dependencies: { ms: '99.99.99' } },
         'node_modules/ms': { version: '99.99.99', integrity: `sha512-${'A'.repeat(86)}==`, license: 'MIT' },
       },
     };
     project.commit('a version of ms that does not exist', {
-      'app/package.json': JSON.stringify({ name: 'hello', version: '1.0.0', type: 'module', dependencies: { ms: '99.99.99' } }),
+      'app/package.json': JSON.stringify({
+        name: 'hello',
+        version: '1.0.0',
+        type: 'module',
+        dependencies: { ms: '99.99.99' },
+      }),
       'app/package-lock.json': JSON.stringify(broken),
     });
     const result = await project.run(['deploy']);
@@ -90,9 +108,11 @@ describe('failures on the local target', () => {
     project.commit('back to ms 2.1.3', { 'app/package.json': original.pkg, 'app/package-lock.json': original.lock });
   });
 
-  it('a failing beforeSwitch hook with --keep-failed: exit 1 with the hook\'s output, the work kept outside releases/', async () => {
+  it("a failing beforeSwitch hook with --keep-failed: exit 1 with the hook's output, the work kept outside releases/", async () => {
     const live = project.live();
-    project.writeConfig({ hooks: { beforeSwitch: [{ name: 'fails', commands: ['echo about to fail', 'echo the reason >&2', 'exit 3'] }] } });
+    project.writeConfig({
+      hooks: { beforeSwitch: [{ name: 'fails', commands: ['echo about to fail', 'echo the reason >&2', 'exit 3'] }] },
+    });
     try {
       const result = await project.run(['deploy', '--keep-failed']);
       expect(result.code).toBe(1);
@@ -116,12 +136,16 @@ describe('failures on the local target', () => {
       const result = await project.run(['deploy']);
       expect(result.code).toBe(1);
       bad = releaseIdOf(result.stdout);
-      expect(result.stderr).toContain(`release ${bad} failed after the switch and was rolled back automatically (local on ${live}); marked bad`);
+      expect(result.stderr).toContain(
+        `release ${bad} failed after the switch and was rolled back automatically (local on ${live}); marked bad`,
+      );
     } finally {
       project.writeConfig();
     }
     expect(project.live()).toBe(live);
-    expect(JSON.parse(readFileSync(path.join(project.deployTo, 'releases', bad, '.slipway/release.json'), 'utf8')).status).toBe('bad');
+    expect(
+      JSON.parse(readFileSync(path.join(project.deployTo, 'releases', bad, '.slipway/release.json'), 'utf8')).status,
+    ).toBe('bad');
     expect(project.revisions().at(-1)).toMatch(new RegExp(`rollback ${live} from="${bad}" reason="auto"`));
     const back = await project.run(['rollback:current']);
     expect(back.code, back.stderr).toBe(0);
@@ -147,7 +171,10 @@ describe('failures on the local target', () => {
 
   it('an invalid config (unknown keys): exit 2 naming each key path; nothing changes', async () => {
     const before = project.snapshot();
-    project.writeConfig({ keepRelease: 3, environments: { local: { hosts: [{ name: 'local', local: true, deployTo: project.deployTo, adress: 'x' }] } } });
+    project.writeConfig({
+      keepRelease: 3,
+      environments: { local: { hosts: [{ name: 'local', local: true, deployTo: project.deployTo, adress: 'x' }] } },
+    });
     try {
       const result = await project.run(['deploy']);
       expect(result.code).toBe(2);
@@ -214,7 +241,11 @@ describe('a deploy killed with SIGKILL', () => {
 
     const next = await project.run(['deploy']);
     expect(next.code, next.stderr).toBe(0);
-    expect(next.stdout).toMatch(new RegExp(`lock\\s.*took over a stale lock of \\S+@\\S+ \\(pid ${owner.pid}, since ${owner.startedAt.replace(/\./g, '\\.')}\\)`));
+    expect(next.stdout).toMatch(
+      new RegExp(
+        `lock\\s.*took over a stale lock of \\S+@\\S+ \\(pid ${owner.pid}, since ${owner.startedAt.replace(/\./g, '\\.')}\\)`,
+      ),
+    );
     const id = releaseIdOf(next.stdout);
     expect(project.live()).toBe(id);
     expect(project.releases()).toEqual([...releases, id]);

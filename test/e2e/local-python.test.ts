@@ -27,7 +27,10 @@ describe('a python app', () => {
     const [key] = envs();
     expect(readlinkSync(path.join(release, '.venv'))).toBe(`../../envs/${key}`);
     expect(existsSync(path.join(project.deployTo, 'envs', key, '.complete'))).toBe(true);
-    const prefix = execFileSync(path.join(release, '.venv/bin/python'), ['app.py'], { cwd: release, encoding: 'utf8' }).trim();
+    const prefix = execFileSync(path.join(release, '.venv/bin/python'), ['app.py'], {
+      cwd: release,
+      encoding: 'utf8',
+    }).trim();
     expect(realpathSync(prefix)).toBe(realpathSync(path.join(project.deployTo, 'envs', key)));
   });
 

@@ -26,7 +26,11 @@ describe('rollback on the local target', () => {
   });
 
   it('rollback three times in a row steps back one release each time, and logs each', async () => {
-    for (const [from, to] of [[ids[3], ids[2]], [ids[2], ids[1]], [ids[1], ids[0]]]) {
+    for (const [from, to] of [
+      [ids[3], ids[2]],
+      [ids[2], ids[1]],
+      [ids[1], ids[0]],
+    ]) {
       const lines = project.revisions().length;
       const result = await project.run(['rollback']);
       expect(result.code, result.stderr).toBe(0);

@@ -17,7 +17,8 @@ describe('secrets from .env', () => {
   });
   afterAll(() => project?.cleanup());
   /** The output lines that show a secret (or a recognisable piece of one). */
-  const leaks = (text: string, pieces = [secret, envSecret]) => text.split('\n').filter((line) => pieces.some((p) => line.includes(p)));
+  const leaks = (text: string, pieces = [secret, envSecret]) =>
+    text.split('\n').filter((line) => pieces.some((p) => line.includes(p)));
 
   it('never appear in stdout/stderr, --json output or revisions.log, though templates and hooks use them', async () => {
     project.writeConfig({ hooks: { beforeSwitch: [{ name: 'show', commands: ['echo "hook sees $API_TOKEN"'] }] } });
@@ -38,9 +39,13 @@ describe('secrets from .env', () => {
     expect(JSON.parse(runs.json.stdout).ok).toBe(true);
     // The values were really there, and were redacted where they would have shown.
     expect(runs.deploy.stdout).toContain('hook sees ***');
-    expect(runs.dry.stdout).toMatch(/with on stdin: the release archive \(\d+ bytes\)[\s\S]*secret\.conf:\n\s+local\s+token=\*\*\*/);
+    expect(runs.dry.stdout).toMatch(
+      /with on stdin: the release archive \(\d+ bytes\)[\s\S]*secret\.conf:\n\s+local\s+token=\*\*\*/,
+    );
     const live = project.live()!;
-    expect(readFileSync(path.join(project.deployTo, 'releases', live, '.slipway/secret.conf'), 'utf8')).toBe(`token=${secret}\n`);
+    expect(readFileSync(path.join(project.deployTo, 'releases', live, '.slipway/secret.conf'), 'utf8')).toBe(
+      `token=${secret}\n`,
+    );
     // A rendered file that holds a secret is private; one that does not is not.
     expect(statSync(path.join(project.deployTo, 'releases', live, '.slipway/secret.conf')).mode & 0o777).toBe(0o600);
     expect(statSync(path.join(project.deployTo, 'releases', live, '.slipway/nginx.conf')).mode & 0o777).toBe(0o644);
@@ -52,7 +57,9 @@ describe('secrets from .env', () => {
   });
 
   it('a failing hook that prints a secret: the error and the --json error show *** instead', async () => {
-    project.writeConfig({ hooks: { beforeSwitch: [{ name: 'leaky', commands: ['echo "failing with $API_TOKEN" >&2', 'exit 3'] }] } });
+    project.writeConfig({
+      hooks: { beforeSwitch: [{ name: 'leaky', commands: ['echo "failing with $API_TOKEN" >&2', 'exit 3'] }] },
+    });
     try {
       const text = await project.run(['deploy']);
       expect(text.code).toBe(1);
@@ -70,14 +77,22 @@ describe('secrets from .env', () => {
   it('.env.<environment> values are usable in the config as process.env.X (README), with the default environment too', async () => {
     // A hand-written deploy.config.ts that reads the value the way the README shows.
     const config = readFileSync(project.configFile, 'utf8');
-    writeFileSync(project.configFile, config.replace('"application": "hello",', '"application": "hello",\n  vars: { dbPassword: process.env.DB_PASSWORD ?? "(unset)" },'));
+    writeFileSync(
+      project.configFile,
+      config.replace(
+        '"application": "hello",',
+        '"application": "hello",\n  vars: { dbPassword: process.env.DB_PASSWORD ?? "(unset)" },',
+      ),
+    );
     writeFileSync(path.join(project.dir, 'templates/db.conf.hbs'), 'db={{dbPassword}}\n');
     try {
       for (const args of [['--env', 'local', 'deploy'], ['deploy']]) {
         const result = await project.run(args);
         expect(result.code, result.stderr).toBe(0);
         expect(leaks(result.stdout + result.stderr)).toEqual([]);
-        expect(readFileSync(path.join(project.deployTo, 'current/.slipway/db.conf'), 'utf8'), args.join(' ')).toBe(`db=${envSecret}\n`);
+        expect(readFileSync(path.join(project.deployTo, 'current/.slipway/db.conf'), 'utf8'), args.join(' ')).toBe(
+          `db=${envSecret}\n`,
+        );
       }
     } finally {
       writeFileSync(project.configFile, config);
@@ -85,7 +100,7 @@ describe('secrets from .env', () => {
     }
   });
 
-  it('a secret with a quote in it is redacted from --dry-run\'s commands too', async () => {
+  it("a secret with a quote in it is redacted from --dry-run's commands too", async () => {
     const quoted = "it's-a-pl4nted-s3cret";
     writeFileSync(path.join(project.dir, '.env'), `API_TOKEN="${quoted}"\n`);
     try {
@@ -99,11 +114,15 @@ describe('secrets from .env', () => {
     }
   });
 
-  it('a secret in a longer string, URL-encoded, a URL\'s password, and each line of a multi-line (PEM) secret are redacted in --dry-run and hook output', async () => {
-    const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQplantedPEMline1AAAA\nBBBBplantedPEMline2BBBB\n-----END PRIVATE KEY-----';
+  it("a secret in a longer string, URL-encoded, a URL's password, and each line of a multi-line (PEM) secret are redacted in --dry-run and hook output", async () => {
+    const pem =
+      '-----BEGIN PRIVATE KEY-----\nMIIEvQplantedPEMline1AAAA\nBBBBplantedPEMline2BBBB\n-----END PRIVATE KEY-----';
     const password = 'p@ss/w0rd-planted';
     const urlPassword = 'url-pa55-planted';
-    writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nPEM="${pem.replace(/\n/g, '\\n')}"\nDB_PASSWORD=${password}\nDATABASE_URL=postgres://app:${urlPassword}@db/app\n`);
+    writeFileSync(
+      path.join(project.dir, '.env'),
+      `API_TOKEN=${secret}\nPEM="${pem.replace(/\n/g, '\\n')}"\nDB_PASSWORD=${password}\nDATABASE_URL=postgres://app:${urlPassword}@db/app\n`,
+    );
     const config = readFileSync(project.configFile, 'utf8');
     writeFileSync(
       project.configFile,
@@ -112,7 +131,10 @@ describe('secrets from .env', () => {
         '"application": "hello",\n  vars: { dbUrl: `postgres://app:${encodeURIComponent(process.env.DB_PASSWORD!)}@db/app`, dbPassword: new URL(process.env.DATABASE_URL!).password },',
       ),
     );
-    writeFileSync(path.join(project.dir, 'templates/db.conf.hbs'), 'url={{dbUrl}}\npassword={{dbPassword}}\nkey={{env.PEM}}\n');
+    writeFileSync(
+      path.join(project.dir, 'templates/db.conf.hbs'),
+      'url={{dbUrl}}\npassword={{dbPassword}}\nkey={{env.PEM}}\n',
+    );
     // Only the JSON-encoded form of the key: not the raw value, still a secret.
     writeFileSync(path.join(project.dir, 'templates/key.json.hbs'), '{ "key": {{json env.PEM}} }\n');
     const pieces = ['plantedPEMline', 'p%40ss', 'w0rd-planted', urlPassword];
@@ -122,7 +144,13 @@ describe('secrets from .env', () => {
       expect(dry.stdout).toContain('url=postgres://app:***@db/app');
       expect(leaks(dry.stdout + dry.stderr, pieces)).toEqual([]);
       project.writeConfig({ hooks: { beforeSwitch: [{ name: 'show', commands: ['cat .slipway/db.conf'] }] } });
-      writeFileSync(project.configFile, readFileSync(project.configFile, 'utf8').replace('"application": "hello",', '"application": "hello",\n  vars: { dbUrl: "x", dbPassword: process.env.DB_PASSWORD! },'));
+      writeFileSync(
+        project.configFile,
+        readFileSync(project.configFile, 'utf8').replace(
+          '"application": "hello",',
+          '"application": "hello",\n  vars: { dbUrl: "x", dbPassword: process.env.DB_PASSWORD! },',
+        ),
+      );
       const deploy = await project.run(['deploy']);
       expect(deploy.code, deploy.stderr).toBe(0);
       expect(deploy.stdout).toContain('key=***');
@@ -139,11 +167,16 @@ describe('secrets from .env', () => {
     }
   });
 
-  it('a failing hook\'s output tail that cuts a multi-line secret shows no line of it', async () => {
-    const pem = '-----BEGIN PRIVATE KEY-----\nAAAAplantedPEMline1\nBBBBplantedPEMline2\nCCCCplantedPEMline3\n-----END PRIVATE KEY-----';
+  it("a failing hook's output tail that cuts a multi-line secret shows no line of it", async () => {
+    const pem =
+      '-----BEGIN PRIVATE KEY-----\nAAAAplantedPEMline1\nBBBBplantedPEMline2\nCCCCplantedPEMline3\n-----END PRIVATE KEY-----';
     writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nPEM="${pem.replace(/\n/g, '\\n')}"\n`);
     // The key, then 13 more lines: the last 15 lines start inside the key.
-    project.writeConfig({ hooks: { beforeSwitch: [{ name: 'leaky', commands: ['printf "%s\\n" "$PEM" >&2; seq 13 >&2; exit 3'], env: {} }] } });
+    project.writeConfig({
+      hooks: {
+        beforeSwitch: [{ name: 'leaky', commands: ['printf "%s\\n" "$PEM" >&2; seq 13 >&2; exit 3'], env: {} }],
+      },
+    });
     const config = readFileSync(project.configFile, 'utf8');
     writeFileSync(project.configFile, config.replace('"env": {}', '"env": { PEM: process.env.PEM! }'));
     try {
@@ -160,7 +193,13 @@ describe('secrets from .env', () => {
   it('an error raised while the config is evaluated is redacted, in text and --json', async () => {
     writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nSERVICE_JSON=svc-s3cret-planted\n`);
     const config = readFileSync(project.configFile, 'utf8');
-    writeFileSync(project.configFile, config.replace('"application": "hello",', '"application": "hello",\n  vars: { service: JSON.parse(process.env.SERVICE_JSON!) },'));
+    writeFileSync(
+      project.configFile,
+      config.replace(
+        '"application": "hello",',
+        '"application": "hello",\n  vars: { service: JSON.parse(process.env.SERVICE_JSON!) },',
+      ),
+    );
     try {
       for (const args of [['deploy'], ['--json', 'deploy']]) {
         const result = await project.run(args);
@@ -190,12 +229,16 @@ describe('secrets from .env', () => {
   });
 
   it('a release marked bad records the reason redacted, in a file the secret never reaches', async () => {
-    project.writeConfig({ hooks: { afterSwitch: [{ name: 'smoke', commands: ['echo "smoke failed with $API_TOKEN" >&2', 'exit 4'] }] } });
+    project.writeConfig({
+      hooks: { afterSwitch: [{ name: 'smoke', commands: ['echo "smoke failed with $API_TOKEN" >&2', 'exit 4'] }] },
+    });
     try {
       const result = await project.run(['deploy']);
       expect(result.code).toBe(1);
       const bad = releaseIdOf(result.stdout);
-      const meta = JSON.parse(readFileSync(path.join(project.deployTo, 'releases', bad, '.slipway/release.json'), 'utf8'));
+      const meta = JSON.parse(
+        readFileSync(path.join(project.deployTo, 'releases', bad, '.slipway/release.json'), 'utf8'),
+      );
       expect(meta.status).toBe('bad');
       expect(meta.reason).toContain('smoke failed with ***');
       expect(leaks(JSON.stringify(meta))).toEqual([]);

@@ -21,7 +21,9 @@ function commitLink(p: Project, name: string, target: string): void {
 
 describe('shared items', () => {
   it('a missing shared file is created empty and 0600, on its own and inside a shared dir; its content survives redeploys', async () => {
-    project = makeProject({ config: { shared: { dirs: ['logs', 'storage'], files: ['config/local.json', 'storage/config.json'] } } });
+    project = makeProject({
+      config: { shared: { dirs: ['logs', 'storage'], files: ['config/local.json', 'storage/config.json'] } },
+    });
     const first = await project.run(['deploy']);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/upload .*created empty \(0600\): config\/local\.json, storage\/config\.json/);
@@ -45,7 +47,9 @@ describe('shared items', () => {
     symlinkSync('/nonexistent/local.json', path.join(project.deployTo, 'shared/config/local.json'));
     const result = await project.run(['deploy']);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/shared\/config\/local\.json is a symlink to \/nonexistent\/local\.json, which does not exist/);
+    expect(result.stderr).toMatch(
+      /shared\/config\/local\.json is a symlink to \/nonexistent\/local\.json, which does not exist/,
+    );
     expect(project.live()).toBeNull();
   });
 });
@@ -63,7 +67,7 @@ describe('symlinks in the tree are refused (exit 2, naming the path), nothing wr
     expect(project.live()).toBeNull();
   });
 
-  it('a tracked .slipway symlink, or a rendered file\'s name in .slipway as a symlink, is refused', async () => {
+  it("a tracked .slipway symlink, or a rendered file's name in .slipway as a symlink, is refused", async () => {
     project = makeProject({});
     commitLink(project, '.slipway/nginx.conf', '/tmp/slipway-written-through');
     const inside = await project.run(['deploy']);
@@ -85,7 +89,9 @@ describe('symlinks in the tree are refused (exit 2, naming the path), nothing wr
     commitLink(project, 'data', '../../shared/data');
     const result = await project.run(['deploy']);
     expect(result.code, result.stderr).toBe(2);
-    expect(result.stderr).toMatch(/"data" is a symlink \(to \.\.\/\.\.\/shared\/data\), a parent of shared item "data\/uploads"/);
+    expect(result.stderr).toMatch(
+      /"data" is a symlink \(to \.\.\/\.\.\/shared\/data\), a parent of shared item "data\/uploads"/,
+    );
     expect(readFileSync(upload, 'utf8')).toBe('user data');
   });
 });

@@ -21,18 +21,35 @@ interface Target {
 }
 
 const targets: Target[] = [
-  { name: 'local', make: () => { const project = makeProject({}); return { project, root: project.deployTo }; } },
+  {
+    name: 'local',
+    make: () => {
+      const project = makeProject({});
+      return { project, root: project.deployTo };
+    },
+  },
   {
     name: 'ssh',
     make: (name) => {
       const h = fleet.hosts[0];
-      const host = { name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: `/srv/${name}` };
-      return { project: makeProject({ config: { knownHosts: fleet.knownHosts }, hosts: [host] }), root: path.join(h.srvDir, name) };
+      const host = {
+        name: h.name,
+        host: h.address,
+        port: h.port,
+        user: h.user,
+        privateKey: fleet.clientKey,
+        deployTo: `/srv/${name}`,
+      };
+      return {
+        project: makeProject({ config: { knownHosts: fleet.knownHosts }, hosts: [host] }),
+        root: path.join(h.srvDir, name),
+      };
     },
   },
 ];
 
-const exitOf = (child: ChildProcess) => new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+const exitOf = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
 /** Everything the child prints, once it has ended. */
 const outputOf = (child: ChildProcess) => {
   let text = '';
@@ -42,7 +59,8 @@ const outputOf = (child: ChildProcess) => {
 };
 const live = (root: string) => readlinkSync(path.join(root, 'current')).replace('releases/', '');
 /** Every path under the deploy root with its type and link target: equal listings mean nothing was added, removed or switched. */
-const listing = (root: string) => execFileSync('find', [root, '-mindepth', '1', '-printf', '%P %y %l\n'], { encoding: 'utf8' }).split('\n').sort();
+const listing = (root: string) =>
+  execFileSync('find', [root, '-mindepth', '1', '-printf', '%P %y %l\n'], { encoding: 'utf8' }).split('\n').sort();
 
 for (const t of targets) {
   describe(`lock ownership (${t.name})`, () => {
@@ -54,7 +72,10 @@ for (const t of targets) {
       let a: ChildProcess | undefined;
       try {
         expect((await project.run(['deploy'])).code).toBe(0);
-        project.commit({ 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + '\n// a\n' }, 'a');
+        project.commit(
+          { 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + '\n// a\n' },
+          'a',
+        );
         a = project.start(['deploy'], { SLIPWAY_FAULT: 'pause:before:upload', SLIPWAY_FAULT_RESUME: resume });
         const aExit = exitOf(a);
         const aOutput = outputOf(a);
@@ -92,12 +113,26 @@ for (const t of targets) {
       const resume = path.join(project.dir, 'resume');
       const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
       const base = pidMax - 1000;
-      for (let pid = base; pid < base + 100; pid++) expect(existsSync(`/proc/${pid}`), `pid ${pid} is in use here`).toBe(false);
+      for (let pid = base; pid < base + 100; pid++)
+        expect(existsSync(`/proc/${pid}`), `pid ${pid} is in use here`).toBe(false);
       const tsx = path.join(ROOT, 'node_modules/tsx/dist/cli.mjs');
       const holder = spawn(
         'unshare',
-        ['--pid', '--fork', '--mount-proc', 'sh', '-c', 'echo "$0" > /proc/sys/kernel/ns_last_pid && exec "$@"', String(base),
-          process.execPath, tsx, path.join(ROOT, 'fabfile.ts'), '--config', project.configFile, 'deploy'],
+        [
+          '--pid',
+          '--fork',
+          '--mount-proc',
+          'sh',
+          '-c',
+          'echo "$0" > /proc/sys/kernel/ns_last_pid && exec "$@"',
+          String(base),
+          process.execPath,
+          tsx,
+          path.join(ROOT, 'fabfile.ts'),
+          '--config',
+          project.configFile,
+          'deploy',
+        ],
         {
           env: { ...process.env, NO_COLOR: '1', SLIPWAY_FAULT: 'pause:after:lock', SLIPWAY_FAULT_RESUME: resume },
           stdio: ['ignore', 'pipe', 'pipe'],

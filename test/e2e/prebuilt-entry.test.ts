@@ -9,7 +9,10 @@ import { makeProject, type Project, releaseIdOf, ROOT, runCli } from '../helpers
 
 const runBuilt = (args: string[], root = ROOT, nodeOptions: string[] = []) => {
   const env = { ...process.env, CI: 'true', NO_COLOR: '1' };
-  const result = spawnSync(process.execPath, [...nodeOptions, path.join(root, 'fabfile.mjs'), ...args], { encoding: 'utf8', env });
+  const result = spawnSync(process.execPath, [...nodeOptions, path.join(root, 'fabfile.mjs'), ...args], {
+    encoding: 'utf8',
+    env,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 };
 
@@ -55,7 +58,10 @@ describe('node fabfile.mjs', () => {
         [`throw new Error('DATABASE_URL is not set');\n${original}`, /DATABASE_URL is not set/],
       ] as const) {
         writeFileSync(project.configFile, text);
-        for (const result of [runBuilt(['--config', project.configFile, 'releases']), await project.run(['releases'])]) {
+        for (const result of [
+          runBuilt(['--config', project.configFile, 'releases']),
+          await project.run(['releases']),
+        ]) {
           expect(result.code, result.stderr).toBe(2);
           expect(result.stderr).toContain(`config ${project.configFile}: `);
           expect(result.stderr).toMatch(message);
@@ -77,7 +83,9 @@ describe('fabfile.mjs records what it was built from, and refuses to run once th
     writeFileSync(path.join(tree, file), change(readFileSync(path.join(tree, file), 'utf8')));
   /** The files the bundle recorded (relative to it), as embedded at its top. */
   const recorded = (): Record<string, unknown> => {
-    const match = /^\(function refuseIfChanged[\s\S]*?\}\)\((\{.*?\}), /m.exec(readFileSync(path.join(tree, 'fabfile.mjs'), 'utf8'));
+    const match = /^\(function refuseIfChanged[\s\S]*?\}\)\((\{.*?\}), /m.exec(
+      readFileSync(path.join(tree, 'fabfile.mjs'), 'utf8'),
+    );
     expect(match, 'fabfile.mjs embeds no record of its inputs').not.toBeNull();
     return JSON.parse(match![1]);
   };
@@ -91,18 +99,24 @@ describe('fabfile.mjs records what it was built from, and refuses to run once th
 
   it('an unchanged tree runs, and the start-up check reads only the files it recorded (fabfile.ts and every bundled module)', async () => {
     const files = Object.keys(recorded());
-    expect(files).toEqual(expect.arrayContaining(['fabfile.ts', 'tasks/index.ts', 'tasks/cli/main.ts', 'tasks/config/schema.ts']));
+    expect(files).toEqual(
+      expect.arrayContaining(['fabfile.ts', 'tasks/index.ts', 'tasks/cli/main.ts', 'tasks/config/schema.ts']),
+    );
     expect(files.some((f) => f.includes('/zod/'))).toBe(true); // bundled too, so recorded too
     // Node's permission model: any read beyond fabfile.mjs and the recorded files fails the run.
     const flag = process.allowedNodeEnvironmentFlags.has('--permission') ? '--permission' : '--experimental-permission';
-    const reads = [path.join(tree, 'fabfile.mjs'), ...files.map((f) => path.resolve(tree, f))].map((f) => `--allow-fs-read=${f}`);
+    const reads = [path.join(tree, 'fabfile.mjs'), ...files.map((f) => path.resolve(tree, f))].map(
+      (f) => `--allow-fs-read=${f}`,
+    );
     const result = runBuilt(['--list'], tree, [flag, ...reads]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe((await runCli(['--list'])).stdout);
   });
 
   it("a task's help text changed in fabfile.ts: exit 2, rebuild; after npm run build the new text is listed", () => {
-    edit('fabfile.ts', (text) => text.replace("'Remove releases beyond keepReleases now'", "'Remove old releases (edited)'"));
+    edit('fabfile.ts', (text) =>
+      text.replace("'Remove releases beyond keepReleases now'", "'Remove old releases (edited)'"),
+    );
     const stale = runBuilt(['--list'], tree);
     expect(stale.code).toBe(2);
     expect(stale.stderr).toContain('fabfile.ts changed since `npm run build`: rebuild');

@@ -123,11 +123,16 @@ startsecs=0
     const nginx = stack.nginxPid();
     const workers = childrenOf(nginx);
     const supervisord = stack.supervisordPid();
-    const programs = ['hello', 'forker'].map((name) => Number(execFileSync('sh', ['-c', `${stack.supervisorctl} pid ${name}`], { encoding: 'utf8' })));
+    const programs = ['hello', 'forker'].map((name) =>
+      Number(execFileSync('sh', ['-c', `${stack.supervisorctl} pid ${name}`], { encoding: 'utf8' })),
+    );
     const grandchild = Number(readFileSync(path.join(stack.dir, 'grandchild.pid'), 'utf8'));
     const pids = [nginx, ...workers, supervisord, ...programs, grandchild];
     expect(workers.length).toBeGreaterThan(0);
-    expect(pids.every((pid) => Number.isInteger(pid) && pid > 1 && alive(pid)), pids.join(' ')).toBe(true);
+    expect(
+      pids.every((pid) => Number.isInteger(pid) && pid > 1 && alive(pid)),
+      pids.join(' '),
+    ).toBe(true);
 
     await stack.stop();
     expect(pids.filter(alive)).toEqual([]);

@@ -6,7 +6,19 @@
 // Also the install script without the helper: it stops at the first failing command and names it,
 // and keeps its backups out of the directories nginx and supervisor include.
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,7 +42,10 @@ describe('the install script without the helper (local target)', () => {
     const site = path.join(scratch, 'file/hello.conf');
     const project = makeProject({
       dependencies: { type: 'none' },
-      services: { nginx: { site, enabled: path.join(scratch, 'enabled.conf'), test: 'nginx-not-installed -t', reload: 'true' }, supervisor: false },
+      services: {
+        nginx: { site, enabled: path.join(scratch, 'enabled.conf'), test: 'nginx-not-installed -t', reload: 'true' },
+        supervisor: false,
+      },
     });
     try {
       const result = await project.run(['deploy']);
@@ -51,11 +66,18 @@ describe('the install script without the helper (local target)', () => {
     mkdirSync(sitesEnabled);
     // A supervisorctl whose restart fails: the deploy stops after installing, before it commits.
     const ctl = path.join(scratch, 'ctl');
-    writeFileSync(ctl, '#!/bin/sh\ncase "$1" in restart) echo "ERROR (spawn error)"; exit 7;; esac\nexit 0\n', { mode: 0o755 });
+    writeFileSync(ctl, '#!/bin/sh\ncase "$1" in restart) echo "ERROR (spawn error)"; exit 7;; esac\nexit 0\n', {
+      mode: 0o755,
+    });
     const project = makeProject({
       dependencies: { type: 'none' },
       services: {
-        nginx: { site: path.join(sitesAvailable, 'hello.conf'), enabled: path.join(sitesEnabled, 'hello.conf'), test: 'true', reload: 'true' },
+        nginx: {
+          site: path.join(sitesAvailable, 'hello.conf'),
+          enabled: path.join(sitesEnabled, 'hello.conf'),
+          test: 'true',
+          reload: 'true',
+        },
         supervisor: { program: path.join(confD, 'hello.conf'), ctl },
       },
     });
@@ -71,12 +93,15 @@ describe('the install script without the helper (local target)', () => {
     }
   });
 
-  it('the default supervisor template runs the program as runAs (user=), not as supervisord\'s root', async () => {
+  it("the default supervisor template runs the program as runAs (user=), not as supervisord's root", async () => {
     const project = makeProject({ dependencies: { type: 'none' }, runAs: 'nobody' });
     try {
       const result = await project.run(['deploy']);
       expect(result.code, result.stderr).toBe(0);
-      const program = readFileSync(path.join(project.deployTo, 'releases', releaseIdOf(result.stdout), '.slipway/supervisor.conf'), 'utf8');
+      const program = readFileSync(
+        path.join(project.deployTo, 'releases', releaseIdOf(result.stdout), '.slipway/supervisor.conf'),
+        'utf8',
+      );
       expect(program).toMatch(/^user=nobody$/m);
     } finally {
       project.cleanup();
@@ -84,7 +109,13 @@ describe('the install script without the helper (local target)', () => {
   });
 
   it('services.helper with paths of its own, or a relative helper, is a config error naming the key (exit 2)', async () => {
-    const project = makeProject({ services: { helper: HELPER, nginx: { site: '/etc/nginx/sites-available/x.conf' }, supervisor: { ctl: 'supervisorctl' } } });
+    const project = makeProject({
+      services: {
+        helper: HELPER,
+        nginx: { site: '/etc/nginx/sites-available/x.conf' },
+        supervisor: { ctl: 'supervisorctl' },
+      },
+    });
     try {
       const result = await project.run(['deploy']);
       expect(result.code).toBe(2);
@@ -114,7 +145,18 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
   const asDeployUser = (command: string) =>
     new Promise<{ code: number; out: string }>((resolve) => {
       const h = fleet.hosts[0];
-      const args = ['-i', fleet.clientKey, '-p', String(h.port), '-o', `UserKnownHostsFile=${fleet.knownHosts}`, '-o', 'BatchMode=yes', `${h.user}@${h.address}`, command];
+      const args = [
+        '-i',
+        fleet.clientKey,
+        '-p',
+        String(h.port),
+        '-o',
+        `UserKnownHostsFile=${fleet.knownHosts}`,
+        '-o',
+        'BatchMode=yes',
+        `${h.user}@${h.address}`,
+        command,
+      ];
       execFile('ssh', args, { timeout: 30_000 }, (error, stdout, stderr) =>
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: `${stdout}${stderr}` }),
       );
@@ -128,14 +170,28 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     const sudoers = path.join(setup, 'sudoers.d');
     const etcSlipway = path.join(setup, 'etc-slipway');
     for (const d of [sbin, sudoers, etcSlipway]) mkdirSync(d, { mode: 0o755 });
-    execFileSync('install', ['-o', 'root', '-g', 'root', '-m', '0755', path.join(ROOT, 'server/slipway-services'), path.join(sbin, 'slipway-services')]);
-    writeFileSync(path.join(sudoers, 'slipway-test'), `${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}\n`, { mode: 0o440 });
+    execFileSync('install', [
+      '-o',
+      'root',
+      '-g',
+      'root',
+      '-m',
+      '0755',
+      path.join(ROOT, 'server/slipway-services'),
+      path.join(sbin, 'slipway-services'),
+    ]);
+    writeFileSync(path.join(sudoers, 'slipway-test'), `${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}\n`, {
+      mode: 0o440,
+    });
     execFileSync('visudo', ['-c', '-q', '-f', path.join(sudoers, 'slipway-test')]);
     if (!existsSync('/etc/slipway')) {
       mkdirSync('/etc/slipway');
       createdEtcSlipway = true;
     }
-    fleet = await startSshHosts(1, { loginShell: '/bin/sh', privateDirs: { '/usr/local/sbin': sbin, '/etc/sudoers.d': sudoers, '/etc/slipway': etcSlipway } });
+    fleet = await startSshHosts(1, {
+      loginShell: '/bin/sh',
+      privateDirs: { '/usr/local/sbin': sbin, '/etc/sudoers.d': sudoers, '/etc/slipway': etcSlipway },
+    });
     const user = fleet.hosts[0].user;
     // The deploy root is outside the host's private /srv, so the root daemons see it too.
     deployTo = path.join(stack.dir, 'deploy');
@@ -210,12 +266,18 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     expect(statSync(`/proc/${pid}`).uid).toBe(Number(execFileSync('id', ['-u', DEPLOY_USER])));
   });
 
-  it('check, set up as README says: ✓ the helper\'s sudo rule for each call a deploy makes, nginx -t and supervisorctl through the helper', async () => {
+  it("check, set up as README says: ✓ the helper's sudo rule for each call a deploy makes, nginx -t and supervisorctl through the helper", async () => {
     const result = await project.run(['check']);
     expect(result.code, result.stderr + result.stdout).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`^✓ web1 +sudo rule \\(sudo -n ${HELPER}\\) +allow all 8 commands a deploy runs$`, 'm'));
-    expect(result.stdout).toMatch(new RegExp(`^✓ web1 +nginx -t +sudo -n ${HELPER} hello test: configuration ok$`, 'm'));
-    expect(result.stdout).toMatch(new RegExp(`^✓ web1 +supervisorctl status +sudo -n ${HELPER} hello status: supervisord answers$`, 'm'));
+    expect(result.stdout).toMatch(
+      new RegExp(`^✓ web1 +sudo rule \\(sudo -n ${HELPER}\\) +allow all 8 commands a deploy runs$`, 'm'),
+    );
+    expect(result.stdout).toMatch(
+      new RegExp(`^✓ web1 +nginx -t +sudo -n ${HELPER} hello test: configuration ok$`, 'm'),
+    );
+    expect(result.stdout).toMatch(
+      new RegExp(`^✓ web1 +supervisorctl status +sudo -n ${HELPER} hello status: supervisord answers$`, 'm'),
+    );
     expect(result.stdout).not.toMatch(/^✗/m);
   });
 
@@ -226,9 +288,15 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     try {
       const result = await project.run(['check']);
       expect(result.code).toBe(1);
-      const sudo = new RegExp(`^✗ web1 +sudo rule \\(sudo -n ${HELPER}\\) +(.*)\n +fix: (.*)$`, 'm').exec(result.stdout);
-      expect(sudo?.[1]).toMatch(new RegExp(`^refuse 8 of 8 commands a deploy runs, e\\.g\\. ${HELPER} hello install \\S+: sudo: `));
-      expect(sudo?.[2]).toContain(`/etc/slipway/hello.conf, and "${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}" in /etc/sudoers.d/slipway-hello`);
+      const sudo = new RegExp(`^✗ web1 +sudo rule \\(sudo -n ${HELPER}\\) +(.*)\n +fix: (.*)$`, 'm').exec(
+        result.stdout,
+      );
+      expect(sudo?.[1]).toMatch(
+        new RegExp(`^refuse 8 of 8 commands a deploy runs, e\\.g\\. ${HELPER} hello install \\S+: sudo: `),
+      );
+      expect(sudo?.[2]).toContain(
+        `/etc/slipway/hello.conf, and "${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}" in /etc/sudoers.d/slipway-hello`,
+      );
       expect(result.stdout).toMatch(/^✗ web1 +nginx -t +.*sudo: .*\n +fix: let slipway run it through sudo/m);
       expect(result.stdout).not.toMatch(/^✓ web1 +(sudo|nginx|supervisorctl)/m);
     } finally {
@@ -236,7 +304,7 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     }
   });
 
-  it('the upload runs no nginx -t of its own through sudo (a -c of the deploy user\'s choosing): the helper validates the site', async () => {
+  it("the upload runs no nginx -t of its own through sudo (a -c of the deploy user's choosing): the helper validates the site", async () => {
     const result = await project.run(['deploy', '--dry-run']);
     expect(result.code, result.stderr + result.stdout).toBe(0);
     expect(result.stdout).toContain(`${HELPER} hello install`);
@@ -258,7 +326,13 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
 
   it('ids, names and subcommands the helper does not know are refused (exit 2)', async () => {
     const before = installed();
-    for (const args of ['hello install ../../../etc', 'hello install', `../hello install ${first}`, 'nothere install 2030.01.01-00.00.00-abcdef0', 'hello sh -c id']) {
+    for (const args of [
+      'hello install ../../../etc',
+      'hello install',
+      `../hello install ${first}`,
+      'nothere install 2030.01.01-00.00.00-abcdef0',
+      'hello sh -c id',
+    ]) {
       const result = await asDeployUser(`sudo -n ${HELPER} ${args}`);
       expect(result.code, `${args}: ${result.out}`).toBe(2);
     }
@@ -271,26 +345,56 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     const dir = `${deployTo}/releases/${id}/.slipway`;
     const liveSite = `${deployTo}/releases/${first}/.slipway/nginx.conf`;
     const liveProgram = `${deployTo}/releases/${first}/.slipway/supervisor.conf`;
-    const program = (edit: string) => `sed ${edit} ${liveProgram} > ${dir}/supervisor.conf; cp ${liveSite} ${dir}/nginx.conf`;
-    const site = (text: string) => `cp ${liveProgram} ${dir}/supervisor.conf; printf '%s\\n' '${text}' | cat - ${liveSite} > ${dir}/nginx.conf`;
+    const program = (edit: string) =>
+      `sed ${edit} ${liveProgram} > ${dir}/supervisor.conf; cp ${liveSite} ${dir}/nginx.conf`;
+    const site = (text: string) =>
+      `cp ${liveProgram} ${dir}/supervisor.conf; printf '%s\\n' '${text}' | cat - ${liveSite} > ${dir}/nginx.conf`;
     const forgeries: Array<[string, string, RegExp]> = [
       ['site is a symlink', `cp ${liveProgram} ${dir}/; ln -s ${victim} ${dir}/nginx.conf`, /symlink/],
-      ['.slipway is a symlink', `rm -rf ${dir} && mkdir -p /tmp/slipway-forged-$$ && cp ${liveSite} ${liveProgram} /tmp/slipway-forged-$$/ && ln -s /tmp/slipway-forged-$$ ${dir}`, /symlink/],
+      [
+        '.slipway is a symlink',
+        `rm -rf ${dir} && mkdir -p /tmp/slipway-forged-$$ && cp ${liveSite} ${liveProgram} /tmp/slipway-forged-$$/ && ln -s /tmp/slipway-forged-$$ ${dir}`,
+        /symlink/,
+      ],
       ['user=root', program(`-e 's/^user=.*/user=root/'`), /user=root; it must be user=slipway/],
       ['no user=', program(`-e '/^user=/d'`), /exactly one line user=slipway/],
-      ['another program name', program(`-e 's/^\\[program:hello\\]/[program:evil]/'`), /only the section \[program:hello\]/],
+      [
+        'another program name',
+        program(`-e 's/^\\[program:hello\\]/[program:evil]/'`),
+        /only the section \[program:hello\]/,
+      ],
       ['a second section', program(`-e '$a [include]' -e '$a files=/tmp/*.conf'`), /only the section/],
-      ['a log outside allowed_paths', program(`-e 's|^stdout_logfile=.*|stdout_logfile=${victim}|'`), /not under allowed_paths/],
+      [
+        'a log outside allowed_paths',
+        program(`-e 's|^stdout_logfile=.*|stdout_logfile=${victim}|'`),
+        /not under allowed_paths/,
+      ],
       // A lone CR ends a line for supervisor's Python, not for a line-by-line shell check.
-      ['user=root after a lone CR', `${program('-n -e p')}; printf 'autostart=true\\ruser=root\\n' >> ${dir}/supervisor.conf`, /control characters/],
-      ['a directive after a NUL', `cp ${liveProgram} ${dir}/; printf 'return 200 x\\000; load_module /tmp/evil.so;\\n' > ${dir}/nginx.conf`, /control characters/],
+      [
+        'user=root after a lone CR',
+        `${program('-n -e p')}; printf 'autostart=true\\ruser=root\\n' >> ${dir}/supervisor.conf`,
+        /control characters/,
+      ],
+      [
+        'a directive after a NUL',
+        `cp ${liveProgram} ${dir}/; printf 'return 200 x\\000; load_module /tmp/evil.so;\\n' > ${dir}/nginx.conf`,
+        /control characters/,
+      ],
       ['a continuation line', program(`-e 's/^user=.*/user=slipway\\n  root/'`), /continuation/],
       ['load_module', site('load_module /tmp/evil.so;'), /load_module is not accepted/],
       ['include', site('include /etc/passwd;'), /include is not accepted/],
-      ['include hidden after a quoted #', site('map $uri $x { default "#"; } include /etc/passwd;'), /include is not accepted/],
+      [
+        'include hidden after a quoted #',
+        site('map $uri $x { default "#"; } include /etc/passwd;'),
+        /include is not accepted/,
+      ],
       ['an error_log on a root-owned file', site(`error_log ${victim};`), /not under allowed_paths/],
       ['a temp path nginx would chown', site('proxy_temp_path /etc/sudoers.d;'), /proxy_temp_path is not accepted/],
-      ['a unix socket nginx would create and remove', site(`server { listen unix:${victim}; }`), /listen unix:.* is not under allowed_paths/],
+      [
+        'a unix socket nginx would create and remove',
+        site(`server { listen unix:${victim}; }`),
+        /listen unix:.* is not under allowed_paths/,
+      ],
     ];
     for (const [what, forge, message] of forgeries) {
       const made = await asDeployUser(`set -e; rm -rf ${dir}; mkdir -p ${dir}; ${forge}`);
@@ -315,7 +419,10 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     const template = path.join(project.dir, 'templates/nginx.conf.hbs');
     const original = readFileSync(template, 'utf8');
     // Valid on its own, but the main config already has a default server on this address.
-    writeFileSync(template, original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'));
+    writeFileSync(
+      template,
+      original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'),
+    );
     const result = await project.run(['deploy']);
     writeFileSync(template, original);
     expect(result.code).toBe(1);
@@ -346,7 +453,13 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
 
   it('a second release, then rollback and rollback:current, each through the helper', async () => {
     const template = path.join(project.dir, 'templates/nginx.conf.hbs');
-    writeFileSync(template, readFileSync(template, 'utf8').replace('location / {', 'location / {\n        add_header X-Release {{releaseId}};'));
+    writeFileSync(
+      template,
+      readFileSync(template, 'utf8').replace(
+        'location / {',
+        'location / {\n        add_header X-Release {{releaseId}};',
+      ),
+    );
     const result = await project.run(['deploy']);
     expect(result.code, result.stderr + result.stdout).toBe(0);
     const second = releaseIdOf(result.stdout);

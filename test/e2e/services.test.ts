@@ -9,7 +9,6 @@ import { type ServiceStack, startServiceStack } from '../helpers/services.js';
 let stack: ServiceStack;
 let project: Project;
 
-
 const serverJs = () => readFileSync(path.join(project.dir, 'app/server.js'), 'utf8');
 
 beforeAll(async () => {
@@ -53,7 +52,10 @@ describe('services on the local target', () => {
     const template = path.join(project.dir, 'templates/nginx.conf.hbs');
     const original = readFileSync(template, 'utf8');
     // Valid on its own, but the main config already has a default server on this address.
-    writeFileSync(template, original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'));
+    writeFileSync(
+      template,
+      original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'),
+    );
     const result = await project.run(['deploy']);
     writeFileSync(template, original);
     expect(result.code).toBe(1);
@@ -83,7 +85,10 @@ describe('services on the local target', () => {
     const original = readFileSync(template, 'utf8');
     const program = (stack.services.supervisor as { program: string }).program;
     writeFileSync(path.join(project.dir, '.env'), 'API_TOKEN=tok-planted-1234\n');
-    writeFileSync(template, original.replace('NODE_ENV="production"', 'NODE_ENV="production",API_TOKEN="{{env.API_TOKEN}}"'));
+    writeFileSync(
+      template,
+      original.replace('NODE_ENV="production"', 'NODE_ENV="production",API_TOKEN="{{env.API_TOKEN}}"'),
+    );
     try {
       const result = await project.run(['deploy']);
       expect(result.code, result.stderr + result.stdout).toBe(0);

@@ -26,7 +26,17 @@ describe('authentication', () => {
     const key = path.join(fleet.dir, 'key-with-passphrase');
     copyFileSync(fleet.clientKey, key);
     execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'correct horse battery', '-f', key]);
-    project = makeProject({ knownHosts: fleet.knownHosts }, [{ name: 'web', host: h.address, port: h.port, user: h.user, privateKey: key, passphraseEnv: 'DEPLOY_KEY_PASSPHRASE', deployTo: '/srv/passphrase' }]);
+    project = makeProject({ knownHosts: fleet.knownHosts }, [
+      {
+        name: 'web',
+        host: h.address,
+        port: h.port,
+        user: h.user,
+        privateKey: key,
+        passphraseEnv: 'DEPLOY_KEY_PASSPHRASE',
+        deployTo: '/srv/passphrase',
+      },
+    ]);
 
     const missing = await project.run(['deploy']);
     expect(missing.code).toBe(2);
@@ -50,10 +60,15 @@ describe('authentication', () => {
     const agent: ChildProcess = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
     try {
       for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
-      execFileSync('ssh-add', ['-q', fleet.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' });
+      execFileSync('ssh-add', ['-q', fleet.clientKey], {
+        env: { ...process.env, SSH_AUTH_SOCK: socket },
+        stdio: 'ignore',
+      });
       const home = path.join(fleet.dir, 'home-agent'); // no ~/.ssh/config, no key files
       mkdirSync(home, { recursive: true });
-      const agentProject = makeProject({ knownHosts: fleet.knownHosts }, [{ name: 'web', host: h.address, port: h.port, user: h.user, deployTo: '/srv/agent' }]);
+      const agentProject = makeProject({ knownHosts: fleet.knownHosts }, [
+        { name: 'web', host: h.address, port: h.port, user: h.user, deployTo: '/srv/agent' },
+      ]);
       try {
         const without = await agentProject.run(['deploy'], { HOME: home, SSH_AUTH_SOCK: '' });
         expect(without.code).not.toBe(0); // no key and no agent: refused, so the agent below is what lets it in
@@ -96,7 +111,7 @@ describe('~/.ssh/config ProxyJump', () => {
     return home;
   };
 
-  it('reaches a host through the jump host it names, with the jump host\'s own alias settings', async () => {
+  it("reaches a host through the jump host it names, with the jump host's own alias settings", async () => {
     const [jump, target] = fleet.hosts;
     const home = jumpHome('home-jump');
     const project = makeProject({}, [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped' }]);
@@ -107,7 +122,11 @@ describe('~/.ssh/config ProxyJump', () => {
       expect(deployed(target.srvDir, 'jumped')).toBe(true);
       expect(deployed(jump.srvDir, 'jumped')).toBe(false);
       // The jump host's sshd opened the forwarded connection to the target.
-      expect(readFileSync(jump.logFile, 'utf8').slice(before)).toMatch(new RegExp(`direct-tcpip.*${target.address.replace(/\./g, '\\.')} port ${target.port}|target ${target.address.replace(/\./g, '\\.')} port ${target.port}`));
+      expect(readFileSync(jump.logFile, 'utf8').slice(before)).toMatch(
+        new RegExp(
+          `direct-tcpip.*${target.address.replace(/\./g, '\\.')} port ${target.port}|target ${target.address.replace(/\./g, '\\.')} port ${target.port}`,
+        ),
+      );
     } finally {
       project.cleanup();
     }
@@ -117,10 +136,16 @@ describe('~/.ssh/config ProxyJump', () => {
     const [jump, target] = fleet.hosts;
     const home = jumpHome('home-jump-kept');
     const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-jump-'));
-    const project = makeProject({ keepConnections: 60 }, [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped-kept' }]);
+    const project = makeProject({ keepConnections: 60 }, [
+      { name: 'behind', host: 'app-behind', deployTo: '/srv/jumped-kept' },
+    ]);
     const env = { HOME: home, TMPDIR: tmp, XDG_RUNTIME_DIR: '' };
     // Established TCP connections to the jump host's sshd: only the broker's once the runs have exited.
-    const toJump = () => execFileSync('ss', ['-Htn', 'state', 'established', 'dst', `${jump.address}:${jump.port}`]).toString().split('\n').filter(Boolean).length;
+    const toJump = () =>
+      execFileSync('ss', ['-Htn', 'state', 'established', 'dst', `${jump.address}:${jump.port}`])
+        .toString()
+        .split('\n')
+        .filter(Boolean).length;
     try {
       expect((await project.run(['releases'], env)).code).toBe(0);
       expect(await waitForBroker(tmp)).not.toBeNull();

@@ -12,7 +12,15 @@ beforeAll(async () => {
 afterAll(() => fleet?.stop());
 
 export function sshHosts(fleet: SshFleet, hosts: TestHost[] = fleet.hosts) {
-  return hosts.map((h) => ({ name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, roles: ['web'], deployTo: '/srv/hello' }));
+  return hosts.map((h) => ({
+    name: h.name,
+    host: h.address,
+    port: h.port,
+    user: h.user,
+    privateKey: fleet.clientKey,
+    roles: ['web'],
+    deployTo: '/srv/hello',
+  }));
 }
 
 const root = (h: TestHost) => path.join(h.srvDir, 'hello');
@@ -23,7 +31,8 @@ const live = (h: TestHost) => {
     return null;
   }
 };
-const releases = (h: TestHost) => (existsSync(path.join(root(h), 'releases')) ? readdirSync(path.join(root(h), 'releases')).sort() : []);
+const releases = (h: TestHost) =>
+  existsSync(path.join(root(h), 'releases')) ? readdirSync(path.join(root(h), 'releases')).sort() : [];
 
 describe('one SSH host (login shell /bin/sh)', () => {
   let project: Project;
@@ -33,7 +42,7 @@ describe('one SSH host (login shell /bin/sh)', () => {
   afterAll(() => project.cleanup());
   const web1 = () => fleet.hosts[0];
 
-  it('deploys into the host\'s own /srv', async () => {
+  it("deploys into the host's own /srv", async () => {
     const result = await project.run(['deploy']);
     expect(result.code, result.stderr + result.stdout).toBe(0);
     const id = releaseIdOf(result.stdout);
@@ -70,7 +79,13 @@ describe('one SSH host (login shell /bin/sh)', () => {
     const marker = '/home/slipway/pwned';
     rmSync(marker, { force: true });
     const hostile = `logs dir'"$(cd;touch pwned)\`cd;touch pwned\`;cd;touch pwned`;
-    project.writeConfig({ knownHosts: fleet.knownHosts, shared: { dirs: [hostile], files: [] }, hooks: { beforeSwitch: [{ name: 'env', commands: ['printf "%s" "$HOSTILE" > hostile.txt'], env: { HOSTILE: hostile } }] } });
+    project.writeConfig({
+      knownHosts: fleet.knownHosts,
+      shared: { dirs: [hostile], files: [] },
+      hooks: {
+        beforeSwitch: [{ name: 'env', commands: ['printf "%s" "$HOSTILE" > hostile.txt'], env: { HOSTILE: hostile } }],
+      },
+    });
     const result = await project.run(['deploy', '--ref', 'main']);
     expect(result.code, result.stderr).toBe(0);
     const id = releaseIdOf(result.stdout);
@@ -84,7 +99,10 @@ describe('one SSH host (login shell /bin/sh)', () => {
   });
 
   it('a missing shared file, also inside a shared dir, is created empty and 0600, as on the local target', async () => {
-    project.writeConfig({ knownHosts: fleet.knownHosts, shared: { dirs: ['storage'], files: ['config/local.json', 'storage/config.json'] } });
+    project.writeConfig({
+      knownHosts: fleet.knownHosts,
+      shared: { dirs: ['storage'], files: ['config/local.json', 'storage/config.json'] },
+    });
     try {
       const result = await project.run(['deploy']);
       expect(result.code, result.stderr).toBe(0);
@@ -113,7 +131,8 @@ describe('five SSH hosts', () => {
     expect(result.code, result.stderr + result.stdout).toBe(0);
     const id = releaseIdOf(result.stdout);
     for (const h of fleet.hosts) expect(live(h)).toBe(id);
-    for (const h of fleet.hosts) expect(result.stdout).toMatch(new RegExp(`${h.name}\\s+${id.replaceAll('.', '\\.')}\\s+[\\d.]+s\\s+ok`));
+    for (const h of fleet.hosts)
+      expect(result.stdout).toMatch(new RegExp(`${h.name}\\s+${id.replaceAll('.', '\\.')}\\s+[\\d.]+s\\s+ok`));
   });
 
   it('rollback semantics hold on every host', async () => {
@@ -128,7 +147,7 @@ describe('five SSH hosts', () => {
     for (const h of fleet.hosts) expect(live(h)).toBe(ids[ids.length - 1]);
   });
 
-  it('two concurrent deploys: one runs, the other names the owner and leaves the winner\'s locks alone', async () => {
+  it("two concurrent deploys: one runs, the other names the owner and leaves the winner's locks alone", async () => {
     const [a, b] = await raceDeploys(project, 2);
     expect([a.code, b.code].sort()).toEqual([0, 1]);
     const loser = a.code === 1 ? a : b;

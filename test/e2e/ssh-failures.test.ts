@@ -15,11 +15,24 @@ beforeAll(async () => {
 });
 afterAll(() => fleet?.stop());
 
-const hostEntry = (h: TestHost, over: Record<string, unknown> = {}) => ({ name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/app', ...over });
+const hostEntry = (h: TestHost, over: Record<string, unknown> = {}) => ({
+  name: h.name,
+  host: h.address,
+  port: h.port,
+  user: h.user,
+  privateKey: fleet.clientKey,
+  deployTo: '/srv/app',
+  ...over,
+});
 const root = (h: TestHost) => path.join(h.srvDir, 'app');
-const live = (h: TestHost) => (existsSync(path.join(root(h), 'current')) ? readlinkSync(path.join(root(h), 'current')).replace('releases/', '') : null);
-const releases = (h: TestHost) => (existsSync(path.join(root(h), 'releases')) ? readdirSync(path.join(root(h), 'releases')).sort() : []);
-const tmpEntries = (h: TestHost) => (existsSync(path.join(root(h), 'tmp')) ? readdirSync(path.join(root(h), 'tmp')) : []);
+const live = (h: TestHost) =>
+  existsSync(path.join(root(h), 'current'))
+    ? readlinkSync(path.join(root(h), 'current')).replace('releases/', '')
+    : null;
+const releases = (h: TestHost) =>
+  existsSync(path.join(root(h), 'releases')) ? readdirSync(path.join(root(h), 'releases')).sort() : [];
+const tmpEntries = (h: TestHost) =>
+  existsSync(path.join(root(h), 'tmp')) ? readdirSync(path.join(root(h), 'tmp')) : [];
 
 describe('host keys', () => {
   it('an unknown host key is refused with its fingerprint; --trust-new-hosts records it; a changed key is always refused', async () => {
@@ -54,12 +67,18 @@ describe('host keys', () => {
 describe('a host dying during prepare', () => {
   it('on a fleet of 5, no host switches and the new release is removed from every reachable host', async () => {
     const hosts = fleet.hosts;
-    const project = makeProject({ knownHosts: fleet.knownHosts }, hosts.map((h) => hostEntry(h, { deployTo: '/srv/dying' })));
+    const project = makeProject(
+      { knownHosts: fleet.knownHosts },
+      hosts.map((h) => hostEntry(h, { deployTo: '/srv/dying' })),
+    );
     try {
       expect((await project.run(['deploy'])).code).toBe(0);
       const before = hosts.map((h) => readlinkSync(path.join(h.srvDir, 'dying/current')));
       const resume = path.join(project.dir, 'resume');
-      const child = project.start(['deploy'], { SLIPWAY_FAULT: 'pause:before:before-switch', SLIPWAY_FAULT_RESUME: resume });
+      const child = project.start(['deploy'], {
+        SLIPWAY_FAULT: 'pause:before:before-switch',
+        SLIPWAY_FAULT_RESUME: resume,
+      });
       await waitForOutput(child, /@@paused before:before-switch/);
       fleet.kill(hosts[1]);
       writeFileSync(resume, '');
@@ -81,7 +100,10 @@ describe('a host dying during prepare', () => {
 describe('a switch failing on one host', () => {
   it('switches the others back, says which host is on which release, and removes the new release', async () => {
     const hosts = fleet.hosts.slice(0, 3);
-    const project = makeProject({ knownHosts: fleet.knownHosts }, hosts.map((h) => hostEntry(h, { deployTo: '/srv/switchback' })));
+    const project = makeProject(
+      { knownHosts: fleet.knownHosts },
+      hosts.map((h) => hostEntry(h, { deployTo: '/srv/switchback' })),
+    );
     try {
       expect((await project.run(['deploy'])).code).toBe(0);
       const before = hosts.map((h) => readlinkSync(path.join(h.srvDir, 'switchback/current')));
@@ -92,7 +114,10 @@ describe('a switch failing on one host', () => {
       execFileSync('rm', ['-rf', blocker]);
       expect(result.code, result.stdout + result.stderr).toBe(1);
       expect(result.stdout).toMatch(/switch back/);
-      for (const h of hosts) expect(result.stdout).toMatch(new RegExp(`${h.name}: live ${before[0].replace('releases/', '').replaceAll('.', '\\.')}`));
+      for (const h of hosts)
+        expect(result.stdout).toMatch(
+          new RegExp(`${h.name}: live ${before[0].replace('releases/', '').replaceAll('.', '\\.')}`),
+        );
       hosts.forEach((h, i) => expect(readlinkSync(path.join(h.srvDir, 'switchback/current'))).toBe(before[i]));
       for (const h of hosts) expect(readdirSync(path.join(h.srvDir, 'switchback/releases'))).toHaveLength(1);
       expect((await project.run(['deploy'])).code).toBe(0);
@@ -108,7 +133,10 @@ describe('a connection cut mid-upload', () => {
     // Large enough that the upload spans many packets.
     const project = makeProject({ knownHosts: fleet.knownHosts }, [hostEntry(h)]);
     try {
-      project.commit({ 'blob.bin': execFileSync('head', ['-c', '600000', '/dev/urandom']).toString('base64') }, 'big file');
+      project.commit(
+        { 'blob.bin': execFileSync('head', ['-c', '600000', '/dev/urandom']).toString('base64') },
+        'big file',
+      );
       expect((await project.run(['deploy'])).code).toBe(0);
       const before = releases(h);
       const liveBefore = live(h);
@@ -116,8 +144,13 @@ describe('a connection cut mid-upload', () => {
       const key = readFileSync(path.join(path.dirname(h.configFile), 'host_key.pub'), 'utf8').trim();
       const knownHosts = path.join(project.dir, 'known_hosts');
       writeFileSync(knownHosts, `[127.0.0.1]:${relay.port} ${key}\n`);
-      project.writeConfig({ knownHosts }, );
-      writeFileSync(project.configFile, readFileSync(project.configFile, 'utf8').replace(`"host": "${h.address}"`, '"host": "127.0.0.1"').replace(`"port": ${h.port}`, `"port": ${relay.port}`));
+      project.writeConfig({ knownHosts });
+      writeFileSync(
+        project.configFile,
+        readFileSync(project.configFile, 'utf8')
+          .replace(`"host": "${h.address}"`, '"host": "127.0.0.1"')
+          .replace(`"port": ${h.port}`, `"port": ${relay.port}`),
+      );
       const cut = await project.run(['deploy']);
       await relay.stop();
       expect(relay.bytesSent()).toBeGreaterThan(200_000);
@@ -139,7 +172,20 @@ describe('the remote lock', () => {
     const h = fleet.hosts[2];
     const project = makeProject({ knownHosts: fleet.knownHosts }, [hostEntry(h, { deployTo: '/srv/locks' })]);
     const skewed = (args: string[]) => {
-      const r = spawnSync('faketime', ['-f', '+10m', process.execPath, path.join(import.meta.dirname, '../../node_modules/tsx/dist/cli.mjs'), path.join(import.meta.dirname, '../../fabfile.ts'), '--config', project.configFile, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+      const r = spawnSync(
+        'faketime',
+        [
+          '-f',
+          '+10m',
+          process.execPath,
+          path.join(import.meta.dirname, '../../node_modules/tsx/dist/cli.mjs'),
+          path.join(import.meta.dirname, '../../fabfile.ts'),
+          '--config',
+          project.configFile,
+          ...args,
+        ],
+        { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } },
+      );
       return { code: r.status, stdout: r.stdout, stderr: r.stderr };
     };
     try {
@@ -157,7 +203,17 @@ describe('the remote lock', () => {
       // A dead holder on another machine: its heartbeat is 2 minutes old by the host's clock.
       const lockDir = path.join(h.srvDir, 'locks/deploy.lock');
       execFileSync('mkdir', [lockDir]);
-      writeFileSync(`${lockDir}.owner`, JSON.stringify({ user: 'bob', machine: 'elsewhere', pid: 1, task: 'deploy', startedAt: 'earlier', token: 'dead' }));
+      writeFileSync(
+        `${lockDir}.owner`,
+        JSON.stringify({
+          user: 'bob',
+          machine: 'elsewhere',
+          pid: 1,
+          task: 'deploy',
+          startedAt: 'earlier',
+          token: 'dead',
+        }),
+      );
       execFileSync('touch', ['-d', '2 minutes ago', lockDir]);
       const recovered = skewed(['deploy']);
       expect(recovered.code, recovered.stderr).toBe(0);
@@ -174,7 +230,10 @@ describe('the remote lock', () => {
       // A lock as a run leaves it in the deploy root it marked.
       execFileSync('mkdir', ['-p', path.join(h.srvDir, 'unlock/deploy.lock')]);
       writeFileSync(path.join(h.srvDir, 'unlock/.slipway-root'), '');
-      writeFileSync(path.join(h.srvDir, 'unlock/deploy.lock.owner'), JSON.stringify({ user: 'carol', machine: 'ci', pid: 7, task: 'deploy', startedAt: 'now', token: 'x' }));
+      writeFileSync(
+        path.join(h.srvDir, 'unlock/deploy.lock.owner'),
+        JSON.stringify({ user: 'carol', machine: 'ci', pid: 7, task: 'deploy', startedAt: 'now', token: 'x' }),
+      );
       execFileSync('chown', ['-R', 'slipway:slipway', path.join(h.srvDir, 'unlock')]);
       const held = await project.run(['deploy']);
       expect(held.code).toBe(1);
@@ -195,7 +254,10 @@ describe('connection details and fleets', () => {
     const h = fleet.hosts[1];
     const home = path.join(fleet.dir, 'home-alias');
     execFileSync('mkdir', ['-p', path.join(home, '.ssh')]);
-    writeFileSync(path.join(home, '.ssh/config'), `Host webalias\n  HostName ${h.address}\n  Port ${h.port}\n  User ${h.user}\n  IdentityFile ${fleet.clientKey}\n`);
+    writeFileSync(
+      path.join(home, '.ssh/config'),
+      `Host webalias\n  HostName ${h.address}\n  Port ${h.port}\n  User ${h.user}\n  IdentityFile ${fleet.clientKey}\n`,
+    );
     writeFileSync(path.join(home, '.ssh/known_hosts'), readFileSync(fleet.knownHosts));
     const project = makeProject({}, [{ name: 'aliased', host: 'webalias', deployTo: '/srv/alias' }]);
     try {
@@ -209,7 +271,10 @@ describe('connection details and fleets', () => {
 
   it('--rolling 2 deploys in batches and stops at the first failing batch', async () => {
     const hosts = fleet.hosts.slice(0, 4);
-    const project = makeProject({ knownHosts: fleet.knownHosts }, hosts.map((h) => hostEntry(h, { deployTo: '/srv/rolling' })));
+    const project = makeProject(
+      { knownHosts: fleet.knownHosts },
+      hosts.map((h) => hostEntry(h, { deployTo: '/srv/rolling' })),
+    );
     try {
       expect((await project.run(['deploy'])).code).toBe(0);
       const first = readlinkSync(path.join(hosts[0].srvDir, 'rolling/current'));
@@ -219,7 +284,10 @@ describe('connection details and fleets', () => {
       expect(batches).toHaveLength(4);
       // A before-switch hook that fails on web3 only: the first batch switched, the second did not.
       writeFileSync(path.join(hosts[2].srvDir, 'rolling/fail-here'), '');
-      project.writeConfig({ knownHosts: fleet.knownHosts, hooks: { beforeSwitch: [{ name: 'guard', commands: ['test ! -e ../../fail-here'] }] } });
+      project.writeConfig({
+        knownHosts: fleet.knownHosts,
+        hooks: { beforeSwitch: [{ name: 'guard', commands: ['test ! -e ../../fail-here'] }] },
+      });
       const failed = await project.run(['deploy', '--rolling', '2']);
       expect(failed.code).toBe(1);
       const links = hosts.map((h) => readlinkSync(path.join(h.srvDir, 'rolling/current')));
@@ -237,14 +305,21 @@ describe('connection details and fleets', () => {
       const h = fleet.hosts[3];
       const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-ctrlc-'));
       const env = { TMPDIR: tmp, XDG_RUNTIME_DIR: '' }; // the broker under this TMPDIR, not in $XDG_RUNTIME_DIR
-      const project = makeProject({ knownHosts: fleet.knownHosts, keepConnections }, [hostEntry(h, { deployTo: '/srv/ctrlc' })]);
+      const project = makeProject({ knownHosts: fleet.knownHosts, keepConnections }, [
+        hostEntry(h, { deployTo: '/srv/ctrlc' }),
+      ]);
       try {
         expect((await project.run(['deploy'], env)).code).toBe(0);
         if (keepConnections) expect(await waitForBroker(tmp)).not.toBeNull(); // so the deploy below goes through it
         const before = readlinkSync(path.join(h.srvDir, 'ctrlc/current'));
-        project.writeConfig({ knownHosts: fleet.knownHosts, keepConnections, hooks: { beforeSwitch: [{ name: 'slow', commands: ['echo started > ../../hook-started', 'sleep 4242'] }] } });
+        project.writeConfig({
+          knownHosts: fleet.knownHosts,
+          keepConnections,
+          hooks: { beforeSwitch: [{ name: 'slow', commands: ['echo started > ../../hook-started', 'sleep 4242'] }] },
+        });
         const child = project.start(['deploy'], env);
-        for (let i = 0; i < 200 && !existsSync(path.join(h.srvDir, 'ctrlc/hook-started')); i++) await new Promise((r) => setTimeout(r, 50));
+        for (let i = 0; i < 200 && !existsSync(path.join(h.srvDir, 'ctrlc/hook-started')); i++)
+          await new Promise((r) => setTimeout(r, 50));
         child.kill('SIGINT');
         expect(await new Promise((r) => child.on('close', r))).toBe(130);
         const sleeping = spawnSync('pgrep', ['-u', 'slipway', '-f', 'sleep 4242']);

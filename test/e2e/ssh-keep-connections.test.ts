@@ -3,7 +3,16 @@
 // age, drops a connection whose host key left known_hosts, is not used from a directory others could
 // reach or swap, and is never sent key material. Each test gets its own TMPDIR, so its own broker.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,7 +38,15 @@ describe('keepConnections', () => {
     project?.cleanup();
     project = makeProject(
       { knownHosts: fleet.knownHosts, ...settings },
-      fleet.hosts.map((h) => ({ name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/keep', ...host })),
+      fleet.hosts.map((h) => ({
+        name: h.name,
+        host: h.address,
+        port: h.port,
+        user: h.user,
+        privateKey: fleet.clientKey,
+        deployTo: '/srv/keep',
+        ...host,
+      })),
     );
   };
   const setUp = (keep: number, settings: object = {}) => {
@@ -95,7 +112,9 @@ describe('keepConnections', () => {
     chmodSync(brokerDirOf(tmp), 0o777);
     const result = await run(['releases']);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/connecting directly, not kept open \(.* must be a directory of yours with mode 0700\)/);
+    expect(result.stdout).toMatch(
+      /connecting directly, not kept open \(.* must be a directory of yours with mode 0700\)/,
+    );
     expect(brokerPid(tmp)).toBeNull();
   });
 
@@ -114,7 +133,9 @@ describe('keepConnections', () => {
     writeFileSync(brokerDirOf(tmp), '');
     const result = await run(['releases']);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/connecting directly, not kept open \(.*slipway-\d+ must be a directory of yours with mode 0700\)/);
+    expect(result.stdout).toMatch(
+      /connecting directly, not kept open \(.*slipway-\d+ must be a directory of yours with mode 0700\)/,
+    );
   });
 
   it('an ancestor directory others can write to without the sticky bit: a warning, and the run connects directly', async () => {
@@ -122,7 +143,9 @@ describe('keepConnections', () => {
     chmodSync(tmp, 0o777); // whoever can write there could swap slipway-<uid> for a directory of theirs
     const result = await run(['releases']);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toContain(`connecting directly, not kept open (${tmp} is writable by others without the sticky bit)`);
+    expect(result.stdout).toContain(
+      `connecting directly, not kept open (${tmp} is writable by others without the sticky bit)`,
+    );
     expect(brokerPid(tmp)).toBeNull();
   });
 
@@ -134,11 +157,13 @@ describe('keepConnections', () => {
     for (const h of fleet.hosts) fleet.resetCounts(h);
     const result = await run(['releases']);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toContain(`connecting directly, not kept open (${path.join(brokerDirOf(tmp), 'broker.sock')} is not a socket of yours)`);
+    expect(result.stdout).toContain(
+      `connecting directly, not kept open (${path.join(brokerDirOf(tmp), 'broker.sock')} is not a socket of yours)`,
+    );
     for (const h of fleet.hosts) expect(fleet.counts(h).connections, h.name).toBe(1);
   });
 
-  it('a process listening in the broker\'s place is sent no private key and no passphrase', async () => {
+  it("a process listening in the broker's place is sent no private key and no passphrase", async () => {
     const passphrase = 'kept horse battery';
     setUp(60);
     env = { KEEP_PASSPHRASE: passphrase };

@@ -4,7 +4,18 @@
 // packages), the deploy user `slipway` reaches them only through README's broad sudo rules. Each host sees its own /etc/sudoers.d (those rules, or none) and, where said, an empty
 // /var/lib/nginx (a host where nginx never ran): bind-mounted in its mount namespace only.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +39,10 @@ function rootDir(name: string, files: Record<string, string> = {}): string {
 }
 
 function deployUserIds(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${DEPLOY_USER}:`)) ?? '';
+  const line =
+    readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${DEPLOY_USER}:`)) ?? '';
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
 }
@@ -47,7 +61,12 @@ function deployRootIn(stack: ServiceStack, name: string): string {
 let fleet: SshFleet;
 let stack: ServiceStack;
 beforeAll(async () => {
-  fleet = await startSshHosts(1, { privateDirs: { '/etc/sudoers.d': rootDir('sudoers-readme', { slipway: README_SUDO_RULES }), '/var/lib/nginx': rootDir('var-lib-nginx') } });
+  fleet = await startSshHosts(1, {
+    privateDirs: {
+      '/etc/sudoers.d': rootDir('sudoers-readme', { slipway: README_SUDO_RULES }),
+      '/var/lib/nginx': rootDir('var-lib-nginx'),
+    },
+  });
   stack = await startServiceStack();
 });
 afterAll(async () => {
@@ -66,7 +85,10 @@ describe('with sudo, on a host where nginx never ran (item 6)', () => {
 
   beforeAll(() => {
     root = deployRootIn(stack, 'deploy');
-    project = makeProject({ knownHosts: fleet.knownHosts, ...stack.deployConfig(), services: { ...stack.services, sudo: 'sudo -n' } }, [sshHost(root)]);
+    project = makeProject(
+      { knownHosts: fleet.knownHosts, ...stack.deployConfig(), services: { ...stack.services, sudo: 'sudo -n' } },
+      [sshHost(root)],
+    );
   });
   afterAll(() => project?.cleanup());
 
@@ -77,7 +99,7 @@ describe('with sudo, on a host where nginx never ran (item 6)', () => {
     expect(await stack.answer(id)).toContain(`hello from release ${id}`);
   });
 
-  it('check: with README\'s sudo rules, nginx -t and supervisorctl pass as the deploy runs them: ✓ each, exit 0 (item 4)', async () => {
+  it("check: with README's sudo rules, nginx -t and supervisorctl pass as the deploy runs them: ✓ each, exit 0 (item 4)", async () => {
     const result = await project.run(['check']);
     expect(result.code, result.stderr + result.stdout).toBe(0);
     expect(result.stdout).toMatch(/^✓ web1 +deploy root +\S+ writable by slipway$/m);
@@ -87,9 +109,12 @@ describe('with sudo, on a host where nginx never ran (item 6)', () => {
     expect(result.stdout).not.toMatch(/^✗/m);
   });
 
-  it('a site nginx rejects: the failure is the nginx check\'s, with nginx\'s own message, not a temp file\'s', async () => {
+  it("a site nginx rejects: the failure is the nginx check's, with nginx's own message, not a temp file's", async () => {
     const before = liveIn(root);
-    writeFileSync(path.join(project.dir, 'templates/nginx.conf.hbs'), 'server {\n    listen {{listen}};\n    bogus_directive on;\n}\n');
+    writeFileSync(
+      path.join(project.dir, 'templates/nginx.conf.hbs'),
+      'server {\n    listen {{listen}};\n    bogus_directive on;\n}\n',
+    );
     try {
       const result = await project.run(['deploy', '--json']);
       expect(result.code).toBe(1);
@@ -100,7 +125,10 @@ describe('with sudo, on a host where nginx never ran (item 6)', () => {
       expect(JSON.parse(result.stdout).tasks[0].hosts.web1.failedAt).toBe('nginx check');
       expect(liveIn(root)).toBe(before);
     } finally {
-      cpSync(path.join(import.meta.dirname, '../../templates/nginx.conf.hbs'), path.join(project.dir, 'templates/nginx.conf.hbs'));
+      cpSync(
+        path.join(import.meta.dirname, '../../templates/nginx.conf.hbs'),
+        path.join(project.dir, 'templates/nginx.conf.hbs'),
+      );
     }
   });
 });
@@ -119,19 +147,35 @@ describe('purge, with the program running as runAs (item 24)', () => {
         keepReleases: 1,
         port,
         runAs: 'nobody',
-        services: { sudo: 'sudo -n', nginx: false, supervisor: { program: path.join(stack.supervisorConfD, 'runas.conf'), ctl: stack.supervisorctl } },
-        healthcheck: { url: `http://127.0.0.1:${port}/health`, expectStatus: 200, expectBody: '{{releaseId}}', timeoutSeconds: 8 },
+        services: {
+          sudo: 'sudo -n',
+          nginx: false,
+          supervisor: { program: path.join(stack.supervisorConfD, 'runas.conf'), ctl: stack.supervisorctl },
+        },
+        healthcheck: {
+          url: `http://127.0.0.1:${port}/health`,
+          expectStatus: 200,
+          expectBody: '{{releaseId}}',
+          timeoutSeconds: 8,
+        },
       },
       [sshHost(root)],
     );
     // The program runs as runAs (supervisord is root), so the deploy user cannot look into its /proc entry.
     rmSync(path.join(project.dir, 'templates/nginx.conf.hbs'));
     const template = path.join(project.dir, 'templates/supervisor.conf.hbs');
-    writeFileSync(template, readFileSync(template, 'utf8').replace('[program:{{application}}]\n', '[program:{{application}}]\nuser={{user}}\n'));
+    writeFileSync(
+      template,
+      readFileSync(template, 'utf8').replace(
+        '[program:{{application}}]\n',
+        '[program:{{application}}]\nuser={{user}}\n',
+      ),
+    );
   });
   afterAll(() => project?.cleanup());
 
-  const programPid = () => Number(execFileSync('sh', ['-c', `${stack.supervisorctl} pid runas`], { encoding: 'utf8' }).trim());
+  const programPid = () =>
+    Number(execFileSync('sh', ['-c', `${stack.supervisorctl} pid runas`], { encoding: 'utf8' }).trim());
 
   it('a release the program still works in (deploy killed before its restart) is kept by purge', async () => {
     const first = await project.run(['deploy']);
@@ -168,7 +212,10 @@ describe('check on a host where nothing a deploy needs works (item 4)', () => {
   let project: Project;
   // Nothing of this may be created: the nearest existing folder is root's.
   const root = '/var/lib/slipway-check-nowhere/hello';
-  const base = { nginx: { test: '/usr/sbin/nginx -t' }, supervisor: { ctl: 'supervisorctl -s unix:///nonexistent/supervisor.sock' } };
+  const base = {
+    nginx: { test: '/usr/sbin/nginx -t' },
+    supervisor: { ctl: 'supervisorctl -s unix:///nonexistent/supervisor.sock' },
+  };
 
   beforeAll(async () => {
     // The deploy user has no sudo rules at all; nginx is the distribution's (root's pid file).
@@ -202,7 +249,7 @@ describe('check on a host where nothing a deploy needs works (item 4)', () => {
     expect(result.stderr).toContain('deploy root, sudo rules (sudo -n), nginx -t, supervisorctl status failed');
   });
 
-  it('without sudo: ✗ the config files, nginx -t (root\'s pid file) and supervisorctl (no socket), each with its fix', async () => {
+  it("without sudo: ✗ the config files, nginx -t (root's pid file) and supervisorctl (no socket), each with its fix", async () => {
     project.writeConfig({ knownHosts: denied.knownHosts, services: base });
     const result = await project.run(['check']);
     expect(result.code).toBe(1);

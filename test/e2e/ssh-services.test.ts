@@ -13,15 +13,20 @@ let fleet: SshFleet;
 let stack: ServiceStack;
 let project: Project;
 
-
 beforeAll(async () => {
   fleet = await startSshHosts(1, { loginShell: '/bin/sh' });
   stack = await startServiceStack({ user: fleet.hosts[0].user });
   const h = fleet.hosts[0];
-  project = makeProject(
-    { knownHosts: fleet.knownHosts, ...stack.deployConfig() },
-    [{ name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: path.join(stack.dir, 'deploy') }],
-  );
+  project = makeProject({ knownHosts: fleet.knownHosts, ...stack.deployConfig() }, [
+    {
+      name: 'web1',
+      host: h.address,
+      port: h.port,
+      user: h.user,
+      privateKey: fleet.clientKey,
+      deployTo: path.join(stack.dir, 'deploy'),
+    },
+  ]);
 });
 afterAll(async () => {
   await stack?.stop();
@@ -39,13 +44,16 @@ describe('services over SSH', () => {
     expect(result.stdout).toMatch(/configs .*installed nginx, supervisor \(validated\)/);
     expect(result.stdout).toMatch(/health .*answered 200/);
     expect(await stack.answer(first)).toContain(`hello from release ${first}`);
-    expect(readFileSync((stack.services.nginx as { site: string }).site, 'utf8')).toContain(`127.0.0.1:${stack.nginxPort}`);
+    expect(readFileSync((stack.services.nginx as { site: string }).site, 'utf8')).toContain(
+      `127.0.0.1:${stack.nginxPort}`,
+    );
   });
 
   it('check: without sudo, the config files, nginx -t and supervisorctl work for the deploy user: ✓ each, exit 0', async () => {
     const result = await project.run(['check']);
     expect(result.code, result.stderr + result.stdout).toBe(0);
-    for (const name of ['deploy root', 'config files', 'nginx -t', 'supervisorctl status']) expect(result.stdout).toMatch(new RegExp(`^✓ web1 +${name} `, 'm'));
+    for (const name of ['deploy root', 'config files', 'nginx -t', 'supervisorctl status'])
+      expect(result.stdout).toMatch(new RegExp(`^✓ web1 +${name} `, 'm'));
     expect(result.stdout).not.toMatch(/^✗/m);
   });
 

@@ -2,10 +2,14 @@
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 
-const LOG_LINE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (deploy|rollback) \d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}-[0-9a-f]{7} .*by=\S+@\S+$/;
+const LOG_LINE =
+  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (deploy|rollback) \d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}-[0-9a-f]{7} .*by=\S+@\S+$/;
 
 /** Returns the violations found (empty when all hold). `root` is the deploy root as the test sees it. */
-export function invariantViolations(root: string, { tmpClean = true, appFiles = ['server.js', 'package.json', 'package-lock.json'] } = {}): string[] {
+export function invariantViolations(
+  root: string,
+  { tmpClean = true, appFiles = ['server.js', 'package.json', 'package-lock.json'] } = {},
+): string[] {
   const problems: string[] = [];
   const releasesDir = path.join(root, 'releases');
   const releases = existsSync(releasesDir) ? readdirSync(releasesDir) : [];
@@ -25,7 +29,8 @@ export function invariantViolations(root: string, { tmpClean = true, appFiles = 
       if (isLink(modules)) {
         // Resolved by hand: realpath would leave a /proc/<pid>/root view of another mount namespace.
         const env = path.dirname(path.resolve(path.dirname(modules), readlinkSync(modules)));
-        if (!existsSync(path.join(env, '.complete'))) problems.push(`live release ${id} uses an incomplete environment`);
+        if (!existsSync(path.join(env, '.complete')))
+          problems.push(`live release ${id} uses an incomplete environment`);
       }
     }
   }
@@ -38,7 +43,8 @@ export function invariantViolations(root: string, { tmpClean = true, appFiles = 
   if (existsSync(log)) {
     const text = readFileSync(log, 'utf8');
     if (text && !text.endsWith('\n')) problems.push('revisions.log ends in a torn line');
-    for (const line of text.split('\n').filter(Boolean)) if (!LOG_LINE.test(line)) problems.push(`revisions.log line malformed: ${line}`);
+    for (const line of text.split('\n').filter(Boolean))
+      if (!LOG_LINE.test(line)) problems.push(`revisions.log line malformed: ${line}`);
   }
   return problems;
 }

@@ -12,7 +12,17 @@
 // commit(files under app/, message), run(args, env) and start(args, env). Both forms are kept; so
 // makeProject() with no argument at all still writes JSON: pass options (even {}) for the .ts config.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -92,7 +102,10 @@ export function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 
 }
 
 export const git = (cwd: string, ...args: string[]) =>
-  execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.com', ...args], { cwd, encoding: 'utf8' }).trim();
+  execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.com', ...args], {
+    cwd,
+    encoding: 'utf8',
+  }).trim();
 
 export interface ProjectOptions {
   /** deploy.config.ts (default, importing defineConfig), deploy.config.json or deploy.config.mjs. */
@@ -131,14 +144,16 @@ export function makeProject(options?: ProjectOptions): Project;
 export function makeProject(config: Record<string, unknown>, hosts?: unknown[]): Project;
 export function makeProject(first?: ProjectOptions | Record<string, unknown>, legacyHosts?: unknown[]): Project {
   // The older form: no argument, a hosts list, or config keys at the top level.
-  const legacy = first === undefined || legacyHosts !== undefined || Object.keys(first).some((k) => !OPTION_KEYS.has(k));
+  const legacy =
+    first === undefined || legacyHosts !== undefined || Object.keys(first).some((k) => !OPTION_KEYS.has(k));
   const options: ProjectOptions = legacy ? { format: 'json', hosts: legacyHosts } : (first as ProjectOptions);
   const format = options.format ?? 'ts';
 
   const dir = mkdtempSync(path.join(tmpdir(), 'slipway-project-'));
   const deployTo = path.join(dir, 'deploy');
   mkdirSync(path.join(dir, 'app'));
-  for (const file of ['server.js', 'package.json', 'package-lock.json']) cpSync(path.join(ROOT, 'examples/hello', file), path.join(dir, 'app', file));
+  for (const file of ['server.js', 'package.json', 'package-lock.json'])
+    cpSync(path.join(ROOT, 'examples/hello', file), path.join(dir, 'app', file));
   cpSync(path.join(ROOT, 'templates'), path.join(dir, 'templates'), { recursive: true });
   writeFileSync(path.join(dir, '.gitignore'), '.env\n.env.*\n');
   git(dir, 'init', '-q', '-b', 'main');
@@ -157,12 +172,18 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
     ...options.config,
   };
   const writeConfig = (extra: Record<string, unknown> = {}) => {
-    const config = { ...defaults, environments: { local: { hosts: options.hosts ?? [{ name: 'local', local: true, deployTo }] } }, ...extra };
+    const config = {
+      ...defaults,
+      environments: { local: { hosts: options.hosts ?? [{ name: 'local', local: true, deployTo }] } },
+      ...extra,
+    };
     const json = JSON.stringify(config, null, 2);
     const text =
-      format === 'json' ? json
-      : format === 'mjs' ? `export default ${json};\n`
-      : `import { defineConfig } from ${JSON.stringify(DEFINE_CONFIG)};\n\nexport default defineConfig(${json});\n`;
+      format === 'json'
+        ? json
+        : format === 'mjs'
+          ? `export default ${json};\n`
+          : `import { defineConfig } from ${JSON.stringify(DEFINE_CONFIG)};\n\nexport default defineConfig(${json});\n`;
     writeFileSync(configFile, text);
   };
   const readOr = <T>(read: () => T, fallback: T): T => {
@@ -179,13 +200,19 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
     configFile,
     run: (args, opts = {}) => {
       const isOptions = 'env' in opts || 'signalAfter' in opts;
-      return runCli(['--config', configFile, ...args], isOptions ? (opts as RunOptions) : { env: opts as NodeJS.ProcessEnv });
+      return runCli(
+        ['--config', configFile, ...args],
+        isOptions ? (opts as RunOptions) : { env: opts as NodeJS.ProcessEnv },
+      );
     },
     spawn: (args, env) => startCli(['--config', configFile, ...args], env),
     start: (args, env) => startCli(['--config', configFile, ...args], env),
     commit(a: string | Record<string, string>, b?: string | Record<string, string>) {
       // commit(message, changes relative to the project) or commit(changes relative to app/, message).
-      const [message, changes, base] = typeof a === 'string' ? [a, b as Record<string, string>, dir] : [(b as string) ?? 'change', a, path.join(dir, 'app')];
+      const [message, changes, base] =
+        typeof a === 'string'
+          ? [a, b as Record<string, string>, dir]
+          : [(b as string) ?? 'change', a, path.join(dir, 'app')];
       const files = Object.entries(changes).map(([name, content]) => {
         const file = path.join(base, name);
         mkdirSync(path.dirname(file), { recursive: true });
@@ -199,7 +226,8 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
     writeConfig,
     releases: () => readOr(() => readdirSync(path.join(deployTo, 'releases')).sort(), []),
     live: () => readOr(() => readlinkSync(path.join(deployTo, 'current')).replace(/^releases\//, ''), null),
-    revisions: () => readOr(() => readFileSync(path.join(deployTo, 'revisions.log'), 'utf8').split('\n').filter(Boolean), []),
+    revisions: () =>
+      readOr(() => readFileSync(path.join(deployTo, 'revisions.log'), 'utf8').split('\n').filter(Boolean), []),
     snapshot: () => (existsSync(deployTo) ? listTree(deployTo) : []),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
@@ -208,11 +236,13 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
 }
 
 function listTree(root: string, rel = ''): string[] {
-  return readdirSync(path.join(root, rel), { withFileTypes: true }).flatMap((entry) => {
-    const name = path.join(rel, entry.name);
-    if (entry.isSymbolicLink()) return [`${name} -> ${readlinkSync(path.join(root, name))}`];
-    return entry.isDirectory() ? [`${name}/`, ...listTree(root, name)] : [name];
-  }).sort();
+  return readdirSync(path.join(root, rel), { withFileTypes: true })
+    .flatMap((entry) => {
+      const name = path.join(rel, entry.name);
+      if (entry.isSymbolicLink()) return [`${name} -> ${readlinkSync(path.join(root, name))}`];
+      return entry.isDirectory() ? [`${name}/`, ...listTree(root, name)] : [name];
+    })
+    .sort();
 }
 
 /** The release id a deploy printed (its `release id:` line). */

@@ -3,7 +3,18 @@
 // nginx listens on 127.0.0.1 only, supervisord only on a unix socket (no inet_http_server). Both are
 // stopped by PID, together with anything the supervised programs left behind.
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -199,7 +210,8 @@ function canConnect(port: number): Promise<boolean> {
 
 function chownTree(target: string, uid: number, gid: number): void {
   chownSync(target, uid, gid);
-  if (lstatSync(target).isDirectory()) for (const entry of readdirSync(target)) chownTree(path.join(target, entry), uid, gid);
+  if (lstatSync(target).isDirectory())
+    for (const entry of readdirSync(target)) chownTree(path.join(target, entry), uid, gid);
 }
 
 function tail(file: string): string {
@@ -222,7 +234,8 @@ export async function startServiceStack(opts: ServiceStackOptions = {}): Promise
   const sitesAvailable = path.join(nginxDir, 'sites-available');
   const sitesEnabled = path.join(nginxDir, 'sites-enabled');
   const supervisorConfD = path.join(supervisorDir, 'conf.d');
-  for (const d of [sitesAvailable, sitesEnabled, path.join(nginxDir, 'tmp'), supervisorConfD]) mkdirSync(d, { recursive: true });
+  for (const d of [sitesAvailable, sitesEnabled, path.join(nginxDir, 'tmp'), supervisorConfD])
+    mkdirSync(d, { recursive: true });
 
   const nginxConf = path.join(nginxDir, 'nginx.conf');
   const nginxErrorLog = path.join(nginxDir, 'error.log');
@@ -276,10 +289,17 @@ files = ${supervisorConfD}/*.conf
     // Programs get stopwaitsecs (10 s by default) before supervisord kills them.
     if (!(await until(() => !running(pid), 15_000))) signal(pid, 'SIGKILL');
     await until(() => !running(pid), 5_000);
-    const leftovers = () => allProcs().filter((p) => p.state !== 'Z' && (groups.has(p.pgid) || tree.some((t) => t.pid === p.pid && t.start === p.start)));
+    const leftovers = () =>
+      allProcs().filter(
+        (p) => p.state !== 'Z' && (groups.has(p.pgid) || tree.some((t) => t.pid === p.pid && t.start === p.start)),
+      );
     for (const p of leftovers()) signal(p.pid, 'SIGKILL');
     if (!(await until(() => leftovers().length === 0, 5_000))) {
-      throw new Error(`supervised processes still running: ${leftovers().map((p) => p.pid).join(' ')}`);
+      throw new Error(
+        `supervised processes still running: ${leftovers()
+          .map((p) => p.pid)
+          .join(' ')}`,
+      );
     }
     for (const p of tree) await until(() => !exists(p.pid) || procInfo(p.pid)?.start !== p.start, 5_000);
     await until(() => !exists(pid), 10_000);
@@ -348,13 +368,18 @@ http {
       throw new Error(`nginx wrote no pid file: ${tail(nginxErrorLog)}`);
     }
     nginxPid = readPid(nginxPidFile);
-    if (!(await until(() => canConnect(nginxPort), 10_000))) throw new Error(`nginx does not answer on 127.0.0.1:${nginxPort}: ${tail(nginxErrorLog)}`);
+    if (!(await until(() => canConnect(nginxPort), 10_000)))
+      throw new Error(`nginx does not answer on 127.0.0.1:${nginxPort}: ${tail(nginxErrorLog)}`);
 
     const started = await run(SUPERVISORD, ['-c', supervisorConf], ids);
-    if (started.code !== 0) throw new Error(`supervisord did not start (exit ${started.code}): ${started.stderr}${started.stdout}`);
+    if (started.code !== 0)
+      throw new Error(`supervisord did not start (exit ${started.code}): ${started.stderr}${started.stdout}`);
     // With no programs `status` prints nothing and exits 0; 3 means some program is not running
     // (none yet, but harmless); 4 is "cannot reach supervisord", while it is still starting.
-    const ready = await until(async () => [0, 3].includes((await run(SUPERVISORCTL, ['-c', supervisorConf, 'status'])).code), 10_000);
+    const ready = await until(
+      async () => [0, 3].includes((await run(SUPERVISORCTL, ['-c', supervisorConf, 'status'])).code),
+      10_000,
+    );
     if (!ready) throw new Error(`supervisord does not answer on ${socket}: ${tail(supervisorLog)}`);
     // It serves the socket only after writing the pid file, but the file may be read mid-write.
     await until(() => readPid(supervisorPidFile) > 0 && running(readPid(supervisorPidFile)), 5_000);
@@ -368,19 +393,34 @@ http {
   const get = (urlPath: string) =>
     new Promise<{ status: number; body: string }>((resolve) => {
       // No keep-alive agent: an idle pooled connection would hold a worker open across reloads and stop().
-      const req = http.get({ host: '127.0.0.1', port: nginxPort, path: urlPath, headers: { host: 'localhost' }, agent: false, timeout: 3000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        res.on('error', (error) => resolve({ status: 0, body: error.message }));
-      });
+      const req = http.get(
+        {
+          host: '127.0.0.1',
+          port: nginxPort,
+          path: urlPath,
+          headers: { host: 'localhost' },
+          agent: false,
+          timeout: 3000,
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          res.on('error', (error) => resolve({ status: 0, body: error.message }));
+        },
+      );
       req.on('error', (error) => resolve({ status: 0, body: error.message }));
       req.on('timeout', () => req.destroy(new Error(`no answer from 127.0.0.1:${nginxPort} within 3 s`)));
     });
 
   const services = {
-    nginx: { site: path.join(sitesAvailable, 'hello.conf'), enabled: path.join(sitesEnabled, 'hello.conf'), test: nginxTest, reload: nginxReload },
+    nginx: {
+      site: path.join(sitesAvailable, 'hello.conf'),
+      enabled: path.join(sitesEnabled, 'hello.conf'),
+      test: nginxTest,
+      reload: nginxReload,
+    },
     supervisor: { program: path.join(supervisorConfD, 'hello.conf'), ctl: supervisorctl },
   };
   return {
@@ -415,7 +455,12 @@ http {
       port: appPort,
       vars: { listen: `127.0.0.1:${nginxPort}` },
       services,
-      healthcheck: { url: `http://127.0.0.1:${appPort}/health`, expectStatus: 200, expectBody: '{{releaseId}}', timeoutSeconds: 8 },
+      healthcheck: {
+        url: `http://127.0.0.1:${appPort}/health`,
+        expectStatus: 200,
+        expectBody: '{{releaseId}}',
+        timeoutSeconds: 8,
+      },
     }),
     stop,
   };

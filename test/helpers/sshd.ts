@@ -94,7 +94,11 @@ function readPasswdEntry(user: string): { uid: number; gid: number; home: string
  */
 function ensureDeployUser(shell: string): { uid: number; gid: number } {
   if (!readPasswdEntry(DEPLOY_USER)) {
-    const created = spawnSync('useradd', ['--system', '--create-home', '--home-dir', `/home/${DEPLOY_USER}`, '--shell', shell, DEPLOY_USER], { encoding: 'utf8' });
+    const created = spawnSync(
+      'useradd',
+      ['--system', '--create-home', '--home-dir', `/home/${DEPLOY_USER}`, '--shell', shell, DEPLOY_USER],
+      { encoding: 'utf8' },
+    );
     // Exit 9 = created meanwhile by another test file.
     if (created.status !== 0 && created.status !== 9) throw new Error(`useradd failed: ${created.stderr}`);
   }
@@ -154,7 +158,12 @@ interface Instance {
   namespace?: number;
 }
 
-async function waitForBanner(host: TestHost, instance: Instance, probePorts: Set<number>, timeoutMs = 15_000): Promise<void> {
+async function waitForBanner(
+  host: TestHost,
+  instance: Instance,
+  probePorts: Set<number>,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let gone = false;
   instance.exited.then(() => (gone = true));
@@ -173,12 +182,14 @@ async function waitForBanner(host: TestHost, instance: Instance, probePorts: Set
       socket.once('close', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`sshd for ${host.name} on ${host.address}:${host.port} did not start:\n${tail(host.logFile)}`);
+    if (Date.now() > deadline)
+      throw new Error(`sshd for ${host.name} on ${host.address}:${host.port} did not start:\n${tail(host.logFile)}`);
     await sleep(50);
   }
 }
 
-const tail = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-15).join('\n') : '(no log)');
+const tail = (file: string) =>
+  existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-15).join('\n') : '(no log)';
 
 /**
  * `tmpfsBytes`: instead of a bind mount, the hosts get a tmpfs of that size as /srv (to fill their
@@ -222,9 +233,13 @@ export async function startSshHosts(
     const binds = privateDirs.map((_, i) => ` && mount --bind "\${${2 * i + 2}}" "\${${2 * i + 3}}"`).join('');
     const args = [host.srvDir, host.configFile, ...privateDirs.flatMap(([target, source]) => [source, target])];
     // unshare (without --fork) and `exec` replace themselves, so the spawned PID ends up as sshd's.
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `${mount}${binds} && exec ${SSHD} -D -e -f "$1"`, ...args], {
-      stdio: ['ignore', log, log],
-    });
+    const child = spawn(
+      'unshare',
+      ['--mount', '--propagation', 'private', 'sh', '-c', `${mount}${binds} && exec ${SSHD} -D -e -f "$1"`, ...args],
+      {
+        stdio: ['ignore', log, log],
+      },
+    );
     closeSync(log);
     const instance: Instance = { child, exited: new Promise((resolve) => child.once('close', () => resolve())) };
     child.once('error', (e) => writeFileSync(host.logFile, `spawn failed: ${e.message}\n`, { flag: 'a' }));
@@ -285,7 +300,10 @@ export async function startSshHosts(
   };
 
   const writeKnownHosts = () =>
-    writeFileSync(knownHosts, hosts.map((h) => `[${h.address}]:${h.port} ${readFileSync(`${h.hostKey}.pub`, 'utf8').trim()}\n`).join(''));
+    writeFileSync(
+      knownHosts,
+      hosts.map((h) => `[${h.address}]:${h.port} ${readFileSync(`${h.hostKey}.pub`, 'utf8').trim()}\n`).join(''),
+    );
 
   // A test runner that dies without calling stop() must not leave sshd listening.
   const onExit = () => killNow();
@@ -300,7 +318,17 @@ export async function startSshHosts(
     const hostKey = path.join(home, 'host_key');
     keygen(hostKey);
     const configFile = path.join(home, 'sshd_config');
-    const host: TestHost = { name: `web${i}`, address, port: 0, user: DEPLOY_USER, srvDir, pid: 0, logFile: path.join(home, 'sshd.log'), configFile, hostKey };
+    const host: TestHost = {
+      name: `web${i}`,
+      address,
+      port: 0,
+      user: DEPLOY_USER,
+      srvDir,
+      pid: 0,
+      logFile: path.join(home, 'sshd.log'),
+      configFile,
+      hostKey,
+    };
     // The free port can be taken by someone else before sshd binds it; then try another.
     for (let attempt = 1; ; attempt++) {
       host.port = await freePort(address);
@@ -348,7 +376,11 @@ export async function startSshHosts(
       writeKnownHosts();
     },
     counts(host) {
-      const text = existsSync(host.logFile) ? readFileSync(host.logFile).subarray(logOffsets.get(host) ?? 0).toString('utf8') : '';
+      const text = existsSync(host.logFile)
+        ? readFileSync(host.logFile)
+            .subarray(logOffsets.get(host) ?? 0)
+            .toString('utf8')
+        : '';
       const count = (re: RegExp) => (text.match(re) ?? []).length;
       const probes = probePorts.get(host) ?? new Set();
       const connections = [...text.matchAll(/^Connection from (\S+) port (\d+) on /gm)].filter(
@@ -412,7 +444,10 @@ export interface CuttingRelay {
  * `cutAfterBytes` on a connection, exactly `cutAfterBytes` reach the server and both sockets are
  * closed, like a network dying mid-upload. `Infinity` never cuts.
  */
-export async function startCuttingRelay(target: { address: string; port: number }, cutAfterBytes: number): Promise<CuttingRelay> {
+export async function startCuttingRelay(
+  target: { address: string; port: number },
+  cutAfterBytes: number,
+): Promise<CuttingRelay> {
   let sent = 0;
   let threshold = cutAfterBytes;
   const sockets = new Set<net.Socket>();

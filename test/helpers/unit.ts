@@ -20,13 +20,24 @@ export const SAMPLE = [
   'motd: welcome', // a login banner or other noise is ignored
   '@@now 1767225600',
   `@@current releases/${C}/`,
-  `@@release ${B}`, `@@release ${A}`, `@@release ${C}`, `@@release ${D}`, '@@release not-a-release', '@@release ../etc',
+  `@@release ${B}`,
+  `@@release ${A}`,
+  `@@release ${C}`,
+  `@@release ${D}`,
+  '@@release not-a-release',
+  '@@release ../etc',
   `@@meta ${A} {"id":"${A}","ref":"main","commit":"${'a'.repeat(40)}","deployer":"me@box","deployedAt":"2026-01-01T00:00:01Z","status":"ok","envKey":"node-1"}`,
   `@@meta ${B} {"id":"${B}","envKey":"node-2","status":"bad","reason":"health check failed"}`,
   `@@meta ${C} {"id":"${C}","envKey":"node-2","status":"ok"}`,
   `@@meta ${D} {"id":"${D}","envKey":"node-3","sta`, // torn metadata: listed, without details
-  '@@env node-1', '@@env node-2', '@@env node-3',
-  '@@node v20.19.0', '@@python Python 3.11.2', '@@platform Linux x86_64', '@@nginx ', '@@writable yes',
+  '@@env node-1',
+  '@@env node-2',
+  '@@env node-3',
+  '@@node v20.19.0',
+  '@@python Python 3.11.2',
+  '@@platform Linux x86_64',
+  '@@nginx ',
+  '@@writable yes',
 ].join('\n');
 
 /** A temp folder for the calling test file, removed after its tests; call it at the file's top level. */
@@ -70,7 +81,12 @@ export async function runScript(text: string): Promise<{ code: number; stdout: s
 /** nginx and supervisor as a server prepared by README's steps would have them, through `sudo -n`. */
 export const SERVICES: Services = {
   sudo: 'sudo -n',
-  nginx: { site: '/etc/nginx/sites-available/hello.conf', enabled: '/etc/nginx/sites-enabled/hello.conf', test: 'nginx -t', reload: 'nginx -s reload' },
+  nginx: {
+    site: '/etc/nginx/sites-available/hello.conf',
+    enabled: '/etc/nginx/sites-enabled/hello.conf',
+    test: 'nginx -t',
+    reload: 'nginx -s reload',
+  },
   supervisor: { program: '/etc/supervisor/conf.d/hello.conf', ctl: 'supervisorctl', name: 'hello' },
 };
 
@@ -82,7 +98,10 @@ export function stubCtl(dir: string, line: string): Services {
   const ctl = path.join(dir, 'supervisorctl');
   const n = path.join(dir, 'n');
   writeFileSync(n, '100');
-  writeFileSync(ctl, `#!/bin/sh\nn=$(cat ${n}); echo $((n + 1)) > ${n}\ncase "$1" in status) echo "${line}";; tail) echo 'boom: from the log';; esac\n`);
+  writeFileSync(
+    ctl,
+    `#!/bin/sh\nn=$(cat ${n}); echo $((n + 1)) > ${n}\ncase "$1" in status) echo "${line}";; tail) echo 'boom: from the log';; esac\n`,
+  );
   chmodSync(ctl, 0o755);
   return { sudo: '', supervisor: { program: path.join(dir, 'hello.conf'), ctl, name: 'hello' } };
 }

@@ -4,7 +4,13 @@ import { failedFacts } from '../../../tasks/builtin/status.js';
 
 describe('status facts', () => {
   it('a program not RUNNING, nginx -t failing or a failed health check are failures', () => {
-    expect(failedFacts({ supervisor: 'hello RUNNING pid 1, uptime 0:01:00', nginx: 'config ok', health: 'ok: answered 200' })).toEqual([]);
+    expect(
+      failedFacts({
+        supervisor: 'hello RUNNING pid 1, uptime 0:01:00',
+        nginx: 'config ok',
+        health: 'ok: answered 200',
+      }),
+    ).toEqual([]);
     const down = { supervisor: 'hello STOPPED Dec 01', nginx: 'config FAILS nginx -t', health: 'FAILED: no answer' };
     expect(failedFacts(down)).toEqual(['supervisor', 'nginx', 'health']);
   });

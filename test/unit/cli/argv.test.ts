@@ -19,7 +19,10 @@ describe('parseTaskCall', () => {
     expect(parseTaskCall('deploy')).toEqual({ name: 'deploy', args: [] });
     expect(parseTaskCall('rollback:current')).toEqual({ name: 'rollback', args: ['current'] });
     expect(parseTaskCall('my-task2:a,b,c')).toEqual({ name: 'my-task2', args: ['a', 'b', 'c'] });
-    expect(parseTaskCall('rollback:2026.01.01-00.00.01-aaaaaaa')).toEqual({ name: 'rollback', args: ['2026.01.01-00.00.01-aaaaaaa'] });
+    expect(parseTaskCall('rollback:2026.01.01-00.00.01-aaaaaaa')).toEqual({
+      name: 'rollback',
+      args: ['2026.01.01-00.00.01-aaaaaaa'],
+    });
   });
   it('passes argument text through unchanged (checked by the task, never by a shell)', () => {
     expect(parseTaskCall('rollback:../../etc')).toEqual({ name: 'rollback', args: ['../../etc'] });
@@ -27,7 +30,10 @@ describe('parseTaskCall', () => {
     expect(parseTaskCall('t:a:b')).toEqual({ name: 't', args: ['a:b'] });
   });
   it('an empty argument is a usage error naming the task', () => {
-    for (const word of ['rollback:', 'rollback:a,', 'rollback:,a', 'x:a,,b']) expect(usageError(() => parseTaskCall(word)).message).toMatch(/empty argument in ".*"; expected \w+:ARG\[,ARG\.\.\.\]/);
+    for (const word of ['rollback:', 'rollback:a,', 'rollback:,a', 'x:a,,b'])
+      expect(usageError(() => parseTaskCall(word)).message).toMatch(
+        /empty argument in ".*"; expected \w+:ARG\[,ARG\.\.\.\]/,
+      );
   });
   it('a bad task name is a usage error quoting it', () => {
     for (const word of ['Deploy', '9lives', '-deploy', 'de_ploy', 'deploy!', '', ':x', '$(id)', 'a b']) {
@@ -38,36 +44,96 @@ describe('parseTaskCall', () => {
 
 describe('parseCommandLine', () => {
   it('parses options and several task calls in order', () => {
-    const { options, calls } = parseCommandLine(['--env', 'prod', '--hosts', 'a, b', '--roles', 'web', '--rolling', '2', '--dry-run', '--json', 'deploy', 'rollback:current']);
-    expect(options).toMatchObject({ env: 'prod', hosts: ['a', 'b'], roles: ['web'], rolling: 2, dryRun: true, json: true, force: false, keepFailed: false, autoRollback: true });
-    expect(calls).toEqual([{ name: 'deploy', args: [] }, { name: 'rollback', args: ['current'] }]);
+    const { options, calls } = parseCommandLine([
+      '--env',
+      'prod',
+      '--hosts',
+      'a, b',
+      '--roles',
+      'web',
+      '--rolling',
+      '2',
+      '--dry-run',
+      '--json',
+      'deploy',
+      'rollback:current',
+    ]);
+    expect(options).toMatchObject({
+      env: 'prod',
+      hosts: ['a', 'b'],
+      roles: ['web'],
+      rolling: 2,
+      dryRun: true,
+      json: true,
+      force: false,
+      keepFailed: false,
+      autoRollback: true,
+    });
+    expect(calls).toEqual([
+      { name: 'deploy', args: [] },
+      { name: 'rollback', args: ['current'] },
+    ]);
   });
   it('defaults: nothing set, auto-rollback on', () => {
     const { options, calls } = parseCommandLine([]);
     expect(calls).toEqual([]);
-    expect(options).toMatchObject({ env: undefined, config: undefined, ref: undefined, hosts: undefined, rolling: undefined, dryRun: false, json: false, help: false, autoRollback: true });
+    expect(options).toMatchObject({
+      env: undefined,
+      config: undefined,
+      ref: undefined,
+      hosts: undefined,
+      rolling: undefined,
+      dryRun: false,
+      json: false,
+      help: false,
+      autoRollback: true,
+    });
   });
   it('options may come after the tasks; --no-auto-rollback, --force, --keep-failed, -h', () => {
-    const { options, calls } = parseCommandLine(['deploy', '--ref', 'v1.2', '--no-auto-rollback', '--force', '--keep-failed', '-h', '--config', 'x.json']);
+    const { options, calls } = parseCommandLine([
+      'deploy',
+      '--ref',
+      'v1.2',
+      '--no-auto-rollback',
+      '--force',
+      '--keep-failed',
+      '-h',
+      '--config',
+      'x.json',
+    ]);
     expect(calls.map((c) => c.name)).toEqual(['deploy']);
-    expect(options).toMatchObject({ ref: 'v1.2', autoRollback: false, force: true, keepFailed: true, help: true, config: 'x.json' });
+    expect(options).toMatchObject({
+      ref: 'v1.2',
+      autoRollback: false,
+      force: true,
+      keepFailed: true,
+      help: true,
+      config: 'x.json',
+    });
   });
   it('an unknown option is a UsageError (exit 2) naming it', () => {
-    expect(usageError(() => parseCommandLine(['--frobnicate', 'deploy'])).message).toContain("Unknown option '--frobnicate'");
+    expect(usageError(() => parseCommandLine(['--frobnicate', 'deploy'])).message).toContain(
+      "Unknown option '--frobnicate'",
+    );
     expect(usageError(() => parseCommandLine(['-x', 'deploy'])).message).toContain("Unknown option '-x'");
   });
   it('an option missing its value, or given an empty one, is a usage error', () => {
     usageError(() => parseCommandLine(['deploy', '--env']));
-    for (const key of ['env', 'config', 'ref']) expect(usageError(() => parseCommandLine([`--${key}`, ' ', 'deploy'])).message).toBe(`--${key} needs a value`);
+    for (const key of ['env', 'config', 'ref'])
+      expect(usageError(() => parseCommandLine([`--${key}`, ' ', 'deploy'])).message).toBe(`--${key} needs a value`);
     expect(usageError(() => parseCommandLine(['--hosts', 'a,,b'])).message).toContain('--hosts: empty name in "a,,b"');
     expect(usageError(() => parseCommandLine(['--roles', ','])).message).toContain('--roles: empty name');
   });
   it('--rolling takes a whole number of at least 1', () => {
     expect(parseCommandLine(['--rolling', '1']).options.rolling).toBe(1);
     expect(parseCommandLine(['--rolling=10']).options.rolling).toBe(10);
-    expect(usageError(() => parseCommandLine(['--rolling', '-1', 'deploy'])).message).toContain("'--rolling' argument is ambiguous");
+    expect(usageError(() => parseCommandLine(['--rolling', '-1', 'deploy'])).message).toContain(
+      "'--rolling' argument is ambiguous",
+    );
     for (const bad of ['0', '-1', '1.5', 'x', '', 'Infinity', 'NaN']) {
-      expect(usageError(() => parseCommandLine([`--rolling=${bad}`, 'deploy'])).message).toBe(`--rolling: expected a whole number ≥ 1, got "${bad}"`);
+      expect(usageError(() => parseCommandLine([`--rolling=${bad}`, 'deploy'])).message).toBe(
+        `--rolling: expected a whole number ≥ 1, got "${bad}"`,
+      );
     }
   });
   it('a bad task word is a usage error too', () => {
@@ -78,7 +144,8 @@ describe('parseCommandLine', () => {
 
 describe('--rolling accepts only plain whole numbers', () => {
   it('refuses hex and exponent forms that Number() would take', () => {
-    for (const bad of ['0x2', '1e1', '2.0', ' 3']) expect(() => parseCommandLine(['--rolling', bad, 'deploy'])).toThrow(/--rolling: expected a whole number/);
+    for (const bad of ['0x2', '1e1', '2.0', ' 3'])
+      expect(() => parseCommandLine(['--rolling', bad, 'deploy'])).toThrow(/--rolling: expected a whole number/);
     expect(parseCommandLine(['--rolling', '3', 'deploy']).options.rolling).toBe(3);
   });
 });

@@ -8,9 +8,19 @@ import { scratchDir } from '../../helpers/unit.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const { scratch, freshDir } = scratchDir('unit');
-const minimal = { application: 'hello', environments: { local: { hosts: [{ name: 'local', local: true, deployTo: 'deploy' }] } } };
+const minimal = {
+  application: 'hello',
+  environments: { local: { hosts: [{ name: 'local', local: true, deployTo: 'deploy' }] } },
+};
 
-async function load(config: unknown, { file = 'deploy.config.json', environment, files = {} }: { file?: string; environment?: string; files?: Record<string, string> } = {}) {
+async function load(
+  config: unknown,
+  {
+    file = 'deploy.config.json',
+    environment,
+    files = {},
+  }: { file?: string; environment?: string; files?: Record<string, string> } = {},
+) {
   const dir = freshDir();
   for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
   writeFileSync(path.join(dir, file), typeof config === 'string' ? config : JSON.stringify(config));
@@ -29,15 +39,30 @@ async function configError(config: unknown, options?: Parameters<typeof load>[1]
   throw new Error('expected a ConfigError');
 }
 
-const withHost = (host: Record<string, unknown>) => ({ ...minimal, environments: { local: { hosts: [{ name: 'local', deployTo: '/srv/app', ...host }] } } });
+const withHost = (host: Record<string, unknown>) => ({
+  ...minimal,
+  environments: { local: { hosts: [{ name: 'local', deployTo: '/srv/app', ...host }] } },
+});
 
 describe('loadConfig', () => {
   it('a minimal config gets every default', async () => {
     const { dir, config } = await load(minimal);
     expect(config).toMatchObject({
-      application: 'hello', repository: dir, ref: 'HEAD', keepReleases: 5, dependencies: { type: 'none' }, shared: { files: [], dirs: [] },
-      templates: { dir: path.join(dir, 'templates'), nginx: true, supervisor: true }, vars: {}, port: 8080, serverName: 'localhost',
-      hooks: { beforeSwitch: [], afterSwitch: [] }, connectTimeoutSeconds: 10, environment: 'local', env: {}, projectRoot: dir,
+      application: 'hello',
+      repository: dir,
+      ref: 'HEAD',
+      keepReleases: 5,
+      dependencies: { type: 'none' },
+      shared: { files: [], dirs: [] },
+      templates: { dir: path.join(dir, 'templates'), nginx: true, supervisor: true },
+      vars: {},
+      port: 8080,
+      serverName: 'localhost',
+      hooks: { beforeSwitch: [], afterSwitch: [] },
+      connectTimeoutSeconds: 10,
+      environment: 'local',
+      env: {},
+      projectRoot: dir,
     });
     expect(config.services).toBeUndefined();
     expect(config.healthcheck).toBeUndefined();
@@ -46,61 +71,126 @@ describe('loadConfig', () => {
   });
   it('accepts .json, .mjs and .ts (with defineConfig) configs alike', async () => {
     expect((await load(minimal, { file: 'deploy.config.json' })).config.application).toBe('hello');
-    expect((await load(`export default ${JSON.stringify(minimal)};`, { file: 'deploy.config.mjs' })).config.application).toBe('hello');
+    expect(
+      (await load(`export default ${JSON.stringify(minimal)};`, { file: 'deploy.config.mjs' })).config.application,
+    ).toBe('hello');
     const ts = `import { defineConfig } from ${JSON.stringify(path.join(ROOT, 'tasks/config/define-config.ts'))};\nconst keep: number = 3;\nexport default defineConfig({ ...${JSON.stringify(minimal)}, keepReleases: keep });\n`;
     expect((await load(ts, { file: 'deploy.config.ts' })).config.keepReleases).toBe(3);
   });
   it('--ref overrides the config ref; the environment overrides top-level settings', async () => {
     const dir = freshDir();
     const file = path.join(dir, 'c.json');
-    writeFileSync(file, JSON.stringify({ ...minimal, ref: 'main', keepReleases: 3, environments: { local: { ...minimal.environments.local, keepReleases: 9 } } }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...minimal,
+        ref: 'main',
+        keepReleases: 3,
+        environments: { local: { ...minimal.environments.local, keepReleases: 9 } },
+      }),
+    );
     expect(await loadConfig({ configFile: file })).toMatchObject({ ref: 'main', keepReleases: 9 });
     expect(await loadConfig({ configFile: file, ref: 'v2' })).toMatchObject({ ref: 'v2' });
   });
   it('an unknown key is named with its full path', async () => {
     expect(await configError({ ...minimal, colour: 'blue' })).toContain('\n  colour: unknown key');
-    expect(await configError(withHost({ adress: 'x', host: 'h' }))).toContain('environments.local.hosts.0.adress: unknown key');
-    expect(await configError({ ...minimal, hooks: { beforeSwitch: [{ name: 'm', comands: ['x'] }] } })).toContain('hooks.beforeSwitch.0.comands: unknown key');
-    expect(await configError({ ...minimal, environments: { local: { ...minimal.environments.local, keepRelease: 2 } } })).toContain('environments.local.keepRelease: unknown key');
+    expect(await configError(withHost({ adress: 'x', host: 'h' }))).toContain(
+      'environments.local.hosts.0.adress: unknown key',
+    );
+    expect(await configError({ ...minimal, hooks: { beforeSwitch: [{ name: 'm', comands: ['x'] }] } })).toContain(
+      'hooks.beforeSwitch.0.comands: unknown key',
+    );
+    expect(
+      await configError({ ...minimal, environments: { local: { ...minimal.environments.local, keepRelease: 2 } } }),
+    ).toContain('environments.local.keepRelease: unknown key');
   });
   it('a value of the wrong type is named with its path and the expected type', async () => {
-    expect(await configError({ ...minimal, keepReleases: 'five' })).toContain('keepReleases: Invalid input: expected number, received string');
-    expect(await configError(withHost({ host: 'h', port: '22' }))).toContain('environments.local.hosts.0.port: Invalid input: expected number, received string');
+    expect(await configError({ ...minimal, keepReleases: 'five' })).toContain(
+      'keepReleases: Invalid input: expected number, received string',
+    );
+    expect(await configError(withHost({ host: 'h', port: '22' }))).toContain(
+      'environments.local.hosts.0.port: Invalid input: expected number, received string',
+    );
     expect(await configError({ ...minimal, dependencies: { type: 'ruby' } })).toMatch(/dependencies\.type: .*"node"/);
-    expect(await configError({ ...minimal, environments: { local: { hosts: [{ name: 'x', local: true, deployTo: 5 }] } } })).toContain('environments.local.hosts.0.deployTo: Invalid input: expected string, received number');
+    expect(
+      await configError({ ...minimal, environments: { local: { hosts: [{ name: 'x', local: true, deployTo: 5 }] } } }),
+    ).toContain('environments.local.hosts.0.deployTo: Invalid input: expected string, received number');
   });
   it('every problem is reported at once, under the file name', async () => {
     const message = await configError({ ...minimal, application: 'Hello World', keepReleases: 0, colour: 1 });
     expect(message).toMatch(/^invalid config \S+deploy\.config\.json:\n/);
-    for (const part of ['application: a name matching [a-z0-9][a-z0-9-]*', 'keepReleases: Too small', 'colour: unknown key']) expect(message).toContain(part);
+    for (const part of [
+      'application: a name matching [a-z0-9][a-z0-9-]*',
+      'keepReleases: Too small',
+      'colour: unknown key',
+    ])
+      expect(message).toContain(part);
   });
   it('a bad application name is refused', async () => {
     for (const application of ['Hello', 'hello world', '-hello', 'hello_app', '../x', '']) {
-      expect(await configError({ ...minimal, application })).toContain('application: a name matching [a-z0-9][a-z0-9-]*');
+      expect(await configError({ ...minimal, application })).toContain(
+        'application: a name matching [a-z0-9][a-z0-9-]*',
+      );
     }
-    expect(await configError({ environments: minimal.environments })).toContain('application: Invalid input: expected string, received undefined');
+    expect(await configError({ environments: minimal.environments })).toContain(
+      'application: Invalid input: expected string, received undefined',
+    );
   });
   it('keepReleases must be a whole number of at least 1', async () => {
-    for (const keepReleases of [0, -1]) expect(await configError({ ...minimal, keepReleases })).toMatch(/keepReleases: Too small: expected number to be >=1/);
+    for (const keepReleases of [0, -1])
+      expect(await configError({ ...minimal, keepReleases })).toMatch(
+        /keepReleases: Too small: expected number to be >=1/,
+      );
     expect(await configError({ ...minimal, keepReleases: 1.5 })).toContain('keepReleases: Invalid input: expected int');
     expect((await load({ ...minimal, keepReleases: 1 })).config.keepReleases).toBe(1);
   });
   it('an unknown --env is refused with the list of environments', async () => {
-    const two = { ...minimal, environments: { ...minimal.environments, production: { hosts: [{ name: 'web1', host: 'web1.internal', deployTo: '/srv/app' }] } } };
-    expect(await configError(two, { environment: 'prod' })).toBe('unknown environment "prod"; environments: local, production');
-    expect(await configError({ ...two, defaultEnvironment: 'staging' })).toBe('unknown environment "staging"; environments: local, production');
+    const two = {
+      ...minimal,
+      environments: {
+        ...minimal.environments,
+        production: { hosts: [{ name: 'web1', host: 'web1.internal', deployTo: '/srv/app' }] },
+      },
+    };
+    expect(await configError(two, { environment: 'prod' })).toBe(
+      'unknown environment "prod"; environments: local, production',
+    );
+    expect(await configError({ ...two, defaultEnvironment: 'staging' })).toBe(
+      'unknown environment "staging"; environments: local, production',
+    );
     expect((await load(two, { environment: 'production' })).config.hosts.map((h) => h.name)).toEqual(['web1']);
   });
   it('a host with both local and host is refused, naming the host entry', async () => {
-    expect(await configError(withHost({ local: true, host: 'web1' }))).toContain('environments.local.hosts.0: give either local: true or host, not both');
-    expect(await configError(withHost({}))).toContain('environments.local.hosts.0: needs host (an address or ~/.ssh/config alias) or local: true');
-    expect(await configError(withHost({ host: 'web1', deployTo: 'relative/dir' }))).toContain('environments.local.hosts.0.deployTo: must be an absolute path on the host, got "relative/dir"');
-    const twice = { ...minimal, environments: { local: { hosts: [{ name: 'a', local: true, deployTo: 'x' }, { name: 'a', local: true, deployTo: 'y' }] } } };
+    expect(await configError(withHost({ local: true, host: 'web1' }))).toContain(
+      'environments.local.hosts.0: give either local: true or host, not both',
+    );
+    expect(await configError(withHost({}))).toContain(
+      'environments.local.hosts.0: needs host (an address or ~/.ssh/config alias) or local: true',
+    );
+    expect(await configError(withHost({ host: 'web1', deployTo: 'relative/dir' }))).toContain(
+      'environments.local.hosts.0.deployTo: must be an absolute path on the host, got "relative/dir"',
+    );
+    const twice = {
+      ...minimal,
+      environments: {
+        local: {
+          hosts: [
+            { name: 'a', local: true, deployTo: 'x' },
+            { name: 'a', local: true, deployTo: 'y' },
+          ],
+        },
+      },
+    };
     expect(await configError(twice)).toContain('host name "a" appears twice');
-    expect(await configError({ ...minimal, environments: { local: { hosts: [] } } })).toContain('environments.local.hosts: Too small');
+    expect(await configError({ ...minimal, environments: { local: { hosts: [] } } })).toContain(
+      'environments.local.hosts: Too small',
+    );
   });
   it('.env and .env.<environment> values are loaded into config.env (the latter wins)', async () => {
-    const files = { '.env': 'SLIPWAY_UNIT_A=alpha-value\nSLIPWAY_UNIT_B=from-env\n# comment\n', '.env.local': 'SLIPWAY_UNIT_B=beta-value\n' };
+    const files = {
+      '.env': 'SLIPWAY_UNIT_A=alpha-value\nSLIPWAY_UNIT_B=from-env\n# comment\n',
+      '.env.local': 'SLIPWAY_UNIT_B=beta-value\n',
+    };
     const { config } = await load(minimal, { files });
     expect(config.env).toEqual({ SLIPWAY_UNIT_A: 'alpha-value', SLIPWAY_UNIT_B: 'beta-value' });
     const explicit = await load(minimal, { files, environment: 'local' });
@@ -110,7 +200,9 @@ describe('loadConfig', () => {
   it('a broken file is a config error: bad JSON, a missing file, an unknown extension', async () => {
     expect(await configError('{ nope')).toMatch(/not valid JSON/);
     expect(await configError(minimal, { file: 'deploy.config.yaml' })).toMatch(/expected a \.ts, \.mjs or \.json file/);
-    await expect(loadConfig({ configFile: path.join(scratch, 'missing.json') })).rejects.toThrow(/config file not found: .*missing\.json/);
+    await expect(loadConfig({ configFile: path.join(scratch, 'missing.json') })).rejects.toThrow(
+      /config file not found: .*missing\.json/,
+    );
   });
 });
 
@@ -124,11 +216,16 @@ describe('healthcheck config', () => {
   };
 
   it('successes defaults to 2 and intervalSeconds to 1', async () => {
-    expect((await write({ url: 'http://127.0.0.1:8080/health' })).healthcheck).toMatchObject({ successes: 2, intervalSeconds: 1 });
+    expect((await write({ url: 'http://127.0.0.1:8080/health' })).healthcheck).toMatchObject({
+      successes: 2,
+      intervalSeconds: 1,
+    });
   });
 
   it('bad values exit 2 naming each key and what is valid', async () => {
-    const error = await write({ url: 'http://127.0.0.1:8080/health', successes: 0, intervalSeconds: -1 }).catch((e: Error) => e);
+    const error = await write({ url: 'http://127.0.0.1:8080/health', successes: 0, intervalSeconds: -1 }).catch(
+      (e: Error) => e,
+    );
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).exitCode).toBe(2);
     expect((error as Error).message).toMatch(/healthcheck\.successes: .*>=1/);
@@ -136,8 +233,15 @@ describe('healthcheck config', () => {
   });
 
   it('a timeout too short for the answers in a row it asks for is refused', async () => {
-    const error = await write({ url: 'http://127.0.0.1:8080/health', successes: 4, intervalSeconds: 10, timeoutSeconds: 29 }).catch((e: Error) => e);
+    const error = await write({
+      url: 'http://127.0.0.1:8080/health',
+      successes: 4,
+      intervalSeconds: 10,
+      timeoutSeconds: 29,
+    }).catch((e: Error) => e);
     expect((error as ConfigError).exitCode).toBe(2);
-    expect((error as Error).message).toContain('healthcheck.timeoutSeconds: must be at least (successes − 1) × intervalSeconds = 30 s');
+    expect((error as Error).message).toContain(
+      'healthcheck.timeoutSeconds: must be at least (successes − 1) × intervalSeconds = 30 s',
+    );
   });
 });

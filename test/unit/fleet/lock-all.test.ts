@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { LockHeld } from '../../../tasks/lock/owner.js';
 import { lockAll } from '../../../tasks/fleet/lock-all.js';
 
-const owner = { user: 'deployer', machine: 'box', pid: 4242, task: 'deploy', startedAt: '2026-01-01T00:00:00.000Z', token: 't' };
+const owner = {
+  user: 'deployer',
+  machine: 'box',
+  pid: 4242,
+  task: 'deploy',
+  startedAt: '2026-01-01T00:00:00.000Z',
+  token: 't',
+};
 
 describe('lockAll on several hosts', () => {
   // In-memory hosts, not sshd: the interleaving that made two simultaneous runs each take some

@@ -4,7 +4,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findKnownKeys, fingerprint, hostKeyAlgorithms, knownHostsName, verifyHostKey } from '../../../tasks/hosts/known-hosts.js';
+import {
+  findKnownKeys,
+  fingerprint,
+  hostKeyAlgorithms,
+  knownHostsName,
+  verifyHostKey,
+} from '../../../tasks/hosts/known-hosts.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slipway-kh-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

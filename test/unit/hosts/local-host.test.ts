@@ -7,7 +7,14 @@ import { LockHeld, LockLost } from '../../../tasks/lock/owner.js';
 import { LocalHost } from '../../../tasks/hosts/local-host.js';
 import { sh } from '../../../tasks/lib/sh.js';
 
-const owner = { user: 'deployer', machine: 'box', pid: 4242, task: 'deploy', startedAt: '2026-01-01T00:00:00.000Z', token: 't' };
+const owner = {
+  user: 'deployer',
+  machine: 'box',
+  pid: 4242,
+  task: 'deploy',
+  startedAt: '2026-01-01T00:00:00.000Z',
+  token: 't',
+};
 
 describe('LocalHost lock', () => {
   it('a run that loses the race by a hair names the winner, whose owner file appears just after its lock', async () => {
@@ -16,7 +23,12 @@ describe('LocalHost lock', () => {
       // The winner has claimed the deploy root and made the lock directory, but not yet written who it is.
       writeFileSync(path.join(deployTo, '.slipway-root'), '');
       mkdirSync(path.join(deployTo, 'deploy.lock'));
-      const winner = { ...owner, pid: process.pid, machine: 'winner-box', lockInode: statSync(path.join(deployTo, 'deploy.lock')).ino };
+      const winner = {
+        ...owner,
+        pid: process.pid,
+        machine: 'winner-box',
+        lockInode: statSync(path.join(deployTo, 'deploy.lock')).ino,
+      };
       setTimeout(() => writeFileSync(path.join(deployTo, 'deploy.lock.owner'), JSON.stringify(winner)), 100);
       const attempt = new LocalHost('local', deployTo).lock({ ...owner, token: 'loser' });
       await expect(attempt).rejects.toBeInstanceOf(LockHeld);

@@ -20,7 +20,7 @@ function printed(fn: () => void): string {
 describe('Log redaction', () => {
   const log = new Log({ json: false, secrets: ['p@ss/w0rd-unit', 'postgres://app:url-pa55-unit@db/app', pem, 'abc'] });
 
-  it('a secret inside a longer string, URL-encoded, and a URL\'s password on its own', () => {
+  it("a secret inside a longer string, URL-encoded, and a URL's password on its own", () => {
     expect(log.redact('url=postgres://app:p@ss/w0rd-unit@db')).toBe('url=postgres://app:***@db');
     expect(log.redact('url=postgres://app:p%40ss%2Fw0rd-unit@db')).toBe('url=postgres://app:***@db');
     expect(log.redact('password=url-pa55-unit')).toBe('password=***');

@@ -40,7 +40,16 @@ const QUOTED: Array<[string, string]> = [
 ];
 
 // Plain words go through unquoted.
-const PLAIN = ['deploy', '/srv/app/releases/2026.01.01-00.00.01-aaaaaaa', 'a_b.c-d', 'user@host:22', '50%', 'a+b=c,d', 'x/-y', '1.2.3'];
+const PLAIN = [
+  'deploy',
+  '/srv/app/releases/2026.01.01-00.00.01-aaaaaaa',
+  'a_b.c-d',
+  'user@host:22',
+  '50%',
+  'a+b=c,d',
+  'x/-y',
+  '1.2.3',
+];
 
 describe('quote', () => {
   it.each(QUOTED)('quotes %j exactly', (value, expected) => {
@@ -59,7 +68,10 @@ describe('quote', () => {
   for (const shell of shells) {
     it(`${shell} reads every quoted value back literally, as one word`, () => {
       for (const value of [...QUOTED.map(([v]) => v), ...PLAIN]) {
-        expect(execFileSync(shell, ['-c', 'printf %s ' + quote(value)], { encoding: 'utf8' }), JSON.stringify(value)).toBe(value);
+        expect(
+          execFileSync(shell, ['-c', 'printf %s ' + quote(value)], { encoding: 'utf8' }),
+          JSON.stringify(value),
+        ).toBe(value);
         // One argument, not several: $# counts the words the shell made.
         expect(execFileSync(shell, ['-c', `set -- ${quote(value)}; printf %s "$#"`], { encoding: 'utf8' })).toBe('1');
       }
@@ -100,7 +112,9 @@ describe('sh, raw and script', () => {
   });
   it('a script built with sh runs under dash with the values intact', () => {
     const values = ["it's", '$(id)', 'two\nlines', '-n'];
-    const out = execFileSync('/bin/sh', ['-c', script(sh`set -eu`, ...values.map((v) => sh`printf '%s|' ${v}`)).text], { encoding: 'utf8' });
+    const out = execFileSync('/bin/sh', ['-c', script(sh`set -eu`, ...values.map((v) => sh`printf '%s|' ${v}`)).text], {
+      encoding: 'utf8',
+    });
     expect(out).toBe(values.map((v) => `${v}|`).join(''));
   });
 });

@@ -5,14 +5,24 @@ import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { LockHeld, ownerDeadHere, parseOwner, pidAlive, processIdentity } from '../../../tasks/lock/owner.js';
 
-const owner = { user: 'deployer', machine: 'box', pid: 4242, task: 'deploy', startedAt: '2026-01-01T00:00:00.000Z', token: 't' };
+const owner = {
+  user: 'deployer',
+  machine: 'box',
+  pid: 4242,
+  task: 'deploy',
+  startedAt: '2026-01-01T00:00:00.000Z',
+  token: 't',
+};
 
 /** Starts `sh` that forks a child which exits at once and is never reaped: a zombie, for as long as sh sleeps. */
 async function withZombie(fn: (pid: number) => void): Promise<void> {
   const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    const pid = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (d) => resolve(String(d).trim()))));
-    for (let i = 0; i < 100 && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
+    const pid = Number(
+      await new Promise<string>((resolve) => parent.stdout!.once('data', (d) => resolve(String(d).trim()))),
+    );
+    for (let i = 0; i < 100 && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); i++)
+      await new Promise((r) => setTimeout(r, 10));
     expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toMatch(/^\d+ \(sleep\) Z /);
     fn(pid);
   } finally {
@@ -62,10 +72,13 @@ describe('ownerDeadHere', () => {
 describe('parseOwner and LockHeld', () => {
   it('reads an owner file; refuses garbage', () => {
     expect(parseOwner(JSON.stringify(owner))).toEqual(owner);
-    for (const text of ['', '{', 'null', '{"pid":"1","user":"x"}', '{"user":"x"}', '[]']) expect(parseOwner(text), text).toBeNull();
+    for (const text of ['', '{', 'null', '{"pid":"1","user":"x"}', '{"user":"x"}', '[]'])
+      expect(parseOwner(text), text).toBeNull();
   });
   it('names who holds the lock, since when, and the way out', () => {
-    expect(new LockHeld('web1', owner).message).toBe('deploy in progress by deployer@box (pid 4242) since 2026-01-01T00:00:00.000Z on web1; if that run is dead, `unlock` removes its lock');
+    expect(new LockHeld('web1', owner).message).toBe(
+      'deploy in progress by deployer@box (pid 4242) since 2026-01-01T00:00:00.000Z on web1; if that run is dead, `unlock` removes its lock',
+    );
     expect(new LockHeld('web1', null).message).toContain('web1: deploy lock held (owner unknown)');
   });
 });

@@ -5,11 +5,25 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LockOwner } from '../../../tasks/lock/owner.js';
-import { acquireScript, breakScript, LOCK_LOST_STATUS, lockGuardScript, releaseScript, STALE_SECONDS } from '../../../tasks/lock/remote-lock.js';
+import {
+  acquireScript,
+  breakScript,
+  LOCK_LOST_STATUS,
+  lockGuardScript,
+  releaseScript,
+  STALE_SECONDS,
+} from '../../../tasks/lock/remote-lock.js';
 import type { Shell } from '../../../tasks/lib/sh.js';
 import { sh } from '../../../tasks/lib/sh.js';
 
-const owner = (token: string, task = 'deploy'): LockOwner => ({ user: 'alice', machine: 'laptop', pid: 4242, task, startedAt: '2026-01-01T00:00:00Z', token });
+const owner = (token: string, task = 'deploy'): LockOwner => ({
+  user: 'alice',
+  machine: 'laptop',
+  pid: 4242,
+  task,
+  startedAt: '2026-01-01T00:00:00Z',
+  token,
+});
 let root: string;
 const bash = (script: Shell) => execFileSync('bash', ['-c', script.text], { encoding: 'utf8' });
 
@@ -86,7 +100,8 @@ describe('remote lock scripts', () => {
   // Issue 9 item 18: every changing command of a run that holds the lock goes behind this guard.
   it('the guard lets a command run only while the lock is ours, and stops it with the reserved status otherwise', () => {
     bash(acquireScript(root, owner('t1')));
-    const guarded = (token: string) => execFileSync('bash', ['-c', `${lockGuardScript(root, token).text}\necho ran`], { encoding: 'utf8' });
+    const guarded = (token: string) =>
+      execFileSync('bash', ['-c', `${lockGuardScript(root, token).text}\necho ran`], { encoding: 'utf8' });
     expect(guarded('t1')).toBe('ran\n');
     let failure: { status: number; stdout: string; stderr: string } | undefined;
     try {

@@ -1,11 +1,26 @@
 // Pure release decisions (tasks/release/rules.ts): ids, rollback target, what purge removes.
 import { describe, expect, it } from 'vitest';
-import { isReleaseId, newReleaseId, parseRollbackArg, RollbackRefused, selectPurge, selectRollbackTarget, sortReleases, planPurge } from '../../../tasks/release/rules.js';
+import {
+  isReleaseId,
+  newReleaseId,
+  parseRollbackArg,
+  RollbackRefused,
+  selectPurge,
+  selectRollbackTarget,
+  sortReleases,
+  planPurge,
+} from '../../../tasks/release/rules.js';
 import { parseInspection } from '../../../tasks/scripts/inspect.js';
 import { A, B, SAMPLE } from '../../helpers/unit.js';
 
 // Oldest first, as sortReleases returns them.
-const ids = ['2026.01.01-00.00.01-aaaaaaa', '2026.01.02-00.00.01-bbbbbbb', '2026.01.03-00.00.01-ccccccc', '2026.01.04-00.00.01-ddddddd', '2026.01.05-00.00.01-eeeeeee'];
+const ids = [
+  '2026.01.01-00.00.01-aaaaaaa',
+  '2026.01.02-00.00.01-bbbbbbb',
+  '2026.01.03-00.00.01-ccccccc',
+  '2026.01.04-00.00.01-ddddddd',
+  '2026.01.05-00.00.01-eeeeeee',
+];
 const [a, b, c, d, e] = ids;
 
 /** The RollbackRefused message, or fails the test if the call did not refuse. */
@@ -21,8 +36,12 @@ function refusal(fn: () => unknown): string {
 
 describe('newReleaseId', () => {
   it('is YYYY.MM.DD-HH.MM.SS-<sha7> in UTC, every field zero-padded', () => {
-    expect(newReleaseId(new Date(Date.UTC(2024, 0, 2, 3, 4, 5)), 'abcdef0123456789')).toBe('2024.01.02-03.04.05-abcdef0');
-    expect(newReleaseId(new Date(Date.UTC(2013, 10, 18, 22, 59, 9, 999)), 'de20852')).toBe('2013.11.18-22.59.09-de20852');
+    expect(newReleaseId(new Date(Date.UTC(2024, 0, 2, 3, 4, 5)), 'abcdef0123456789')).toBe(
+      '2024.01.02-03.04.05-abcdef0',
+    );
+    expect(newReleaseId(new Date(Date.UTC(2013, 10, 18, 22, 59, 9, 999)), 'de20852')).toBe(
+      '2013.11.18-22.59.09-de20852',
+    );
   });
   it('uses the UTC date and time, not the local ones', () => {
     // 05:06:07 at +09:00 is 20:06:07 the day before in UTC.
@@ -30,7 +49,9 @@ describe('newReleaseId', () => {
     expect(newReleaseId(new Date('2025-12-31T23:30:00-02:00'), '0000000')).toBe('2026.01.01-01.30.00-0000000');
   });
   it('is itself a valid release id, and sorts chronologically by name', () => {
-    const made = [Date.UTC(2026, 0, 9, 23, 59, 59), Date.UTC(2026, 0, 10, 0, 0, 0), Date.UTC(2026, 9, 1, 0, 0, 0)].map((t) => newReleaseId(new Date(t), 'fffffff'));
+    const made = [Date.UTC(2026, 0, 9, 23, 59, 59), Date.UTC(2026, 0, 10, 0, 0, 0), Date.UTC(2026, 9, 1, 0, 0, 0)].map(
+      (t) => newReleaseId(new Date(t), 'fffffff'),
+    );
     for (const id of made) expect(isReleaseId(id)).toBe(true);
     expect([...made].reverse().sort()).toEqual(made);
   });
@@ -47,9 +68,30 @@ describe('isReleaseId', () => {
   });
   it('rejects traversal, absolute paths, over-long values and shell metacharacters', () => {
     const bad = [
-      '../x', '../../etc', '/etc', `/srv/app/releases/${a}`, `releases/${a}`, `${a}/..`, '.', '', 'current',
-      `${a}x`, `x${a}`, `${a}${a}`, '9'.repeat(400), `${a}\n`, `\n${a}`, ` ${a}`,
-      `${a};rm -rf /`, '$(touch /tmp/pwned)', '`id`', 'a|b', 'a&b', "it's", '2026.01.01-00.00.01-ABCDEFG', '2026.1.1-0.0.1-aaaaaaa',
+      '../x',
+      '../../etc',
+      '/etc',
+      `/srv/app/releases/${a}`,
+      `releases/${a}`,
+      `${a}/..`,
+      '.',
+      '',
+      'current',
+      `${a}x`,
+      `x${a}`,
+      `${a}${a}`,
+      '9'.repeat(400),
+      `${a}\n`,
+      `\n${a}`,
+      ` ${a}`,
+      `${a};rm -rf /`,
+      '$(touch /tmp/pwned)',
+      '`id`',
+      'a|b',
+      'a&b',
+      "it's",
+      '2026.01.01-00.00.01-ABCDEFG',
+      '2026.1.1-0.0.1-aaaaaaa',
     ];
     for (const value of bad) expect(isReleaseId(value), JSON.stringify(value)).toBe(false);
   });
@@ -75,26 +117,42 @@ describe('selectRollbackTarget', () => {
     expect(selectRollbackTarget({ ...state, live: b }, { kind: 'previous' })).toBe(a);
   });
   it('previous at the oldest release refuses, naming it', () => {
-    expect(refusal(() => selectRollbackTarget({ ...state, live: a }, { kind: 'previous' }))).toBe(`already at the oldest release (${a}); nothing to roll back to`);
-    expect(refusal(() => selectRollbackTarget({ releases: [a], live: a }, { kind: 'previous' }))).toMatch(/already at the oldest/);
+    expect(refusal(() => selectRollbackTarget({ ...state, live: a }, { kind: 'previous' }))).toBe(
+      `already at the oldest release (${a}); nothing to roll back to`,
+    );
+    expect(refusal(() => selectRollbackTarget({ releases: [a], live: a }, { kind: 'previous' }))).toMatch(
+      /already at the oldest/,
+    );
   });
   it('previous with no live release (or a live one that is gone) refuses and lists the releases', () => {
-    expect(refusal(() => selectRollbackTarget({ ...state, live: null }, { kind: 'previous' }))).toBe(`no live release to step back from; releases: ${ids.join(', ')}`);
-    expect(refusal(() => selectRollbackTarget({ releases: [a, b], live: c }, { kind: 'previous' }))).toMatch(/no live release/);
-    expect(refusal(() => selectRollbackTarget({ releases: [], live: null }, { kind: 'previous' }))).toMatch(/releases: \(none\)/);
+    expect(refusal(() => selectRollbackTarget({ ...state, live: null }, { kind: 'previous' }))).toBe(
+      `no live release to step back from; releases: ${ids.join(', ')}`,
+    );
+    expect(refusal(() => selectRollbackTarget({ releases: [a, b], live: c }, { kind: 'previous' }))).toMatch(
+      /no live release/,
+    );
+    expect(refusal(() => selectRollbackTarget({ releases: [], live: null }, { kind: 'previous' }))).toMatch(
+      /releases: \(none\)/,
+    );
   });
   it('previous skips releases marked bad; when only bad ones are older it refuses', () => {
     expect(selectRollbackTarget({ ...state, bad: [d] }, { kind: 'previous' })).toBe(c);
     expect(selectRollbackTarget({ ...state, bad: [d, c] }, { kind: 'previous' })).toBe(b);
-    expect(refusal(() => selectRollbackTarget({ ...state, live: c, bad: [a, b] }, { kind: 'previous' }))).toMatch(/already at the oldest/);
+    expect(refusal(() => selectRollbackTarget({ ...state, live: c, bad: [a, b] }, { kind: 'previous' }))).toMatch(
+      /already at the oldest/,
+    );
   });
   it('current returns to the newest release, skipping bad ones unless forced', () => {
     expect(selectRollbackTarget({ ...state, live: b }, { kind: 'current' })).toBe(e);
     expect(selectRollbackTarget({ ...state, live: e }, { kind: 'current' })).toBe(e);
     expect(selectRollbackTarget({ ...state, live: b, bad: [e] }, { kind: 'current' })).toBe(d);
     expect(selectRollbackTarget({ ...state, live: b, bad: [e] }, { kind: 'current' }, true)).toBe(e);
-    expect(refusal(() => selectRollbackTarget({ releases: [a], live: a, bad: [a] }, { kind: 'current' }))).toMatch(/no release to return to/);
-    expect(refusal(() => selectRollbackTarget({ releases: [], live: null }, { kind: 'current' }))).toMatch(/no release to return to; releases: \(none\)/);
+    expect(refusal(() => selectRollbackTarget({ releases: [a], live: a, bad: [a] }, { kind: 'current' }))).toMatch(
+      /no release to return to/,
+    );
+    expect(refusal(() => selectRollbackTarget({ releases: [], live: null }, { kind: 'current' }))).toMatch(
+      /no release to return to; releases: \(none\)/,
+    );
   });
   it('an id that is present is the target, even an older or the live one', () => {
     expect(selectRollbackTarget(state, { kind: 'release', id: b })).toBe(b);
@@ -108,16 +166,22 @@ describe('selectRollbackTarget', () => {
   });
   it('a malformed id refuses as "not a release id" and lists the releases', () => {
     for (const id of ['../../etc', '/etc', '$(touch /tmp/pwned)', `${a};id`, 'x'.repeat(300)]) {
-      expect(refusal(() => selectRollbackTarget(state, { kind: 'release', id }))).toBe(`not a release id: "${id}"; releases: ${ids.join(', ')}`);
+      expect(refusal(() => selectRollbackTarget(state, { kind: 'release', id }))).toBe(
+        `not a release id: "${id}"; releases: ${ids.join(', ')}`,
+      );
     }
   });
   it('an id marked bad is refused unless forced', () => {
-    expect(refusal(() => selectRollbackTarget({ ...state, bad: [b] }, { kind: 'release', id: b }))).toBe(`release ${b} is marked bad; use --force to roll back to it anyway`);
+    expect(refusal(() => selectRollbackTarget({ ...state, bad: [b] }, { kind: 'release', id: b }))).toBe(
+      `release ${b} is marked bad; use --force to roll back to it anyway`,
+    );
     expect(selectRollbackTarget({ ...state, bad: [b] }, { kind: 'release', id: b }, true)).toBe(b);
   });
   it('ignores directory names that are not release ids', () => {
     expect(selectRollbackTarget({ releases: [a, 'junk', '../x', b], live: b }, { kind: 'previous' })).toBe(a);
-    expect(refusal(() => selectRollbackTarget({ releases: [a, 'junk'], live: a }, { kind: 'release', id: 'junk' }))).toMatch(/not a release id: "junk"; releases: 2026\.01\.01-00\.00\.01-aaaaaaa$/);
+    expect(
+      refusal(() => selectRollbackTarget({ releases: [a, 'junk'], live: a }, { kind: 'release', id: 'junk' })),
+    ).toMatch(/not a release id: "junk"; releases: 2026\.01\.01-00\.00\.01-aaaaaaa$/);
   });
 });
 
@@ -148,7 +212,8 @@ describe('selectPurge', () => {
     expect(selectPurge({ releases: [...ids, 'notes', '../x'], live: e, keep: 4 })).toEqual([a]);
   });
   it('refuses a keep that is not a whole number of at least 1', () => {
-    for (const keep of [0, -1, 1.5, Number.NaN]) expect(() => selectPurge({ releases: ids, live: e, keep })).toThrow(RangeError);
+    for (const keep of [0, -1, 1.5, Number.NaN])
+      expect(() => selectPurge({ releases: ids, live: e, keep })).toThrow(RangeError);
   });
 });
 
@@ -164,7 +229,9 @@ describe('planPurge', () => {
     expect(planPurge(parseInspection(SAMPLE), 1)).toEqual({ releases: [A, B], envs: [] });
   });
   it('an environment nothing uses any more is removed even when no release is', () => {
-    const state = parseInspection(`@@current releases/${A}\n@@release ${A}\n@@meta ${A} {"id":"${A}","envKey":"node-2","status":"ok"}\n@@env node-1\n@@env node-2\n`);
+    const state = parseInspection(
+      `@@current releases/${A}\n@@release ${A}\n@@meta ${A} {"id":"${A}","envKey":"node-2","status":"ok"}\n@@env node-1\n@@env node-2\n`,
+    );
     expect(planPurge(state, 5)).toEqual({ releases: [], envs: ['node-1'] });
   });
 });

@@ -16,8 +16,14 @@ describe('renderTemplates', () => {
   const dir = path.join(scratch, 'templates');
   mkdirSync(dir);
   const config = {
-    application: 'hello', environment: 'local', port: 8080, serverName: 'localhost', vars: {}, env: { PEM: pem, TOKEN: 'tok-unit-value' },
-    templates: { dir, nginx: false, supervisor: false }, projectRoot: scratch,
+    application: 'hello',
+    environment: 'local',
+    port: 8080,
+    serverName: 'localhost',
+    vars: {},
+    env: { PEM: pem, TOKEN: 'tok-unit-value' },
+    templates: { dir, nginx: false, supervisor: false },
+    projectRoot: scratch,
   } as unknown as ResolvedConfig;
   const host = { name: 'web1', deployTo: '/srv/app', roles: [] } as never;
   afterEach(() => {
@@ -29,7 +35,9 @@ describe('renderTemplates', () => {
     writeFileSync(path.join(dir, 'app.conf.hbs'), 'listen {{port}}\nurl={{env.DATABASE_URL}}\n');
     const error = await renderTemplates(config, host, 'r1').catch((e: Error) => e);
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/^template templates\/app\.conf\.hbs, line 2: variable "env\.DATABASE_URL" is not defined/);
+    expect((error as Error).message).toMatch(
+      /^template templates\/app\.conf\.hbs, line 2: variable "env\.DATABASE_URL" is not defined/,
+    );
     expect((error as Error).message).not.toContain('[object Object]');
     expect((error as Error).message).not.toContain('tok-unit-value');
   });
@@ -38,6 +46,9 @@ describe('renderTemplates', () => {
     writeFileSync(path.join(dir, 'key.json.hbs'), '{ "key": {{json env.PEM}} }\n');
     writeFileSync(path.join(dir, 'plain.conf.hbs'), 'port={{port}}\n');
     const files = await renderTemplates(config, host, 'r1');
-    expect(files.map((f) => [f.name, f.secret])).toEqual([['key.json', true], ['plain.conf', false]]);
+    expect(files.map((f) => [f.name, f.secret])).toEqual([
+      ['key.json', true],
+      ['plain.conf', false],
+    ]);
   });
 });

@@ -11,7 +11,10 @@ describe('stageCommand (hooks)', () => {
   it('passes the stage env on stdin, never in the script, and the commands see it literally', () => {
     const dir = freshDir();
     const value = `pa55 'word'\n$(touch ${path.join(dir, 'pwned')})`;
-    const { script, stdin } = stageCommand({ name: 'env', commands: ['printf "%s|%s" "$TOKEN" "$OTHER" > out.txt'], env: { TOKEN: value, OTHER: 'two' } }, dir);
+    const { script, stdin } = stageCommand(
+      { name: 'env', commands: ['printf "%s|%s" "$TOKEN" "$OTHER" > out.txt'], env: { TOKEN: value, OTHER: 'two' } },
+      dir,
+    );
     expect(script.text).not.toContain('pa55');
     const result = bash(script.text, stdin);
     expect(result.code, result.stderr).toBe(0);

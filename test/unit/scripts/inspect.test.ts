@@ -11,19 +11,37 @@ const { freshDir } = scratchDir('unit');
 describe('parseInspection', () => {
   it('reads what the inspect script prints, ignoring noise, bad names and torn metadata', () => {
     const state = parseInspection(SAMPLE);
-    expect(state).toMatchObject({ now: 1767225600, live: C, releases: [A, B, C, D], envs: ['node-1', 'node-2', 'node-3'], nginx: null, writable: true });
+    expect(state).toMatchObject({
+      now: 1767225600,
+      live: C,
+      releases: [A, B, C, D],
+      envs: ['node-1', 'node-2', 'node-3'],
+      nginx: null,
+      writable: true,
+    });
     expect(state.runtime).toEqual({ node: 'v20.19.0', python: 'Python 3.11.2', platform: 'Linux x86_64' });
     expect(state.meta[A]).toMatchObject({ ref: 'main', status: 'ok', envKey: 'node-1' });
     expect(state.meta[B]).toMatchObject({ status: 'bad', reason: 'health check failed' });
     expect(state.meta[D]).toBeUndefined();
   });
   it('an empty deploy root: nothing live, nothing there, not writable', () => {
-    expect(parseInspection('@@now 5\n')).toMatchObject({ now: 5, live: null, releases: [], envs: [], meta: {}, writable: false, nginx: null });
+    expect(parseInspection('@@now 5\n')).toMatchObject({
+      now: 5,
+      live: null,
+      releases: [],
+      envs: [],
+      meta: {},
+      writable: false,
+      nginx: null,
+    });
   });
   it('round trip: the real inspect script on a real deploy root, parsed', () => {
     const root = path.join(freshDir(), 'deploy root');
     for (const id of [A, B]) mkdirSync(path.join(root, 'releases', id, '.slipway'), { recursive: true });
-    writeFileSync(path.join(root, 'releases', A, '.slipway/release.json'), JSON.stringify({ id: A, status: 'ok', envKey: 'node-9' }) + '\n');
+    writeFileSync(
+      path.join(root, 'releases', A, '.slipway/release.json'),
+      JSON.stringify({ id: A, status: 'ok', envKey: 'node-9' }) + '\n',
+    );
     mkdirSync(path.join(root, 'releases', 'junk'));
     mkdirSync(path.join(root, 'envs/node-9'), { recursive: true });
     writeFileSync(path.join(root, 'envs/node-9/.complete'), '');

@@ -29,7 +29,9 @@ describe('purgeScript, run for real', () => {
     const root = path.join(freshDir(), 'root');
     mkdirSync(path.join(root, 'releases', A), { recursive: true });
     mkdirSync(path.join(root, 'tmp'));
-    const result = bash(`(cd ${root}/releases/${A} && sleep 5) & pid=$!; sleep 0.2; ${purgeScript(root, { releases: [A], envs: [] }).text}; kill $pid`);
+    const result = bash(
+      `(cd ${root}/releases/${A} && sleep 5) & pid=$!; sleep 0.2; ${purgeScript(root, { releases: [A], envs: [] }).text}; kill $pid`,
+    );
     expect(result.stdout).toContain(`kept ${A}: a running process works in it`);
     expect(readdirSync(path.join(root, 'releases'))).toEqual([A]);
   });
@@ -37,7 +39,9 @@ describe('purgeScript, run for real', () => {
     const root = path.join(freshDir(), 'root');
     for (const id of [A, B]) mkdirSync(path.join(root, 'releases', id, 'logs'), { recursive: true });
     mkdirSync(path.join(root, 'tmp'));
-    const result = bash(`(cd ${root}/releases/${A}/logs && sleep 5) & pid=$!; sleep 0.2; ${purgeScript(root, { releases: [A, B], envs: [] }).text}; kill $pid`);
+    const result = bash(
+      `(cd ${root}/releases/${A}/logs && sleep 5) & pid=$!; sleep 0.2; ${purgeScript(root, { releases: [A, B], envs: [] }).text}; kill $pid`,
+    );
     expect(result.stdout).toContain(`kept ${A}: a running process works in it`);
     expect(purgedIn(result.stdout)).toEqual([B]);
     expect(readdirSync(path.join(root, 'releases'))).toEqual([A]);
@@ -67,7 +71,8 @@ describe('purge and a program running as another user', () => {
     root = path.join(mkdtempSync(path.join(tmpdir(), 'slipway-purge-')), 'root');
     chmodSync(path.dirname(root), 0o755);
     for (const dir of [`releases/${A}`, `releases/${B}`, 'tmp']) mkdirSync(path.join(root, dir), { recursive: true });
-    for (const dir of ['', 'releases', `releases/${A}`, `releases/${B}`, 'tmp']) chownSync(path.join(root, dir), 65534, 65534);
+    for (const dir of ['', 'releases', `releases/${A}`, `releases/${B}`, 'tmp'])
+      chownSync(path.join(root, dir), 65534, 65534);
     return root;
   }
 
@@ -79,7 +84,11 @@ describe('purge and a program running as another user', () => {
   }
 
   function purgeAsDeployUser(pidCommand: string) {
-    const result = spawnSync('setpriv', [...DEPLOY, 'bash', '-c', purgeScript(root, { releases: [A], envs: [] }, raw(pidCommand)).text], { encoding: 'utf8' });
+    const result = spawnSync(
+      'setpriv',
+      [...DEPLOY, 'bash', '-c', purgeScript(root, { releases: [A], envs: [] }, raw(pidCommand)).text],
+      { encoding: 'utf8' },
+    );
     expect(result.status, result.stderr).toBe(0);
     return result.stdout;
   }
@@ -90,7 +99,9 @@ describe('purge and a program running as another user', () => {
     await sleep(100);
     symlinkSync(`releases/${B}`, path.join(root, 'current'));
     const output = purgeAsDeployUser(pid);
-    expect(output).toMatch(new RegExp(`^kept ${A}: the program \\(pid \\d+, another user\\) has run since before the last switch`, 'm'));
+    expect(output).toMatch(
+      new RegExp(`^kept ${A}: the program \\(pid \\d+, another user\\) has run since before the last switch`, 'm'),
+    );
     expect(readdirSync(path.join(root, 'releases'))).toEqual([A, B]);
   });
 

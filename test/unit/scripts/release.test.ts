@@ -1,7 +1,18 @@
 // A release's own scripts (tasks/scripts/release.ts), run by a real bash on a temp deploy root: stage, discard, the bad mark.
 import { execFileSync, spawnSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, afterEach, beforeEach, vi } from 'vitest';
@@ -19,7 +30,14 @@ describe('stageScript (upload)', () => {
   const hostile = `it's $(touch ${marker}) \`touch ${marker}\`\n`;
 
   it('verifies the sha256 before extracting, stages under tmp/, quotes every path and value', () => {
-    const spec = { deployTo: "/srv/my app's", id: A, sha256: 'f'.repeat(64), bytes: 1234, files: [{ name: 'nginx.conf', content: hostile, secret: false }], shared: { dirs: ['logs'], files: ['config/app.json'] } };
+    const spec = {
+      deployTo: "/srv/my app's",
+      id: A,
+      sha256: 'f'.repeat(64),
+      bytes: 1234,
+      files: [{ name: 'nginx.conf', content: hostile, secret: false }],
+      shared: { dirs: ['logs'], files: ['config/app.json'] },
+    };
     const text = stageScript(spec).text;
     expect(text.split('\n')[0]).toBe('set -eu');
     expect(text.indexOf('sha256sum -c')).toBeGreaterThan(-1);
@@ -40,8 +58,18 @@ describe('stageScript (upload)', () => {
     mkdirSync(path.join(root, 'tmp/leftover-of-a-dead-run'), { recursive: true });
     const { archive, sha256 } = makeArchive(freshDir(), { 'server.js': 'console.log(1)\n' });
     const secret = 'token=planted-secret\n';
-    const files = [{ name: 'nginx.conf', content: hostile, secret: false }, { name: 'app.env', content: secret, secret: true }];
-    const spec = { deployTo: root, id: A, sha256, bytes: archive.length, files, shared: { dirs: ['logs'], files: ['config/app.json'] } };
+    const files = [
+      { name: 'nginx.conf', content: hostile, secret: false },
+      { name: 'app.env', content: secret, secret: true },
+    ];
+    const spec = {
+      deployTo: root,
+      id: A,
+      sha256,
+      bytes: archive.length,
+      files,
+      shared: { dirs: ['logs'], files: ['config/app.json'] },
+    };
     const result = bash(stageScript(spec).text, Buffer.concat([archive, Buffer.from(hostile), Buffer.from(secret)]));
     expect(result.code, result.stderr).toBe(0);
     const staged = path.join(root, 'tmp', A);
@@ -61,7 +89,17 @@ describe('stageScript (upload)', () => {
   it('run for real with a wrong checksum: exits 1 saying so, nothing staged', () => {
     const root = path.join(freshDir(), 'root');
     const { archive } = makeArchive(freshDir(), { 'server.js': 'x' });
-    const result = bash(stageScript({ deployTo: root, id: A, sha256: '0'.repeat(64), bytes: archive.length, files: [], shared: { dirs: [], files: [] } }).text, archive);
+    const result = bash(
+      stageScript({
+        deployTo: root,
+        id: A,
+        sha256: '0'.repeat(64),
+        bytes: archive.length,
+        files: [],
+        shared: { dirs: [], files: [] },
+      }).text,
+      archive,
+    );
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('upload corrupted: sha256 of the received archive does not match');
     expect(readdirSync(path.join(root, 'tmp'))).toEqual([]);
@@ -119,7 +157,14 @@ describe('stageScript: the archive while it arrives', () => {
     mkdirSync(path.join(root, 'tmp'), { recursive: true, mode: 0o755 });
     const id = '2026.01.01-00.00.00-abc1234';
     const sha256 = createHash('sha256').update(archive).digest('hex');
-    const text = stageScript({ deployTo: root, id, sha256, bytes: archive.length, files: [], shared: { files: [], dirs: [] } }).text;
+    const text = stageScript({
+      deployTo: root,
+      id,
+      sha256,
+      bytes: archive.length,
+      files: [],
+      shared: { files: [], dirs: [] },
+    }).text;
     const bash = spawn('bash', ['-c', text], { stdio: ['pipe', 'inherit', 'inherit'] });
     const done = new Promise<number | null>((resolve) => bash.on('close', resolve));
     // Half the archive, then look at the file while the host is still receiving it.
@@ -135,7 +180,10 @@ describe('stageScript: the archive while it arrives', () => {
 });
 
 describe('markBadScript', () => {
-  const release = { id: '2026.01.01-00.00.00-abcdef0', archive: { ref: 'main', commit: 'abcdef0123' } } as unknown as Release;
+  const release = {
+    id: '2026.01.01-00.00.00-abcdef0',
+    archive: { ref: 'main', commit: 'abcdef0123' },
+  } as unknown as Release;
 
   it('keeps the reason off the command line (it comes on stdin), redacted before it is cut to 300 characters', () => {
     new Log({ json: false, secrets: ['reason-s3cret-unit-value'] });

@@ -12,11 +12,18 @@ const releaseId = '2026.01.01-00.00.00-abc1234';
 describe('serviceVerdicts', () => {
   const verdicts = (output: string, writable = true, s: Services = services) =>
     serviceVerdicts({ services: s, application: 'hello', root, writable, releaseId, output });
-  const allowed = privilegedCommands(services, root, releaseId).map((_, i) => `@@check 0 sudo ${i}\n@@| /usr/bin/x`).join('\n');
+  const allowed = privilegedCommands(services, root, releaseId)
+    .map((_, i) => `@@check 0 sudo ${i}\n@@| /usr/bin/x`)
+    .join('\n');
 
   it('all probes passing (supervisorctl status 3: a program not running): every verdict ok', () => {
     const found = verdicts(`@@user deploy\n${allowed}\n@@check 0 nginx\n@@check 3 supervisor\n@@| hello STOPPED`);
-    expect(found.map((v) => [v.name, v.ok])).toEqual([['deploy root', true], ['sudo rules (sudo -n)', true], ['nginx -t', true], ['supervisorctl status', true]]);
+    expect(found.map((v) => [v.name, v.ok])).toEqual([
+      ['deploy root', true],
+      ['sudo rules (sudo -n)', true],
+      ['nginx -t', true],
+      ['supervisorctl status', true],
+    ]);
   });
 
   it('a deploy root not writable, a missing probe, a refused sudo rule, nginx and supervisorctl failing: each ✗ with a fix', () => {
@@ -26,7 +33,9 @@ describe('serviceVerdicts', () => {
     );
     expect(found.every((v) => v.ok === false && v.fix)).toBe(true);
     expect(found[0].detail).toBe('/srv/hello NOT writable by deploy');
-    expect(found[1].detail).toMatch(/^refuse \d+ of \d+ commands a deploy runs, e\.g\. cp -P .*: sudo: a password is required$/);
+    expect(found[1].detail).toMatch(
+      /^refuse \d+ of \d+ commands a deploy runs, e\.g\. cp -P .*: sudo: a password is required$/,
+    );
   });
 
   it('sudo missing on the host: the fix says to install it', () => {
@@ -34,10 +43,12 @@ describe('serviceVerdicts', () => {
     expect(found[1].fix).toMatch(/^install sudo on the host/);
   });
 
-  it('without services.sudo: probes the config files\' folders instead of sudo rules', () => {
+  it("without services.sudo: probes the config files' folders instead of sudo rules", () => {
     const s = { ...services, sudo: '' };
     expect(serviceCheckScript(s, root, releaseId).text).not.toContain(' -l ');
-    expect(verdicts('@@user deploy\n@@check 1 configs\n@@| not writable: /etc/nginx/sites-available/hello.conf', true, s)[1]).toMatchObject({
+    expect(
+      verdicts('@@user deploy\n@@check 1 configs\n@@| not writable: /etc/nginx/sites-available/hello.conf', true, s)[1],
+    ).toMatchObject({
       name: 'config files',
       ok: false,
     });

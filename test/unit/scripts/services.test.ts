@@ -2,7 +2,13 @@
 import { describe, expect, it, afterEach, vi } from 'vitest';
 import type { Services } from '../../../tasks/config/types.js';
 import { healthCheckScript } from '../../../tasks/scripts/health.js';
-import { installConfigsScript, privilegedCommands, programPidCommand, restartScript, restoreConfigsScript } from '../../../tasks/scripts/services.js';
+import {
+  installConfigsScript,
+  privilegedCommands,
+  programPidCommand,
+  restartScript,
+  restoreConfigsScript,
+} from '../../../tasks/scripts/services.js';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -20,10 +26,17 @@ function runThroughSudo(s: Services): Set<string> {
     installConfigsScript(marked, root, releaseId),
     restartScript(marked, root, 'shell'),
     restoreConfigsScript(marked, root),
-    healthCheckScript({ url: 'http://127.0.0.1:8080/health', expectStatus: 200, timeoutSeconds: 30, successes: 2, intervalSeconds: 1 }, marked),
+    healthCheckScript(
+      { url: 'http://127.0.0.1:8080/health', expectStatus: 200, timeoutSeconds: 30, successes: 2, intervalSeconds: 1 },
+      marked,
+    ),
     programPidCommand(marked)!,
   ];
-  return new Set(scripts.flatMap((x) => [...x.text.matchAll(/SUDO (.+?)(?=\)| &&| \|\||;| 2>&1| >\/dev\/null|\n|$)/g)].map((m) => m[1])));
+  return new Set(
+    scripts.flatMap((x) =>
+      [...x.text.matchAll(/SUDO (.+?)(?=\)| &&| \|\||;| 2>&1| >\/dev\/null|\n|$)/g)].map((m) => m[1]),
+    ),
+  );
 }
 
 const { scratch, freshDir } = scratchDir('services');
@@ -49,7 +62,10 @@ describe('restartScript', () => {
   it('shows the program’s stderr log when supervisor cannot start it', async () => {
     const services = stubCtl(freshDir(), 'hello FATAL Exited too quickly');
     // The stub's `restart` prints nothing and `reread`/`update` succeed: make restart answer like supervisor does.
-    writeFileSync(services.supervisor!.ctl, `#!/bin/sh\ncase "$1" in restart) echo 'hello: ERROR (spawn error)';; tail) echo 'boom: DATABASE_URL is not set';; esac\n`);
+    writeFileSync(
+      services.supervisor!.ctl,
+      `#!/bin/sh\ncase "$1" in restart) echo 'hello: ERROR (spawn error)';; tail) echo 'boom: DATABASE_URL is not set';; esac\n`,
+    );
     const result = await runScript(restartScript(services, '/srv/hello', false).text);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('hello: ERROR (spawn error)');
@@ -67,7 +83,10 @@ describe('installConfigsScript', () => {
     writeFileSync(path.join(root, `releases/${id}/.slipway/nginx.conf`), 'secret site\n', { mode: 0o600 });
     writeFileSync(`${site}.slipway-new`, 'stale\n');
     chmodSync(`${site}.slipway-new`, 0o644);
-    const services = { sudo: '', nginx: { site, enabled: path.join(root, 'etc/enabled.conf'), test: 'true', reload: 'true' } };
+    const services = {
+      sudo: '',
+      nginx: { site, enabled: path.join(root, 'etc/enabled.conf'), test: 'true', reload: 'true' },
+    };
     const run = spawnSync('bash', ['-c', installConfigsScript(services, root, id).text]);
     expect(run.status, String(run.stderr)).toBe(0);
     expect(readFileSync(site, 'utf8')).toBe('secret site\n');
