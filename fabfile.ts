@@ -51,7 +51,9 @@ await runTasks(
             await batch.each('health', healthCheck(batch, release.id));
           });
         }
-        await run.each('purge', purgeReleases(run));
+        // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
+        // lock, if you add a step after it).
+        await run.atEnd('purge', purgeReleases(run));
       });
     }),
     rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback),
@@ -61,7 +63,7 @@ await runTasks(
       check,
     ),
     purge: task('Remove releases beyond keepReleases now', (run) =>
-      run.locked('purge', () => run.each('purge', purgeReleases(run))),
+      run.locked('purge', () => run.atEnd('purge', purgeReleases(run))),
     ),
     unlock: task('Print who holds the deploy lock, then remove it', unlock),
     restart: task('Restart the program on every host (and reload nginx)', restart),

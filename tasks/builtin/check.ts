@@ -32,7 +32,7 @@ export async function check(run: TaskRun): Promise<void> {
         output,
       });
       verdicts.set(h.host.name, found);
-      Object.assign(h.result, {
+      Object.assign(h.report, {
         reachable: true,
         writable: h.state.writable,
         lock: owner,

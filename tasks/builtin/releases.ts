@@ -16,8 +16,8 @@ export async function listReleases(run: TaskRun): Promise<void> {
         reason: meta?.reason,
       };
     });
-    h.result.releases = rows;
-    h.result.live = h.state.live;
+    h.report.releases = rows;
+    h.report.live = h.state.live;
     run.log.info(`${h.host.name} (${h.paths.root}):${rows.length ? '' : ' no releases'}`);
     for (const r of rows) {
       const mark = r.live ? '*' : ' ';

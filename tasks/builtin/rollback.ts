@@ -40,11 +40,12 @@ export function rollbackTargets(run: TaskRun): Map<string, string> {
 export async function rollback(run: TaskRun): Promise<void> {
   await run.locked('rollback', async () => {
     const targets = rollbackTargets(run);
-    await run.each('switch', async (h) => {
+    // The block's last step: its command gives back each host's lock in the same round trip.
+    await run.atEnd('switch', async (h) => {
       const target = targets.get(h.host.name)!;
       // Already there (say, rollback:current on the newest): no switch, no restart, nothing logged.
       if (target === h.state.live) return { skipped: `already on ${target}` };
-      return switchTo(run, target, 'rollback', { last: true })(h);
+      return switchTo(run, target, 'rollback')(h);
     });
   });
 }

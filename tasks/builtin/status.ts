@@ -38,7 +38,13 @@ export async function status(run: TaskRun): Promise<void> {
     const output = (await h.host.exec(lines, { readonly: true })).stdout;
     const facts = Object.fromEntries([...output.matchAll(/^@@(\w+) (.*)$/gm)].map((m) => [m[1], m[2].trim()]));
     const failed = failedFacts(facts);
-    Object.assign(h.result, { live: h.state.live, ...facts, ...(failed.length ? { failed } : {}) });
+    Object.assign(h.report, {
+      live: h.state.live,
+      supervisor: facts.supervisor,
+      nginx: facts.nginx,
+      health: facts.health,
+      ...(failed.length ? { failed } : {}),
+    });
     if (!failed.length)
       return [`live ${h.state.live ?? '(none)'}`, ...Object.entries(facts).map(([k, v]) => `${k}: ${v}`)].join('; ');
     const marked = Object.entries(facts).map(([k, v]) => `  ${failed.includes(k) ? '✗' : '✓'} ${k}: ${v}`);

@@ -4,7 +4,7 @@ import type { TaskRun } from '../fleet/task-run.js';
 export async function unlock(run: TaskRun): Promise<void> {
   await run.each('unlock', async (h) => {
     const owner = await h.host.breakLock();
-    h.result.removedLock = owner;
+    h.report.removedLock = owner;
     if (!owner) return { skipped: 'not locked' };
     const of = `the lock of ${owner.user}@${owner.machine} (pid ${owner.pid}, ${owner.task} since ${owner.startedAt})`;
     return run.tell(`removed ${of}`, `remove ${of}`);

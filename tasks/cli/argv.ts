@@ -1,9 +1,26 @@
 // The command line, parsed into options and `task:arg,arg` invocations. Pure: no I/O.
 import { parseArgs } from 'node:util';
-import type { CliOptions } from '../fleet/run-options.js';
 
 export class UsageError extends Error {
   readonly exitCode = 2;
+}
+
+/** The command line's options. */
+export interface CliOptions {
+  env?: string;
+  config?: string;
+  ref?: string;
+  hosts?: string[];
+  roles?: string[];
+  rolling?: number;
+  dryRun: boolean;
+  json: boolean;
+  list: boolean;
+  help: boolean;
+  force: boolean;
+  keepFailed: boolean;
+  trustNewHosts: boolean;
+  autoRollback: boolean;
 }
 
 export interface TaskCall {

@@ -2,8 +2,8 @@
 // (0 ok, 1 a task failed, 2 usage or config error, 130/143 interrupted).
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
-import type { HostRun } from '../fleet/host-run.js';
-import type { CliOptions } from '../fleet/run-options.js';
+import { HostRun } from '../fleet/host-run.js';
+import type { RunOptions } from '../fleet/run-options.js';
 import { selectHosts } from '../fleet/select-hosts.js';
 import { TaskRun } from '../fleet/task-run.js';
 import { BROKER_COMMAND } from '../hosts/broker.js';
@@ -12,9 +12,8 @@ import { DryRunHost } from '../hosts/dry-run.js';
 import type { Host } from '../hosts/host.js';
 import { ConfigError } from '../lib/errors.js';
 import { Log } from '../lib/log.js';
-import { layout } from '../lib/paths.js';
-import { parseCommandLine, type TaskCall, USAGE, UsageError } from './argv.js';
-import { printTable, type TaskResult } from './report.js';
+import { type CliOptions, parseCommandLine, type TaskCall, USAGE, UsageError } from './argv.js';
+import { printTable, type TaskResult, taskResult } from './report.js';
 
 export interface TaskDefinition {
   help: string;
@@ -44,6 +43,12 @@ const SIGNAL_ECHO_MS = 1000;
  * (it also spares the commands it starts, such as a `ps`, from that echo).
  */
 const SIGNAL_SETTLE_MS = 150;
+
+/** What the task run needs of the command line's options. */
+function runOptions(options: CliOptions): RunOptions {
+  const { dryRun, rolling, autoRollback, keepFailed, force } = options;
+  return { dryRun, rolling, autoRollback, keepFailed, force };
+}
 
 function exitCodeOf(error: unknown): number {
   return error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
@@ -78,18 +83,12 @@ async function runCalls(
   try {
     for (const call of calls) {
       const started = performance.now();
-      const hostRuns: HostRun[] = selected.map((c) => ({
-        host: undefined!,
-        config: c,
-        paths: layout(c.deployTo),
-        state: undefined!,
-        result: {},
-      }));
-      const connect = async () => (await connecting).forEach((host, i) => (hostRuns[i].host = host));
-      const run = new TaskRun(config, options, log, hostRuns, call.args, connect);
-      // The hosts' own result objects: an interrupt's summary, written before this task ends, shows them as they are.
-      const hosts = Object.fromEntries(hostRuns.map((h) => [h.config.name, h.result]));
-      const result: TaskResult = { task: call.name, args: call.args, ok: false, seconds: 0, hosts };
+      const hostRuns = selected.map((c) => new HostRun(c));
+      const connect = async () => {
+        for (const [i, host] of (await connecting).entries()) hostRuns[i].connected(host);
+      };
+      const run = new TaskRun(config, runOptions(options), log, hostRuns, call.args, connect);
+      const result = taskResult(call, hostRuns);
       results.push(result);
       setActive(run);
       log.info(
@@ -107,7 +106,7 @@ async function runCalls(
         result.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
         if (hostRuns.length > 1 || !result.ok) printTable(log, hostRuns, result.ok, options.dryRun);
       }
-      const live = [...new Set(hostRuns.map((h) => h.result.live).filter(Boolean))];
+      const live = [...new Set(hostRuns.map((h) => h.report.live).filter(Boolean))];
       const liveNote = live.length ? `; ${options.dryRun ? 'would be live' : 'live'}: ${live.join(', ')}` : '';
       log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
     }

@@ -1,24 +1,34 @@
 // The run's summary table and --json output.
-import { type HostRun, liveRelease } from '../fleet/host-run.js';
-import { Log } from '../lib/log.js';
+import { type HostReport, type HostRun, liveRelease } from '../fleet/host-run.js';
+import type { Log } from '../lib/log.js';
 
 /** host → live release, time spent, status: the end-of-task view of a fleet. */
 export function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean, dryRun: boolean): void {
   for (const h of hostRuns) {
     const live = liveRelease(h);
-    const seconds = `${((h.result.seconds as number | undefined) ?? 0).toFixed(2)}s`;
+    const seconds = `${(h.report.seconds ?? 0).toFixed(2)}s`;
     // A host that did not fail itself in a failed task was left as it was (or put back).
     const done = dryRun ? 'dry-run, nothing changed' : 'ok';
-    const status = h.result.failedAt ? `FAILED at ${h.result.failedAt as string}` : taskOk ? done : 'not changed';
+    const status = h.report.failedAt ? `FAILED at ${h.report.failedAt}` : taskOk ? done : 'not changed';
     log.info(`  ${h.config.name.padEnd(12)} ${live.padEnd(28)} ${seconds.padStart(7)}  ${status}`);
   }
 }
 
+/** One task's part of --json. */
 export interface TaskResult {
   task: string;
   args: string[];
   ok: boolean;
   seconds: number;
-  hosts: Record<string, Record<string, unknown>>;
+  hosts: Record<string, HostReport>;
   error?: string;
+}
+
+/**
+ * A task's --json entry, holding its hosts' own report objects: the summary an interrupt writes before the
+ * task ends shows them as they are then. The caller sets ok and seconds when the task ends.
+ */
+export function taskResult(call: { name: string; args: string[] }, hostRuns: HostRun[]): TaskResult {
+  const hosts = Object.fromEntries(hostRuns.map((h) => [h.config.name, h.report]));
+  return { task: call.name, args: call.args, ok: false, seconds: 0, hosts };
 }

@@ -1,18 +1,98 @@
-// One host's part of a task run: its host, state, lock and the values its steps hand on.
+// One host's part of a task run: its host (once connected), its state (once read), its lock, and its report,
+// whose typed fields are also how the steps hand values on (the release live before the switch, the configs
+// that changed).
 import type { HostConfig } from '../config/types.js';
 import type { HeldLock, Host } from '../hosts/host.js';
-import { layout } from '../lib/paths.js';
+import { type Layout, layout } from '../lib/paths.js';
+import type { LockOwner } from '../lock/owner.js';
 import type { HostState } from '../release/state.js';
+import type { Verdict } from '../scripts/service-checks.js';
 
-export interface HostRun {
-  host: Host;
-  config: HostConfig;
-  paths: ReturnType<typeof layout>;
-  /** Read when the task took the lock (or by `inspect`). */
-  state: HostState;
+/** A release as the `releases` task lists it. */
+export interface ListedRelease {
+  id: string;
+  live: boolean;
+  deployedAt: string | null;
+  ref: string | null;
+  commit: string | null;
+  status: string;
+  reason?: string;
+}
+
+/** What a task did on one host: the host's part of --json (cli/report.ts), filled in by the steps. */
+export interface HostReport {
+  /** Time spent in this host's steps. */
+  seconds?: number;
+  /** The step this host failed at. */
+  failedAt?: string;
+  /** The new release's id (deploy). */
+  release?: string;
+  /** The release live before this run's switch; null: none was. */
+  previous?: string | null;
+  /** The release this run left live (or, for `releases`, `check` and `status`, found live). */
+  live?: string | null;
+  /** Why the live release cannot be known (a going back cut off half way). */
+  unknown?: string;
+  /** The service configs the deploy installed (nginx, supervisor). */
+  configsChanged?: string[];
+  /** The releases purge removed. */
+  purged?: string[];
+  releases?: ListedRelease[];
+  reachable?: boolean;
+  writable?: boolean;
+  /** Who held the lock when `check` looked. */
+  lock?: LockOwner | null;
+  checks?: Verdict[];
+  /** The lock `unlock` removed. */
+  removedLock?: LockOwner | null;
+  /** `status`: supervisor's view, nginx -t, the health check; and which of them failed. */
+  supervisor?: string;
+  nginx?: string;
+  health?: string;
+  failed?: string[];
+}
+
+export class HostRun {
+  readonly paths: Layout;
+  readonly report: HostReport = {};
+  /** Taken by `locked`. */
   lock?: HeldLock;
-  /** What --json reports for this host. */
-  result: Record<string, unknown>;
+  private connectedHost?: Host;
+  private readState?: HostState;
+
+  constructor(readonly config: HostConfig) {
+    this.paths = layout(config.deployTo);
+  }
+
+  /** The connected host. A task's steps run only once the run connected every host (TaskRun.each waits). */
+  get host(): Host {
+    if (!this.connectedHost) throw new Error(`${this.config.name}: used before the host was connected`);
+    return this.connectedHost;
+  }
+
+  /** The host, or undefined before it is connected (an interrupt may come first). */
+  get hostIfConnected(): Host | undefined {
+    return this.connectedHost;
+  }
+
+  connected(host: Host): void {
+    this.connectedHost = host;
+  }
+
+  /** The host's state, read when the task took the lock (or by `inspect`). */
+  get state(): HostState {
+    if (!this.readState) throw new Error(`${this.config.name}: the host's state was used before it was read`);
+    return this.readState;
+  }
+
+  set state(state: HostState) {
+    this.readState = state;
+  }
+
+  /** The state, or undefined when the task has not read it. */
+  get stateIfRead(): HostState | undefined {
+    return this.readState;
+  }
 }
 
 /** What a step may return: a detail for its output line, or 'skipped'. */
@@ -20,8 +100,9 @@ export type StepOutcome = string | void | { skipped: string };
 
 /** The live release to print for a host: what the run left there, what it read, or that it cannot know. */
 export function liveRelease(h: HostRun): string {
-  if (h.result.unknown) return 'unknown';
+  if (h.report.unknown) return 'unknown';
   // Another run holds this host's lock now: whatever this run read may be stale.
-  if (h.host?.lockLost) return '(unknown)';
-  return (h.result.live as string | undefined) ?? (h.state ? (h.state.live ?? '(none)') : '(unknown)');
+  if (h.hostIfConnected?.lockLost) return '(unknown)';
+  const state = h.stateIfRead;
+  return h.report.live ?? (state ? (state.live ?? '(none)') : '(unknown)');
 }

@@ -1,18 +1,14 @@
-// The options a task run is given (from the command line).
+// What the task run (the engine) needs to know of how it was asked to run; the CLI builds it from its options.
 
-export interface CliOptions {
-  env?: string;
-  config?: string;
-  ref?: string;
-  hosts?: string[];
-  roles?: string[];
-  rolling?: number;
+export interface RunOptions {
+  /** Print every step and command, change nothing. */
   dryRun: boolean;
-  json: boolean;
-  list: boolean;
-  help: boolean;
-  force: boolean;
-  keepFailed: boolean;
-  trustNewHosts: boolean;
+  /** Deploy in batches of this many hosts. */
+  rolling?: number;
+  /** Go back to the previous release when a deploy fails after its switch. */
   autoRollback: boolean;
+  /** Keep a failed release's work for inspection. */
+  keepFailed: boolean;
+  /** Allow a rollback to a release marked bad, or to hosts that disagree. */
+  force: boolean;
 }

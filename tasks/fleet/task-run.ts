@@ -9,7 +9,7 @@ import type { HostState } from '../release/state.js';
 import { inspectScript, parseInspection } from '../scripts/inspect.js';
 import { type HostRun, liveRelease, type StepOutcome } from './host-run.js';
 import { lockAll } from './lock-all.js';
-import type { CliOptions } from './run-options.js';
+import type { RunOptions } from './run-options.js';
 
 export class StepFailed extends Error {
   constructor(
@@ -22,11 +22,23 @@ export class StepFailed extends Error {
   }
 }
 
+/** A step queued to the end of the `locked` block (see TaskRun.atEnd). */
+interface QueuedStep {
+  step: string;
+  fn: (h: HostRun) => Promise<StepOutcome>;
+  targets: HostRun[];
+}
+
 /** State shared by a run and its batches: undo work for interrupts, and the held locks. */
 interface RunShared {
   cleanups: Set<() => Promise<void>>;
   finally?: Set<() => void>;
+  /** Inside a `locked` block: runs a host's command and gives back its lock in the same round trip. */
   releaseLock?: (h: HostRun, what: string, command: Shell) => Promise<string>;
+  /** Steps queued to the block's end, in order. */
+  queued: QueuedStep[];
+  /** While the block's end runs its queued steps: the hosts whose lock the running step's command gives back. */
+  givingBack?: Set<HostRun>;
   /** Set once, by a Ctrl-C / SIGTERM: commands failing from then on were killed by it. */
   interrupted?: boolean;
   aborting?: Promise<void>;
@@ -37,13 +49,13 @@ interface RunShared {
 export class TaskRun {
   constructor(
     readonly config: ResolvedConfig,
-    readonly options: CliOptions,
+    readonly options: RunOptions,
     readonly log: Log,
     readonly hosts: HostRun[],
     readonly args: string[],
     /** Resolves once every HostRun has its connected host. */
     private readonly connect: () => Promise<void>,
-    private readonly shared: RunShared = { cleanups: new Set() },
+    private readonly shared: RunShared = { cleanups: new Set(), queued: [] },
   ) {}
 
   /** A step's detail: what it did, or under --dry-run what it would do (nothing it reports has happened). */
@@ -56,9 +68,38 @@ export class TaskRun {
     return (this.connected ??= this.connect());
   }
 
-  /** Runs a task's last command on a host and gives back its lock in the same round trip. */
-  async finalCommand(h: HostRun, what: string, command: Shell): Promise<string> {
-    return this.shared.releaseLock ? this.shared.releaseLock(h, what, command) : mustRun(h.host, what, command);
+  /**
+   * Runs a step's command on a host (stdout; CommandFailed unless it exits 0). Run by the last step queued
+   * with atEnd at the end of a `locked` block, it also gives back the host's lock in the same round trip.
+   */
+  async exec(h: HostRun, what: string, command: Shell): Promise<string> {
+    const releaseLock = this.shared.givingBack?.has(h) ? this.shared.releaseLock : undefined;
+    return releaseLock ? releaseLock(h, what, command) : mustRun(h.host, what, command);
+  }
+
+  /**
+   * Queues a step to the end of the `locked` block, where each host's command rides on its unlock (one
+   * round trip; the step runs one command per host, through `exec`). A step that starts after it runs it
+   * first, on its own, so everything still runs in the order written, and under the lock. Outside a
+   * `locked` block it runs at once.
+   */
+  async atEnd(step: string, fn: (h: HostRun) => Promise<StepOutcome>, targets: HostRun[] = this.hosts): Promise<void> {
+    if (!this.shared.releaseLock) return this.each(step, fn, targets);
+    this.shared.queued.push({ step, fn, targets });
+  }
+
+  /** Runs the queued steps in order; at the block's end the last one on each host carries its unlock. */
+  private async runQueued(atBlockEnd: boolean): Promise<void> {
+    const queued = this.shared.queued.splice(0);
+    for (const [i, q] of queued.entries()) {
+      const later = queued.slice(i + 1).flatMap((l) => l.targets);
+      this.shared.givingBack = atBlockEnd ? new Set(q.targets.filter((h) => !later.includes(h))) : undefined;
+      try {
+        await this.each(q.step, q.fn, q.targets);
+      } finally {
+        this.shared.givingBack = undefined;
+      }
+    }
   }
 
   withRole(role: string): HostRun[] {
@@ -85,18 +126,19 @@ export class TaskRun {
   /** Runs one named step on each host (or the given ones); throws StepFailed naming every failed host. */
   async each(step: string, fn: (h: HostRun) => Promise<StepOutcome>, targets: HostRun[] = this.hosts): Promise<void> {
     await this.ready();
+    if (this.shared.queued.length) await this.runQueued(false);
     await faultPoint('before', step);
     const settled = await this.limited(targets, async (h) => {
       const start = performance.now();
       try {
         const outcome = await fn(h);
         const ms = performance.now() - start;
-        h.result.seconds = Number((((h.result.seconds as number) ?? 0) + ms / 1000).toFixed(3));
+        h.report.seconds = Number(((h.report.seconds ?? 0) + ms / 1000).toFixed(3));
         if (outcome && typeof outcome === 'object') this.log.step(h.host.name, step, ms, 'skipped', outcome.skipped);
         else this.log.step(h.host.name, step, ms, this.options.dryRun ? 'dry-run' : 'ok', outcome ?? '');
       } catch (error) {
         this.log.step(h.host.name, step, performance.now() - start, 'failed');
-        h.result.failedAt ??= step;
+        h.report.failedAt ??= step;
         throw error;
       }
     });
@@ -145,7 +187,10 @@ export class TaskRun {
         return undefined;
       });
       await body();
+      await this.runQueued(true);
     } finally {
+      // A block that failed does not do its end's work (purge): it only gives back the locks.
+      this.shared.queued.splice(0);
       this.shared.releaseLock = undefined;
       await release();
       this.shared.cleanups.delete(release);
@@ -220,14 +265,12 @@ export class TaskRun {
   }
 
   private async stopAndUndo(): Promise<void> {
-    if (!this.shared.finishing) await Promise.all(this.hosts.map((h) => h.host?.interrupt()));
+    if (!this.shared.finishing) await Promise.all(this.hosts.map((h) => h.hostIfConnected?.interrupt()));
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
     this.finish();
     for (const h of this.hosts)
-      this.log.info(
-        `  ${h.config.name}: live ${liveRelease(h)}${h.result.unknown ? ` (${h.result.unknown as string})` : ''}`,
-      );
+      this.log.info(`  ${h.config.name}: live ${liveRelease(h)}${h.report.unknown ? ` (${h.report.unknown})` : ''}`);
   }
 }
 

@@ -22,7 +22,7 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
   const goBack = run.options.autoRollback || interrupted;
   const back = async (h: HostRun): Promise<StepOutcome> => {
     const mark = markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
-    const previous = h.result.previous as string | null | undefined;
+    const previous = h.report.previous;
     try {
       if (!goBack || !previous) {
         return await mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(
@@ -35,15 +35,15 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
       });
       const command = script(mark.script, returnToScript(run, h, previous, logLine));
       const output = await wentBack(h, previous, mustRun(h.host, 'rollback', command, { stdin: mark.stdin }));
-      h.result.live = previous;
+      h.report.live = previous;
       h.state.live = previous;
       return `back on ${previous}${healthyIn(output) ? `; ${healthyIn(output)}` : ''}`;
     } catch (error) {
       // Switched back but unhealthy: wentBack recorded where it is. Otherwise cut off half way (or never
       // reached): this run cannot know which release the host is on.
-      if (!previous || h.result.live !== previous) {
-        delete h.result.live;
-        h.result.unknown = (error as Error).message.split('\n')[0];
+      if (!previous || h.report.live !== previous) {
+        delete h.report.live;
+        h.report.unknown = (error as Error).message.split('\n')[0];
       }
       throw error;
     }
@@ -53,10 +53,10 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
     .each(step, back)
     .catch((e: Error) => run.log.error(`${interrupted ? 'rollback' : 'automatic rollback'} failed:\n${e.message}`));
   const where = run.hosts
-    .map((h) => (h.result.unknown ? `${h.host.name} state unknown` : `${h.host.name} on ${liveRelease(h)}`))
+    .map((h) => (h.report.unknown ? `${h.host.name} state unknown` : `${h.host.name} on ${liveRelease(h)}`))
     .join(', ');
   if (interrupted) {
-    const outcome = run.hosts.some((h) => h.result.previous) ? 'went back' : 'nothing to go back to, left live';
+    const outcome = run.hosts.some((h) => h.report.previous) ? 'went back' : 'nothing to go back to, left live';
     const message = `interrupted after the switch, before ${release.id} was checked: ${outcome} (${where}); marked bad`;
     run.log.error(message);
     return message;

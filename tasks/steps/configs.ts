@@ -15,7 +15,7 @@ export function installConfigs(run: TaskRun, releaseId: string) {
       installConfigsScript(services, h.paths.root, releaseId),
     );
     const changed = [...output.matchAll(/^@@changed (\w+)$/gm)].map((m) => m[1]);
-    h.result.configsChanged = changed;
+    h.report.configsChanged = changed;
     return run.tell(
       changed.length ? `installed ${changed.join(', ')} (validated)` : 'unchanged',
       'install the configs that changed (validated)',

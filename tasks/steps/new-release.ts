@@ -16,7 +16,7 @@ export async function newRelease(run: TaskRun, archive: ReleaseArchive): Promise
       h.host.name,
       archive.lockfile === null ? null : environmentKey(run.config.dependencies.type, archive.lockfile, h.state),
     );
-    h.result.release = id;
+    h.report.release = id;
   }
   run.log.info(`release id: ${id}`);
   return { id, archive, files, envKeys };

@@ -6,22 +6,19 @@ import { planPurge } from '../release/rules.js';
 import { purgedIn, purgeScript } from '../scripts/purge.js';
 import { programPidCommand } from '../scripts/services.js';
 
-/** The purge step: applies keepReleases on a host. */
+/** The purge step: applies keepReleases on a host (fabfile.ts queues it to the locked block's end). */
 export function purgeReleases(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const plan = planPurge(h.state, run.config.keepReleases);
     if (!plan.releases.length && !plan.envs.length)
       return { skipped: `${count(h.state.releases.length, 'release')}, keeping ${run.config.keepReleases}` };
-    const output = await run.finalCommand(
-      h,
-      'purge',
-      purgeScript(h.paths.root, plan, programPidCommand(run.config.services)),
-    );
+    // Queued with atEnd as the block's last step, this command also gives back the host's lock.
+    const output = await run.exec(h, 'purge', purgeScript(h.paths.root, plan, programPidCommand(run.config.services)));
     // A dry run's output is empty: its summary comes from the plan, which is the script it printed.
     const removed = run.options.dryRun ? plan.releases : purgedIn(output);
     const kept = output.split('\n').filter((l) => l.startsWith('kept '));
     h.state.releases = h.state.releases.filter((id) => !removed.includes(id));
-    h.result.purged = removed;
+    h.report.purged = removed;
     const what = `${count(removed.length, 'release')}${plan.envs.length ? ` and ${count(plan.envs.length, 'environment')}` : ''}`;
     return [run.tell(`removed ${what}`, `remove ${what}`), ...kept].join('; ');
   };

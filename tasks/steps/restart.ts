@@ -11,8 +11,7 @@ export function restartServices(run: TaskRun) {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
     // A dry run does not know whether the site changed: it shows the reload, which runs only if it did.
-    const nginxChanged =
-      run.options.dryRun || ((h.result.configsChanged as string[] | undefined) ?? []).includes('nginx');
+    const nginxChanged = run.options.dryRun || (h.report.configsChanged ?? []).includes('nginx');
     await mustRun(h.host, 'restart', restartScript(services, h.paths.root, nginxChanged));
     return restartSummary(run, services, run.options.dryRun ? 'if changed' : nginxChanged);
   };

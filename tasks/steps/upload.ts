@@ -63,7 +63,7 @@ export function upload(run: TaskRun, release: Release) {
     const result = await h.host.exec(command, { stdin: stageInput(release.archive.file, files), stdinNote });
     if (result.code !== 0) {
       const nginxRejected = result.stderr.includes(`${NGINX_REJECTED}:`);
-      if (nginxRejected) h.result.failedAt = 'nginx check';
+      if (nginxRejected) h.report.failedAt = 'nginx check';
       throw new CommandFailed(h.host.name, nginxRejected ? 'nginx check' : 'upload', result);
     }
     if (envReady) h.state.meta[release.id] = meta;

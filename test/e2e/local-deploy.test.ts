@@ -239,7 +239,7 @@ describe('--dry-run says what it would do, and its summary matches the script it
     ),
   });
 
-  it('without services (the purge rides in the switch)', async () => {
+  it('without services (the purge rides on the unlock)', async () => {
     const before = project.snapshot();
     const result = await project.run(['--dry-run', 'deploy']);
     expect(result.code, result.stderr).toBe(0);

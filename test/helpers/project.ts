@@ -42,14 +42,16 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Sends `signal` once stdout or stderr matches `output` (SIGKILL goes to the whole process tree). */
   signalAfter?: { output: RegExp; signal: NodeJS.Signals };
+  /** A fabfile of the test's own instead of the repository's. */
+  fabfile?: string;
 }
 
 /**
  * Starts the real CLI. It leads its own process group: tsx runs fabfile.ts in a child process, so a
  * SIGKILL of tsx alone would leave the deploy running; `signalCli` kills the whole group.
  */
-export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, [TSX, FABFILE, ...args], {
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, fabfile = FABFILE): ChildProcess {
+  return spawn(process.execPath, [TSX, fabfile, ...args], {
     env: { ...process.env, CI: 'true', NO_COLOR: '1', npm_config_loglevel: 'error', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -68,7 +70,7 @@ export function signalCli(child: ChildProcess, signal: NodeJS.Signals): void {
 /** Runs the real CLI to the end and collects its output. */
 export function runCli(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = startCli(args, options.env);
+    const child = startCli(args, options.env, options.fabfile);
     let stdout = '';
     let stderr = '';
     let signalled = false;
@@ -199,7 +201,7 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
     deployTo,
     configFile,
     run: (args, opts = {}) => {
-      const isOptions = 'env' in opts || 'signalAfter' in opts;
+      const isOptions = 'env' in opts || 'signalAfter' in opts || 'fabfile' in opts;
       return runCli(
         ['--config', configFile, ...args],
         isOptions ? (opts as RunOptions) : { env: opts as NodeJS.ProcessEnv },
