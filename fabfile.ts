@@ -29,6 +29,7 @@ await runTasks(
   {
     deploy: task('Ship the ref to every host: prepare everywhere, then switch', async (run) => {
       const archive = await packRelease(run); // git archive + template check, before any host changes
+      // Every host stays locked until this block ends: a step added anywhere in it runs locked.
       await run.locked('deploy', async () => {
         const release = await newRelease(run, archive);
         for (const batch of run.batches()) {
