@@ -26,9 +26,9 @@ export { restartServices } from './steps/restart.js';
 export { healthCheck } from './steps/health.js';
 export { purgeReleases } from './steps/purge.js';
 // The built-in tasks.
-export { rollback } from './builtin/rollback.js';
+export { checkRollbackArgs, rollback } from './builtin/rollback.js';
 export { listReleases } from './builtin/releases.js';
 export { check } from './builtin/check.js';
 export { unlock } from './builtin/unlock.js';
-export { restart } from './builtin/restart.js';
+export { checkRestartConfig, restart } from './builtin/restart.js';
 export { status } from './builtin/status.js';

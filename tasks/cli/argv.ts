@@ -1,10 +1,7 @@
 // The command line, parsed into options and `task:arg,arg` invocations. Pure: no I/O.
 import { parseArgs } from 'node:util';
 import type { CliOptions } from '../fleet/run-options.js';
-
-export class UsageError extends Error {
-  readonly exitCode = 2;
-}
+import { UsageError } from '../lib/errors.js';
 
 export interface TaskCall {
   name: string;

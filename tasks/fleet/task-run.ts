@@ -2,6 +2,7 @@
 // output line, and a failure on any host becomes one error naming every failed host.
 import type { ResolvedConfig } from '../config/types.js';
 import { CommandFailed, type Host, mustRun } from '../hosts/host.js';
+import { SlipwayError } from '../lib/errors.js';
 import { faultPoint } from '../lib/faults.js';
 import type { Log } from '../lib/log.js';
 import type { Shell } from '../lib/sh.js';
@@ -11,7 +12,8 @@ import { type HostRun, liveRelease, type StepOutcome } from './host-run.js';
 import { lockAll } from './lock-all.js';
 import type { CliOptions } from './run-options.js';
 
-export class StepFailed extends Error {
+/** A step failed on one host or more: one error naming every failed host. */
+export class StepFailed extends SlipwayError {
   constructor(
     readonly step: string,
     readonly failures: Array<{ host: string; error: Error }>,

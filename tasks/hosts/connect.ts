@@ -1,6 +1,6 @@
 // Connecting the selected hosts: local or SSH (loaded only when needed); every unreachable host named at once.
 import type { HostConfig, ResolvedConfig } from '../config/types.js';
-import { ConfigError } from '../lib/errors.js';
+import { ConfigError, SlipwayError } from '../lib/errors.js';
 import type { Host } from './host.js';
 import { LocalHost } from './local-host.js';
 import type { ConnectOptions } from './ssh-host.js';
@@ -30,7 +30,7 @@ export async function connectHosts(
   return hosts;
 }
 
-export class HostsUnreachable extends Error {
+export class HostsUnreachable extends SlipwayError {
   constructor(readonly failures: string[]) {
     super(failures.join('\n'));
   }

@@ -3,6 +3,7 @@
 import { createHmac, createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { SlipwayError } from '../lib/errors.js';
 
 export interface KnownKey {
   type: string;
@@ -63,7 +64,7 @@ export function hostKeyAlgorithms(keys: KnownKey[]): string[] {
   ];
 }
 
-export class HostKeyRejected extends Error {}
+export class HostKeyRejected extends SlipwayError {}
 
 export type Verdict = { ok: true; recorded?: boolean } | { ok: false; reason: string };
 

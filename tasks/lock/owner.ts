@@ -2,6 +2,7 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { SlipwayError } from '../lib/errors.js';
 
 export interface LockOwner {
   user: string;
@@ -20,7 +21,7 @@ export interface LockOwner {
   startTime?: string;
 }
 
-export class LockHeld extends Error {
+export class LockHeld extends SlipwayError {
   constructor(
     readonly host: string,
     readonly owner: LockOwner | null,
@@ -34,7 +35,7 @@ export class LockHeld extends Error {
 }
 
 /** The run's lock on a host was taken over (the run stalled past the stale limit) or broken: nothing more may change there. */
-export class LockLost extends Error {
+export class LockLost extends SlipwayError {
   constructor(readonly host: string) {
     super(
       `${host}: this run no longer holds the deploy lock (another run took it over, or \`unlock\` broke it): nothing more is changed there`,
