@@ -96,7 +96,7 @@ async function runCalls(
       const result: TaskResult = { task: call.name, args: call.args, ok: false, seconds: 0, hosts };
       results.push(result);
       setActive(run);
-      log.info(
+      log.line(
         `${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`,
       );
       try {
@@ -114,7 +114,7 @@ async function runCalls(
       }
       const live = [...new Set(hostRuns.map((h) => h.result.live).filter(Boolean))];
       const liveNote = live.length ? `; ${options.dryRun ? 'would be live' : 'live'}: ${live.join(', ')}` : '';
-      log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
+      log.line(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
     }
   } finally {
     const hosts = await connecting.catch(() => [] as Host[]);

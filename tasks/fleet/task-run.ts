@@ -14,10 +14,7 @@ import type { CliOptions } from './run-options.js';
 
 /** A step failed on one host or more: one error naming every failed host. */
 export class StepFailed extends SlipwayError {
-  constructor(
-    readonly step: string,
-    readonly failures: Array<{ host: string; error: Error }>,
-  ) {
+  constructor(failures: Array<{ host: string; error: Error }>) {
     super(
       failures.map((f) => `${f.error.message.startsWith(f.host) ? '' : `${f.host}: `}${f.error.message}`).join('\n'),
     );
@@ -105,7 +102,7 @@ export class TaskRun {
     const failures = settled.flatMap((s, i) =>
       s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : [],
     );
-    if (failures.length) throw new StepFailed(step, failures);
+    if (failures.length) throw new StepFailed(failures);
     await faultPoint('after', step);
   }
 
@@ -227,7 +224,7 @@ export class TaskRun {
     this.shared.cleanups.clear();
     this.finish();
     for (const h of this.hosts)
-      this.log.info(
+      this.log.line(
         `  ${h.config.name}: live ${liveRelease(h)}${h.result.unknown ? ` (${h.result.unknown as string})` : ''}`,
       );
   }

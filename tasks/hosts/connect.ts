@@ -25,13 +25,9 @@ export async function connectHosts(
     // A bad key file or passphrase setting is the config's fault (exit 2), not the network's.
     const configErrors = errors.filter((e) => e instanceof ConfigError);
     if (configErrors.length) throw new ConfigError(configErrors.map((e) => e.message).join('\n'));
-    throw new HostsUnreachable(errors.map((e) => e.message));
+    throw new HostsUnreachable(errors.map((e) => e.message).join('\n'));
   }
   return hosts;
 }
 
-export class HostsUnreachable extends SlipwayError {
-  constructor(readonly failures: string[]) {
-    super(failures.join('\n'));
-  }
-}
+export class HostsUnreachable extends SlipwayError {}

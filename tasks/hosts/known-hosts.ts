@@ -3,7 +3,6 @@
 import { createHmac, createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { SlipwayError } from '../lib/errors.js';
 
 export interface KnownKey {
   type: string;
@@ -63,8 +62,6 @@ export function hostKeyAlgorithms(keys: KnownKey[]): string[] {
     ...new Set(keys.flatMap((k) => (k.type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [k.type]))),
   ];
 }
-
-export class HostKeyRejected extends SlipwayError {}
 
 export type Verdict = { ok: true; recorded?: boolean } | { ok: false; reason: string };
 

@@ -76,8 +76,6 @@ export const releaseOfCurrent = (link: string) => link.replace(/^releases\//, ''
 /** The relative link target from a release to its environment (or a folder in it): ../../envs/<key>[/<sub>]. */
 export const envLinkTarget = (key: string, sub?: string) => ['..', '..', 'envs', key, ...(sub ? [sub] : [])].join('/');
 
-export type Layout = ReturnType<typeof layout>;
-
 /** A repository-relative path for shared files and dirs: no absolute paths, no `..`. */
 export function checkRelativePath(value: string, what: string): string {
   if (!isPathInRelease(value)) throw new ConfigError(`${what}: "${value}" ${PATH_IN_RELEASE}`);

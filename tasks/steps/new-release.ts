@@ -18,6 +18,6 @@ export async function newRelease(run: TaskRun, archive: ReleaseArchive): Promise
     );
     h.result.release = id;
   }
-  run.log.info(`release id: ${id}`);
+  run.log.line(`release id: ${id}`);
   return { id, archive, files, envKeys };
 }

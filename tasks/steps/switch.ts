@@ -27,7 +27,7 @@ export async function cutover(run: TaskRun, id: string, ref: string): Promise<vo
     await run
       .each('switch back', (h) => switchTo(run, h.result.previous as string, 'rollback')(h), switched)
       .catch((e: Error) => run.log.error(e.message));
-    for (const h of run.hosts) run.log.info(`  ${h.host.name}: live ${h.state.live ?? '(none)'}`);
+    for (const h of run.hosts) run.log.line(`  ${h.host.name}: live ${h.state.live ?? '(none)'}`);
     throw error;
   }
 }
