@@ -106,6 +106,13 @@ export function parseOwner(text: string): LockOwner | null {
   }
 }
 
+/** The owner a lock script printed: null when there is no lock, "?" everywhere when its owner file is unreadable. */
+export function printedOwner(output: string): LockOwner | null {
+  const text = output.trim();
+  if (!text) return null;
+  return parseOwner(text) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' };
+}
+
 export function lockOwner(task: string): LockOwner {
   return {
     user: userInfo().username,
