@@ -19,5 +19,5 @@ export async function newRelease(run: TaskRun, archive: ReleaseArchive): Promise
     h.result.release = id;
   }
   run.log.line(`release id: ${id}`);
-  return { id, archive, files, envKeys };
+  return { id, archive, files, envKeys, deployedAt: new Date().toISOString() };
 }
