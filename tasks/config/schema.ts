@@ -95,8 +95,12 @@ export const healthcheckSchema = z
     },
   });
 
-/** Keys that may be set at the top level and overridden per environment. */
-const settings = {
+/**
+ * Keys that may be set at the top level and overridden per environment. Their defaults are applied
+ * once, by load.ts, after an environment's keys are merged over the top level's: a zod default here
+ * would fill an environment's unset key and override the top level.
+ */
+export const settings = {
   application: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a name matching [a-z0-9][a-z0-9-]*'),
   repository: z.string().min(1),
   ref: z.string().min(1),
@@ -104,8 +108,8 @@ const settings = {
   keepReleases: z.number().int().min(1),
   dependencies: z.strictObject({ type: z.enum(['node', 'python', 'none']) }),
   shared: z.strictObject({
-    files: z.array(pathInRelease).default([]),
-    dirs: z.array(pathInRelease).default([]),
+    files: z.array(pathInRelease).optional(),
+    dirs: z.array(pathInRelease).optional(),
   }),
   templates: z.strictObject({
     dir: z.string().optional(),
@@ -117,13 +121,15 @@ const settings = {
   serverName: z.string().min(1),
   runAs: z.string().min(1),
   hooks: z.strictObject({
-    beforeSwitch: z.array(stageSchema).default([]),
-    afterSwitch: z.array(stageSchema).default([]),
+    beforeSwitch: z.array(stageSchema).optional(),
+    afterSwitch: z.array(stageSchema).optional(),
   }),
   parallel: z.number().int().min(1),
   knownHosts: z.string().min(1),
   connectTimeoutSeconds: z.number().positive(),
+  /** Seconds to keep SSH connections open after a run, for the next one (0: close them with the run). */
   keepConnections: z.number().int().min(0),
+  /** Seconds a kept connection (and the key the broker holds for it) lives at most. */
   keepConnectionsMaxAge: z.number().int().min(1).max(86_400),
   services: servicesSchema,
   healthcheck: healthcheckSchema,
