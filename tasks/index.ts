@@ -9,6 +9,7 @@ export type { HostRun, StepOutcome } from './fleet/host-run.js';
 export type { TaskRun } from './fleet/task-run.js';
 export { CommandFailed, mustRun } from './hosts/host.js';
 export type { ExecOptions, ExecResult, Host } from './hosts/host.js';
+export { ConfigError, SlipwayError, UsageError } from './lib/errors.js';
 export { quote, raw, script, sh } from './lib/sh.js';
 export type { Shell } from './lib/sh.js';
 export type { Release, ReleaseArchive } from './release/archive.js';
