@@ -9,7 +9,7 @@ import { freePort } from '../helpers/sshd.js';
 let project: Project;
 let baseline: { releases: string[]; live: string | null; revisions: number };
 beforeAll(async () => {
-  project = makeProject();
+  project = makeProject({ format: 'json' });
   expect((await project.run(['deploy'])).code).toBe(0);
   baseline = { releases: project.releases(), live: project.live(), revisions: project.revisions().length };
 });

@@ -26,17 +26,21 @@ describe('authentication', () => {
     const key = path.join(fleet.dir, 'key-with-passphrase');
     copyFileSync(fleet.clientKey, key);
     execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'correct horse battery', '-f', key]);
-    project = makeProject({ knownHosts: fleet.knownHosts }, [
-      {
-        name: 'web',
-        host: h.address,
-        port: h.port,
-        user: h.user,
-        privateKey: key,
-        passphraseEnv: 'DEPLOY_KEY_PASSPHRASE',
-        deployTo: '/srv/passphrase',
-      },
-    ]);
+    project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts },
+      hosts: [
+        {
+          name: 'web',
+          host: h.address,
+          port: h.port,
+          user: h.user,
+          privateKey: key,
+          passphraseEnv: 'DEPLOY_KEY_PASSPHRASE',
+          deployTo: '/srv/passphrase',
+        },
+      ],
+    });
 
     const missing = await project.run(['deploy']);
     expect(missing.code).toBe(2);
@@ -66,9 +70,11 @@ describe('authentication', () => {
       });
       const home = path.join(fleet.dir, 'home-agent'); // no ~/.ssh/config, no key files
       mkdirSync(home, { recursive: true });
-      const agentProject = makeProject({ knownHosts: fleet.knownHosts }, [
-        { name: 'web', host: h.address, port: h.port, user: h.user, deployTo: '/srv/agent' },
-      ]);
+      const agentProject = makeProject({
+        format: 'json',
+        config: { knownHosts: fleet.knownHosts },
+        hosts: [{ name: 'web', host: h.address, port: h.port, user: h.user, deployTo: '/srv/agent' }],
+      });
       try {
         const without = await agentProject.run(['deploy'], { HOME: home, SSH_AUTH_SOCK: '' });
         expect(without.code).not.toBe(0); // no key and no agent: refused, so the agent below is what lets it in
@@ -114,7 +120,10 @@ describe('~/.ssh/config ProxyJump', () => {
   it("reaches a host through the jump host it names, with the jump host's own alias settings", async () => {
     const [jump, target] = fleet.hosts;
     const home = jumpHome('home-jump');
-    const project = makeProject({}, [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped' }]);
+    const project = makeProject({
+      format: 'json',
+      hosts: [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped' }],
+    });
     const before = readFileSync(jump.logFile, 'utf8').length;
     try {
       const result = await project.run(['deploy'], { HOME: home });
@@ -136,9 +145,11 @@ describe('~/.ssh/config ProxyJump', () => {
     const [jump, target] = fleet.hosts;
     const home = jumpHome('home-jump-kept');
     const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-jump-'));
-    const project = makeProject({ keepConnections: 60 }, [
-      { name: 'behind', host: 'app-behind', deployTo: '/srv/jumped-kept' },
-    ]);
+    const project = makeProject({
+      format: 'json',
+      config: { keepConnections: 60 },
+      hosts: [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped-kept' }],
+    });
     const env = { HOME: home, TMPDIR: tmp, XDG_RUNTIME_DIR: '' };
     // Established TCP connections to the jump host's sshd: only the broker's once the runs have exited.
     const toJump = () =>

@@ -36,9 +36,10 @@ describe('keepConnections', () => {
   const run = (args: string[]) => project.run(args, { TMPDIR: tmp, XDG_RUNTIME_DIR: '', ...env });
   const configure = (settings: object, host: object = {}) => {
     project?.cleanup();
-    project = makeProject(
-      { knownHosts: fleet.knownHosts, ...settings },
-      fleet.hosts.map((h) => ({
+    project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts, ...settings },
+      hosts: fleet.hosts.map((h) => ({
         name: h.name,
         host: h.address,
         port: h.port,
@@ -47,7 +48,7 @@ describe('keepConnections', () => {
         deployTo: '/srv/keep',
         ...host,
       })),
-    );
+    });
   };
   const setUp = (keep: number, settings: object = {}) => {
     tmp = mkdtempSync(path.join(tmpdir(), 'slipway-keep-'));

@@ -3,14 +3,12 @@
 // real CLI (tsx + fabfile.ts) run against it as a subprocess, never through a shell.
 //
 //   const p = makeProject({ keepReleases: 5 });        // deploy.config.ts; format: 'json' | 'mjs' too
+//   makeProject({ format: 'json', config: { knownHosts }, hosts: [...] })  // config keys; hosts replace `local`
 //   const r = await p.run(['deploy']);                 // { code, signal, stdout, stderr }
 //   p.commit('bump', { 'app/server.js': '...' });      // paths relative to the project; returns the sha
 //   p.releases(), p.live(), p.revisions(), p.cleanup()
 //
-// Older suites (bad-input, faults, ssh-*, services, disk-full) use the first form of this helper:
-// makeProject(configOverrides?, hosts?) writing deploy.config.json (which they rewrite in place),
-// commit(files under app/, message), run(args, env) and start(args, env). Both forms are kept; so
-// makeProject() with no argument at all still writes JSON: pass options (even {}) for the .ts config.
+// Suites that rewrite the config file in place (bad-input) ask for format: 'json'.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   cpSync,
@@ -138,15 +136,7 @@ export interface Project {
   cleanup(): void;
 }
 
-const OPTION_KEYS = new Set(['format', 'keepReleases', 'config', 'hosts']);
-
-export function makeProject(options?: ProjectOptions): Project;
-export function makeProject(config: Record<string, unknown>, hosts?: unknown[]): Project;
-export function makeProject(first?: ProjectOptions | Record<string, unknown>, legacyHosts?: unknown[]): Project {
-  // The older form: no argument, a hosts list, or config keys at the top level.
-  const legacy =
-    first === undefined || legacyHosts !== undefined || Object.keys(first).some((k) => !OPTION_KEYS.has(k));
-  const options: ProjectOptions = legacy ? { format: 'json', hosts: legacyHosts } : (first as ProjectOptions);
+export function makeProject(options: ProjectOptions = {}): Project {
   const format = options.format ?? 'ts';
 
   const dir = mkdtempSync(path.join(tmpdir(), 'slipway-project-'));
@@ -169,12 +159,12 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
     dependencies: { type: 'node' },
     shared: { dirs: ['logs'], files: [] },
     ...(options.keepReleases !== undefined ? { keepReleases: options.keepReleases } : {}),
-    ...options.config,
   };
   const writeConfig = (extra: Record<string, unknown> = {}) => {
     const config = {
       ...defaults,
       environments: { local: { hosts: options.hosts ?? [{ name: 'local', local: true, deployTo }] } },
+      ...options.config,
       ...extra,
     };
     const json = JSON.stringify(config, null, 2);
@@ -231,7 +221,7 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
     snapshot: () => (existsSync(deployTo) ? listTree(deployTo) : []),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
-  writeConfig(legacy ? (first as Record<string, unknown> | undefined) : undefined);
+  writeConfig();
   return project;
 }
 
