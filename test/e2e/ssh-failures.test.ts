@@ -274,7 +274,7 @@ describe('connection details and fleets', () => {
       hosts: [{ name: 'aliased', host: 'webalias', deployTo: '/srv/alias' }],
     });
     try {
-      const result = await project.run(['deploy'], { HOME: home });
+      const result = await project.run(['deploy'], { env: { HOME: home } });
       expect(result.code, result.stderr).toBe(0);
       expect(existsSync(path.join(h.srvDir, 'alias/current'))).toBe(true);
     } finally {
@@ -325,7 +325,7 @@ describe('connection details and fleets', () => {
         hosts: [hostEntry(h, { deployTo: '/srv/ctrlc' })],
       });
       try {
-        expect((await project.run(['deploy'], env)).code).toBe(0);
+        expect((await project.run(['deploy'], { env })).code).toBe(0);
         if (keepConnections) expect(await waitForBroker(tmp)).not.toBeNull(); // so the deploy below goes through it
         const before = readlinkSync(path.join(h.srvDir, 'ctrlc/current'));
         project.writeConfig({

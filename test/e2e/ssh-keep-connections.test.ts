@@ -33,7 +33,7 @@ describe('keepConnections', () => {
   let project: Project;
   // XDG_RUNTIME_DIR would take precedence over TMPDIR: unset, so each test's TMPDIR is where its broker lives.
   let env: NodeJS.ProcessEnv = {};
-  const run = (args: string[]) => project.run(args, { TMPDIR: tmp, XDG_RUNTIME_DIR: '', ...env });
+  const run = (args: string[]) => project.run(args, { env: { TMPDIR: tmp, XDG_RUNTIME_DIR: '', ...env } });
   const configure = (settings: object, host: object = {}) => {
     project?.cleanup();
     project = makeProject({

@@ -190,7 +190,7 @@ describe('purge, with the program running as runAs (item 24)', () => {
     const pid = programPid();
     expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m);
     project.commit({ 'server.js': `// b\n${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}` }, 'b');
-    const killed = await project.run(['deploy'], { SLIPWAY_FAULT: 'kill:before:restart' });
+    const killed = await project.run(['deploy'], { env: { SLIPWAY_FAULT: 'kill:before:restart' } });
     expect(killed.code).toBe(137); // the fault point SIGKILLs the deploy after its switch, before the restart
     expect(liveIn(root)).not.toBe(`releases/${a}`);
     expect(programPid()).toBe(pid);

@@ -119,8 +119,8 @@ export interface Project {
   dir: string;
   deployTo: string;
   configFile: string;
-  /** Runs the CLI with `--config <configFile>` first. The second argument may also be a bare env (older form). */
-  run(args: string[], options?: RunOptions | NodeJS.ProcessEnv): Promise<RunResult>;
+  /** Runs the CLI with `--config <configFile>` first. */
+  run(args: string[], options?: RunOptions): Promise<RunResult>;
   spawn(args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   start(args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   /** commit(message, { 'app/x.js': text }) — or the older commit({ 'x.js': text } under app/, message). Returns the sha. */
@@ -188,13 +188,7 @@ export function makeProject(options: ProjectOptions = {}): Project {
     dir,
     deployTo,
     configFile,
-    run: (args, opts = {}) => {
-      const isOptions = 'env' in opts || 'signalAfter' in opts;
-      return runCli(
-        ['--config', configFile, ...args],
-        isOptions ? (opts as RunOptions) : { env: opts as NodeJS.ProcessEnv },
-      );
-    },
+    run: (args, options) => runCli(['--config', configFile, ...args], options),
     spawn: (args, env) => startCli(['--config', configFile, ...args], env),
     start: (args, env) => startCli(['--config', configFile, ...args], env),
     commit(a: string | Record<string, string>, b?: string | Record<string, string>) {
