@@ -121,7 +121,6 @@ export interface Project {
   configFile: string;
   /** Runs the CLI with `--config <configFile>` first. */
   run(args: string[], options?: RunOptions): Promise<RunResult>;
-  spawn(args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   start(args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   /** commit(message, { 'app/x.js': text }) — or the older commit({ 'x.js': text } under app/, message). Returns the sha. */
   commit(message: string, changes: Record<string, string>): string;
@@ -189,7 +188,6 @@ export function makeProject(options: ProjectOptions = {}): Project {
     deployTo,
     configFile,
     run: (args, options) => runCli(['--config', configFile, ...args], options),
-    spawn: (args, env) => startCli(['--config', configFile, ...args], env),
     start: (args, env) => startCli(['--config', configFile, ...args], env),
     commit(a: string | Record<string, string>, b?: string | Record<string, string>) {
       // commit(message, changes relative to the project) or commit(changes relative to app/, message).
