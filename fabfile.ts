@@ -2,6 +2,8 @@
 // This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
 import {
   check,
+  checkRestartConfig,
+  checkRollbackArgs,
   cutover,
   discard,
   healthCheck,
@@ -57,7 +59,9 @@ await runTasks(
         await run.atEnd('purge', purgeReleases(run));
       });
     }),
-    rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback),
+    rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback, {
+      check: checkRollbackArgs,
+    }),
     releases: task('List the releases on each host: which is live, when, from which ref', listReleases),
     check: task(
       'Check the config, hosts, lock state, and that deploy roots, sudo rules, nginx -t and supervisorctl work',
@@ -67,7 +71,7 @@ await runTasks(
       run.locked('purge', () => run.atEnd('purge', purgeReleases(run))),
     ),
     unlock: task('Print who holds the deploy lock, then remove it', unlock),
-    restart: task('Restart the program on every host (and reload nginx)', restart),
+    restart: task('Restart the program on every host (and reload nginx)', restart, { check: checkRestartConfig }),
     status: task('Per host: live release, supervisor status, nginx config check, health check', status),
     // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
     migrate: task('Run database migrations in the live release on hosts with role db', (run) =>

@@ -19,11 +19,16 @@ const entry = (h: TestHost, deployTo: string) => ({
   privateKey: fleet.clientKey,
   deployTo,
 });
-const one = makeProject({ knownHosts: fleet.knownHosts }, [entry(fleet.hosts[0], '/srv/compare-1')]);
-const ten = makeProject(
-  { knownHosts: fleet.knownHosts },
-  fleet.hosts.map((h) => entry(h, '/srv/compare-10')),
-);
+const one = makeProject({
+  format: 'json',
+  config: { knownHosts: fleet.knownHosts },
+  hosts: [entry(fleet.hosts[0], '/srv/compare-1')],
+});
+const ten = makeProject({
+  format: 'json',
+  config: { knownHosts: fleet.knownHosts },
+  hosts: fleet.hosts.map((h) => entry(h, '/srv/compare-10')),
+});
 const times = new Map<string, number[]>();
 const run = async (label: string | null, file: string, config: string, task: string) => {
   const ms = await mustTime(`${file} ${task}`, process.execPath, [file, '--config', config, task]);

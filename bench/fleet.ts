@@ -15,8 +15,8 @@ const entry = (h: TestHost) => ({
   privateKey: fleet.clientKey,
   deployTo: '/srv/bench',
 });
-const one = makeProject({ knownHosts: fleet.knownHosts }, [entry(fleet.hosts[0])]);
-const five = makeProject({ knownHosts: fleet.knownHosts }, fleet.hosts.map(entry));
+const one = makeProject({ format: 'json', config: { knownHosts: fleet.knownHosts }, hosts: [entry(fleet.hosts[0])] });
+const five = makeProject({ format: 'json', config: { knownHosts: fleet.knownHosts }, hosts: fleet.hosts.map(entry) });
 const entryArgs = process.argv[3] === 'mjs' ? ['fabfile.mjs'] : ['node_modules/tsx/dist/cli.mjs', 'fabfile.ts'];
 const cli = (config: string) => [...entryArgs, '--config', config, 'deploy'];
 const ssh = (h: TestHost) => [

@@ -47,11 +47,15 @@ const entry = (name: string, host: string, port: number) => ({
   privateKey: fleet.clientKey,
   deployTo: '/srv/soak',
 });
-const project = makeProject({ keepReleases: 3, knownHosts }, [
-  entry('web1', '127.0.0.1', relay.port),
-  entry('web2', web2.address, web2.port),
-  entry('web3', web3.address, web3.port),
-]);
+const project = makeProject({
+  format: 'json',
+  config: { keepReleases: 3, knownHosts },
+  hosts: [
+    entry('web1', '127.0.0.1', relay.port),
+    entry('web2', web2.address, web2.port),
+    entry('web3', web3.address, web3.port),
+  ],
+});
 const roots = fleet.hosts.map((h) => path.join(h.srvDir, 'soak'));
 
 const faults: Record<string, number> = {};

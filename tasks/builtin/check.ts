@@ -10,7 +10,7 @@ import { serviceCheckScript, serviceVerdicts, type Verdict } from '../scripts/se
  * where any of it fails is ✗, each failed verdict with its fix; the task then exits 1.
  */
 export async function check(run: TaskRun): Promise<void> {
-  run.log.info(`config: valid (${run.config.application}, environment ${run.config.environment})`);
+  run.log.line(`config: valid (${run.config.application}, environment ${run.config.environment})`);
   await run.inspect();
   const services = run.config.services;
   const verdicts = new Map<string, Verdict[]>();

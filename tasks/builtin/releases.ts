@@ -18,11 +18,11 @@ export async function listReleases(run: TaskRun): Promise<void> {
     });
     h.report.releases = rows;
     h.report.live = h.state.live;
-    run.log.info(`${h.host.name} (${h.paths.root}):${rows.length ? '' : ' no releases'}`);
+    run.log.line(`${h.host.name} (${h.paths.root}):${rows.length ? '' : ' no releases'}`);
     for (const r of rows) {
       const mark = r.live ? '*' : ' ';
       const bad = r.status === 'bad' ? `  BAD${r.reason ? `: ${r.reason}` : ''}` : '';
-      run.log.info(`  ${mark} ${r.id}  ${r.deployedAt ?? '?'}  ref ${r.ref ?? '?'}${bad}`);
+      run.log.line(`  ${mark} ${r.id}  ${r.deployedAt ?? '?'}  ref ${r.ref ?? '?'}${bad}`);
     }
   }
 }

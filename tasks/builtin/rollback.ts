@@ -1,13 +1,18 @@
 // Task `rollback`: back one release, `rollback:current` to the newest, `rollback:<id>` to that one; never deletes.
 import type { TaskRun } from '../fleet/task-run.js';
+import { UsageError } from '../lib/errors.js';
 import { parseRollbackArg, RollbackRefused, selectRollbackTarget } from '../release/rules.js';
 import { badReleases } from '../release/state.js';
 import { switchTo } from '../steps/switch.js';
 
+/** rollback, rollback:current or rollback:<id>: at most one argument. */
+export function checkRollbackArgs(args: string[]): void {
+  if (args.length > 1)
+    throw new UsageError(`rollback takes one argument (current or a release id), got ${args.length}`);
+}
+
 /** Picks the target on every host; refuses when any host has none, or when hosts would land on different releases. */
 export function rollbackTargets(run: TaskRun): Map<string, string> {
-  if (run.args.length > 1)
-    throw new RollbackRefused(`rollback takes one argument (current or a release id), got ${run.args.length}`);
   const request = parseRollbackArg(run.args[0]);
   const targets = new Map<string, string>();
   const refusals: string[] = [];

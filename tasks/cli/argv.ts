@@ -1,9 +1,6 @@
 // The command line, parsed into options and `task:arg,arg` invocations. Pure: no I/O.
 import { parseArgs } from 'node:util';
-
-export class UsageError extends Error {
-  readonly exitCode = 2;
-}
+import { UsageError } from '../lib/errors.js';
 
 /** The command line's options. */
 export interface CliOptions {

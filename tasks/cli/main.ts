@@ -2,6 +2,7 @@
 // (0 ok, 1 a task failed, 2 usage or config error, 130/143 interrupted).
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
+import type { ResolvedConfig } from '../config/types.js';
 import { HostRun } from '../fleet/host-run.js';
 import type { RunOptions } from '../fleet/run-options.js';
 import { selectHosts } from '../fleet/select-hosts.js';
@@ -10,18 +11,24 @@ import { BROKER_COMMAND } from '../hosts/broker.js';
 import { connectHosts } from '../hosts/connect.js';
 import { DryRunHost } from '../hosts/dry-run.js';
 import type { Host } from '../hosts/host.js';
-import { ConfigError } from '../lib/errors.js';
+import { ConfigError, exitCodeOf, UsageError } from '../lib/errors.js';
 import { Log } from '../lib/log.js';
-import { type CliOptions, parseCommandLine, type TaskCall, USAGE, UsageError } from './argv.js';
+import { type CliOptions, parseCommandLine, type TaskCall, USAGE } from './argv.js';
 import { printTable, type TaskResult, taskResult } from './report.js';
 
 export interface TaskDefinition {
   help: string;
   run(run: TaskRun): Promise<void>;
+  /** Refuses the task's arguments or the config (UsageError / ConfigError) before any host is touched. */
+  check?(args: string[], config: ResolvedConfig): void;
 }
 
-export function task(help: string, run: (run: TaskRun) => Promise<void>): TaskDefinition {
-  return { help, run };
+export function task(
+  help: string,
+  run: (run: TaskRun) => Promise<void>,
+  { check }: Pick<TaskDefinition, 'check'> = {},
+): TaskDefinition {
+  return { help, run, check };
 }
 
 function taskList(tasks: Record<string, TaskDefinition>): string {
@@ -50,10 +57,6 @@ function runOptions(options: CliOptions): RunOptions {
   return { dryRun, rolling, autoRollback, keepFailed, force };
 }
 
-function exitCodeOf(error: unknown): number {
-  return error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
-}
-
 async function runCalls(
   tasks: Record<string, TaskDefinition>,
   calls: TaskCall[],
@@ -68,6 +71,7 @@ async function runCalls(
     environment: options.env,
     ref: options.ref,
   });
+  for (const call of calls) tasks[call.name].check?.(call.args, config);
   const log = new Log({ json: options.json });
   setLog(log);
   const selected = selectHosts(config.hosts, options.hosts, options.roles);
@@ -91,14 +95,15 @@ async function runCalls(
       const result = taskResult(call, hostRuns);
       results.push(result);
       setActive(run);
-      log.info(
+      log.line(
         `${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`,
       );
       try {
         await tasks[call.name].run(run);
         result.ok = true;
       } catch (error) {
-        if (!(error instanceof UsageError || error instanceof ConfigError)) await run.abort();
+        // A usage or config mistake changed nothing: there is nothing to undo.
+        if (exitCodeOf(error) !== 2) await run.abort();
         throw error;
       } finally {
         run.finish();
@@ -108,7 +113,7 @@ async function runCalls(
       }
       const live = [...new Set(hostRuns.map((h) => h.report.live).filter(Boolean))];
       const liveNote = live.length ? `; ${options.dryRun ? 'would be live' : 'live'}: ${live.join(', ')}` : '';
-      log.info(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
+      log.line(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
     }
   } finally {
     const hosts = await connecting.catch(() => [] as Host[]);

@@ -10,7 +10,7 @@ export function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean, dryRu
     // A host that did not fail itself in a failed task was left as it was (or put back).
     const done = dryRun ? 'dry-run, nothing changed' : 'ok';
     const status = h.report.failedAt ? `FAILED at ${h.report.failedAt}` : taskOk ? done : 'not changed';
-    log.info(`  ${h.config.name.padEnd(12)} ${live.padEnd(28)} ${seconds.padStart(7)}  ${status}`);
+    log.line(`  ${h.config.name.padEnd(12)} ${live.padEnd(28)} ${seconds.padStart(7)}  ${status}`);
   }
 }
 

@@ -1,6 +1,13 @@
 // The config's schema (zod): the types in types.ts come from it, and it validates a loaded config.
 // Kept apart so that zod is loaded only when a task runs, not for --list or --help.
 import { z } from 'zod';
+import { isPathInRelease, PATH_IN_RELEASE } from '../lib/paths.js';
+
+/** Shared items and a hook's cwd: inside the release, never `..` or absolute. */
+const pathInRelease = z
+  .string()
+  .min(1)
+  .refine(isPathInRelease, { error: (issue) => `${PATH_IN_RELEASE}, got "${issue.input}"` });
 
 export const hostSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a host name of letters, digits, ".", "_" and "-"'),
@@ -17,8 +24,11 @@ export const hostSchema = z.strictObject({
 export const stageSchema = z.strictObject({
   name: z.string().min(1),
   roles: z.array(z.string()).optional(),
-  cwd: z.string().optional(),
-  env: z.record(z.string(), z.string()).optional(),
+  cwd: pathInRelease.optional(),
+  /** Exported in the hook's shell: names the shell can export. */
+  env: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name of letters, digits and "_"'), z.string())
+    .optional(),
   commands: z.array(z.string().min(1)),
 });
 
@@ -85,8 +95,12 @@ export const healthcheckSchema = z
     },
   });
 
-/** Keys that may be set at the top level and overridden per environment. */
-const settings = {
+/**
+ * Keys that may be set at the top level and overridden per environment. Their defaults are applied
+ * once, by load.ts, after an environment's keys are merged over the top level's: a zod default here
+ * would fill an environment's unset key and override the top level.
+ */
+export const settings = {
   application: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a name matching [a-z0-9][a-z0-9-]*'),
   repository: z.string().min(1),
   ref: z.string().min(1),
@@ -94,8 +108,8 @@ const settings = {
   keepReleases: z.number().int().min(1),
   dependencies: z.strictObject({ type: z.enum(['node', 'python', 'none']) }),
   shared: z.strictObject({
-    files: z.array(z.string().min(1)).default([]),
-    dirs: z.array(z.string().min(1)).default([]),
+    files: z.array(pathInRelease).optional(),
+    dirs: z.array(pathInRelease).optional(),
   }),
   templates: z.strictObject({
     dir: z.string().optional(),
@@ -107,13 +121,15 @@ const settings = {
   serverName: z.string().min(1),
   runAs: z.string().min(1),
   hooks: z.strictObject({
-    beforeSwitch: z.array(stageSchema).default([]),
-    afterSwitch: z.array(stageSchema).default([]),
+    beforeSwitch: z.array(stageSchema).optional(),
+    afterSwitch: z.array(stageSchema).optional(),
   }),
   parallel: z.number().int().min(1),
   knownHosts: z.string().min(1),
   connectTimeoutSeconds: z.number().positive(),
+  /** Seconds to keep SSH connections open after a run, for the next one (0: close them with the run). */
   keepConnections: z.number().int().min(0),
+  /** Seconds a kept connection (and the key the broker holds for it) lives at most. */
   keepConnectionsMaxAge: z.number().int().min(1).max(86_400),
   services: servicesSchema,
   healthcheck: healthcheckSchema,
@@ -160,6 +176,8 @@ export function formatIssues(error: z.ZodError, file: string): string {
     if (issue.code === 'unrecognized_keys') {
       return `  ${issue.keys.map((k) => (issue.path.length ? `${where}.${k}` : k)).join(', ')}: unknown key`;
     }
+    // A record's key: zod's own message is "Invalid key in record"; what the key should be is in its issues.
+    if (issue.code === 'invalid_key') return `  ${where}: ${issue.issues.map((i) => i.message).join('; ')}`;
     return `  ${where}: ${issue.message}`;
   });
   return `invalid config ${file}:\n${lines.join('\n')}`;

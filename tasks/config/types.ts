@@ -1,6 +1,6 @@
 // The config's TypeScript types, as given by the zod schema (schema.ts) and after loading (ResolvedConfig).
 import type { z } from 'zod';
-import type { fileSchema, healthcheckSchema, hostSchema, stageSchema } from './schema.js';
+import type { fileSchema, hostSchema, settings, stageSchema } from './schema.js';
 
 export type SlipwayConfig = z.input<typeof fileSchema>;
 
@@ -16,34 +16,38 @@ export interface Services {
   supervisor?: { program: string; ctl: string; name: string };
 }
 
-export interface ResolvedConfig {
-  application: string;
-  repository: string;
-  ref: string;
-  subdirectory?: string;
-  keepReleases: number;
-  dependencies: { type: 'node' | 'python' | 'none' };
-  shared: { files: string[]; dirs: string[] };
-  templates: { dir: string; nginx: boolean; supervisor: boolean };
-  vars: Record<string, string | number | boolean>;
-  port: number;
-  serverName: string;
-  runAs?: string;
-  hooks: { beforeSwitch: Stage[]; afterSwitch: Stage[] };
-  parallel?: number;
-  knownHosts?: string;
-  connectTimeoutSeconds: number;
-  /** Seconds to keep SSH connections open after a run, for the next one (0: close them with the run). */
-  keepConnections: number;
-  /** Seconds a kept connection (and the key the broker holds for it) lives at most; then runs connect directly and a new broker takes over. */
-  keepConnectionsMaxAge: number;
-  services?: Services;
-  healthcheck?: z.output<typeof healthcheckSchema>;
-  environment: string;
-  hosts: HostConfig[];
-  /** Values read from .env files: usable in templates, never printed. */
-  env: Record<string, string>;
-  projectRoot: string;
-}
+/** The settings as the schema gives them (an environment's override merged over the top level's). */
+type Settings = { [K in keyof typeof settings]: z.output<(typeof settings)[K]> };
+
+/**
+ * The config after loading (load.ts): the settings, every default applied, for one environment.
+ * Not the schema's own shape where loading resolves a key into what the steps use: `templates`
+ * (an absolute dir, both flags set) and `services` (each path and command filled in).
+ */
+export type ResolvedConfig = Pick<
+  Settings,
+  | 'application'
+  | 'repository'
+  | 'ref'
+  | 'keepReleases'
+  | 'dependencies'
+  | 'vars'
+  | 'port'
+  | 'serverName'
+  | 'connectTimeoutSeconds'
+  | 'keepConnections'
+  | 'keepConnectionsMaxAge'
+> &
+  Partial<Pick<Settings, 'subdirectory' | 'runAs' | 'parallel' | 'knownHosts' | 'healthcheck'>> & {
+    shared: Required<Settings['shared']>;
+    hooks: Required<Settings['hooks']>;
+    templates: { dir: string; nginx: boolean; supervisor: boolean };
+    services?: Services;
+    environment: string;
+    hosts: HostConfig[];
+    /** Values read from .env files: usable in templates, never printed. */
+    env: Record<string, string>;
+    projectRoot: string;
+  };
 
 export type DependencyType = ResolvedConfig['dependencies']['type'];

@@ -3,7 +3,7 @@
 // that changed).
 import type { HostConfig } from '../config/types.js';
 import type { HeldLock, Host } from '../hosts/host.js';
-import { type Layout, layout } from '../lib/paths.js';
+import { layout } from '../lib/paths.js';
 import type { LockOwner } from '../lock/owner.js';
 import type { HostState } from '../release/state.js';
 import type { Verdict } from '../scripts/service-checks.js';
@@ -53,7 +53,7 @@ export interface HostReport {
 }
 
 export class HostRun {
-  readonly paths: Layout;
+  readonly paths: ReturnType<typeof layout>;
   readonly report: HostReport = {};
   /** Taken by `locked`. */
   lock?: HeldLock;

@@ -1,10 +1,10 @@
 // The deploy lock on every host, all or nothing: if any host's lock is held, none is kept and the owner is named.
 import type { HeldLock, Host } from '../hosts/host.js';
-import { ConfigError } from '../lib/errors.js';
+import { ConfigError, SlipwayError } from '../lib/errors.js';
 import type { Shell } from '../lib/sh.js';
 import { LockHeld, lockOwner } from '../lock/owner.js';
 
-export class LockFailed extends Error {}
+export class LockFailed extends SlipwayError {}
 
 /**
  * `then` (e.g. reading the host's state) runs on each host in the same round trip as its lock.

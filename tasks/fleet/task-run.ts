@@ -2,6 +2,7 @@
 // output line, and a failure on any host becomes one error naming every failed host.
 import type { ResolvedConfig } from '../config/types.js';
 import { CommandFailed, type Host, mustRun } from '../hosts/host.js';
+import { SlipwayError } from '../lib/errors.js';
 import { faultPoint } from '../lib/faults.js';
 import type { Log } from '../lib/log.js';
 import type { Shell } from '../lib/sh.js';
@@ -11,11 +12,9 @@ import { type HostRun, liveRelease, type StepOutcome } from './host-run.js';
 import { lockAll } from './lock-all.js';
 import type { RunOptions } from './run-options.js';
 
-export class StepFailed extends Error {
-  constructor(
-    readonly step: string,
-    readonly failures: Array<{ host: string; error: Error }>,
-  ) {
+/** A step failed on one host or more: one error naming every failed host. */
+export class StepFailed extends SlipwayError {
+  constructor(failures: Array<{ host: string; error: Error }>) {
     super(
       failures.map((f) => `${f.error.message.startsWith(f.host) ? '' : `${f.host}: `}${f.error.message}`).join('\n'),
     );
@@ -145,7 +144,7 @@ export class TaskRun {
     const failures = settled.flatMap((s, i) =>
       s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : [],
     );
-    if (failures.length) throw new StepFailed(step, failures);
+    if (failures.length) throw new StepFailed(failures);
     await faultPoint('after', step);
   }
 
@@ -270,7 +269,7 @@ export class TaskRun {
     this.shared.cleanups.clear();
     this.finish();
     for (const h of this.hosts)
-      this.log.info(`  ${h.config.name}: live ${liveRelease(h)}${h.report.unknown ? ` (${h.report.unknown})` : ''}`);
+      this.log.line(`  ${h.config.name}: live ${liveRelease(h)}${h.report.unknown ? ` (${h.report.unknown})` : ''}`);
   }
 }
 

@@ -1,6 +1,6 @@
 // Connecting the selected hosts: local or SSH (loaded only when needed); every unreachable host named at once.
 import type { HostConfig, ResolvedConfig } from '../config/types.js';
-import { ConfigError } from '../lib/errors.js';
+import { ConfigError, SlipwayError } from '../lib/errors.js';
 import type { Host } from './host.js';
 import { LocalHost } from './local-host.js';
 import type { ConnectOptions } from './ssh-host.js';
@@ -25,13 +25,9 @@ export async function connectHosts(
     // A bad key file or passphrase setting is the config's fault (exit 2), not the network's.
     const configErrors = errors.filter((e) => e instanceof ConfigError);
     if (configErrors.length) throw new ConfigError(configErrors.map((e) => e.message).join('\n'));
-    throw new HostsUnreachable(errors.map((e) => e.message));
+    throw new HostsUnreachable(errors.map((e) => e.message).join('\n'));
   }
   return hosts;
 }
 
-export class HostsUnreachable extends Error {
-  constructor(readonly failures: string[]) {
-    super(failures.join('\n'));
-  }
-}
+export class HostsUnreachable extends SlipwayError {}

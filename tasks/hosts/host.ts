@@ -1,5 +1,6 @@
 // The Host interface every step talks to; local (zx) and SSH (node-ssh) implement it.
 import type { Readable } from 'node:stream';
+import { SlipwayError } from '../lib/errors.js';
 import { secrets } from '../lib/redact.js';
 import type { Shell } from '../lib/sh.js';
 import type { LockOwner } from '../lock/owner.js';
@@ -48,7 +49,7 @@ export interface Host {
   close(): Promise<void>;
 }
 
-export class CommandFailed extends Error {
+export class CommandFailed extends SlipwayError {
   constructor(
     readonly host: string,
     readonly what: string,

@@ -63,8 +63,6 @@ export function hostKeyAlgorithms(keys: KnownKey[]): string[] {
   ];
 }
 
-export class HostKeyRejected extends Error {}
-
 export type Verdict = { ok: true; recorded?: boolean } | { ok: false; reason: string };
 
 /** Decides whether the offered key is acceptable for `name`; records a new key only when allowed. */

@@ -42,20 +42,20 @@ export class LocalHost implements Host {
     if (this.lockLost) throw new LockLost(this.name);
     const { $ } = await import('zx');
     // Its own process group, as a remote command is: a Ctrl-C reaches the deploy, which stops it (interrupt).
-    const process = $({
+    const child = $({
       input: options.stdin as never,
       nothrow: true,
       quiet: true,
       detached: true,
     })`bash -c ${command.text}`;
-    this.running.add(process);
+    this.running.add(child);
     try {
-      const output = await process;
+      const output = await child;
       // The lock was found compromised while this ran (and it was stopped for that).
       if (this.lockLost) throw new LockLost(this.name);
       return { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
     } finally {
-      this.running.delete(process);
+      this.running.delete(child);
     }
   }
 

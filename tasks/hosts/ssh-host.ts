@@ -10,7 +10,7 @@ import type { ConnectConfig } from 'ssh2';
 import type { HostConfig, ResolvedConfig } from '../config/types.js';
 import { ConfigError } from '../lib/errors.js';
 import { quote, script, sh, type Shell } from '../lib/sh.js';
-import { LockHeld, LockLost, type LockOwner, ownerDeadHere, parseOwner } from '../lock/owner.js';
+import { LockHeld, LockLost, type LockOwner, ownerDeadHere, parseOwner, printedOwner } from '../lock/owner.js';
 import {
   acquireScript,
   breakScript,
@@ -328,18 +328,13 @@ export class SshHost implements Host {
   }
 
   async readLockOwner(): Promise<LockOwner | null> {
-    const output = (await this.runLockScript(readOwnerScript(this.deployTo))).trim();
-    return output
-      ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' })
-      : null;
+    return printedOwner(await this.runLockScript(readOwnerScript(this.deployTo)));
   }
 
   async breakLock(): Promise<LockOwner | null> {
     const output = (await this.runLockScript(breakScript(this.deployTo))).trim();
     if (output === '@@not-deploy-root') throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
-    return output
-      ? (parseOwner(output) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' })
-      : null;
+    return printedOwner(output);
   }
 
   async interrupt(): Promise<void> {

@@ -29,10 +29,6 @@ export class Log {
     this.out.write(this.redact(text) + '\n');
   }
 
-  info(text: string): void {
-    this.line(text);
-  }
-
   warn(text: string): void {
     this.line(this.paint(33, `warning: ${text}`));
   }
@@ -69,12 +65,6 @@ export class Log {
     for (const line of this.redact(text).split('\n'))
       this.line(`  ${host.padEnd(this.width)}  ${this.paint(90, line)}`);
   }
-}
-
-export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
-  const start = performance.now();
-  const value = await fn();
-  return { value, ms: performance.now() - start };
 }
 
 export const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;

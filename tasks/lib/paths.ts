@@ -1,5 +1,6 @@
 // Capistrano's on-disk layout under a host's deploy root, and the names inside a release: every path slipway builds.
 import path from 'node:path';
+import { ConfigError } from './errors.js';
 
 /** The file that marks a folder as a slipway deploy root. */
 export const ROOT_MARK = '.slipway-root';
@@ -75,21 +76,24 @@ export const releaseOfCurrent = (link: string) => link.replace(/^releases\//, ''
 /** The relative link target from a release to its environment (or a folder in it): ../../envs/<key>[/<sub>]. */
 export const envLinkTarget = (key: string, sub?: string) => ['..', '..', 'envs', key, ...(sub ? [sub] : [])].join('/');
 
-export type Layout = ReturnType<typeof layout>;
-
 /** A repository-relative path for shared files and dirs: no absolute paths, no `..`. */
 export function checkRelativePath(value: string, what: string): string {
+  if (!isPathInRelease(value)) throw new ConfigError(`${what}: "${value}" ${PATH_IN_RELEASE}`);
+  return path.posix.normalize(value).replace(/\/$/, '');
+}
+
+export const PATH_IN_RELEASE = 'must be a path inside the release, like "logs" or "config/app.json"';
+
+/** A relative path that stays inside the release (the config's shared items and hook cwd; checked at load). */
+export function isPathInRelease(value: string): boolean {
   const normal = path.posix.normalize(value);
-  if (
+  return !(
     path.posix.isAbsolute(value) ||
     normal === '..' ||
     normal.startsWith('../') ||
     normal === '.' ||
     value.includes('\0')
-  ) {
-    throw new Error(`${what}: "${value}" must be a path inside the release, like "logs" or "config/app.json"`);
-  }
-  return normal.replace(/\/$/, '');
+  );
 }
 
 /** The relative link target from releases/<id>/<item> to <other>/<item>, e.g. ../../shared/logs. */

@@ -2,6 +2,7 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { SlipwayError } from '../lib/errors.js';
 
 export interface LockOwner {
   user: string;
@@ -20,7 +21,7 @@ export interface LockOwner {
   startTime?: string;
 }
 
-export class LockHeld extends Error {
+export class LockHeld extends SlipwayError {
   constructor(
     readonly host: string,
     readonly owner: LockOwner | null,
@@ -34,7 +35,7 @@ export class LockHeld extends Error {
 }
 
 /** The run's lock on a host was taken over (the run stalled past the stale limit) or broken: nothing more may change there. */
-export class LockLost extends Error {
+export class LockLost extends SlipwayError {
   constructor(readonly host: string) {
     super(
       `${host}: this run no longer holds the deploy lock (another run took it over, or \`unlock\` broke it): nothing more is changed there`,
@@ -103,6 +104,13 @@ export function parseOwner(text: string): LockOwner | null {
   } catch {
     return null;
   }
+}
+
+/** The owner a lock script printed: null when there is no lock, "?" everywhere when its owner file is unreadable. */
+export function printedOwner(output: string): LockOwner | null {
+  const text = output.trim();
+  if (!text) return null;
+  return parseOwner(text) ?? { user: '?', machine: '?', pid: 0, task: '?', startedAt: '?', token: '' };
 }
 
 export function lockOwner(task: string): LockOwner {

@@ -124,7 +124,7 @@ export function breakScript(deployTo: string): Shell {
     claimRootScript(deployTo),
     sh`exec 9>>${l.guard}`,
     sh`flock -w 10 9`,
-    sh`if [ -d ${l.dir} ]; then cat ${l.owner} 2>/dev/null || echo '{}'; fi`,
+    readOwnerScript(deployTo),
     sh`rm -rf ${l.dir} ${l.owner}`,
   );
 }

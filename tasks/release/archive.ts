@@ -194,4 +194,6 @@ export interface Release {
   /** Per host name: the rendered templates and the dependency environment key. */
   files: Map<string, RenderedFile[]>;
   envKeys: Map<string, string | null>;
+  /** When this release was made: its metadata says so on every host, and a later bad mark keeps it. */
+  deployedAt: string;
 }

@@ -29,7 +29,7 @@ export function releaseMeta(release: Release, envKey: string | null): ReleaseMet
     ref,
     commit,
     deployer: deployer(),
-    deployedAt: new Date().toISOString(),
+    deployedAt: release.deployedAt,
     status: 'ok',
     ...(envKey ? { envKey } : {}),
   };

@@ -1,6 +1,7 @@
 // Pure decisions about releases: naming, ordering, rollback target, what purge removes.
 import { createHash } from 'node:crypto';
 import type { DependencyType } from '../config/types.js';
+import { SlipwayError } from '../lib/errors.js';
 import { badReleases, type HostState } from './state.js';
 
 const RELEASE_ID = /^\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}-[0-9a-f]{7}$/;
@@ -33,7 +34,7 @@ export interface ReleaseState {
 
 export type RollbackRequest = { kind: 'previous' } | { kind: 'current' } | { kind: 'release'; id: string };
 
-export class RollbackRefused extends Error {}
+export class RollbackRefused extends SlipwayError {}
 
 export function parseRollbackArg(arg: string | undefined): RollbackRequest {
   if (arg === undefined) return { kind: 'previous' };

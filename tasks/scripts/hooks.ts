@@ -9,11 +9,8 @@ import { raw, script, sh, type Shell } from '../lib/sh.js';
  */
 export function stageCommand(stage: Stage, releaseDir: string): { script: Shell; stdin?: Buffer } {
   const cwd = stage.cwd ? `${releaseDir}/${checkRelativePath(stage.cwd, `hooks "${stage.name}" cwd`)}` : releaseDir;
+  // Names are checked at load (schema.ts): each is one the shell can export.
   const env = Object.entries(stage.env ?? {});
-  for (const [k] of env) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
-      throw new Error(`hooks "${stage.name}": env name "${k}" is not a valid variable name`);
-  }
   const readEnv = env.length ? sh`while IFS= read -r -d '' kv; do export "$kv"; done` : undefined;
   return {
     script: script(sh`set -e`, readEnv, sh`cd ${cwd}`, ...stage.commands.map((c) => raw(c))),

@@ -18,6 +18,6 @@ export async function newRelease(run: TaskRun, archive: ReleaseArchive): Promise
     );
     h.report.release = id;
   }
-  run.log.info(`release id: ${id}`);
-  return { id, archive, files, envKeys };
+  run.log.line(`release id: ${id}`);
+  return { id, archive, files, envKeys, deployedAt: new Date().toISOString() };
 }

@@ -16,6 +16,6 @@ export async function packRelease(run: TaskRun): Promise<ReleaseArchive> {
     throw error;
   }
   const kb = (archive.bytes / 1024).toFixed(1);
-  run.log.info(`release: ${archive.commit.slice(0, 7)} from ref ${archive.ref} (${kb} KiB archive)`);
+  run.log.line(`release: ${archive.commit.slice(0, 7)} from ref ${archive.ref} (${kb} KiB archive)`);
   return archive;
 }

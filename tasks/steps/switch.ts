@@ -21,7 +21,7 @@ export async function cutover(run: TaskRun, id: string, ref: string): Promise<vo
     const switched = run.hosts.filter((h) => h.report.live === id && typeof h.report.previous === 'string');
     const back = (h: HostRun) => switchTo(run, h.report.previous ?? '', 'rollback')(h);
     await run.each('switch back', back, switched).catch((e: Error) => run.log.error(e.message));
-    for (const h of run.hosts) run.log.info(`  ${h.host.name}: live ${h.state.live ?? '(none)'}`);
+    for (const h of run.hosts) run.log.line(`  ${h.host.name}: live ${h.state.live ?? '(none)'}`);
     throw error;
   }
 }

@@ -9,7 +9,7 @@ import { freePort } from '../helpers/sshd.js';
 let project: Project;
 let baseline: { releases: string[]; live: string | null; revisions: number };
 beforeAll(async () => {
-  project = makeProject();
+  project = makeProject({ format: 'json' });
   expect((await project.run(['deploy'])).code).toBe(0);
   baseline = { releases: project.releases(), live: project.live(), revisions: project.revisions().length };
 });
@@ -91,6 +91,49 @@ const rows: Row[] = [
         JSON.stringify({ ...good(), repository: '..', services }),
       );
     },
+  },
+  // Task arguments and config mistakes are found before any host is touched (they failed after upload, exit 1).
+  {
+    name: 'rollback with two arguments',
+    args: ['rollback:current,2001.01.01-00.00.00-abcdef0'],
+    code: 2,
+    message: /rollback takes one argument \(current or a release id\), got 2/,
+  },
+  {
+    name: 'restart without services',
+    args: ['restart'],
+    code: 2,
+    message: /restart: no services configured \(set "services" in the config\)/,
+  },
+  {
+    name: 'a shared dir outside the release',
+    args: ['deploy'],
+    config: withConfig((c) => (c.shared = { dirs: ['../../escape'] })),
+    code: 2,
+    message: /shared\.dirs\.0: must be a path inside the release, like "logs" or "config\/app\.json"/,
+  },
+  {
+    name: 'an absolute shared file',
+    args: ['deploy'],
+    config: withConfig((c) => (c.shared = { files: ['/etc/passwd'] })),
+    code: 2,
+    message: /shared\.files\.0: must be a path inside the release/,
+  },
+  {
+    name: 'a hook cwd outside the release',
+    args: ['deploy'],
+    config: withConfig((c) => (c.hooks = { beforeSwitch: [{ name: 'b', cwd: '..', commands: ['true'] }] })),
+    code: 2,
+    message: /hooks\.beforeSwitch\.0\.cwd: must be a path inside the release/,
+  },
+  {
+    name: 'a hook env name that is no variable name',
+    args: ['deploy'],
+    config: withConfig(
+      (c) => (c.hooks = { afterSwitch: [{ name: 'a', env: { 'BAD-NAME': 'x' }, commands: ['true'] }] }),
+    ),
+    code: 2,
+    message: /hooks\.afterSwitch\.0\.env\.BAD-NAME: a variable name of letters, digits and "_"/,
   },
   { name: 'unknown option', args: ['--colour', 'deploy'], code: 2, message: /Unknown option '--colour'/ },
   { name: 'no task', args: [], code: 2, message: /no task given/ },

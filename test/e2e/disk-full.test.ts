@@ -48,9 +48,13 @@ const root = () => path.join(fleet.hosts[0].srvDir, 'app');
 beforeAll(async () => {
   fleet = await startSshHosts(1, { tmpfsBytes: 1536 * 1024 });
   const h = fleet.hosts[0];
-  project = makeProject({ knownHosts: fleet.knownHosts }, [
-    { name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/app' },
-  ]);
+  project = makeProject({
+    format: 'json',
+    config: { knownHosts: fleet.knownHosts },
+    hosts: [
+      { name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/app' },
+    ],
+  });
   const first = await project.run(['deploy']);
   expect(first.code, first.stderr).toBe(0);
 });

@@ -27,9 +27,10 @@ let remote: Project;
 beforeAll(async () => {
   fleet = await startSshHosts(2);
   local = makeProject({ keepReleases: 3 });
-  remote = makeProject(
-    { keepReleases: 3, knownHosts: fleet.knownHosts },
-    fleet.hosts.map((h) => ({
+  remote = makeProject({
+    format: 'json',
+    config: { keepReleases: 3, knownHosts: fleet.knownHosts },
+    hosts: fleet.hosts.map((h) => ({
       name: h.name,
       host: h.address,
       port: h.port,
@@ -37,7 +38,7 @@ beforeAll(async () => {
       privateKey: fleet.clientKey,
       deployTo: '/srv/faults',
     })),
-  );
+  });
   for (const p of [local, remote]) for (let i = 0; i < 2; i++) expect((await p.run(['deploy'])).code).toBe(0);
 });
 afterAll(async () => {

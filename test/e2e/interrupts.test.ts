@@ -117,7 +117,7 @@ describe('interrupted past the switch (local target, real nginx + supervisord)',
   let good: string;
   beforeAll(async () => {
     stack = await startServiceStack();
-    project = makeProject(stack.deployConfig());
+    project = makeProject({ format: 'json', config: stack.deployConfig() });
     const first = await project.run(['deploy']);
     expect(first.code, first.stderr).toBe(0);
     good = releaseIdOf(first.stdout);
@@ -224,9 +224,10 @@ describe('real sshd: a Ctrl-C while remote commands run, a connection dropped pa
   let project: Project;
   beforeAll(async () => {
     fleet = await startSshHosts(2);
-    project = makeProject(
-      { keepReleases: 3, knownHosts: fleet.knownHosts },
-      fleet.hosts.map((h) => ({
+    project = makeProject({
+      format: 'json',
+      config: { keepReleases: 3, knownHosts: fleet.knownHosts },
+      hosts: fleet.hosts.map((h) => ({
         name: h.name,
         host: h.address,
         port: h.port,
@@ -234,7 +235,7 @@ describe('real sshd: a Ctrl-C while remote commands run, a connection dropped pa
         privateKey: fleet.clientKey,
         deployTo: '/srv/drop',
       })),
-    );
+    });
     expect((await project.run(['deploy'])).code).toBe(0);
   });
   afterAll(async () => {

@@ -190,7 +190,7 @@ describe('failures on the local target', () => {
   it('SIGINT during a step: the unfinished release is removed, the lock released, exit 130', async () => {
     const live = project.live();
     const releases = project.releases();
-    const child = project.spawn(['deploy'], { SLIPWAY_FAULT: 'pause:before:switch' });
+    const child = project.start(['deploy'], { SLIPWAY_FAULT: 'pause:before:switch' });
     await waitForOutput(child, /@@paused before:switch/);
     signalCli(child, 'SIGINT');
     expect((await exitOf(child)).code).toBe(130);
@@ -259,7 +259,7 @@ describe('a deploy killed with SIGKILL', () => {
   it('killed in the middle of `npm ci`: the half-built environment does not outlive the next deploy', async () => {
     live = project.live()!;
     bumpLockfile(project, '1.0.2');
-    const child = project.spawn(['deploy']);
+    const child = project.start(['deploy']);
     await waitForOutput(child, UPLOAD_LINE);
     for (let i = 0; i < 400 && !envEntries(project).some((e) => e.startsWith('.build-')); i++) await sleep(10);
     expect(envEntries(project).filter((e) => e.startsWith('.build-'))).toHaveLength(1); // npm ci is running

@@ -113,9 +113,9 @@ describe('rollback on the local target', () => {
     });
   }
 
-  it('rollback with two arguments is refused; an empty argument is a usage error (exit 2)', async () => {
+  it('rollback with two arguments or an empty argument is a usage error (exit 2)', async () => {
     const two = await project.run([`rollback:${ids[0]},${ids[1]}`]);
-    expect(two.code).toBe(1);
+    expect(two.code).toBe(2);
     expect(two.stderr).toContain('rollback takes one argument');
     const empty = await project.run(['rollback:']);
     expect(empty.code).toBe(2);

@@ -41,10 +41,13 @@ describe('the install script without the helper (local target)', () => {
     writeFileSync(path.join(scratch, 'file'), '');
     const site = path.join(scratch, 'file/hello.conf');
     const project = makeProject({
-      dependencies: { type: 'none' },
-      services: {
-        nginx: { site, enabled: path.join(scratch, 'enabled.conf'), test: 'nginx-not-installed -t', reload: 'true' },
-        supervisor: false,
+      format: 'json',
+      config: {
+        dependencies: { type: 'none' },
+        services: {
+          nginx: { site, enabled: path.join(scratch, 'enabled.conf'), test: 'nginx-not-installed -t', reload: 'true' },
+          supervisor: false,
+        },
       },
     });
     try {
@@ -70,15 +73,18 @@ describe('the install script without the helper (local target)', () => {
       mode: 0o755,
     });
     const project = makeProject({
-      dependencies: { type: 'none' },
-      services: {
-        nginx: {
-          site: path.join(sitesAvailable, 'hello.conf'),
-          enabled: path.join(sitesEnabled, 'hello.conf'),
-          test: 'true',
-          reload: 'true',
+      format: 'json',
+      config: {
+        dependencies: { type: 'none' },
+        services: {
+          nginx: {
+            site: path.join(sitesAvailable, 'hello.conf'),
+            enabled: path.join(sitesEnabled, 'hello.conf'),
+            test: 'true',
+            reload: 'true',
+          },
+          supervisor: { program: path.join(confD, 'hello.conf'), ctl },
         },
-        supervisor: { program: path.join(confD, 'hello.conf'), ctl },
       },
     });
     try {
@@ -94,7 +100,7 @@ describe('the install script without the helper (local target)', () => {
   });
 
   it("the default supervisor template runs the program as runAs (user=), not as supervisord's root", async () => {
-    const project = makeProject({ dependencies: { type: 'none' }, runAs: 'nobody' });
+    const project = makeProject({ format: 'json', config: { dependencies: { type: 'none' }, runAs: 'nobody' } });
     try {
       const result = await project.run(['deploy']);
       expect(result.code, result.stderr).toBe(0);
@@ -110,10 +116,13 @@ describe('the install script without the helper (local target)', () => {
 
   it('services.helper with paths of its own, or a relative helper, is a config error naming the key (exit 2)', async () => {
     const project = makeProject({
-      services: {
-        helper: HELPER,
-        nginx: { site: '/etc/nginx/sites-available/x.conf' },
-        supervisor: { ctl: 'supervisorctl' },
+      format: 'json',
+      config: {
+        services: {
+          helper: HELPER,
+          nginx: { site: '/etc/nginx/sites-available/x.conf' },
+          supervisor: { ctl: 'supervisorctl' },
+        },
       },
     });
     try {
@@ -221,16 +230,17 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
       { mode: 0o644 },
     );
     const h = fleet.hosts[0];
-    project = makeProject(
-      {
+    project = makeProject({
+      format: 'json',
+      config: {
         knownHosts: fleet.knownHosts,
         ...stack.deployConfig(),
         runAs: user,
         vars: { listen: `127.0.0.1:${stack.nginxPort}`, logDir: logs },
         services: { helper: HELPER },
       },
-      [{ name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo }],
-    );
+      hosts: [{ name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo }],
+    });
   });
   afterAll(async () => {
     await stack?.stop();

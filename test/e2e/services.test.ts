@@ -13,7 +13,7 @@ const serverJs = () => readFileSync(path.join(project.dir, 'app/server.js'), 'ut
 
 beforeAll(async () => {
   stack = await startServiceStack();
-  project = makeProject(stack.deployConfig());
+  project = makeProject({ format: 'json', config: stack.deployConfig() });
 });
 afterAll(async () => {
   await stack?.stop();

@@ -26,29 +26,33 @@ describe('authentication', () => {
     const key = path.join(fleet.dir, 'key-with-passphrase');
     copyFileSync(fleet.clientKey, key);
     execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'correct horse battery', '-f', key]);
-    project = makeProject({ knownHosts: fleet.knownHosts }, [
-      {
-        name: 'web',
-        host: h.address,
-        port: h.port,
-        user: h.user,
-        privateKey: key,
-        passphraseEnv: 'DEPLOY_KEY_PASSPHRASE',
-        deployTo: '/srv/passphrase',
-      },
-    ]);
+    project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts },
+      hosts: [
+        {
+          name: 'web',
+          host: h.address,
+          port: h.port,
+          user: h.user,
+          privateKey: key,
+          passphraseEnv: 'DEPLOY_KEY_PASSPHRASE',
+          deployTo: '/srv/passphrase',
+        },
+      ],
+    });
 
     const missing = await project.run(['deploy']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('web: passphraseEnv names DEPLOY_KEY_PASSPHRASE, which is not set');
 
-    const wrong = await project.run(['deploy'], { DEPLOY_KEY_PASSPHRASE: 'wrong horse' });
+    const wrong = await project.run(['deploy'], { env: { DEPLOY_KEY_PASSPHRASE: 'wrong horse' } });
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/web: Cannot parse privateKey: .*bad passphrase/);
     expect(wrong.stdout + wrong.stderr).not.toContain('wrong horse');
     expect(deployed(h.srvDir, 'passphrase')).toBe(false);
 
-    const right = await project.run(['deploy'], { DEPLOY_KEY_PASSPHRASE: 'correct horse battery' });
+    const right = await project.run(['deploy'], { env: { DEPLOY_KEY_PASSPHRASE: 'correct horse battery' } });
     expect(right.code, right.stderr).toBe(0);
     expect(right.stdout + right.stderr).not.toContain('correct horse battery');
     expect(deployed(h.srvDir, 'passphrase')).toBe(true);
@@ -66,13 +70,15 @@ describe('authentication', () => {
       });
       const home = path.join(fleet.dir, 'home-agent'); // no ~/.ssh/config, no key files
       mkdirSync(home, { recursive: true });
-      const agentProject = makeProject({ knownHosts: fleet.knownHosts }, [
-        { name: 'web', host: h.address, port: h.port, user: h.user, deployTo: '/srv/agent' },
-      ]);
+      const agentProject = makeProject({
+        format: 'json',
+        config: { knownHosts: fleet.knownHosts },
+        hosts: [{ name: 'web', host: h.address, port: h.port, user: h.user, deployTo: '/srv/agent' }],
+      });
       try {
-        const without = await agentProject.run(['deploy'], { HOME: home, SSH_AUTH_SOCK: '' });
+        const without = await agentProject.run(['deploy'], { env: { HOME: home, SSH_AUTH_SOCK: '' } });
         expect(without.code).not.toBe(0); // no key and no agent: refused, so the agent below is what lets it in
-        const result = await agentProject.run(['deploy'], { HOME: home, SSH_AUTH_SOCK: socket });
+        const result = await agentProject.run(['deploy'], { env: { HOME: home, SSH_AUTH_SOCK: socket } });
         expect(result.code, result.stderr).toBe(0);
         expect(deployed(h.srvDir, 'agent')).toBe(true);
       } finally {
@@ -114,10 +120,13 @@ describe('~/.ssh/config ProxyJump', () => {
   it("reaches a host through the jump host it names, with the jump host's own alias settings", async () => {
     const [jump, target] = fleet.hosts;
     const home = jumpHome('home-jump');
-    const project = makeProject({}, [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped' }]);
+    const project = makeProject({
+      format: 'json',
+      hosts: [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped' }],
+    });
     const before = readFileSync(jump.logFile, 'utf8').length;
     try {
-      const result = await project.run(['deploy'], { HOME: home });
+      const result = await project.run(['deploy'], { env: { HOME: home } });
       expect(result.code, result.stderr).toBe(0);
       expect(deployed(target.srvDir, 'jumped')).toBe(true);
       expect(deployed(jump.srvDir, 'jumped')).toBe(false);
@@ -136,9 +145,11 @@ describe('~/.ssh/config ProxyJump', () => {
     const [jump, target] = fleet.hosts;
     const home = jumpHome('home-jump-kept');
     const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-jump-'));
-    const project = makeProject({ keepConnections: 60 }, [
-      { name: 'behind', host: 'app-behind', deployTo: '/srv/jumped-kept' },
-    ]);
+    const project = makeProject({
+      format: 'json',
+      config: { keepConnections: 60 },
+      hosts: [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped-kept' }],
+    });
     const env = { HOME: home, TMPDIR: tmp, XDG_RUNTIME_DIR: '' };
     // Established TCP connections to the jump host's sshd: only the broker's once the runs have exited.
     const toJump = () =>
@@ -147,13 +158,13 @@ describe('~/.ssh/config ProxyJump', () => {
         .split('\n')
         .filter(Boolean).length;
     try {
-      expect((await project.run(['releases'], env)).code).toBe(0);
+      expect((await project.run(['releases'], { env })).code).toBe(0);
       expect(await waitForBroker(tmp)).not.toBeNull();
-      expect((await project.run(['releases'], env)).code).toBe(0); // served by the broker
+      expect((await project.run(['releases'], { env })).code).toBe(0); // served by the broker
       expect(toJump()).toBe(1);
       fleet.kill(target); // the connection through the jump host goes; the broker reconnects on the next run
       await fleet.revive(target);
-      const again = await project.run(['releases'], env);
+      const again = await project.run(['releases'], { env });
       expect(again.code, again.stderr).toBe(0);
       expect(toJump()).toBe(1);
     } finally {

@@ -37,7 +37,11 @@ const releases = (h: TestHost) =>
 describe('one SSH host (login shell /bin/sh)', () => {
   let project: Project;
   beforeAll(() => {
-    project = makeProject({ knownHosts: fleet.knownHosts }, sshHosts(fleet, [fleet.hosts[0]]));
+    project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts },
+      hosts: sshHosts(fleet, [fleet.hosts[0]]),
+    });
   });
   afterAll(() => project.cleanup());
   const web1 = () => fleet.hosts[0];
@@ -122,7 +126,7 @@ describe('one SSH host (login shell /bin/sh)', () => {
 describe('five SSH hosts', () => {
   let project: Project;
   beforeAll(() => {
-    project = makeProject({ knownHosts: fleet.knownHosts }, sshHosts(fleet));
+    project = makeProject({ format: 'json', config: { knownHosts: fleet.knownHosts }, hosts: sshHosts(fleet) });
   });
   afterAll(() => project.cleanup());
 

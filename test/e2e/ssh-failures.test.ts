@@ -39,7 +39,7 @@ describe('host keys', () => {
     const h = fleet.hosts[4];
     const knownHosts = path.join(fleet.dir, 'known_hosts_empty');
     writeFileSync(knownHosts, '');
-    const project = makeProject({ knownHosts }, [hostEntry(h)]);
+    const project = makeProject({ format: 'json', config: { knownHosts }, hosts: [hostEntry(h)] });
     try {
       const refused = await project.run(['check']);
       expect(refused.code).toBe(1);
@@ -67,10 +67,11 @@ describe('host keys', () => {
 describe('a host dying during prepare', () => {
   it('on a fleet of 5, no host switches and the new release is removed from every reachable host', async () => {
     const hosts = fleet.hosts;
-    const project = makeProject(
-      { knownHosts: fleet.knownHosts },
-      hosts.map((h) => hostEntry(h, { deployTo: '/srv/dying' })),
-    );
+    const project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts },
+      hosts: hosts.map((h) => hostEntry(h, { deployTo: '/srv/dying' })),
+    });
     try {
       expect((await project.run(['deploy'])).code).toBe(0);
       const before = hosts.map((h) => readlinkSync(path.join(h.srvDir, 'dying/current')));
@@ -100,10 +101,11 @@ describe('a host dying during prepare', () => {
 describe('a switch failing on one host', () => {
   it('switches the others back, says which host is on which release, and removes the new release', async () => {
     const hosts = fleet.hosts.slice(0, 3);
-    const project = makeProject(
-      { knownHosts: fleet.knownHosts },
-      hosts.map((h) => hostEntry(h, { deployTo: '/srv/switchback' })),
-    );
+    const project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts },
+      hosts: hosts.map((h) => hostEntry(h, { deployTo: '/srv/switchback' })),
+    });
     try {
       expect((await project.run(['deploy'])).code).toBe(0);
       const before = hosts.map((h) => readlinkSync(path.join(h.srvDir, 'switchback/current')));
@@ -131,7 +133,7 @@ describe('a connection cut mid-upload', () => {
   it('fails cleanly: no partial release, current untouched, and the next deploy recovers the lock', async () => {
     const h = fleet.hosts[0];
     // Large enough that the upload spans many packets.
-    const project = makeProject({ knownHosts: fleet.knownHosts }, [hostEntry(h)]);
+    const project = makeProject({ format: 'json', config: { knownHosts: fleet.knownHosts }, hosts: [hostEntry(h)] });
     try {
       project.commit(
         { 'blob.bin': execFileSync('head', ['-c', '600000', '/dev/urandom']).toString('base64') },
@@ -170,7 +172,11 @@ describe('a connection cut mid-upload', () => {
 describe('the remote lock', () => {
   it('a deployer whose clock is 10 minutes ahead neither steals a live lock nor is blocked by a dead one', async () => {
     const h = fleet.hosts[2];
-    const project = makeProject({ knownHosts: fleet.knownHosts }, [hostEntry(h, { deployTo: '/srv/locks' })]);
+    const project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts },
+      hosts: [hostEntry(h, { deployTo: '/srv/locks' })],
+    });
     const skewed = (args: string[]) => {
       const r = spawnSync(
         'faketime',
@@ -225,7 +231,11 @@ describe('the remote lock', () => {
 
   it('`unlock` prints the owner and removes the lock', async () => {
     const h = fleet.hosts[3];
-    const project = makeProject({ knownHosts: fleet.knownHosts }, [hostEntry(h, { deployTo: '/srv/unlock' })]);
+    const project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts },
+      hosts: [hostEntry(h, { deployTo: '/srv/unlock' })],
+    });
     try {
       // A lock as a run leaves it in the deploy root it marked.
       execFileSync('mkdir', ['-p', path.join(h.srvDir, 'unlock/deploy.lock')]);
@@ -259,9 +269,12 @@ describe('connection details and fleets', () => {
       `Host webalias\n  HostName ${h.address}\n  Port ${h.port}\n  User ${h.user}\n  IdentityFile ${fleet.clientKey}\n`,
     );
     writeFileSync(path.join(home, '.ssh/known_hosts'), readFileSync(fleet.knownHosts));
-    const project = makeProject({}, [{ name: 'aliased', host: 'webalias', deployTo: '/srv/alias' }]);
+    const project = makeProject({
+      format: 'json',
+      hosts: [{ name: 'aliased', host: 'webalias', deployTo: '/srv/alias' }],
+    });
     try {
-      const result = await project.run(['deploy'], { HOME: home });
+      const result = await project.run(['deploy'], { env: { HOME: home } });
       expect(result.code, result.stderr).toBe(0);
       expect(existsSync(path.join(h.srvDir, 'alias/current'))).toBe(true);
     } finally {
@@ -271,10 +284,11 @@ describe('connection details and fleets', () => {
 
   it('--rolling 2 deploys in batches and stops at the first failing batch', async () => {
     const hosts = fleet.hosts.slice(0, 4);
-    const project = makeProject(
-      { knownHosts: fleet.knownHosts },
-      hosts.map((h) => hostEntry(h, { deployTo: '/srv/rolling' })),
-    );
+    const project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts },
+      hosts: hosts.map((h) => hostEntry(h, { deployTo: '/srv/rolling' })),
+    });
     try {
       expect((await project.run(['deploy'])).code).toBe(0);
       const first = readlinkSync(path.join(hosts[0].srvDir, 'rolling/current'));
@@ -305,11 +319,13 @@ describe('connection details and fleets', () => {
       const h = fleet.hosts[3];
       const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-ctrlc-'));
       const env = { TMPDIR: tmp, XDG_RUNTIME_DIR: '' }; // the broker under this TMPDIR, not in $XDG_RUNTIME_DIR
-      const project = makeProject({ knownHosts: fleet.knownHosts, keepConnections }, [
-        hostEntry(h, { deployTo: '/srv/ctrlc' }),
-      ]);
+      const project = makeProject({
+        format: 'json',
+        config: { knownHosts: fleet.knownHosts, keepConnections },
+        hosts: [hostEntry(h, { deployTo: '/srv/ctrlc' })],
+      });
       try {
-        expect((await project.run(['deploy'], env)).code).toBe(0);
+        expect((await project.run(['deploy'], { env })).code).toBe(0);
         if (keepConnections) expect(await waitForBroker(tmp)).not.toBeNull(); // so the deploy below goes through it
         const before = readlinkSync(path.join(h.srvDir, 'ctrlc/current'));
         project.writeConfig({

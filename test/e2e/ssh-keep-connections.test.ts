@@ -33,12 +33,13 @@ describe('keepConnections', () => {
   let project: Project;
   // XDG_RUNTIME_DIR would take precedence over TMPDIR: unset, so each test's TMPDIR is where its broker lives.
   let env: NodeJS.ProcessEnv = {};
-  const run = (args: string[]) => project.run(args, { TMPDIR: tmp, XDG_RUNTIME_DIR: '', ...env });
+  const run = (args: string[]) => project.run(args, { env: { TMPDIR: tmp, XDG_RUNTIME_DIR: '', ...env } });
   const configure = (settings: object, host: object = {}) => {
     project?.cleanup();
-    project = makeProject(
-      { knownHosts: fleet.knownHosts, ...settings },
-      fleet.hosts.map((h) => ({
+    project = makeProject({
+      format: 'json',
+      config: { knownHosts: fleet.knownHosts, ...settings },
+      hosts: fleet.hosts.map((h) => ({
         name: h.name,
         host: h.address,
         port: h.port,
@@ -47,7 +48,7 @@ describe('keepConnections', () => {
         deployTo: '/srv/keep',
         ...host,
       })),
-    );
+    });
   };
   const setUp = (keep: number, settings: object = {}) => {
     tmp = mkdtempSync(path.join(tmpdir(), 'slipway-keep-'));

@@ -85,10 +85,15 @@ describe('with sudo, on a host where nginx never ran (item 6)', () => {
 
   beforeAll(() => {
     root = deployRootIn(stack, 'deploy');
-    project = makeProject(
-      { knownHosts: fleet.knownHosts, ...stack.deployConfig(), services: { ...stack.services, sudo: 'sudo -n' } },
-      [sshHost(root)],
-    );
+    project = makeProject({
+      format: 'json',
+      config: {
+        knownHosts: fleet.knownHosts,
+        ...stack.deployConfig(),
+        services: { ...stack.services, sudo: 'sudo -n' },
+      },
+      hosts: [sshHost(root)],
+    });
   });
   afterAll(() => project?.cleanup());
 
@@ -140,8 +145,9 @@ describe('purge, with the program running as runAs (item 24)', () => {
   beforeAll(async () => {
     root = deployRootIn(stack, 'deploy-runas');
     const port = await freePort();
-    project = makeProject(
-      {
+    project = makeProject({
+      format: 'json',
+      config: {
         knownHosts: fleet.knownHosts,
         application: 'runas',
         keepReleases: 1,
@@ -159,8 +165,8 @@ describe('purge, with the program running as runAs (item 24)', () => {
           timeoutSeconds: 8,
         },
       },
-      [sshHost(root)],
-    );
+      hosts: [sshHost(root)],
+    });
     // The program runs as runAs (supervisord is root), so the deploy user cannot look into its /proc entry.
     rmSync(path.join(project.dir, 'templates/nginx.conf.hbs'));
     const template = path.join(project.dir, 'templates/supervisor.conf.hbs');
@@ -184,7 +190,7 @@ describe('purge, with the program running as runAs (item 24)', () => {
     const pid = programPid();
     expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m);
     project.commit({ 'server.js': `// b\n${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}` }, 'b');
-    const killed = await project.run(['deploy'], { SLIPWAY_FAULT: 'kill:before:restart' });
+    const killed = await project.run(['deploy'], { env: { SLIPWAY_FAULT: 'kill:before:restart' } });
     expect(killed.code).toBe(137); // the fault point SIGKILLs the deploy after its switch, before the restart
     expect(liveIn(root)).not.toBe(`releases/${a}`);
     expect(programPid()).toBe(pid);
@@ -221,9 +227,13 @@ describe('check on a host where nothing a deploy needs works (item 4)', () => {
     // The deploy user has no sudo rules at all; nginx is the distribution's (root's pid file).
     denied = await startSshHosts(1, { privateDirs: { '/etc/sudoers.d': rootDir('sudoers-none') } });
     const h = denied.hosts[0];
-    project = makeProject({ knownHosts: denied.knownHosts, services: { ...base, sudo: 'sudo -n' } }, [
-      { name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: denied.clientKey, deployTo: root },
-    ]);
+    project = makeProject({
+      format: 'json',
+      config: { knownHosts: denied.knownHosts, services: { ...base, sudo: 'sudo -n' } },
+      hosts: [
+        { name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: denied.clientKey, deployTo: root },
+      ],
+    });
   });
   afterAll(async () => {
     await denied?.stop();

@@ -17,16 +17,20 @@ beforeAll(async () => {
   fleet = await startSshHosts(1, { loginShell: '/bin/sh' });
   stack = await startServiceStack({ user: fleet.hosts[0].user });
   const h = fleet.hosts[0];
-  project = makeProject({ knownHosts: fleet.knownHosts, ...stack.deployConfig() }, [
-    {
-      name: 'web1',
-      host: h.address,
-      port: h.port,
-      user: h.user,
-      privateKey: fleet.clientKey,
-      deployTo: path.join(stack.dir, 'deploy'),
-    },
-  ]);
+  project = makeProject({
+    format: 'json',
+    config: { knownHosts: fleet.knownHosts, ...stack.deployConfig() },
+    hosts: [
+      {
+        name: 'web1',
+        host: h.address,
+        port: h.port,
+        user: h.user,
+        privateKey: fleet.clientKey,
+        deployTo: path.join(stack.dir, 'deploy'),
+      },
+    ],
+  });
 });
 afterAll(async () => {
   await stack?.stop();

@@ -3,14 +3,12 @@
 // real CLI (tsx + fabfile.ts) run against it as a subprocess, never through a shell.
 //
 //   const p = makeProject({ keepReleases: 5 });        // deploy.config.ts; format: 'json' | 'mjs' too
+//   makeProject({ format: 'json', config: { knownHosts }, hosts: [...] })  // config keys; hosts replace `local`
 //   const r = await p.run(['deploy']);                 // { code, signal, stdout, stderr }
 //   p.commit('bump', { 'app/server.js': '...' });      // paths relative to the project; returns the sha
 //   p.releases(), p.live(), p.revisions(), p.cleanup()
 //
-// Older suites (bad-input, faults, ssh-*, services, disk-full) use the first form of this helper:
-// makeProject(configOverrides?, hosts?) writing deploy.config.json (which they rewrite in place),
-// commit(files under app/, message), run(args, env) and start(args, env). Both forms are kept; so
-// makeProject() with no argument at all still writes JSON: pass options (even {}) for the .ts config.
+// Suites that rewrite the config file in place (bad-input) ask for format: 'json'.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   cpSync,
@@ -123,9 +121,8 @@ export interface Project {
   dir: string;
   deployTo: string;
   configFile: string;
-  /** Runs the CLI with `--config <configFile>` first. The second argument may also be a bare env (older form). */
-  run(args: string[], options?: RunOptions | NodeJS.ProcessEnv): Promise<RunResult>;
-  spawn(args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
+  /** Runs the CLI with `--config <configFile>` first. */
+  run(args: string[], options?: RunOptions): Promise<RunResult>;
   start(args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   /** commit(message, { 'app/x.js': text }) — or the older commit({ 'x.js': text } under app/, message). Returns the sha. */
   commit(message: string, changes: Record<string, string>): string;
@@ -140,15 +137,7 @@ export interface Project {
   cleanup(): void;
 }
 
-const OPTION_KEYS = new Set(['format', 'keepReleases', 'config', 'hosts']);
-
-export function makeProject(options?: ProjectOptions): Project;
-export function makeProject(config: Record<string, unknown>, hosts?: unknown[]): Project;
-export function makeProject(first?: ProjectOptions | Record<string, unknown>, legacyHosts?: unknown[]): Project {
-  // The older form: no argument, a hosts list, or config keys at the top level.
-  const legacy =
-    first === undefined || legacyHosts !== undefined || Object.keys(first).some((k) => !OPTION_KEYS.has(k));
-  const options: ProjectOptions = legacy ? { format: 'json', hosts: legacyHosts } : (first as ProjectOptions);
+export function makeProject(options: ProjectOptions = {}): Project {
   const format = options.format ?? 'ts';
 
   const dir = mkdtempSync(path.join(tmpdir(), 'slipway-project-'));
@@ -171,12 +160,12 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
     dependencies: { type: 'node' },
     shared: { dirs: ['logs'], files: [] },
     ...(options.keepReleases !== undefined ? { keepReleases: options.keepReleases } : {}),
-    ...options.config,
   };
   const writeConfig = (extra: Record<string, unknown> = {}) => {
     const config = {
       ...defaults,
       environments: { local: { hosts: options.hosts ?? [{ name: 'local', local: true, deployTo }] } },
+      ...options.config,
       ...extra,
     };
     const json = JSON.stringify(config, null, 2);
@@ -200,14 +189,7 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
     dir,
     deployTo,
     configFile,
-    run: (args, opts = {}) => {
-      const isOptions = 'env' in opts || 'signalAfter' in opts || 'fabfile' in opts;
-      return runCli(
-        ['--config', configFile, ...args],
-        isOptions ? (opts as RunOptions) : { env: opts as NodeJS.ProcessEnv },
-      );
-    },
-    spawn: (args, env) => startCli(['--config', configFile, ...args], env),
+    run: (args, options) => runCli(['--config', configFile, ...args], options),
     start: (args, env) => startCli(['--config', configFile, ...args], env),
     commit(a: string | Record<string, string>, b?: string | Record<string, string>) {
       // commit(message, changes relative to the project) or commit(changes relative to app/, message).
@@ -233,7 +215,7 @@ export function makeProject(first?: ProjectOptions | Record<string, unknown>, le
     snapshot: () => (existsSync(deployTo) ? listTree(deployTo) : []),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
-  writeConfig(legacy ? (first as Record<string, unknown> | undefined) : undefined);
+  writeConfig();
   return project;
 }
 

@@ -1,6 +1,7 @@
 // The command line parser (tasks/cli/argv.ts): task calls, options, and the errors that name what is wrong.
 import { describe, expect, it } from 'vitest';
-import { parseCommandLine, parseTaskCall, UsageError } from '../../../tasks/cli/argv.js';
+import { parseCommandLine, parseTaskCall } from '../../../tasks/cli/argv.js';
+import { UsageError } from '../../../tasks/lib/errors.js';
 
 /** The UsageError thrown, or fails the test. */
 function usageError(fn: () => unknown): UsageError {

@@ -16,7 +16,8 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, afterEach, beforeEach, vi } from 'vitest';
-import { discardScript, stageScript, markBadScript } from '../../../tasks/scripts/release.js';
+import { discardScript, markBadScript, publishScript, stageScript } from '../../../tasks/scripts/release.js';
+import { releaseMeta } from '../../../tasks/release/metadata.js';
 import { Log } from '../../../tasks/lib/log.js';
 import type { Release } from '../../../tasks/release/archive.js';
 import { A, B, bash, C, makeArchive, scratchDir } from '../../helpers/unit.js';
@@ -183,6 +184,7 @@ describe('markBadScript', () => {
   const release = {
     id: '2026.01.01-00.00.00-abcdef0',
     archive: { ref: 'main', commit: 'abcdef0123' },
+    deployedAt: '2026-01-01T00:00:00.000Z',
   } as unknown as Release;
 
   it('keeps the reason off the command line (it comes on stdin), redacted before it is cut to 300 characters', () => {
@@ -199,5 +201,24 @@ describe('markBadScript', () => {
     expect(run.status, String(run.stderr)).toBe(0);
     const written = readFileSync(path.join(root, 'releases', release.id, '.slipway/release.json'), 'utf8');
     expect(JSON.parse(written)).toMatchObject({ status: 'bad', reason: 'why' });
+  });
+
+  it('keeps the deployedAt the release was published with: marking it bad later is no new deploy', () => {
+    const root = freshDir();
+    const meta = path.join(root, 'releases', release.id, '.slipway/release.json');
+    mkdirSync(path.join(root, 'tmp', release.id, '.slipway'), { recursive: true });
+    mkdirSync(path.join(root, 'releases'));
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(new Date('2026-01-01T00:00:05Z'));
+      execFileSync('bash', ['-c', publishScript(root, releaseMeta(release, null)).text]);
+      const published = JSON.parse(readFileSync(meta, 'utf8')).deployedAt;
+      vi.setSystemTime(new Date('2026-01-01T00:10:00Z')); // the health check fails ten minutes on
+      const mark = markBadScript(root, release, null, 'health check failed');
+      expect(spawnSync('bash', ['-c', mark.script.text], { input: mark.stdin }).status).toBe(0);
+      expect(JSON.parse(readFileSync(meta, 'utf8'))).toMatchObject({ status: 'bad', deployedAt: published });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
