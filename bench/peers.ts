@@ -244,11 +244,13 @@ try {
   const bare = makeRepository(work);
   writeFileSync(
     path.join(work, 'known_hosts'),
-    readFileSync(fleet.knownHosts, 'utf8') + `[127.0.0.1]:${relay.port} ${readFileSync(`${web1.hostKey}.pub`, 'utf8')}`,
+    `${readFileSync(fleet.knownHosts, 'utf8')}[127.0.0.1]:${relay.port} ${readFileSync(`${web1.hostKey}.pub`, 'utf8')}`,
   );
   const all = tools(work, fleet, relay.port, bare);
   const fresh = (tool: Tool, hosts: TestHost[]) =>
-    hosts.forEach((h) => rmSync(path.join(h.srvDir, tool.root), { recursive: true, force: true }));
+    hosts.forEach((h) => {
+      rmSync(path.join(h.srvDir, tool.root), { recursive: true, force: true });
+    });
   const sshTrue = (h: { address: string; port: number }) =>
     mustTime('ssh true', 'ssh', [
       '-i',
@@ -361,7 +363,7 @@ try {
       );
     }
   }
-  const text = lines.join('\n') + '\n';
+  const text = `${lines.join('\n')}\n`;
   writeFileSync(path.join(ROOT, 'bench/RESULTS.md'), text);
   console.log(text);
 } finally {

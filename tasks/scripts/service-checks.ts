@@ -62,8 +62,10 @@ function parseProbes(output: string): { user: string; probes: Map<string, Probe>
   let last: Probe | undefined;
   for (const line of output.split('\n')) {
     const check = /^@@check (\d+) (.+)$/.exec(line);
-    if (check) probes.set(check[2], (last = { code: Number(check[1]), output: [] }));
-    else if (line.startsWith('@@| ') && last && line.length > 4) last.output.push(line.slice(4));
+    if (check) {
+      last = { code: Number(check[1]), output: [] };
+      probes.set(check[2], last);
+    } else if (line.startsWith('@@| ') && last && line.length > 4) last.output.push(line.slice(4));
     else if (line.startsWith('@@user ')) user = line.slice(7).trim();
   }
   return { user, probes };

@@ -135,7 +135,7 @@ describe('interrupted past the switch (local target, real nginx + supervisord)',
   for (const [point, signal, code] of cases) {
     it(`${signal} at ${point}: back on the previous release (configs and program), the new one marked bad "interrupted", live printed true`, async () => {
       project.commit(
-        { 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + `\n// ${point} ${signal}\n` },
+        { 'server.js': `${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}\n// ${point} ${signal}\n` },
         `change ${point}`,
       );
       // The new release brings a changed site too: going back must put the previous one in place again.
@@ -174,7 +174,7 @@ describe('interrupted past the switch (local target, real nginx + supervisord)',
       hooks: { afterSwitch: [{ name: 'slow', commands: [`touch ${started}`, 'sleep 30'] }] },
     });
     project.commit(
-      { 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + '\n// hook\n' },
+      { 'server.js': `${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}\n// hook\n` },
       'change hook',
     );
     const run = startNpx(project, ['--json', 'deploy'], {});

@@ -11,7 +11,9 @@ const IS_NUMBER_INTEGRITY =
 
 describe('deploy on the local target', () => {
   let project: Project;
-  beforeAll(() => void (project = makeProject({ keepReleases: 5 })));
+  beforeAll(() => {
+    project = makeProject({ keepReleases: 5 });
+  });
   afterAll(() => project?.cleanup());
   const at = (...parts: string[]) => path.join(project.deployTo, ...parts);
   const envs = () => readdirSync(at('envs'));
@@ -106,8 +108,8 @@ describe('deploy on the local target', () => {
       engines: { node: '>=0.12.0' },
     };
     project.commit('add is-number', {
-      'app/package.json': JSON.stringify(pkg, null, 2) + '\n',
-      'app/package-lock.json': JSON.stringify(lock, null, 2) + '\n',
+      'app/package.json': `${JSON.stringify(pkg, null, 2)}\n`,
+      'app/package-lock.json': `${JSON.stringify(lock, null, 2)}\n`,
     });
 
     const result = await project.run(['deploy']);
@@ -195,7 +197,9 @@ describe('deploy on the local target', () => {
 
 describe('--dry-run on a host never deployed to (deploy.config.json)', () => {
   let project: Project;
-  beforeAll(() => void (project = makeProject({ format: 'json' })));
+  beforeAll(() => {
+    project = makeProject({ format: 'json' });
+  });
   afterAll(() => project?.cleanup());
 
   it('creates no deploy root at all; then a real deploy with the .json config works', async () => {

@@ -1,6 +1,6 @@
 // Failures on the local target: whatever goes wrong, the live release is untouched, nothing partial is
 // left under releases/, the exit code says what kind of failure it was, and the next deploy works.
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, raceDeploys, releaseIdOf, signalCli, waitForOutput } from '../helpers/project.js';
@@ -49,7 +49,9 @@ async function waitUntilReaped(pid: number) {
 
 describe('failures on the local target', () => {
   let project: Project;
-  beforeAll(() => void (project = makeProject({ keepReleases: 5 })));
+  beforeAll(() => {
+    project = makeProject({ keepReleases: 5 });
+  });
   afterAll(() => project?.cleanup());
 
   it('two deploys started at the same moment: exactly one succeeds, the other names the lock holder; the winner is live', async () => {
@@ -203,7 +205,9 @@ describe('failures on the local target', () => {
 
 describe('an unknown ref on a host never deployed to', () => {
   let project: Project;
-  beforeAll(() => void (project = makeProject({ format: 'ts' })));
+  beforeAll(() => {
+    project = makeProject({ format: 'ts' });
+  });
   afterAll(() => project?.cleanup());
   it('exit 2 naming the ref, and no deploy root is created', async () => {
     const result = await project.run(['deploy', '--ref', 'no-such-branch']);

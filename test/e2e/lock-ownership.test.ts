@@ -73,7 +73,7 @@ for (const t of targets) {
       try {
         expect((await project.run(['deploy'])).code).toBe(0);
         project.commit(
-          { 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + '\n// a\n' },
+          { 'server.js': `${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}\n// a\n` },
           'a',
         );
         a = project.start(['deploy'], { SLIPWAY_FAULT: 'pause:before:upload', SLIPWAY_FAULT_RESUME: resume });

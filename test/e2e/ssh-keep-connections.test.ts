@@ -176,7 +176,10 @@ describe('keepConnections', () => {
     // It reads the first request and hangs up: the run fails, having said what it would say to a broker.
     const impostor = net.createServer((socket) => {
       socket.on('error', () => undefined);
-      socket.on('data', (d) => (received += d.toString()).includes('\n') && socket.destroy());
+      socket.on('data', (d) => {
+        received += d.toString();
+        if (received.includes('\n')) socket.destroy();
+      });
     });
     await new Promise<void>((resolve) => impostor.listen(path.join(brokerDirOf(tmp), 'broker.sock'), resolve));
     try {

@@ -69,7 +69,7 @@ describe('quote', () => {
     it(`${shell} reads every quoted value back literally, as one word`, () => {
       for (const value of [...QUOTED.map(([v]) => v), ...PLAIN]) {
         expect(
-          execFileSync(shell, ['-c', 'printf %s ' + quote(value)], { encoding: 'utf8' }),
+          execFileSync(shell, ['-c', `printf %s ${quote(value)}`], { encoding: 'utf8' }),
           JSON.stringify(value),
         ).toBe(value);
         // One argument, not several: $# counts the words the shell made.

@@ -14,7 +14,7 @@ let url: string;
 let requests = 0;
 
 beforeAll(async () => {
-  server = http.createServer((req, res) => {
+  server = http.createServer((_req, res) => {
     requests++;
     res.end('ok\n');
   });
