@@ -179,12 +179,14 @@ function commandVerdict(
 }
 
 /** What to do when the helper's own `test` or `status` fails: its config, or the daemon it names. */
-const helperFix = (services: Services, user: string, app: string, daemon: string) => ({
-  notFound: helperSetup(services, user, app),
-  denied:
-    `the helper runs as root: fix what it names above in /etc/slipway/${app}.conf (README's "Preparing a server")`,
-  other: `fix what the helper names above: its config /etc/slipway/${app}.conf, or ${daemon}`,
-});
+const helperFix = (services: Services, user: string, app: string, daemon: string) => {
+  const config = `/etc/slipway/${app}.conf`;
+  return {
+    notFound: helperSetup(services, user, app),
+    denied: `the helper runs as root: fix what it names above in ${config} (README's "Preparing a server")`,
+    other: `fix what the helper names above: its config ${config}, or ${daemon}`,
+  };
+};
 
 function nginxVerdict(services: Services, command: Shell, p: Probe | undefined, user: string, app: string): Verdict {
   return commandVerdict('nginx -t', command.text, p, user, {
