@@ -54,7 +54,8 @@ export const servicesSchema = z
   })
   .superRefine((services, ctx) => {
     if (!services.helper) return;
-    // The helper takes nothing but a release id: what it installs where is fixed by root in /etc/slipway/<application>.conf.
+    // The helper takes nothing but a release id: what it installs where is fixed by root in
+    // /etc/slipway/<application>.conf.
     for (const [section, keys] of [
       ['nginx', services.nginx],
       ['supervisor', services.supervisor],

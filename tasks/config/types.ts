@@ -10,7 +10,10 @@ export type Stage = z.output<typeof stageSchema>;
 
 export interface Services {
   sudo: string;
-  /** Set: every privileged action is `<sudo> <command> <application> <subcommand> [release id]` (server/slipway-services). */
+  /**
+   * Set: every privileged action is `<sudo> <command> <application> <subcommand> [release id]`
+   * (server/slipway-services).
+   */
   helper?: { command: string; application: string };
   nginx?: { site: string; enabled: string; test: string; reload: string };
   supervisor?: { program: string; ctl: string; name: string };
@@ -35,7 +38,10 @@ export interface ResolvedConfig {
   connectTimeoutSeconds: number;
   /** Seconds to keep SSH connections open after a run, for the next one (0: close them with the run). */
   keepConnections: number;
-  /** Seconds a kept connection (and the key the broker holds for it) lives at most; then runs connect directly and a new broker takes over. */
+  /**
+   * Seconds a kept connection (and the key the broker holds for it) lives at most; then runs connect directly
+   * and a new broker takes over.
+   */
   keepConnectionsMaxAge: number;
   services?: Services;
   healthcheck?: z.output<typeof healthcheckSchema>;

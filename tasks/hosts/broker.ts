@@ -158,7 +158,10 @@ class RelayedChannel extends Duplex {
 }
 
 export interface Broker {
-  /** The host's transport over a live connection the broker holds, whose host key known_hosts still accepts; or why not. */
+  /**
+   * The host's transport over a live connection the broker holds, whose host key known_hosts still accepts; or
+   * why not.
+   */
   connect(request: KeptHost): Promise<Transport | Unavailable>;
 }
 

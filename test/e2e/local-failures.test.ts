@@ -26,7 +26,10 @@ function expectOnlyCompleteReleases(project: Project) {
 const envEntries = (project: Project) => readdirSync(path.join(project.deployTo, 'envs'));
 const tmpEntries = (project: Project) => readdirSync(path.join(project.deployTo, 'tmp'));
 
-/** Changes the app's version in package.json and package-lock.json: a new lockfile, so `npm ci` runs, with nothing to download. */
+/**
+ * Changes the app's version in package.json and package-lock.json: a new lockfile, so `npm ci` runs, with
+ * nothing to download.
+ */
 function bumpLockfile(project: Project, version: string) {
   const pkg = JSON.parse(readFileSync(path.join(project.dir, 'app/package.json'), 'utf8'));
   const lock = JSON.parse(readFileSync(path.join(project.dir, 'app/package-lock.json'), 'utf8'));

@@ -58,7 +58,10 @@ const outputOf = (child: ChildProcess) => {
   return new Promise<string>((resolve) => child.on('close', () => resolve(text)));
 };
 const live = (root: string) => readlinkSync(path.join(root, 'current')).replace('releases/', '');
-/** Every path under the deploy root with its type and link target: equal listings mean nothing was added, removed or switched. */
+/**
+ * Every path under the deploy root with its type and link target: equal listings mean nothing was added, removed
+ * or switched.
+ */
 const listing = (root: string) =>
   execFileSync('find', [root, '-mindepth', '1', '-printf', '%P %y %l\n'], { encoding: 'utf8' }).split('\n').sort();
 
@@ -157,7 +160,8 @@ for (const t of targets) {
       }
     });
 
-    // Issue 9 item 22: the stage cleanup empties <deployTo>/tmp; a deployTo that is someone else's folder is never touched.
+    // Issue 9 item 22: the stage cleanup empties <deployTo>/tmp; a deployTo that is someone else's folder is never
+    // touched.
     it('a deployTo that is a non-empty folder slipway did not make is refused with exit 2, and nothing in it changes', async () => {
       const { project, root } = t.make('foreign');
       try {

@@ -54,7 +54,10 @@ describe('keepConnections', () => {
     env = {};
     configure({ keepConnections: keep, ...settings });
   };
-  /** A first run hands the hosts over; a second one (waiting for the hand-over if still opening) is served by the broker. */
+  /**
+   * A first run hands the hosts over; a second one (waiting for the hand-over if still opening) is served by the
+   * broker.
+   */
   const keepHosts = async () => {
     const first = await run(['releases']);
     expect(first.code, first.stderr).toBe(0);

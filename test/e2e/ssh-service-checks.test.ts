@@ -1,8 +1,9 @@
-// The service commands as a deploy user with sudo runs them without the helper (services.sudo, the
-// mode README's "Preparing a server" keeps for a deploy user trusted as root; the helper's own check
-// is in services-privilege.test.ts): nginx and supervisord run as root (as from the distribution's
-// packages), the deploy user `slipway` reaches them only through README's broad sudo rules. Each host sees its own /etc/sudoers.d (those rules, or none) and, where said, an empty
-// /var/lib/nginx (a host where nginx never ran): bind-mounted in its mount namespace only.
+// The service commands as a deploy user with sudo runs them without the helper (services.sudo, the mode
+// README's "Preparing a server" keeps for a deploy user trusted as root; the helper's own check is in
+// services-privilege.test.ts): nginx and supervisord run as root (as from the distribution's packages), the
+// deploy user `slipway` reaches them only through README's broad sudo rules. Each host sees its own
+// /etc/sudoers.d (those rules, or none) and, where said, an empty /var/lib/nginx (a host where nginx never
+// ran): bind-mounted in its mount namespace only.
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
@@ -49,7 +50,10 @@ function deployUserIds(): { uid: number; gid: number } {
 
 const liveIn = (root: string) => readlinkSync(path.join(root, 'current'));
 
-/** A deploy root the daemons (in the machine's own namespace) can see: inside the stack's dir, owned by the deploy user. */
+/**
+ * A deploy root the daemons (in the machine's own namespace) can see: inside the stack's dir, owned by the
+ * deploy user.
+ */
 function deployRootIn(stack: ServiceStack, name: string): string {
   const dir = path.join(stack.dir, name);
   mkdirSync(dir);

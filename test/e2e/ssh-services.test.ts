@@ -1,7 +1,8 @@
-// Serving over SSH: the deploy user (login shell /bin/sh) installs the nginx site and supervisor
-// program of a real nginx and a real supervisord that run as that user, restarts, health-checks and
-// rolls back (health-checked in the rollback's own round trip), all through the remote scripts. The deploy root is outside the host's private /srv,
-// so that the daemons (started by the harness in the machine's own mount namespace) see it too.
+// Serving over SSH: the deploy user (login shell /bin/sh) installs the nginx site and supervisor program of
+// a real nginx and a real supervisord that run as that user, restarts, health-checks and rolls back
+// (health-checked in the rollback's own round trip), all through the remote scripts. The deploy root is
+// outside the host's private /srv, so that the daemons (started by the harness in the machine's own mount
+// namespace) see it too.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

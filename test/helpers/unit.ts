@@ -1,5 +1,6 @@
-// Shared by the unit tests: a scratch folder removed after the file's tests, bash and sh run for real, a release archive,
-// release ids and an inspected host's sample output, a services config and a stub supervisorctl.
+// Shared by the unit tests: a scratch folder removed after the file's tests, bash and sh run for real, a
+// release archive, release ids and an inspected host's sample output, a services config and a stub
+// supervisorctl.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

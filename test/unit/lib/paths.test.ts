@@ -1,4 +1,5 @@
-// Every path slipway builds (tasks/lib/paths.ts): the deploy root's layout, the names inside a release, the relative links.
+// Every path slipway builds (tasks/lib/paths.ts): the deploy root's layout, the names inside a release, the
+// relative links.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {

@@ -1,4 +1,5 @@
-// The POSIX quoting every shell line goes through (tasks/lib/sh.ts), checked by having dash and bash read the quoted values back.
+// The POSIX quoting every shell line goes through (tasks/lib/sh.ts), checked by having dash and bash read the
+// quoted values back.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { quote, raw, script, sh, Shell } from '../../../tasks/lib/sh.js';

@@ -1,4 +1,5 @@
-// Lock-owner helpers (tasks/lock/owner.ts): whether a recorded pid is still a running process here, and reading the owner file.
+// Lock-owner helpers (tasks/lock/owner.ts): whether a recorded pid is still a running process here, and reading
+// the owner file.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';

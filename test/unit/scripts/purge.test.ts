@@ -1,4 +1,5 @@
-// The purge script (tasks/scripts/purge.ts), run for real: by bash on a temp deploy root, and as a deploy user beside a program running as another.
+// The purge script (tasks/scripts/purge.ts), run for real: by bash on a temp deploy root, and as a deploy user
+// beside a program running as another.
 import { spawnSync, type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, chmodSync, chownSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';

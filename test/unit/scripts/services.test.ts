@@ -1,4 +1,5 @@
-// nginx and supervisor scripts (tasks/scripts/services.ts): the privileged commands, the restart, a stale config temp file.
+// nginx and supervisor scripts (tasks/scripts/services.ts): the privileged commands, the restart, a stale config
+// temp file.
 import { describe, expect, it, afterEach, vi } from 'vitest';
 import type { Services } from '../../../tasks/config/types.js';
 import { healthCheckScript } from '../../../tasks/scripts/health.js';
