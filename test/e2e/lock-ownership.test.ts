@@ -162,24 +162,28 @@ for (const t of targets) {
 
     // Issue 9 item 22: the stage cleanup empties <deployTo>/tmp; a deployTo that is someone else's folder is never
     // touched.
-    it('a deployTo that is a non-empty folder slipway did not make is refused with exit 2, and nothing in it changes', async () => {
-      const { project, root } = t.make('foreign');
-      try {
-        mkdirSync(path.join(root, 'tmp'), { recursive: true });
-        writeFileSync(path.join(root, 'tmp/keep-me'), 'not slipway\n');
-        writeFileSync(path.join(root, 'notes.txt'), 'mine\n');
-        execFileSync('chown', ['-R', `${t.name === 'ssh' ? 'slipway' : 'root'}`, root]);
-        const before = listing(root);
-        for (const task of ['deploy', 'rollback', 'purge']) {
-          const r = await project.run([task]);
-          expect(r.code, `${task}: ${r.stderr}`).toBe(2);
-          expect(r.stderr).toMatch(/is not a slipway deploy root/);
-          expect(r.stderr).toMatch(/new or empty folder/);
+    it(
+      'a deployTo that is a non-empty folder slipway did not ' +
+        'make is refused with exit 2, and nothing in it changes',
+      async () => {
+        const { project, root } = t.make('foreign');
+        try {
+          mkdirSync(path.join(root, 'tmp'), { recursive: true });
+          writeFileSync(path.join(root, 'tmp/keep-me'), 'not slipway\n');
+          writeFileSync(path.join(root, 'notes.txt'), 'mine\n');
+          execFileSync('chown', ['-R', `${t.name === 'ssh' ? 'slipway' : 'root'}`, root]);
+          const before = listing(root);
+          for (const task of ['deploy', 'rollback', 'purge']) {
+            const r = await project.run([task]);
+            expect(r.code, `${task}: ${r.stderr}`).toBe(2);
+            expect(r.stderr).toMatch(/is not a slipway deploy root/);
+            expect(r.stderr).toMatch(/new or empty folder/);
+          }
+          expect(listing(root)).toEqual(before);
+        } finally {
+          project.cleanup();
         }
-        expect(listing(root)).toEqual(before);
-      } finally {
-        project.cleanup();
-      }
-    });
+      },
+    );
   });
 }

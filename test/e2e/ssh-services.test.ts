@@ -50,13 +50,16 @@ describe('services over SSH', () => {
     );
   });
 
-  it('check: without sudo, the config files, nginx -t and supervisorctl work for the deploy user: ✓ each, exit 0', async () => {
-    const result = await project.run(['check']);
-    expect(result.code, result.stderr + result.stdout).toBe(0);
-    for (const name of ['deploy root', 'config files', 'nginx -t', 'supervisorctl status'])
-      expect(result.stdout).toMatch(new RegExp(`^✓ web1 +${name} `, 'm'));
-    expect(result.stdout).not.toMatch(/^✗/m);
-  });
+  it(
+    'check: without sudo, the config files, ' + 'nginx -t and supervisorctl work for the deploy user: ✓ each, exit 0',
+    async () => {
+      const result = await project.run(['check']);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      for (const name of ['deploy root', 'config files', 'nginx -t', 'supervisorctl status'])
+        expect(result.stdout).toMatch(new RegExp(`^✓ web1 +${name} `, 'm'));
+      expect(result.stdout).not.toMatch(/^✗/m);
+    },
+  );
 
   it('a release that crashes at start is rolled back automatically: the first one answers again, exit 1', async () => {
     const original = readFileSync(path.join(project.dir, 'app/server.js'), 'utf8');
