@@ -144,7 +144,12 @@ set :branch, ENV.fetch("REF", "main")
 set :deploy_to, "/srv/cap"
 set :keep_releases, 5
 append :linked_dirs, "logs"
-set :ssh_options, { keys: [${JSON.stringify(key)}], user_known_hosts_file: ${JSON.stringify(knownHosts)}, verify_host_key: :always, auth_methods: ["publickey"] }
+set :ssh_options, {
+  keys: [${JSON.stringify(key)}],
+  user_known_hosts_file: ${JSON.stringify(knownHosts)},
+  verify_host_key: :always,
+  auth_methods: ["publickey"],
+}
 namespace :deploy do
   task :npm_ci do
     on roles(:app) do
@@ -192,7 +197,10 @@ end
     ten: { servers: ${JSON.stringify(servers(ten))} },
   });
   shipit.on('updated', () =>
-    shipit.remote(\`cd \${shipit.releasePath} && npm ci --omit=dev && mkdir -p \${shipit.config.deployTo}/shared/logs && ln -sfn ../../shared/logs logs\`),
+    shipit.remote(\`cd \${shipit.releasePath} &&
+      npm ci --omit=dev &&
+      mkdir -p \${shipit.config.deployTo}/shared/logs &&
+      ln -sfn ../../shared/logs logs\`),
   );
 };
 `,

@@ -82,7 +82,8 @@ export const healthcheckSchema = z
     path: ['timeoutSeconds'],
     error: (issue) => {
       const c = issue.input as { successes: number; intervalSeconds: number };
-      return `must be at least (successes − 1) × intervalSeconds = ${(c.successes - 1) * c.intervalSeconds} s, the time the answers in a row take`;
+      const least = (c.successes - 1) * c.intervalSeconds;
+      return `must be at least (successes − 1) × intervalSeconds = ${least} s, the time the answers in a row take`;
     },
   });
 

@@ -65,8 +65,9 @@ describe('one Ctrl-C under npx tsx fabfile.ts', () => {
     ['a command running', 2],
     ['a command running', 3],
   ] as const;
+  const PRESSED_TWICE = 'the press arriving twice cleans up once, releases the lock and prints the live release';
   for (const [when, round] of scenarios) {
-    it(`${when} (${round}): the press arriving twice cleans up once, releases the lock and prints the live release`, async () => {
+    it(`${when} (${round}): ${PRESSED_TWICE}`, async () => {
       const live = project.live();
       const started = path.join(project.dir, `hook-started-${round}`);
       const hooks = { beforeSwitch: [{ name: 'slow', commands: [`touch ${started}`, 'sleep 30'] }] };

@@ -65,7 +65,10 @@ describe('failures on the local target', () => {
       expect([a.code, b.code].sort()).toEqual([0, 1]);
       const [winner, loser] = a.code === 0 ? [a, b] : [b, a];
       expect(loser.stderr).toMatch(
-        /error: deploy in progress by \S+@\S+ \(pid \d+\) since \d{4}-\d\d-\d\dT[\d:.]+Z on local; if that run is dead, `unlock` removes its lock/,
+        new RegExp(
+          String.raw`error: deploy in progress by \S+@\S+ \(pid \d+\) since \d{4}-\d\d-\d\dT[\d:.]+Z on local; ` +
+            'if that run is dead, `unlock` removes its lock',
+        ),
       );
       const id = releaseIdOf(winner.stdout);
       expect(project.releases()).toEqual([id]);

@@ -128,7 +128,13 @@ describe('secrets from .env', () => {
       const urlPassword = 'url-pa55-planted';
       writeFileSync(
         path.join(project.dir, '.env'),
-        `API_TOKEN=${secret}\nPEM="${pem.replace(/\n/g, '\\n')}"\nDB_PASSWORD=${password}\nDATABASE_URL=postgres://app:${urlPassword}@db/app\n`,
+        [
+          `API_TOKEN=${secret}`,
+          `PEM="${pem.replace(/\n/g, '\\n')}"`,
+          `DB_PASSWORD=${password}`,
+          `DATABASE_URL=postgres://app:${urlPassword}@db/app`,
+          '',
+        ].join('\n'),
       );
       const config = readFileSync(project.configFile, 'utf8');
       writeFileSync(
@@ -136,7 +142,10 @@ describe('secrets from .env', () => {
         config.replace(
           '"application": "hello",',
           '"application": "hello",\n' +
-            '  vars: { dbUrl: `postgres://app:${encodeURIComponent(process.env.DB_PASSWORD!)}@db/app`, dbPassword: new URL(process.env.DATABASE_URL!).password },',
+            '  vars: {\n' +
+            '    dbUrl: `postgres://app:${encodeURIComponent(process.env.DB_PASSWORD!)}@db/app`,\n' +
+            '    dbPassword: new URL(process.env.DATABASE_URL!).password,\n' +
+            '  },',
         ),
       );
       writeFileSync(

@@ -47,7 +47,8 @@ describe('shared items', () => {
   it('a shared file that is a dangling symlink on the host fails the upload naming it', async () => {
     project = makeProject({ config: { shared: { dirs: [], files: ['config/local.json'] } } });
     mkdirSync(path.join(project.deployTo, 'shared/config'), { recursive: true });
-    writeFileSync(path.join(project.deployTo, '.slipway-root'), ''); // a deploy root slipway made, as after a first deploy
+    // A deploy root slipway made, as after a first deploy.
+    writeFileSync(path.join(project.deployTo, '.slipway-root'), '');
     symlinkSync('/nonexistent/local.json', path.join(project.deployTo, 'shared/config/local.json'));
     const result = await project.run(['deploy']);
     expect(result.code).toBe(1);

@@ -311,9 +311,8 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
         expect(sudo?.[1]).toMatch(
           new RegExp(`^refuse 8 of 8 commands a deploy runs, e\\.g\\. ${HELPER} hello install \\S+: sudo: `),
         );
-        expect(sudo?.[2]).toContain(
-          `/etc/slipway/hello.conf, and "${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}" in /etc/sudoers.d/slipway-hello`,
-        );
+        const sudoersLine = `"${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}"`;
+        expect(sudo?.[2]).toContain(`/etc/slipway/hello.conf, and ${sudoersLine} in /etc/sudoers.d/slipway-hello`);
         expect(result.stdout).toMatch(/^✗ web1 +nginx -t +.*sudo: .*\n +fix: let slipway run it through sudo/m);
         expect(result.stdout).not.toMatch(/^✓ web1 +(sudo|nginx|supervisorctl)/m);
       } finally {

@@ -244,7 +244,10 @@ describe('check on a host where nothing a deploy needs works (item 4)', () => {
   });
 
   /** The ✗ line of a verdict and the fix: line under it. */
-  const failed = (stdout: string, name: string) => new RegExp(`^✗ web1 +${name} +(.*)\n +fix: (.*)$`, 'm').exec(stdout);
+  const failed = (stdout: string, name: string) => {
+    const verdict = new RegExp(`^✗ web1 +${name} +(.*)\n +fix: (.*)$`, 'm');
+    return verdict.exec(stdout);
+  };
 
   it(
     'with sudo: exit 1; ✗ and a fix for the deploy root, the sudo rules, ' +

@@ -27,8 +27,15 @@ export const SAMPLE = [
   `@@release ${D}`,
   '@@release not-a-release',
   '@@release ../etc',
-  `@@meta ${A} ` +
-    `{"id":"${A}","ref":"main","commit":"${'a'.repeat(40)}","deployer":"me@box","deployedAt":"2026-01-01T00:00:01Z","status":"ok","envKey":"node-1"}`,
+  `@@meta ${A} ${JSON.stringify({
+    id: A,
+    ref: 'main',
+    commit: 'a'.repeat(40),
+    deployer: 'me@box',
+    deployedAt: '2026-01-01T00:00:01Z',
+    status: 'ok',
+    envKey: 'node-1',
+  })}`,
   `@@meta ${B} {"id":"${B}","envKey":"node-2","status":"bad","reason":"health check failed"}`,
   `@@meta ${C} {"id":"${C}","envKey":"node-2","status":"ok"}`,
   `@@meta ${D} {"id":"${D}","envKey":"node-3","sta`, // torn metadata: listed, without details
