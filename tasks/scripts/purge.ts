@@ -49,7 +49,7 @@ export function purgeScript(deployTo: string, plan: PurgePlan, programPid?: Shel
     sh`set -eu`,
     // Every process's working directory, read by one program (a readlink per process would cost one each).
     plan.releases.length
-      ? sh`nl=$'\n'; cwds=$nl$(find /proc/[0-9]*/cwd -maxdepth 0 -printf '%l\n' 2>/dev/null || true)$nl`
+      ? script(sh`nl=$'\n'`, sh`cwds=$nl$(find /proc/[0-9]*/cwd -maxdepth 0 -printf '%l\n' 2>/dev/null || true)$nl`)
       : undefined,
     plan.releases.length && programPid ? programCheck(deployTo, programPid) : sh`blind=`,
     sh`in_use() {`,
@@ -70,9 +70,12 @@ export function purgeScript(deployTo: string, plan: PurgePlan, programPid?: Shel
         sh`fi`,
       ),
     ),
-    ...plan.envs.map(
-      (key) =>
-        sh`if [ -d ${p.env(key)} ]; then mv -T ${p.env(key)} ${p.purgingEnv(key)} && rm -rf ${p.purgingEnv(key)}; fi`,
+    ...plan.envs.map((key) =>
+      script(
+        sh`if [ -d ${p.env(key)} ]; then`,
+        sh`  mv -T ${p.env(key)} ${p.purgingEnv(key)} && rm -rf ${p.purgingEnv(key)}`,
+        sh`fi`,
+      ),
     ),
   );
 }

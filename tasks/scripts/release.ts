@@ -37,7 +37,13 @@ export function markBadScript(
   const bytes = Buffer.byteLength(stdin);
   const write = sh`head -c ${bytes} > ${`${file}.new`} && mv -f ${`${file}.new`} ${file}`;
   return {
-    script: script(sh`if [ -d "$(dirname ${file})" ]; then ${write}; else head -c ${bytes} > /dev/null; fi`),
+    script: script(
+      sh`if [ -d "$(dirname ${file})" ]; then`,
+      sh`  ${write}`,
+      sh`else`,
+      sh`  head -c ${bytes} > /dev/null`,
+      sh`fi`,
+    ),
     stdin,
   };
 }

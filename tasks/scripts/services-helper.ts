@@ -49,7 +49,9 @@ export function helperPrivilegedCommands(services: Services, releaseId: string):
  */
 export function installThroughHelper(services: Services, releaseId: string): Shell {
   return script(
-    sh`if ! installed=$(${helperCommand(services, 'install', releaseId)}); then exit 1; fi`,
+    sh`if ! installed=$(${helperCommand(services, 'install', releaseId)}); then`,
+    sh`  exit 1`,
+    sh`fi`,
     sh`[ -z "$installed" ] || printf '%s\\n' "$installed"`,
     sh`case "$installed" in *'@@changed nginx'*) nginx_changed=1;; *) nginx_changed=;; esac`,
   );
@@ -64,7 +66,9 @@ export function restartThroughHelper(services: Services, nginxChanged: boolean |
   return script(
     sh`set -e`,
     services.supervisor ? helperCommand(services, 'restart') : undefined,
-    services.nginx && nginxChanged === 'shell' ? sh`if [ -n "\${nginx_changed:-}" ]; then ${reload}; fi` : undefined,
+    services.nginx && nginxChanged === 'shell'
+      ? script(sh`if [ -n "\${nginx_changed:-}" ]; then`, sh`  ${reload}`, sh`fi`)
+      : undefined,
     services.nginx && nginxChanged === true ? reload : undefined,
     helperCommand(services, 'commit'),
   );
