@@ -61,7 +61,8 @@ try {
   const added = T5.median - T1.median;
   const floor = S5.median - S1.median;
   console.log(
-    `5 hosts add ${(added / 1000).toFixed(2)} s over 1; SSH alone adds ${(floor / 1000).toFixed(2)} s: ratio ${(added / floor).toFixed(2)} (goal ≤ 1.5)`,
+    `5 hosts add ${(added / 1000).toFixed(2)} s over 1; ` +
+      `SSH alone adds ${(floor / 1000).toFixed(2)} s: ratio ${(added / floor).toFixed(2)} (goal ≤ 1.5)`,
   );
 } finally {
   one.cleanup();

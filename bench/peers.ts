@@ -18,7 +18,8 @@ const sh = (cmd: string, cwd?: string) =>
 function installPeers(work: string) {
   if (spawnSync('cap', ['--version']).status !== 0) {
     sh(
-      'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends capistrano ruby-ed25519 ruby-bcrypt-pbkdf rsync >/dev/null',
+      'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ' +
+        'capistrano ruby-ed25519 ruby-bcrypt-pbkdf rsync >/dev/null',
     );
   }
   mkdirSync(path.join(work, 'shipit'), { recursive: true });
@@ -68,7 +69,8 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
   mkdirSync(path.join(home, '.ssh'), { recursive: true });
   writeFileSync(
     path.join(home, '.ssh/config'),
-    `Host *\n  User slipway\n  IdentityFile ${key}\n  UserKnownHostsFile ${knownHosts}\n  StrictHostKeyChecking yes\n  BatchMode yes\n`,
+    `Host *\n  User slipway\n  IdentityFile ${key}\n` +
+      `  UserKnownHostsFile ${knownHosts}\n  StrictHostKeyChecking yes\n  BatchMode yes\n`,
   );
   const env = { HOME: home };
 
@@ -102,7 +104,8 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
     const defineConfig = JSON.stringify(path.join(ROOT, 'tasks/config/define-config.ts'));
     writeFileSync(
       file,
-      `import { defineConfig } from ${defineConfig};\n\nexport default defineConfig(${JSON.stringify(config, null, 2)});\n`,
+      `import { defineConfig } from ${defineConfig};\n\n` +
+        `export default defineConfig(${JSON.stringify(config, null, 2)});\n`,
     );
     return file;
   };
@@ -129,7 +132,8 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
   mkdirSync(path.join(cap, 'config/deploy'), { recursive: true });
   writeFileSync(
     path.join(cap, 'Capfile'),
-    'require "capistrano/setup"\nrequire "capistrano/deploy"\nrequire "capistrano/scm/git"\ninstall_plugin Capistrano::SCM::Git\n',
+    'require "capistrano/setup"\nrequire "capistrano/deploy"\n' +
+      'require "capistrano/scm/git"\ninstall_plugin Capistrano::SCM::Git\n',
   );
   writeFileSync(
     path.join(cap, 'config/deploy.rb'),
@@ -140,7 +144,12 @@ set :branch, ENV.fetch("REF", "main")
 set :deploy_to, "/srv/cap"
 set :keep_releases, 5
 append :linked_dirs, "logs"
-set :ssh_options, { keys: [${JSON.stringify(key)}], user_known_hosts_file: ${JSON.stringify(knownHosts)}, verify_host_key: :always, auth_methods: ["publickey"] }
+set :ssh_options, {
+  keys: [${JSON.stringify(key)}],
+  user_known_hosts_file: ${JSON.stringify(knownHosts)},
+  verify_host_key: :always,
+  auth_methods: ["publickey"],
+}
 namespace :deploy do
   task :npm_ci do
     on roles(:app) do
@@ -188,7 +197,10 @@ end
     ten: { servers: ${JSON.stringify(servers(ten))} },
   });
   shipit.on('updated', () =>
-    shipit.remote(\`cd \${shipit.releasePath} && npm ci --omit=dev && mkdir -p \${shipit.config.deployTo}/shared/logs && ln -sfn ../../shared/logs logs\`),
+    shipit.remote(\`cd \${shipit.releasePath} &&
+      npm ci --omit=dev &&
+      mkdir -p \${shipit.config.deployTo}/shared/logs &&
+      ln -sfn ../../shared/logs logs\`),
   );
 };
 `,
@@ -244,11 +256,13 @@ try {
   const bare = makeRepository(work);
   writeFileSync(
     path.join(work, 'known_hosts'),
-    readFileSync(fleet.knownHosts, 'utf8') + `[127.0.0.1]:${relay.port} ${readFileSync(`${web1.hostKey}.pub`, 'utf8')}`,
+    `${readFileSync(fleet.knownHosts, 'utf8')}[127.0.0.1]:${relay.port} ${readFileSync(`${web1.hostKey}.pub`, 'utf8')}`,
   );
   const all = tools(work, fleet, relay.port, bare);
   const fresh = (tool: Tool, hosts: TestHost[]) =>
-    hosts.forEach((h) => rmSync(path.join(h.srvDir, tool.root), { recursive: true, force: true }));
+    hosts.forEach((h) => {
+      rmSync(path.join(h.srvDir, tool.root), { recursive: true, force: true });
+    });
   const sshTrue = (h: { address: string; port: number }) =>
     mustTime('ssh true', 'ssh', [
       '-i',
@@ -343,12 +357,27 @@ try {
     }
   }
 
+  const shipitVersion = JSON.parse(
+    readFileSync(path.join(work, 'shipit/node_modules/shipit-cli/package.json'), 'utf8'),
+  ).version;
+  const machine = [
+    new Date().toISOString().slice(0, 10),
+    `${os.cpus().length} × ${os.cpus()[0].model}`,
+    `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    `Node ${process.version}`,
+    sh('cap --version').split('\n')[0],
+    `shipit-cli ${shipitVersion}`,
+    `OpenSSH ${spawnSync('ssh', ['-V'], { encoding: 'utf8' }).stderr.trim()}`,
+  ];
   const lines = [
     `# slipway vs Capistrano vs Shipit`,
     '',
-    `${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} × ${os.cpus()[0].model} · ${Math.round(os.totalmem() / 2 ** 30)} GiB · Node ${process.version} · ${sh('cap --version').split('\n')[0]} · shipit-cli ${JSON.parse(readFileSync(path.join(work, 'shipit/node_modules/shipit-cli/package.json'), 'utf8')).version} · OpenSSH ${spawnSync('ssh', ['-V'], { encoding: 'utf8' }).stderr.trim()}`,
+    machine.join(' · '),
     '',
-    `Real sshd hosts on loopback (harness of test/helpers/sshd.ts), the sample app from a bare git repository, ${runs} runs per cell, tools interleaved. Wall time median (min–max); connections and exec+subsystem requests seen by host 1's sshd; bytes the client sent to host 1 (counted by a relay in front of it, so for the 1-host scenarios only). slipway reads a deploy.config.ts, as its README sets it up.`,
+    'Real sshd hosts on loopback (harness of test/helpers/sshd.ts), the sample app from a bare git repository, ' +
+      `${runs} runs per cell, tools interleaved. Wall time median (min–max); connections and exec+subsystem ` +
+      "requests seen by host 1's sshd; bytes the client sent to host 1 (counted by a relay in front of it, so " +
+      'for the 1-host scenarios only). slipway reads a deploy.config.ts, as its README sets it up.',
     '',
     '| scenario | tool | time | connections | exec requests | bytes sent |',
     '|---|---|---|---|---|---|',
@@ -357,11 +386,12 @@ try {
     for (const [tool, row] of rows) {
       const med = (xs: number[]) => (xs.length ? String(Math.round(summary(xs).median)) : '');
       lines.push(
-        `| ${scenario} | ${tool} | ${summary(row.times).text} | ${med(row.connections)} | ${med(row.execs)} | ${med(row.bytes)} |`,
+        `| ${scenario} | ${tool} | ${summary(row.times).text} | ` +
+          `${med(row.connections)} | ${med(row.execs)} | ${med(row.bytes)} |`,
       );
     }
   }
-  const text = lines.join('\n') + '\n';
+  const text = `${lines.join('\n')}\n`;
   writeFileSync(path.join(ROOT, 'bench/RESULTS.md'), text);
   console.log(text);
 } finally {

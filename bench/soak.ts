@@ -10,7 +10,10 @@ import { startCuttingRelay, startSshHosts } from '../test/helpers/sshd.js';
 
 const cycles = Number(process.argv[2] ?? 200);
 let seed = Number(process.argv[3] ?? 42);
-const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+const random = () => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31;
+};
 const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
 
 const STEPS: Record<string, string[]> = {
@@ -37,7 +40,7 @@ const relay = await startCuttingRelay({ address: web1.address, port: web1.port }
 const knownHosts = path.join(fleet.dir, 'known_hosts_soak');
 writeFileSync(
   knownHosts,
-  readFileSync(fleet.knownHosts, 'utf8') + `[127.0.0.1]:${relay.port} ${readFileSync(`${web1.hostKey}.pub`, 'utf8')}`,
+  `${readFileSync(fleet.knownHosts, 'utf8')}[127.0.0.1]:${relay.port} ${readFileSync(`${web1.hostKey}.pub`, 'utf8')}`,
 );
 const entry = (name: string, host: string, port: number) => ({
   name,

@@ -64,7 +64,8 @@ export const servicesSchema = z
   })
   .superRefine((services, ctx) => {
     if (!services.helper) return;
-    // The helper takes nothing but a release id: what it installs where is fixed by root in /etc/slipway/<application>.conf.
+    // The helper takes nothing but a release id: what it installs where is fixed by root in
+    // /etc/slipway/<application>.conf.
     for (const [section, keys] of [
       ['nginx', services.nginx],
       ['supervisor', services.supervisor],
@@ -91,7 +92,8 @@ export const healthcheckSchema = z
     path: ['timeoutSeconds'],
     error: (issue) => {
       const c = issue.input as { successes: number; intervalSeconds: number };
-      return `must be at least (successes − 1) × intervalSeconds = ${(c.successes - 1) * c.intervalSeconds} s, the time the answers in a row take`;
+      const least = (c.successes - 1) * c.intervalSeconds;
+      return `must be at least (successes − 1) × intervalSeconds = ${least} s, the time the answers in a row take`;
     },
   });
 

@@ -10,7 +10,10 @@ export type Stage = z.output<typeof stageSchema>;
 
 export interface Services {
   sudo: string;
-  /** Set: every privileged action is `<sudo> <command> <application> <subcommand> [release id]` (server/slipway-services). */
+  /**
+   * Set: every privileged action is `<sudo> <command> <application> <subcommand> [release id]`
+   * (server/slipway-services).
+   */
   helper?: { command: string; application: string };
   nginx?: { site: string; enabled: string; test: string; reload: string };
   supervisor?: { program: string; ctl: string; name: string };

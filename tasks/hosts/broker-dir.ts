@@ -12,6 +12,7 @@ import {
   mkdirSync,
   openSync,
   lstatSync,
+  type Stats,
 } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -86,7 +87,7 @@ export function openBrokerDir(): BrokerDir | { unsafe: string } {
 
 /** Whether the broker socket in the directory is absent (false) or a socket of ours (true); anything else is unsafe. */
 export function brokerSocketState(dir: BrokerDir): boolean | { unsafe: string } {
-  let stat;
+  let stat: Stats;
   try {
     stat = lstatSync(path.join(dir.pinned, 'broker.sock'));
   } catch {

@@ -158,7 +158,10 @@ class RelayedChannel extends Duplex {
 }
 
 export interface Broker {
-  /** The host's transport over a live connection the broker holds, whose host key known_hosts still accepts; or why not. */
+  /**
+   * The host's transport over a live connection the broker holds, whose host key known_hosts still accepts; or
+   * why not.
+   */
   connect(request: KeptHost): Promise<Transport | Unavailable>;
 }
 
@@ -181,7 +184,8 @@ let thisRun: Promise<Broker | StartingBroker | Unavailable> | undefined;
  * for it (under tsx its start-up alone takes about a second). Asked once per run, by every host.
  */
 export function useBroker(keepSeconds: number, maxAgeSeconds: number): Promise<Broker | StartingBroker | Unavailable> {
-  return (thisRun ??= findOrStartBroker(keepSeconds, maxAgeSeconds));
+  thisRun ??= findOrStartBroker(keepSeconds, maxAgeSeconds);
+  return thisRun;
 }
 
 async function findOrStartBroker(
@@ -195,7 +199,10 @@ async function findOrStartBroker(
   // Every connection goes through the held directory, never through its name again.
   const socketPath = path.join(dir.pinned, 'broker.sock');
   const request = (header: object): Promise<net.Socket> =>
-    connectSocket(socketPath).then((s) => (s.write(`${JSON.stringify(header)}\n`), s));
+    connectSocket(socketPath).then((s) => {
+      s.write(`${JSON.stringify(header)}\n`);
+      return s;
+    });
   const probe = socket ? await connectSocket(socketPath).catch(() => null) : null;
   if (!probe && startedRecently(dir.pinned))
     return { unavailable: 'the connection broker is still starting', quiet: true };
@@ -233,7 +240,10 @@ async function findOrStartBroker(
           s.on('close', () => resolve({ error: `${options.name}: the connection broker went away` }));
         },
       );
-      if (reply.unavailable) return (s.destroy(), { unavailable: reply.unavailable, quiet: reply.quiet });
+      if (reply.unavailable) {
+        s.destroy();
+        return { unavailable: reply.unavailable, quiet: reply.quiet };
+      }
       if (!reply.key) throw reply.config ? new ConfigError(reply.error!) : new Error(reply.error);
       // Held open for the run: while a run uses a connection, the broker does not close it for its age.
       s.unref();
@@ -270,7 +280,10 @@ export async function serveBroker<E>(
   const socketPath = path.join(dir, 'broker.sock');
   if (
     await connectSocket(socketPath).then(
-      (s) => (s.destroy(), true),
+      (s) => {
+        s.destroy();
+        return true;
+      },
       () => false,
     )
   )
@@ -301,18 +314,24 @@ export async function serveBroker<E>(
 
   // A hand-over and the next run asking for the same host at once share one attempt.
   type Entry = NonNullable<ReturnType<typeof held.get>>;
-  const reopen = (entry: Entry): Promise<void> =>
-    (entry.opening ??= (async () => {
+  const reopen = (entry: Entry): Promise<void> => {
+    entry.opening ??= (async () => {
       entry.kept?.ssh.dispose();
       entry.kept = undefined;
       const kept = await open(entry.handOver);
       kept.ssh.connection!.on('error', () => undefined);
-      const gone = () => entry.kept === kept && (entry.kept = undefined);
+      const gone = () => {
+        if (entry.kept === kept) entry.kept = undefined;
+      };
       // Through a jump host's channel ssh2 may emit only 'end' when the connection is gone.
       kept.ssh.connection!.on('end', gone);
       kept.ssh.connection!.on('close', gone);
       entry.kept = kept;
-    })().finally(() => (entry.opening = undefined)));
+    })().finally(() => {
+      entry.opening = undefined;
+    });
+    return entry.opening;
+  };
 
   const connect = async (request: ConnectRequest): Promise<{ key: string } | Unavailable> => {
     if (expired)

@@ -36,7 +36,10 @@ export interface Host {
   readonly deployTo: string;
   /** Where it is, for messages: "local" or "user@address:port". */
   readonly address: string;
-  /** Set once a command found the run's lock taken from it: every later command fails with LockLost, running nothing. */
+  /**
+   * Set once a command found the run's lock taken from it: every later command fails with LockLost, running
+   * nothing.
+   */
   readonly lockLost: boolean;
   exec(command: Shell, options?: ExecOptions): Promise<ExecResult>;
   /** Takes the deploy lock or throws LockHeld; `then` runs right after, in the same round trip where it can. */

@@ -76,13 +76,18 @@ export function verifyHostKey(file: string, name: string, offered: Buffer, trust
   if (keys.length) {
     return {
       ok: false,
-      reason: `HOST KEY CHANGED for ${name}: it offered ${keyType(offered)} ${print}, which does not match ${file}. This may be an attack; if the host was really re-keyed, remove the old entry (ssh-keygen -R '${name}' -f ${file}) and connect again.`,
+      reason:
+        `HOST KEY CHANGED for ${name}: it offered ${keyType(offered)} ${print}, which does not match ${file}. ` +
+        `This may be an attack; if the host was really re-keyed, remove the old entry ` +
+        `(ssh-keygen -R '${name}' -f ${file}) and connect again.`,
     };
   }
   if (!trustNewHosts) {
     return {
       ok: false,
-      reason: `unknown host key for ${name}: ${keyType(offered)} ${print} is not in ${file}. If that fingerprint is right, run again with --trust-new-hosts to record it, or add it with ssh-keyscan.`,
+      reason:
+        `unknown host key for ${name}: ${keyType(offered)} ${print} is not in ${file}. ` +
+        'If that fingerprint is right, run again with --trust-new-hosts to record it, or add it with ssh-keyscan.',
     };
   }
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });

@@ -132,7 +132,7 @@ export class LocalHost implements Host {
     const stored: StoredOwner = { ...owner, lockInode: statSync(this.lockDir).ino };
     // Renamed into place, so a reader never sees it half-written.
     const next = `${this.ownerFile}.${process.pid}`;
-    writeFileSync(next, JSON.stringify(stored) + '\n', { mode: 0o644 });
+    writeFileSync(next, `${JSON.stringify(stored)}\n`, { mode: 0o644 });
     renameSync(next, this.ownerFile);
     this.held = { token: owner.token, inode: stored.lockInode! };
     const release = async (finalCommand?: Shell) => {

@@ -69,7 +69,8 @@ export async function resolveEndpoint(
     } catch (error) {
       if (h.privateKey || existsSync(file)) {
         throw new ConfigError(
-          `${h.name}: cannot read privateKey ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+          `${h.name}: cannot read privateKey ${file}: ` +
+            `${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
         );
       }
     }

@@ -26,7 +26,7 @@ export class Log {
   }
 
   line(text: string): void {
-    this.out.write(this.redact(text) + '\n');
+    this.out.write(`${this.redact(text)}\n`);
   }
 
   warn(text: string): void {
@@ -34,7 +34,7 @@ export class Log {
   }
 
   error(text: string): void {
-    process.stderr.write(this.redact(this.paint(31, `error: ${text}`)) + '\n');
+    process.stderr.write(`${this.redact(this.paint(31, `error: ${text}`))}\n`);
   }
 
   /** `web1  upload  0.21s  detail` */

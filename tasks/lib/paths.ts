@@ -23,7 +23,10 @@ export function layout(deployTo: string) {
     cache: at('cache'),
     tmp: at('tmp'),
     revisions: at('revisions.log'),
-    /** The service configs a deploy replaced, kept until it commits (outside every directory nginx or supervisor include). */
+    /**
+     * The service configs a deploy replaced, kept until it commits (outside every directory nginx or supervisor
+     * include).
+     */
     serviceBackups: at('service-backups'),
     lock: at('deploy.lock'),
     lockOwner: at('deploy.lock.owner'),

@@ -3,7 +3,10 @@
 // of a URL. Process-wide and filled as each .env file is read, so that an error raised while the
 // config is evaluated, or a failed command's tail, is redacted like everything else.
 
-/** Shorter values are never redacted ("1", "true" would hide unrelated text); load.ts refuses short secret-looking ones. */
+/**
+ * Shorter values are never redacted ("1", "true" would hide unrelated text); load.ts refuses short
+ * secret-looking ones.
+ */
 export const MIN_SECRET_LENGTH = 4;
 
 /** The password in a URL-shaped value (postgres://user:password@host/db), raw and decoded. */

@@ -13,7 +13,10 @@ export const STALE_SECONDS = 60;
 
 export const HEARTBEAT_MS = 15_000;
 
-/** The exit status of a command stopped because the run no longer holds the lock (EX_TEMPFAIL), with @@lock-lost on stderr. */
+/**
+ * The exit status of a command stopped because the run no longer holds the lock (EX_TEMPFAIL), with
+ * @@lock-lost on stderr.
+ */
 export const LOCK_LOST_STATUS = 75;
 
 function lockPaths(deployTo: string) {
@@ -30,11 +33,16 @@ export function claimRootScript(deployTo: string): Shell {
   const root = layout(deployTo);
   return script(
     sh`if [ ! -e ${root.rootMark} ]; then`,
-    sh`  shopt -s nullglob dotglob; entries=(${root.root}/*); shopt -u nullglob dotglob`,
-    sh`  if [ ! -e ${root.root} ] || [ \${#entries[@]} -eq 0 ] || { [ -d ${root.releases} ] && [ -f ${root.revisions} ]; }; then`,
+    sh`  shopt -s nullglob dotglob`,
+    sh`  entries=(${root.root}/*)`,
+    sh`  shopt -u nullglob dotglob`,
+    sh`  if [ ! -e ${root.root} ] || [ \${#entries[@]} -eq 0 ] ||`,
+    sh`    { [ -d ${root.releases} ] && [ -f ${root.revisions} ]; }; then`,
     sh`    mkdir -p ${root.root}`,
     sh`    echo 'slipway deploy root: slipway may create and delete anything in this folder' > ${root.rootMark}`,
-    sh`  else echo @@not-deploy-root; exit 0`,
+    sh`  else`,
+    sh`    echo @@not-deploy-root`,
+    sh`    exit 0`,
     sh`  fi`,
     sh`fi`,
   );
@@ -43,8 +51,9 @@ export function claimRootScript(deployTo: string): Shell {
 /** What to say when claimRootScript refused the folder. */
 export function notDeployRootMessage(host: string, deployTo: string): string {
   return (
-    `${host}: deployTo ${deployTo} is not a slipway deploy root: it is not empty and has no ${ROOT_MARK} mark, so slipway ` +
-    `changes nothing in it. Point deployTo at a new or empty folder; if it is a deploy root of an older slipway, ` +
+    `${host}: deployTo ${deployTo} is not a slipway deploy root: ` +
+    `it is not empty and has no ${ROOT_MARK} mark, so slipway changes nothing in it. ` +
+    'Point deployTo at a new or empty folder; if it is a deploy root of an older slipway, ' +
     `\`touch ${deployTo}/${ROOT_MARK}\` on the host adopts it`
   );
 }
@@ -59,8 +68,15 @@ export function lockGuardScript(deployTo: string, token: string, heartbeat = fal
   return script(
     sh`exec 9>>${l.guard}`,
     sh`flock -w 10 9`,
-    sh`owner=; { IFS= read -r -d '' owner < ${l.owner}; } 2>/dev/null || true`,
-    sh`case "$owner" in *${`"token":"${token}"`}*) ;; *) echo '@@lock-lost' >&2; exit ${LOCK_LOST_STATUS} ;; esac`,
+    sh`owner=`,
+    sh`{ IFS= read -r -d '' owner < ${l.owner}; } 2>/dev/null || true`,
+    sh`case "$owner" in`,
+    sh`  *${`"token":"${token}"`}*) ;;`,
+    sh`  *)`,
+    sh`    echo '@@lock-lost' >&2`,
+    sh`    exit ${LOCK_LOST_STATUS}`,
+    sh`    ;;`,
+    sh`esac`,
     heartbeat ? sh`touch -c ${l.dir}` : undefined,
     sh`exec 9>&-`,
   );
@@ -78,19 +94,29 @@ export function acquireScript(deployTo: string, owner: LockOwner, deadToken = ''
     sh`exec 9>>${l.guard}`,
     sh`flock -w 10 9`,
     sh`got=`,
-    sh`take() { mkdir ${l.dir} && printf '%s\\n' ${JSON.stringify(owner)} > ${`${l.owner}.new`} && mv -f ${`${l.owner}.new`} ${l.owner} && echo @@acquired && got=1; }`,
-    sh`if [ ! -d ${l.dir} ]; then take`,
+    sh`take() {`,
+    sh`  mkdir ${l.dir} &&`,
+    sh`    printf '%s\\n' ${JSON.stringify(owner)} > ${`${l.owner}.new`} &&`,
+    sh`    mv -f ${`${l.owner}.new`} ${l.owner} &&`,
+    sh`    echo @@acquired &&`,
+    sh`    got=1`,
+    sh`}`,
+    sh`if [ ! -d ${l.dir} ]; then`,
+    sh`  take`,
     sh`else`,
     sh`  age=$(( $(date +%s) - $(stat -c %Y ${l.dir}) ))`,
     sh`  dead=${deadToken}`,
-    sh`  if [ "$age" -gt ${STALE_SECONDS} ] || { [ -n "$dead" ] && grep -qF "\\"token\\":\\"$dead\\"" ${l.owner} 2>/dev/null; }; then`,
+    sh`  if [ "$age" -gt ${STALE_SECONDS} ] ||`,
+    sh`    { [ -n "$dead" ] && grep -qF "\\"token\\":\\"$dead\\"" ${l.owner} 2>/dev/null; }; then`,
     sh`    echo "@@recovered $(cat ${l.owner} 2>/dev/null | head -c 4096 | tr -d '\\n')"`,
-    sh`    rm -rf ${l.dir} ${l.owner}; take`,
-    sh`  else echo "@@held $(cat ${l.owner} 2>/dev/null | head -c 4096 | tr -d '\\n')"`,
+    sh`    rm -rf ${l.dir} ${l.owner}`,
+    sh`    take`,
+    sh`  else`,
+    sh`    echo "@@held $(cat ${l.owner} 2>/dev/null | head -c 4096 | tr -d '\\n')"`,
     sh`  fi`,
     sh`fi`,
     sh`exec 9>&-`,
-    then ? sh`if [ -n "$got" ]; then echo @@then; ( ${then} ); fi` : undefined,
+    then ? script(sh`if [ -n "$got" ]; then`, sh`  echo @@then`, sh`  ( ${then} )`, sh`fi`) : undefined,
   );
 }
 

@@ -114,7 +114,8 @@ function refuseLinks(tree: string, config: ResolvedConfig, what: string): void {
       const target = linkTarget(parent);
       if (target === null) continue;
       found.push(
-        `"${parent}" is a symlink (to ${target}), a parent of shared item "${item}": make it a folder in the repository, or share "${parent}"`,
+        `"${parent}" is a symlink (to ${target}), a parent of shared item "${item}": ` +
+          `make it a folder in the repository, or share "${parent}"`,
       );
     }
   }
@@ -170,7 +171,8 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
     const lockPath = lockName ? path.join(tree, lockName) : null;
     if (lockPath && !existsSync(lockPath)) {
       throw new ConfigError(
-        `dependencies.type is "${config.dependencies.type}" but ${lockName} is not in the release (${sub ?? 'repository root'} at ${commit.slice(0, 7)})`,
+        `dependencies.type is "${config.dependencies.type}" but ${lockName} is not in the release ` +
+          `(${sub ?? 'repository root'} at ${commit.slice(0, 7)})`,
       );
     }
     return {

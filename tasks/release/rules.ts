@@ -81,7 +81,10 @@ export interface PurgeInput extends ReleaseState {
   inUse?: string[];
 }
 
-/** Releases purge removes: bad ones first and never counted, then all but the newest `keep` good ones; never the live one. */
+/**
+ * Releases purge removes: bad ones first and never counted, then all but the newest `keep` good ones; never the
+ * live one.
+ */
 export function selectPurge({ releases, live, bad = [], keep, inUse = [] }: PurgeInput): string[] {
   if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keepReleases must be an integer ≥ 1, got ${keep}`);
   const protectedIds = new Set([...(live ? [live] : []), ...inUse]);

@@ -56,7 +56,8 @@ function templateError(error: unknown, source: string, file: string, known: stri
     const line = source.split('\n')[e.lineNumber - 1] ?? '';
     const expression = e.endLineNumber === e.lineNumber ? line.slice(e.column, e.endColumn).trim() : missing[1];
     return new ConfigError(
-      `template ${file}, line ${e.lineNumber}: variable "${expression || missing[1]}" is not defined\n  variables: ${known.join(', ')}`,
+      `template ${file}, line ${e.lineNumber}: variable "${expression || missing[1]}" is not defined\n` +
+        `  variables: ${known.join(', ')}`,
     );
   }
   return new ConfigError(`template ${file}: ${e.message.replace(/\n+/g, ' ')}\n  variables: ${known.join(', ')}`);

@@ -18,6 +18,14 @@ export function checkFor(check: HealthCheck, releaseId: string): HealthCheck {
   return { ...check, expectBody: check.expectBody?.replaceAll('{{releaseId}}', releaseId) };
 }
 
+// Without curl, python's standard library GETs the URL: prints the status, writes the body to the file.
+const PYTHON_GET = [
+  'import sys,urllib.request as u',
+  'try: r=u.urlopen(sys.argv[1], timeout=5); s=r.status; b=r.read()',
+  'except u.HTTPError as e: s=e.code; b=e.read()',
+  'open(sys.argv[2],"wb").write(b); print(s)',
+].join('\n');
+
 /**
  * GETs the URL on the host until it answers as expected `successes` times in a row, `intervalSeconds`
  * apart, or the timeout passes. With a supervisor program, an answer counts only while supervisor says
@@ -30,12 +38,17 @@ export function healthCheckScript(check: HealthCheck, services?: Services): Shel
   const timeout = Math.ceil(check.timeoutSeconds);
   const times = check.successes > 1 ? ` ${check.successes} times in a row` : '';
   return script(
-    sh`url=${check.url} want=${check.expectStatus} body=${check.expectBody ?? ''} successes=${check.successes} deadline=$(( $(date +%s) + ${timeout} ))`,
-    sh`tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT`,
-    sh`get() { if command -v curl >/dev/null; then curl -s -o "$tmp" -w '%{http_code}' --max-time 5 "$url"; else python3 -c 'import sys,urllib.request as u
-try: r=u.urlopen(sys.argv[1], timeout=5); s=r.status; b=r.read()
-except u.HTTPError as e: s=e.code; b=e.read()
-open(sys.argv[2],"wb").write(b); print(s)' "$url" "$tmp"; fi; }`,
+    sh`url=${check.url} want=${check.expectStatus} body=${check.expectBody ?? ''}`,
+    sh`successes=${check.successes} deadline=$(( $(date +%s) + ${timeout} ))`,
+    sh`tmp=$(mktemp)`,
+    sh`trap 'rm -f "$tmp"' EXIT`,
+    sh`get() {`,
+    sh`  if command -v curl >/dev/null; then`,
+    sh`    curl -s -o "$tmp" -w '%{http_code}' --max-time 5 "$url"`,
+    sh`  else`,
+    sh`    python3 -c ${PYTHON_GET} "$url" "$tmp"`,
+    sh`  fi`,
+    sh`}`,
     supervisor
       ? script(
           sh`program_state() { ${programStatusCommand(services!, supervisor)} 2>&1 | head -n 1 | tr -s ' '; }`,
@@ -46,16 +59,28 @@ open(sys.argv[2],"wb").write(b); print(s)' "$url" "$tmp"; fi; }`,
     sh`while :; do`,
     sh`  got=$(get 2>/dev/null) || got=`,
     sh`  if [ "$got" = "$want" ] && { [ -z "$body" ] || grep -qF -- "$body" "$tmp"; }; then`,
-    sh`    state=$(program_state); pid=$(running_pid "$state")`,
-    sh`    if [ -z "$pid" ]; then streak=0; why="$url answered $got, but supervisor says: $state"`,
-    sh`    elif [ "$streak" -gt 0 ] && [ "$pid" != "$seen" ]; then streak=1; why="$url answered $got, but the program restarted between two answers"`,
-    sh`    else streak=$((streak + 1)); why="$url answered $got only $streak of $successes times in a row"; fi`,
+    sh`    state=$(program_state)`,
+    sh`    pid=$(running_pid "$state")`,
+    sh`    if [ -z "$pid" ]; then`,
+    sh`      streak=0`,
+    sh`      why="$url answered $got, but supervisor says: $state"`,
+    sh`    elif [ "$streak" -gt 0 ] && [ "$pid" != "$seen" ]; then`,
+    sh`      streak=1`,
+    sh`      why="$url answered $got, but the program restarted between two answers"`,
+    sh`    else`,
+    sh`      streak=$((streak + 1))`,
+    sh`      why="$url answered $got only $streak of $successes times in a row"`,
+    sh`    fi`,
     sh`    seen=$pid`,
-    sh`    if [ "$streak" -ge "$successes" ]; then echo "@@healthy $url answered $got${raw(times)}\${state:+; $state}"; exit 0; fi`,
+    sh`    if [ "$streak" -ge "$successes" ]; then`,
+    sh`      echo "@@healthy $url answered $got${raw(times)}\${state:+; $state}"`,
+    sh`      exit 0`,
+    sh`    fi`,
     sh`  else`,
     sh`    streak=0`,
     sh`    said=$(head -c 200 "$tmp" | tr '\\n' ' ')`,
-    sh`    why=$(printf '%s answered %s (expected %s%s): %s' "$url" "\${got:-nothing}" "$want" "\${body:+ with body containing $body}" "$said")`,
+    sh`    expected="$want\${body:+ with body containing $body}"`,
+    sh`    why=$(printf '%s answered %s (expected %s): %s' "$url" "\${got:-nothing}" "$expected" "$said")`,
     sh`  fi`,
     sh`  if [ "$(date +%s)" -ge "$deadline" ]; then`,
     sh`    printf 'health check failed after %ss: %s\\n' ${timeout} "$why" >&2`,
@@ -63,7 +88,11 @@ open(sys.argv[2],"wb").write(b); print(s)' "$url" "$tmp"; fi; }`,
     sh`    exit 1`,
     sh`  fi`,
     // Within a streak, wait the interval; until the first good answer, ask again soon.
-    sh`  if [ "$streak" -gt 0 ]; then sleep ${check.intervalSeconds}; else sleep 0.5; fi`,
+    sh`  if [ "$streak" -gt 0 ]; then`,
+    sh`    sleep ${check.intervalSeconds}`,
+    sh`  else`,
+    sh`    sleep 0.5`,
+    sh`  fi`,
     sh`done`,
   );
 }

@@ -5,6 +5,12 @@ import type { ReleaseMeta } from '../release/metadata.js';
 import { isReleaseId } from '../release/rules.js';
 import type { HostState } from '../release/state.js';
 
+const probeRuntime = {
+  node: sh`echo "@@node $(node --version 2>/dev/null)"`,
+  python: sh`echo "@@python $(python3 --version 2>&1)"`,
+  none: sh`true`,
+};
+
 /**
  * One round trip that reads everything a task decides from. It runs on every host of every task, so
  * it uses bash builtins where it can: each program it starts costs a few ms of the host's CPU, and a
@@ -17,10 +23,15 @@ printf '@@now %(%s)T\n' -1
 if [ -L ${p.current} ]; then echo "@@current $(readlink ${p.current})"; fi
 if [ -d ${p.releases} ]; then for r in ${p.releases}/*; do
   [ -d "$r" ] || continue; n=\${r##*/}; echo "@@release $n"
-  if [ -f "$r"/${RELEASE_META} ]; then m=; IFS= read -r -d '' m < "$r"/${RELEASE_META} || true; m=\${m//$'\n'/}; printf '@@meta %s %s\n' "$n" "\${m:0:8192}"; fi
+  if [ -f "$r"/${RELEASE_META} ]; then
+    m=
+    IFS= read -r -d '' m < "$r"/${RELEASE_META} || true
+    m=\${m//$'\n'/}
+    printf '@@meta %s %s\n' "$n" "\${m:0:8192}"
+  fi
 done; fi
 if [ -d ${p.envs} ]; then for e in ${p.envs}/*; do [ -e "$e"/${COMPLETE} ] && echo "@@env \${e##*/}"; done; fi
-${runtime === 'node' ? sh`echo "@@node $(node --version 2>/dev/null)"` : runtime === 'python' ? sh`echo "@@python $(python3 --version 2>&1)"` : sh`true`}
+${probeRuntime[runtime]}
 echo "@@platform $OSTYPE $HOSTTYPE"
 echo "@@nginx $(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; })"
 d=$D; while [ ! -e "$d" ]; do d=\${d%/*}; d=\${d:-/}; done; [ -w "$d" ] && echo "@@writable yes"

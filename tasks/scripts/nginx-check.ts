@@ -19,13 +19,26 @@ export function nginxCheckScript(nginxTest: Shell, releaseDir: string) {
   const files = releaseFiles(releaseDir);
   const site = files.rendered('nginx.conf');
   const work = files.nginxCheck;
-  const main = `pid ${work}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include ${site};\n}\n`;
+  const main = [
+    `pid ${work}/nginx.pid;`,
+    'error_log stderr;',
+    'events {}',
+    'http {',
+    '  access_log off;',
+    `  include ${site};`,
+    '}',
+    '',
+  ].join('\n');
   return sh`mkdir -p ${`${work}/logs`}
 printf '%s' ${main} > ${`${work}/nginx.conf`}
-check=0; out=$(${nginxTest} -q -p ${`${work}/`} -c ${`${work}/nginx.conf`} 2>&1) || check=$?
+check=0
+out=$(${nginxTest} -q -p ${`${work}/`} -c ${`${work}/nginx.conf`} 2>&1) || check=$?
 rm -rf ${work}
 if [ "$check" != 0 ] && printf '%s\\n' "$out" | grep -E '\\[(emerg|crit|alert)\\]' | grep -qv 'bind() to'; then
-  out=$(printf '%s\\n' "$out" | grep -vF -- ${`${work}/nginx.conf test failed`}); site=${site}; out=\${out//"$site"/the rendered nginx.conf}
-  printf '%s:\\n%s\\n' ${NGINX_REJECTED} "$out" >&2; exit 1
+  out=$(printf '%s\\n' "$out" | grep -vF -- ${`${work}/nginx.conf test failed`})
+  site=${site}
+  out=\${out//"$site"/the rendered nginx.conf}
+  printf '%s:\\n%s\\n' ${NGINX_REJECTED} "$out" >&2
+  exit 1
 fi`;
 }

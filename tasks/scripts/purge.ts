@@ -14,15 +14,31 @@ import type { PurgePlan } from '../release/rules.js';
 function programCheck(deployTo: string, pidCommand: Shell): Shell {
   const p = layout(deployTo);
   return script(
-    sh`blind=; pid=$(${pidCommand} 2>/dev/null) || true`,
-    sh`cs() { local t=$1 f; f=\${t#*[.,]}00; echo $(( \${t%[.,]*} * 100 + 10#\${f:0:2} )); }`,
-    sh`case "$pid" in ''|0|*[!0-9]*) ;; *) if ! readlink /proc/$pid/cwd >/dev/null 2>&1 && stat=$(cat /proc/$pid/stat 2>/dev/null); then`,
-    sh`  set -- \${stat##*) }; ticks=\${20}; read -r up _ < /proc/uptime`,
-    sh`  started=$(( $(cs "\${EPOCHREALTIME:-$(date +%s.%N)}") - $(cs "$up") + ticks * 100 / $(getconf CLK_TCK) ))`,
-    sh`  switched=$(find ${p.current} -maxdepth 0 -printf '%T@' 2>/dev/null) && switched=$(cs "$switched") || switched=$started`,
+    sh`blind=`,
+    sh`pid=$(${pidCommand} 2>/dev/null) || true`,
+    sh`cs() {`,
+    sh`  local t=$1 f`,
+    sh`  f=\${t#*[.,]}00`,
+    sh`  echo $(( \${t%[.,]*} * 100 + 10#\${f:0:2} ))`,
+    sh`}`,
+    sh`case "$pid" in`,
+    sh`  ''|0|*[!0-9]*) ;;`,
+    sh`  *)`,
+    sh`    if ! readlink /proc/$pid/cwd >/dev/null 2>&1 && stat=$(cat /proc/$pid/stat 2>/dev/null); then`,
+    sh`      set -- \${stat##*) }`,
+    sh`      ticks=\${20}`,
+    sh`      read -r up _ < /proc/uptime`,
+    sh`      started=$(( $(cs "\${EPOCHREALTIME:-$(date +%s.%N)}") - $(cs "$up") + ticks * 100 / $(getconf CLK_TCK) ))`,
+    sh`      switched=$(find ${p.current} -maxdepth 0 -printf '%T@' 2>/dev/null) &&`,
+    sh`        switched=$(cs "$switched") || switched=$started`,
     // A restart comes in a later command than its switch; 50 ms of slack covers the clocks' rounding.
-    sh`  if [ "$started" -le $(( switched + 5 )) ]; then blind="the program (pid $pid, another user) has run since before the last switch: the release it works in cannot be read, so none is removed until it restarts"; fi`,
-    sh`fi;; esac`,
+    sh`      if [ "$started" -le $(( switched + 5 )) ]; then`,
+    sh`        blind="the program (pid $pid, another user) has run since before the last switch: "`,
+    sh`        blind+="the release it works in cannot be read, so none is removed until it restarts"`,
+    sh`      fi`,
+    sh`    fi`,
+    sh`    ;;`,
+    sh`esac`,
   );
 }
 
@@ -33,17 +49,33 @@ export function purgeScript(deployTo: string, plan: PurgePlan, programPid?: Shel
     sh`set -eu`,
     // Every process's working directory, read by one program (a readlink per process would cost one each).
     plan.releases.length
-      ? sh`nl=$'\n'; cwds=$nl$(find /proc/[0-9]*/cwd -maxdepth 0 -printf '%l\n' 2>/dev/null || true)$nl`
+      ? script(sh`nl=$'\n'`, sh`cwds=$nl$(find /proc/[0-9]*/cwd -maxdepth 0 -printf '%l\n' 2>/dev/null || true)$nl`)
       : undefined,
     plan.releases.length && programPid ? programCheck(deployTo, programPid) : sh`blind=`,
-    sh`in_use() { why=$blind; [ -n "$why" ] && return 0; why='a running process works in it'; case "$cwds" in *"$nl$1$nl"*|*"$nl$1/"*) return 0;; esac; return 1; }`,
-    ...plan.releases.map(
-      (id) =>
-        sh`if [ -d ${p.release(id)} ]; then if in_use "$(cd ${p.release(id)} && pwd -P)"; then echo ${`kept ${id}:`} "$why"; else mv -T ${p.release(id)} ${p.purging(id)} && rm -rf ${p.purging(id)} && echo ${`removed ${id}`}; fi; fi`,
+    sh`in_use() {`,
+    sh`  why=$blind`,
+    sh`  [ -n "$why" ] && return 0`,
+    sh`  why='a running process works in it'`,
+    sh`  case "$cwds" in *"$nl$1$nl"*|*"$nl$1/"*) return 0;; esac`,
+    sh`  return 1`,
+    sh`}`,
+    ...plan.releases.map((id) =>
+      script(
+        sh`if [ -d ${p.release(id)} ]; then`,
+        sh`  if in_use "$(cd ${p.release(id)} && pwd -P)"; then`,
+        sh`    echo ${`kept ${id}:`} "$why"`,
+        sh`  else`,
+        sh`    mv -T ${p.release(id)} ${p.purging(id)} && rm -rf ${p.purging(id)} && echo ${`removed ${id}`}`,
+        sh`  fi`,
+        sh`fi`,
+      ),
     ),
-    ...plan.envs.map(
-      (key) =>
-        sh`if [ -d ${p.env(key)} ]; then mv -T ${p.env(key)} ${p.purgingEnv(key)} && rm -rf ${p.purgingEnv(key)}; fi`,
+    ...plan.envs.map((key) =>
+      script(
+        sh`if [ -d ${p.env(key)} ]; then`,
+        sh`  mv -T ${p.env(key)} ${p.purgingEnv(key)} && rm -rf ${p.purgingEnv(key)}`,
+        sh`fi`,
+      ),
     ),
   );
 }

@@ -37,7 +37,13 @@ export function markBadScript(
   const bytes = Buffer.byteLength(stdin);
   const write = sh`head -c ${bytes} > ${`${file}.new`} && mv -f ${`${file}.new`} ${file}`;
   return {
-    script: script(sh`if [ -d "$(dirname ${file})" ]; then ${write}; else head -c ${bytes} > /dev/null; fi`),
+    script: script(
+      sh`if [ -d "$(dirname ${file})" ]; then`,
+      sh`  ${write}`,
+      sh`else`,
+      sh`  head -c ${bytes} > /dev/null`,
+      sh`fi`,
+    ),
     stdin,
   };
 }
@@ -75,16 +81,28 @@ function sharedLinks(spec: StageSpec): Shell[] {
     // One that is a dangling link is an error: writing through it would create a file elsewhere.
     ...files
       .map((item) => [item, p.sharedItem(item)])
-      .map(
-        ([item, f]) =>
-          sh`mkdir -p "$(dirname ${f})"; if [ -L ${f} ] && [ ! -e ${f} ]; then printf '%s is a symlink to %s%s\\n' ${f} "$(readlink ${f})" ${missing} >&2; exit 1; fi
-[ -e ${f} ] || { (umask 077 && : > ${f}); echo ${`@@created-shared ${item}`}; }`,
+      .map(([item, f]) =>
+        script(
+          sh`mkdir -p "$(dirname ${f})"`,
+          sh`if [ -L ${f} ] && [ ! -e ${f} ]; then`,
+          sh`  printf '%s is a symlink to %s%s\\n' ${f} "$(readlink ${f})" ${missing} >&2`,
+          sh`  exit 1`,
+          sh`fi`,
+          sh`if [ ! -e ${f} ]; then`,
+          sh`  (umask 077 && : > ${f})`,
+          sh`  echo ${`@@created-shared ${item}`}`,
+          sh`fi`,
+        ),
       ),
     // No parent of these is a link in the release (buildArchive refuses such a tree), so rm -rf stays inside it.
-    ...linked.map(
-      (item) =>
-        sh`rm -rf ${`${staged}/${item}`}; mkdir -p "$(dirname ${`${staged}/${item}`})"; ln -s ${linkFromRelease(item, 'shared')} ${`${staged}/${item}`}`,
-    ),
+    ...linked.map((item) => {
+      const link = `${staged}/${item}`;
+      return script(
+        sh`rm -rf ${link}`,
+        sh`mkdir -p "$(dirname ${link})"`,
+        sh`ln -s ${linkFromRelease(item, 'shared')} ${link}`,
+      );
+    }),
   ];
 }
 
@@ -93,6 +111,8 @@ export function stageScript(spec: StageSpec): Shell {
   const staged = p.staging(spec.id);
   const archive = p.archive(spec.id);
   const files = releaseFiles(staged);
+  const renderedSums = spec.files.flatMap((f) => [sha256(f.content), files.rendered(f.name)]);
+  const sharedEnvNew = `${p.sharedEnv}.new`;
   return script(
     sh`set -eu`,
     sh`umask 022`,
@@ -102,24 +122,50 @@ export function stageScript(spec: StageSpec): Shell {
     // Leftovers of a dead run (we hold the lock, so nothing else is working here); failed-* are kept on purpose.
     sh`find ${p.tmp} -mindepth 1 -maxdepth 1 ! -name ${`${FAILED_PREFIX}*`} -exec rm -rf {} +`,
     // So are environments a dead run left half-built (no .complete marker).
-    sh`for e in ${p.envs}/${ENV_BUILD_PREFIX}* ${p.envs}/*; do if [ -d "$e" ] && [ ! -e "$e"/${COMPLETE} ]; then rm -rf "$e"; fi; done`,
+    sh`for e in ${p.envs}/${ENV_BUILD_PREFIX}* ${p.envs}/*; do`,
+    sh`  if [ -d "$e" ] && [ ! -e "$e"/${COMPLETE} ]; then`,
+    sh`    rm -rf "$e"`,
+    sh`  fi`,
+    sh`done`,
     sh`mkdir ${staged}`,
     sh`(umask 077 && head -c ${spec.bytes} > ${archive})`,
-    sh`echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status - || { echo "upload corrupted: sha256 of the received archive does not match" >&2; rm -rf ${staged} ${archive}; exit 1; }`,
+    sh`if ! echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status -; then`,
+    sh`  echo "upload corrupted: sha256 of the received archive does not match" >&2`,
+    sh`  rm -rf ${staged} ${archive}`,
+    sh`  exit 1`,
+    sh`fi`,
     sh`tar -xzf ${archive} -C ${staged} --no-same-owner`,
     sh`rm -f ${archive}`,
     sh`mkdir -p ${files.slipway}`,
     // After the archive, so they win over anything it holds at the same path.
-    // Each a new file (rm, then O_EXCL): never written through a link, and a secret one is 0600 even where the archive had it.
-    ...spec.files.map(
-      (f) =>
-        sh`rm -f ${files.rendered(f.name)} && (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${files.rendered(f.name)})`,
-    ),
+    // Each a new file (rm, then O_EXCL): never written through a link, and a secret one is 0600 even where the
+    // archive had it.
+    ...spec.files.map((f) => {
+      const target = files.rendered(f.name);
+      return script(
+        sh`rm -f ${target} &&`,
+        sh`  (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${target})`,
+      );
+    }),
     spec.files.length
-      ? sh`printf '%s  %s\\n' ${spec.files.flatMap((f) => [sha256(f.content), files.rendered(f.name)])} | sha256sum -c --status - || { echo "upload corrupted: a rendered file arrived incomplete" >&2; rm -rf ${staged}; exit 1; }`
+      ? script(
+          sh`if ! printf '%s  %s\\n' ${renderedSums} | sha256sum -c --status -; then`,
+          sh`  echo "upload corrupted: a rendered file arrived incomplete" >&2`,
+          sh`  rm -rf ${staged}`,
+          sh`  exit 1`,
+          sh`fi`,
+        )
       : undefined,
     // .env.<environment> becomes shared/.env, private to the deploy user, linked into the release.
-    sh`if [ -f ${files.dotenv} ]; then rm -f ${`${p.sharedEnv}.new`} && (umask 077 && cp ${files.dotenv} ${`${p.sharedEnv}.new`}) && chmod 600 ${`${p.sharedEnv}.new`} && mv -f ${`${p.sharedEnv}.new`} ${p.sharedEnv} && rm -f ${files.dotenv} && rm -rf ${files.env} && ln -s ${linkFromRelease('.env', 'shared')} ${files.env}; fi`,
+    sh`if [ -f ${files.dotenv} ]; then`,
+    sh`  rm -f ${sharedEnvNew} &&`,
+    sh`    (umask 077 && cp ${files.dotenv} ${sharedEnvNew}) &&`,
+    sh`    chmod 600 ${sharedEnvNew} &&`,
+    sh`    mv -f ${sharedEnvNew} ${p.sharedEnv} &&`,
+    sh`    rm -f ${files.dotenv} &&`,
+    sh`    rm -rf ${files.env} &&`,
+    sh`    ln -s ${linkFromRelease('.env', 'shared')} ${files.env}`,
+    sh`fi`,
     ...sharedLinks(spec),
   );
 }
@@ -131,10 +177,18 @@ export function discardScript(deployTo: string, id: string, keepFailed: boolean)
   return script(
     sh`set -eu`,
     // Only when it never went live: a release the switch reached is not ours to delete any more.
-    sh`if [ -d ${p.release(id)} ] && [ ${current} != ${currentTarget(id)} ]; then mv -T ${p.release(id)} ${p.staging(id)}; fi`,
+    sh`if [ -d ${p.release(id)} ] && [ ${current} != ${currentTarget(id)} ]; then`,
+    sh`  mv -T ${p.release(id)} ${p.staging(id)}`,
+    sh`fi`,
     sh`rm -f ${p.archive(id)}`,
     keepFailed
-      ? sh`if [ -d ${p.staging(id)} ]; then rm -rf ${p.failed(id)}; mv -T ${p.staging(id)} ${p.failed(id)}; echo ${p.failed(id)}; fi`
+      ? script(
+          sh`if [ -d ${p.staging(id)} ]; then`,
+          sh`  rm -rf ${p.failed(id)}`,
+          sh`  mv -T ${p.staging(id)} ${p.failed(id)}`,
+          sh`  echo ${p.failed(id)}`,
+          sh`fi`,
+        )
       : sh`rm -rf ${p.staging(id)}`,
   );
 }

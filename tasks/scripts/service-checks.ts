@@ -18,13 +18,35 @@ const isSudo = (prefix: string) => /^(\S*\/)?sudo(\s|$)/.test(prefix.trim());
 
 /** Runs a command, then prints `@@check <exit> <name>` and its last output lines as `@@| …`. */
 function probe(name: string, command: Shell): Shell {
-  return sh`out=$( (${command}) 2>&1 </dev/null ); printf '@@check %s %s\\n' "$?" ${name}; printf '%s\\n' "$out" | tail -n 5 | sed 's/^/@@| /'`;
+  return script(
+    sh`out=$( (${command}) 2>&1 </dev/null )`,
+    sh`printf '@@check %s %s\\n' "$?" ${name}`,
+    sh`printf '%s\\n' "$out" | tail -n 5 | sed 's/^/@@| /'`,
+  );
 }
 
-/** Without sudo the deploy user writes the site, its link and the program itself: their folders (or the nearest that exists) and files. */
+/**
+ * Without sudo the deploy user writes the site, its link and the program itself: their folders (or the
+ * nearest that exists) and files.
+ */
 function writableProbe(targets: string[]): Shell {
-  return sh`bad=; for t in ${targets}; do d=\${t%/*}; while [ ! -e "$d" ]; do d=\${d%/*}; d=\${d:-/}; done
-  if [ ! -w "$d" ] || { [ -e "$t" ] && [ ! -w "$t" ]; }; then bad="$bad $t"; fi; done; [ -z "$bad" ] || { echo "not writable:$bad"; exit 1; }`;
+  return script(
+    sh`bad=`,
+    sh`for t in ${targets}; do`,
+    sh`  d=\${t%/*}`,
+    sh`  while [ ! -e "$d" ]; do`,
+    sh`    d=\${d%/*}`,
+    sh`    d=\${d:-/}`,
+    sh`  done`,
+    sh`  if [ ! -w "$d" ] || { [ -e "$t" ] && [ ! -w "$t" ]; }; then`,
+    sh`    bad="$bad $t"`,
+    sh`  fi`,
+    sh`done`,
+    sh`if [ -n "$bad" ]; then`,
+    sh`  echo "not writable:$bad"`,
+    sh`  exit 1`,
+    sh`fi`,
+  );
 }
 
 /** The privileged commands a deploy of `releaseId` runs, each once, as sudo -l is asked about them. */
@@ -62,8 +84,10 @@ function parseProbes(output: string): { user: string; probes: Map<string, Probe>
   let last: Probe | undefined;
   for (const line of output.split('\n')) {
     const check = /^@@check (\d+) (.+)$/.exec(line);
-    if (check) probes.set(check[2], (last = { code: Number(check[1]), output: [] }));
-    else if (line.startsWith('@@| ') && last && line.length > 4) last.output.push(line.slice(4));
+    if (check) {
+      last = { code: Number(check[1]), output: [] };
+      probes.set(check[2], last);
+    } else if (line.startsWith('@@| ') && last && line.length > 4) last.output.push(line.slice(4));
     else if (line.startsWith('@@user ')) user = line.slice(7).trim();
   }
   return { user, probes };
@@ -79,13 +103,16 @@ const notFound = (p: Probe) => p.code === 127 || p.output.some((l) => /command n
 
 const sudoRefused = (p: Probe) => p.output.some((l) => /^sudo: /.test(l));
 
-const SUDO_RULES = `set services.helper up as README's "Preparing a server" says (or services.sudo ('sudo -n') with its broad sudo rules)`;
+const SUDO_RULES =
+  `set services.helper up as README's "Preparing a server" says ` +
+  `(or services.sudo ('sudo -n') with its broad sudo rules)`;
 
 /** With the helper: as root, README's "Preparing a server" (the helper, its config, its one sudo rule). */
 function helperSetup(services: Services, user: string, app: string): string {
   const helper = services.helper!.command;
   return (
-    `as root, README's "Preparing a server": install server/slipway-services as ${helper}, its config /etc/slipway/${app}.conf, ` +
+    `as root, README's "Preparing a server": install server/slipway-services as ${helper}, ` +
+    `its config /etc/slipway/${app}.conf, ` +
     `and "${user} ALL=(root) NOPASSWD: ${helper}" in /etc/sudoers.d/slipway-${app}`
   );
 }
@@ -107,7 +134,9 @@ function sudoVerdict(
     : `sudo rules (${services.sudo})`;
   if (!refused.length) return { name, ok: true, detail: `allow all ${commands.length} commands a deploy runs` };
   const { command, probe } = refused[0];
-  const detail = `refuse ${refused.length} of ${commands.length} commands a deploy runs, e.g. ${command}: ${probe ? gist(probe) : 'not asked'}`;
+  const detail =
+    `refuse ${refused.length} of ${commands.length} commands a deploy runs, ` +
+    `e.g. ${command}: ${probe ? gist(probe) : 'not asked'}`;
   if (probe && notFound(probe) && !sudoRefused(probe)) {
     return {
       name,
@@ -150,11 +179,14 @@ function commandVerdict(
 }
 
 /** What to do when the helper's own `test` or `status` fails: its config, or the daemon it names. */
-const helperFix = (services: Services, user: string, app: string, daemon: string) => ({
-  notFound: helperSetup(services, user, app),
-  denied: `the helper runs as root: fix what it names above in /etc/slipway/${app}.conf (README's "Preparing a server")`,
-  other: `fix what the helper names above: its config /etc/slipway/${app}.conf, or ${daemon}`,
-});
+const helperFix = (services: Services, user: string, app: string, daemon: string) => {
+  const config = `/etc/slipway/${app}.conf`;
+  return {
+    notFound: helperSetup(services, user, app),
+    denied: `the helper runs as root: fix what it names above in ${config} (README's "Preparing a server")`,
+    other: `fix what the helper names above: its config ${config}, or ${daemon}`,
+  };
+};
 
 function nginxVerdict(services: Services, command: Shell, p: Probe | undefined, user: string, app: string): Verdict {
   return commandVerdict('nginx -t', command.text, p, user, {
@@ -163,7 +195,9 @@ function nginxVerdict(services: Services, command: Shell, p: Probe | undefined, 
     ...(services.helper
       ? helperFix(services, user, app, 'the installed nginx configuration nginx_test rejects')
       : {
-          notFound: `nginx is not on ${user}'s PATH over SSH: set services.nginx.test to its full path (e.g. /usr/sbin/nginx -t)`,
+          notFound:
+            `nginx is not on ${user}'s PATH over SSH: ` +
+            'set services.nginx.test to its full path (e.g. /usr/sbin/nginx -t)',
           denied: `${user} may not read or write what nginx -t needs: ${SUDO_RULES}`,
           other: 'the installed nginx configuration does not pass nginx -t: fix what nginx names above',
         }),

@@ -19,7 +19,8 @@ export type HelperSubcommand =
 function helperArguments(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
   const helper = services.helper;
   if (!helper) throw new Error('helperCommand: services.helper is not set');
-  return sh`${helper.command} ${helper.application} ${raw(subcommand)}${releaseId === undefined ? raw('') : sh` ${releaseId}`}`;
+  const release = releaseId === undefined ? raw('') : sh` ${releaseId}`;
+  return sh`${helper.command} ${helper.application} ${raw(subcommand)}${release}`;
 }
 
 /** `sudo -n /usr/local/sbin/slipway-services <application> <subcommand> [release id]`. */
@@ -42,10 +43,15 @@ export function helperPrivilegedCommands(services: Services, releaseId: string):
   return [helperArguments(services, 'install', releaseId), ...subcommands.map((c) => helperArguments(services, c))];
 }
 
-/** The helper installs and validates; its `@@changed nginx` line sets `$nginx_changed` for restartThroughHelper('shell'). */
+/**
+ * The helper installs and validates; its `@@changed nginx` line sets `$nginx_changed` for
+ * restartThroughHelper('shell').
+ */
 export function installThroughHelper(services: Services, releaseId: string): Shell {
   return script(
-    sh`if ! installed=$(${helperCommand(services, 'install', releaseId)}); then exit 1; fi`,
+    sh`if ! installed=$(${helperCommand(services, 'install', releaseId)}); then`,
+    sh`  exit 1`,
+    sh`fi`,
     sh`[ -z "$installed" ] || printf '%s\\n' "$installed"`,
     sh`case "$installed" in *'@@changed nginx'*) nginx_changed=1;; *) nginx_changed=;; esac`,
   );
@@ -60,7 +66,9 @@ export function restartThroughHelper(services: Services, nginxChanged: boolean |
   return script(
     sh`set -e`,
     services.supervisor ? helperCommand(services, 'restart') : undefined,
-    services.nginx && nginxChanged === 'shell' ? sh`if [ -n "\${nginx_changed:-}" ]; then ${reload}; fi` : undefined,
+    services.nginx && nginxChanged === 'shell'
+      ? script(sh`if [ -n "\${nginx_changed:-}" ]; then`, sh`  ${reload}`, sh`fi`)
+      : undefined,
     services.nginx && nginxChanged === true ? reload : undefined,
     helperCommand(services, 'commit'),
   );

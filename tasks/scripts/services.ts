@@ -80,13 +80,19 @@ export function privilegedCommands(services: Services, deployTo: string, release
   ];
 }
 
-/** Prints the supervisor program's pid (0 when stopped), with the privileges of every supervisorctl a deploy runs. */
+/**
+ * Prints the supervisor program's pid (0 when stopped), with the privileges of every supervisorctl a
+ * deploy runs.
+ */
 export function programPidCommand(services: Services | undefined): Shell | undefined {
   if (services?.helper) return services.supervisor && helperCommand(services, 'pid');
   return services?.supervisor && sh`${sudo(services)}${raw(services.supervisor.ctl)} pid ${services.supervisor.name}`;
 }
 
-/** `nginx -t` as a deploy without the helper runs it (through services.sudo); the pre-switch check of a rendered site runs it so too. */
+/**
+ * `nginx -t` as a deploy without the helper runs it (through services.sudo); the pre-switch check of a
+ * rendered site runs it so too.
+ */
 export function nginxTestCommand(services: Services | undefined): Shell | undefined {
   return services?.nginx && sh`${sudo(services)}${raw(services.nginx.test)}`;
 }
@@ -112,9 +118,14 @@ function configFunctions(services: Services, deployTo: string): Shell {
   const saved = backups(services, deployTo);
   return script(
     sh`restore_configs() {`,
-    ...saved.map(
-      (b) =>
-        sh`  if [ -e ${b.prev} ] || [ -L ${b.prev} ]; then ${s}mv -f ${b.prev} ${b.target}; elif [ -e ${b.none} ]; then ${s}rm -f ${b.target} ${b.none}; fi`,
+    ...saved.map((b) =>
+      script(
+        sh`  if [ -e ${b.prev} ] || [ -L ${b.prev} ]; then`,
+        sh`    ${s}mv -f ${b.prev} ${b.target}`,
+        sh`  elif [ -e ${b.none} ]; then`,
+        sh`    ${s}rm -f ${b.target} ${b.none}`,
+        sh`  fi`,
+      ),
     ),
     sh`  :; }`,
     sh`commit_configs() { ${s}rm -f ${saved.flatMap((b) => [b.prev, b.none])}; }`,
@@ -131,7 +142,13 @@ export function installConfigsScript(services: Services, deployTo: string, relea
   const saved = backups(services, deployTo);
   const save = (t: string) => {
     const b = saved.find((x) => x.target === t)!;
-    return sh`  if [ -e ${t} ] || [ -L ${t} ]; then ${s}cp -P ${t} ${b.prev}; else ${s}touch ${b.none}; fi`;
+    return script(
+      sh`  if [ -e ${t} ] || [ -L ${t} ]; then`,
+      sh`    ${s}cp -P ${t} ${b.prev}`,
+      sh`  else`,
+      sh`    ${s}touch ${b.none}`,
+      sh`  fi`,
+    );
   };
   const lines: Shell[] = [
     // -E: commands failing inside restore_configs are named too.
@@ -147,11 +164,13 @@ export function installConfigsScript(services: Services, deployTo: string, relea
       sh`if [ -f ${f.rendered} ] && ! cmp -s ${f.rendered} ${f.target}; then`,
       save(f.target),
       sh`  ${s}mkdir -p ${path.posix.dirname(f.target)}`,
-      // A dead run's .slipway-new is removed first: cp into it would keep its mode (0644 for a private config) or follow a link.
+      // A dead run's .slipway-new is removed first: cp into it would keep its mode (0644 for a private
+      // config) or follow a link.
       sh`  ${s}rm -f ${`${f.target}.slipway-new`}`,
       sh`  ${s}cp ${f.rendered} ${`${f.target}.slipway-new`}`,
       sh`  ${s}mv -f ${`${f.target}.slipway-new`} ${f.target}`,
-      sh`  ${raw(f.kind)}_changed=1; echo ${`@@changed ${f.kind}`}`,
+      sh`  ${raw(f.kind)}_changed=1`,
+      sh`  echo ${`@@changed ${f.kind}`}`,
       sh`fi`,
     );
   }
@@ -162,14 +181,23 @@ export function installConfigsScript(services: Services, deployTo: string, relea
       save(nginx.enabled),
       sh`  ${s}ln -sfn ${nginx.site} ${nginx.enabled}`,
       sh`fi`,
-      sh`if [ -n "$nginx_changed" ] && ! out=$(${s}${raw(nginx.test)} 2>&1); then restore_configs; printf 'nginx rejected the new site (previous files put back):\\n%s\\n' "$out" >&2; exit 1; fi`,
+      sh`if [ -n "$nginx_changed" ] && ! out=$(${s}${raw(nginx.test)} 2>&1); then`,
+      sh`  restore_configs`,
+      sh`  printf 'nginx rejected the new site (previous files put back):\\n%s\\n' "$out" >&2`,
+      sh`  exit 1`,
+      sh`fi`,
     );
   }
   const supervisor = services.supervisor;
   if (supervisor) {
     lines.push(
       // supervisorctl reread exits 1 (printing ERROR: CANT_REREAD …) when a program file does not parse.
-      sh`if [ -n "$supervisor_changed" ] && ! out=$(${s}${raw(supervisor.ctl)} reread 2>&1); then restore_configs; ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true; printf 'supervisor rejected the new program (previous files put back):\\n%s\\n' "$out" >&2; exit 1; fi`,
+      sh`if [ -n "$supervisor_changed" ] && ! out=$(${s}${raw(supervisor.ctl)} reread 2>&1); then`,
+      sh`  restore_configs`,
+      sh`  ${s}${raw(supervisor.ctl)} reread >/dev/null 2>&1 || true`,
+      sh`  printf 'supervisor rejected the new program (previous files put back):\\n%s\\n' "$out" >&2`,
+      sh`  exit 1`,
+      sh`fi`,
     );
   }
   // The trap names a failing command of this install only: scripts that follow it in one round trip
@@ -196,9 +224,12 @@ export function programStatusCommand(services: Services, supervisor: NonNullable
  * it whoever the program runs as). The log is shared by every release, so older lines may show too.
  */
 export function stderrTail(services: Services, supervisor: NonNullable<Services['supervisor']>): Shell {
+  const tail = services.helper
+    ? helperCommand(services, 'tail')
+    : sh`${sudo(services)}${raw(supervisor.ctl)} tail ${supervisor.name} stderr`;
   return script(
     sh`  printf '%s\\n' ${`last lines of ${supervisor.name}'s stderr log (earlier runs' lines too):`} >&2`,
-    sh`  ${services.helper ? helperCommand(services, 'tail') : sh`${sudo(services)}${raw(supervisor.ctl)} tail ${supervisor.name} stderr`} 2>&1 | tail -n 15 >&2`,
+    sh`  ${tail} 2>&1 | tail -n 15 >&2`,
   );
 }
 

@@ -81,23 +81,26 @@ describe('disk full on the host', () => {
     expect(invariantViolations(root())).toEqual([]);
   });
 
-  it("during the dependency install: exit 1 with npm's ENOSPC, no half-built environment; the next deploy works", async () => {
-    const releases = execFileSync('ls', [path.join(root(), 'releases')], { encoding: 'utf8' });
-    project.commit(withLodash, 'a big dependency');
-    const result = await project.run(['deploy']);
-    expect(result.code).toBe(1);
-    expect(result.stderr, result.stderr).toMatch(/dependency install failed[\s\S]*(ENOSPC|no space left)/i);
-    expect(execFileSync('ls', [path.join(root(), 'releases')], { encoding: 'utf8' })).toBe(releases);
-    expect(
-      execFileSync('ls', ['-A', path.join(root(), 'envs')], { encoding: 'utf8' })
-        .split('\n')
-        .filter((e) => e.startsWith('.build')),
-    ).toEqual([]);
-    expect(invariantViolations(root())).toEqual([]);
-    project.commit(original, 'back to ms only');
-    const next = await project.run(['deploy']);
-    expect(next.code, next.stderr).toBe(0);
-    expect(next.stdout).toMatch(/reused envs\/node-/);
-    expect(invariantViolations(root())).toEqual([]);
-  });
+  it(
+    "during the dependency install: exit 1 with npm's ENOSPC, " + 'no half-built environment; the next deploy works',
+    async () => {
+      const releases = execFileSync('ls', [path.join(root(), 'releases')], { encoding: 'utf8' });
+      project.commit(withLodash, 'a big dependency');
+      const result = await project.run(['deploy']);
+      expect(result.code).toBe(1);
+      expect(result.stderr, result.stderr).toMatch(/dependency install failed[\s\S]*(ENOSPC|no space left)/i);
+      expect(execFileSync('ls', [path.join(root(), 'releases')], { encoding: 'utf8' })).toBe(releases);
+      expect(
+        execFileSync('ls', ['-A', path.join(root(), 'envs')], { encoding: 'utf8' })
+          .split('\n')
+          .filter((e) => e.startsWith('.build')),
+      ).toEqual([]);
+      expect(invariantViolations(root())).toEqual([]);
+      project.commit(original, 'back to ms only');
+      const next = await project.run(['deploy']);
+      expect(next.code, next.stderr).toBe(0);
+      expect(next.stdout).toMatch(/reused envs\/node-/);
+      expect(invariantViolations(root())).toEqual([]);
+    },
+  );
 });

@@ -50,21 +50,25 @@ describe('health checks against real nginx and supervisord', () => {
     expect(again.code, again.stdout + again.stderr).toBe(0);
   });
 
-  it('a release that crashes 3 s after starting fails the health check (successes 2, every 4 s) and is rolled back, exit 1', async () => {
-    project.writeConfig({ healthcheck: { ...healthcheck(), successes: 2, intervalSeconds: 4, timeoutSeconds: 12 } });
-    project.commit({ 'server.js': `setTimeout(() => process.exit(3), 3000);\n${original}` }, 'crash after 3 s');
-    try {
-      const result = await project.run(['deploy']);
-      expect(result.code, result.stdout + result.stderr).toBe(1);
-      expect(result.stderr).toMatch(/health check failed/);
-      expect(result.stderr).toMatch(/rolled back automatically/);
-      expect(project.live()).toBe(good);
-      expect(await stack.answer(good)).toContain(`hello from release ${good}`);
-    } finally {
-      project.writeConfig();
-      project.commit({ 'server.js': original }, 'fixed');
-    }
-  });
+  it(
+    'a release that crashes 3 s after starting fails the health check (successes 2, ' +
+      'every 4 s) and is rolled back, exit 1',
+    async () => {
+      project.writeConfig({ healthcheck: { ...healthcheck(), successes: 2, intervalSeconds: 4, timeoutSeconds: 12 } });
+      project.commit({ 'server.js': `setTimeout(() => process.exit(3), 3000);\n${original}` }, 'crash after 3 s');
+      try {
+        const result = await project.run(['deploy']);
+        expect(result.code, result.stdout + result.stderr).toBe(1);
+        expect(result.stderr).toMatch(/health check failed/);
+        expect(result.stderr).toMatch(/rolled back automatically/);
+        expect(project.live()).toBe(good);
+        expect(await stack.answer(good)).toContain(`hello from release ${good}`);
+      } finally {
+        project.writeConfig();
+        project.commit({ 'server.js': original }, 'fixed');
+      }
+    },
+  );
 
   it('a program that fails to start: the deploy shows the last lines of its stderr log', async () => {
     project.commit(

@@ -65,8 +65,9 @@ describe('one Ctrl-C under npx tsx fabfile.ts', () => {
     ['a command running', 2],
     ['a command running', 3],
   ] as const;
+  const PRESSED_TWICE = 'the press arriving twice cleans up once, releases the lock and prints the live release';
   for (const [when, round] of scenarios) {
-    it(`${when} (${round}): the press arriving twice cleans up once, releases the lock and prints the live release`, async () => {
+    it(`${when} (${round}): ${PRESSED_TWICE}`, async () => {
       const live = project.live();
       const started = path.join(project.dir, `hook-started-${round}`);
       const hooks = { beforeSwitch: [{ name: 'slow', commands: [`touch ${started}`, 'sleep 30'] }] };
@@ -133,67 +134,75 @@ describe('interrupted past the switch (local target, real nginx + supervisord)',
     ['before:health', 'SIGINT', 130],
   ];
   for (const [point, signal, code] of cases) {
-    it(`${signal} at ${point}: back on the previous release (configs and program), the new one marked bad "interrupted", live printed true`, async () => {
-      project.commit(
-        { 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + `\n// ${point} ${signal}\n` },
-        `change ${point}`,
-      );
-      // The new release brings a changed site too: going back must put the previous one in place again.
-      const site = (stack.services.nginx as { site: string }).site;
-      const siteBefore = readFileSync(site, 'utf8');
-      const template = path.join(project.dir, 'templates/nginx.conf.hbs');
-      const original = readFileSync(template, 'utf8');
-      writeFileSync(template, `# ${point} ${signal}\n${original}`);
-      const run = startNpx(project, ['--json', 'deploy'], { SLIPWAY_FAULT: `pause:${point}` });
-      const exit = exitOf(run.child);
-      await waitForOutput(run.child, new RegExp(`@@paused ${point}`));
-      writeFileSync(template, original);
-      const fresh = releaseIdOf(run.output());
-      expect(project.live()).toBe(fresh);
-      expect(readFileSync(site, 'utf8')).toContain(`# ${point} ${signal}`);
-      process.kill(-run.child.pid!, signal);
-      await exit;
-      expect(readFileSync(site, 'utf8')).toBe(siteBefore);
-      expect(summaryOf(run.output()).exitCode, run.output()).toBe(code);
-      expect(project.live(), run.output()).toBe(good);
-      expect(run.output()).toMatch(new RegExp(`: live ${good}`));
-      expect(run.output()).not.toMatch(new RegExp(`: live ${fresh}`));
-      expect(run.output()).toMatch(/interrupted after the switch/);
-      expect(badMark(project.deployTo, fresh)).toBe('interrupted');
-      expect(badMark(project.deployTo, good)).toBeNull();
-      expect(summaryOf(run.output()).tasks[0].hosts.local.live).toBe(good);
-      expect(await stack.answer(good)).toContain(`hello from release ${good}`);
-      expect(existsSync(path.join(project.deployTo, 'deploy.lock'))).toBe(false);
-    });
+    it(
+      `${signal} at ${point}: back on the previous release (configs and program), ` +
+        `the new one marked bad "interrupted", live printed true`,
+      async () => {
+        project.commit(
+          { 'server.js': `${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}\n// ${point} ${signal}\n` },
+          `change ${point}`,
+        );
+        // The new release brings a changed site too: going back must put the previous one in place again.
+        const site = (stack.services.nginx as { site: string }).site;
+        const siteBefore = readFileSync(site, 'utf8');
+        const template = path.join(project.dir, 'templates/nginx.conf.hbs');
+        const original = readFileSync(template, 'utf8');
+        writeFileSync(template, `# ${point} ${signal}\n${original}`);
+        const run = startNpx(project, ['--json', 'deploy'], { SLIPWAY_FAULT: `pause:${point}` });
+        const exit = exitOf(run.child);
+        await waitForOutput(run.child, new RegExp(`@@paused ${point}`));
+        writeFileSync(template, original);
+        const fresh = releaseIdOf(run.output());
+        expect(project.live()).toBe(fresh);
+        expect(readFileSync(site, 'utf8')).toContain(`# ${point} ${signal}`);
+        process.kill(-run.child.pid!, signal);
+        await exit;
+        expect(readFileSync(site, 'utf8')).toBe(siteBefore);
+        expect(summaryOf(run.output()).exitCode, run.output()).toBe(code);
+        expect(project.live(), run.output()).toBe(good);
+        expect(run.output()).toMatch(new RegExp(`: live ${good}`));
+        expect(run.output()).not.toMatch(new RegExp(`: live ${fresh}`));
+        expect(run.output()).toMatch(/interrupted after the switch/);
+        expect(badMark(project.deployTo, fresh)).toBe('interrupted');
+        expect(badMark(project.deployTo, good)).toBeNull();
+        expect(summaryOf(run.output()).tasks[0].hosts.local.live).toBe(good);
+        expect(await stack.answer(good)).toContain(`hello from release ${good}`);
+        expect(existsSync(path.join(project.deployTo, 'deploy.lock'))).toBe(false);
+      },
+    );
   }
 
-  it('SIGINT while an afterSwitch hook runs (command killed): the bad mark goes on the new release, never the one returned to', async () => {
-    const started = path.join(project.dir, 'hook-started');
-    project.writeConfig({
-      ...stack.deployConfig(),
-      hooks: { afterSwitch: [{ name: 'slow', commands: [`touch ${started}`, 'sleep 30'] }] },
-    });
-    project.commit(
-      { 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + '\n// hook\n' },
-      'change hook',
-    );
-    const run = startNpx(project, ['--json', 'deploy'], {});
-    const exit = exitOf(run.child);
-    await waitForOutput(run.child, /release id: \S+/);
-    const fresh = releaseIdOf(run.output());
-    while (!existsSync(started)) await new Promise((r) => setTimeout(r, 50));
-    pressCtrlC(run.child);
-    await exit;
-    expect(summaryOf(run.output()).exitCode, run.output()).toBe(130);
-    project.writeConfig(stack.deployConfig());
-    expect(project.live(), run.output()).toBe(good);
-    expect(run.output()).toMatch(new RegExp(`: live ${good}`));
-    expect(badMark(project.deployTo, fresh)).toBe('interrupted');
-    expect(badMark(project.deployTo, good)).toBeNull();
-    expect(await stack.answer(good)).toContain(`hello from release ${good}`);
-    const next = await project.run(['deploy']);
-    expect(next.code, next.stderr).toBe(0);
-  });
+  it(
+    'SIGINT while an afterSwitch hook runs (command killed): ' +
+      'the bad mark goes on the new release, never the one returned to',
+    async () => {
+      const started = path.join(project.dir, 'hook-started');
+      project.writeConfig({
+        ...stack.deployConfig(),
+        hooks: { afterSwitch: [{ name: 'slow', commands: [`touch ${started}`, 'sleep 30'] }] },
+      });
+      project.commit(
+        { 'server.js': `${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}\n// hook\n` },
+        'change hook',
+      );
+      const run = startNpx(project, ['--json', 'deploy'], {});
+      const exit = exitOf(run.child);
+      await waitForOutput(run.child, /release id: \S+/);
+      const fresh = releaseIdOf(run.output());
+      while (!existsSync(started)) await new Promise((r) => setTimeout(r, 50));
+      pressCtrlC(run.child);
+      await exit;
+      expect(summaryOf(run.output()).exitCode, run.output()).toBe(130);
+      project.writeConfig(stack.deployConfig());
+      expect(project.live(), run.output()).toBe(good);
+      expect(run.output()).toMatch(new RegExp(`: live ${good}`));
+      expect(badMark(project.deployTo, fresh)).toBe('interrupted');
+      expect(badMark(project.deployTo, good)).toBeNull();
+      expect(await stack.answer(good)).toContain(`hello from release ${good}`);
+      const next = await project.run(['deploy']);
+      expect(next.code, next.stderr).toBe(0);
+    },
+  );
 });
 
 describe('interrupted past the switch of a first deploy', () => {
@@ -243,22 +252,25 @@ describe('real sshd: a Ctrl-C while remote commands run, a connection dropped pa
     await fleet?.stop();
   });
 
-  it('one SIGINT to the CLI alone while remote commands run: each host\'s "cleanup" runs and is printed once', async () => {
-    const hook = { name: 'slow', commands: ['touch /srv/drop/hook-started-single', 'sleep 30'] };
-    project.writeConfig({ keepReleases: 3, knownHosts: fleet.knownHosts, hooks: { beforeSwitch: [hook] } });
-    const child = project.start(['deploy']);
-    let output = '';
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
-    const exit = exitOf(child);
-    const marks = fleet.hosts.map((h) => path.join(h.srvDir, 'drop/hook-started-single'));
-    while (!marks.every((m) => existsSync(m))) await new Promise((r) => setTimeout(r, 50));
-    process.kill(child.pid!, 'SIGINT');
-    expect(await exit, output).toBe(130);
-    project.writeConfig({ keepReleases: 3, knownHosts: fleet.knownHosts });
-    for (const h of fleet.hosts) expect(output.match(new RegExp(`${h.name} +cleanup`, 'g')), output).toHaveLength(1);
-    for (const h of fleet.hosts) expect(output).toMatch(new RegExp(`${h.name}: live `));
-  });
+  it(
+    'one SIGINT to the CLI alone while remote commands run: ' + 'each host\'s "cleanup" runs and is printed once',
+    async () => {
+      const hook = { name: 'slow', commands: ['touch /srv/drop/hook-started-single', 'sleep 30'] };
+      project.writeConfig({ keepReleases: 3, knownHosts: fleet.knownHosts, hooks: { beforeSwitch: [hook] } });
+      const child = project.start(['deploy']);
+      let output = '';
+      child.stdout!.on('data', (d) => (output += d));
+      child.stderr!.on('data', (d) => (output += d));
+      const exit = exitOf(child);
+      const marks = fleet.hosts.map((h) => path.join(h.srvDir, 'drop/hook-started-single'));
+      while (!marks.every((m) => existsSync(m))) await new Promise((r) => setTimeout(r, 50));
+      process.kill(child.pid!, 'SIGINT');
+      expect(await exit, output).toBe(130);
+      project.writeConfig({ keepReleases: 3, knownHosts: fleet.knownHosts });
+      for (const h of fleet.hosts) expect(output.match(new RegExp(`${h.name} +cleanup`, 'g')), output).toHaveLength(1);
+      for (const h of fleet.hosts) expect(output).toMatch(new RegExp(`${h.name}: live `));
+    },
+  );
 
   it('the unreachable host is reported as state unknown, the other goes back to its previous release', async () => {
     const [lost, kept] = fleet.hosts;

@@ -11,7 +11,9 @@ const IS_NUMBER_INTEGRITY =
 
 describe('deploy on the local target', () => {
   let project: Project;
-  beforeAll(() => void (project = makeProject({ keepReleases: 5 })));
+  beforeAll(() => {
+    project = makeProject({ keepReleases: 5 });
+  });
   afterAll(() => project?.cleanup());
   const at = (...parts: string[]) => path.join(project.deployTo, ...parts);
   const envs = () => readdirSync(at('envs'));
@@ -20,54 +22,60 @@ describe('deploy on the local target', () => {
     /^\.\.\/\.\.\/envs\/([^/]+)\/node_modules$/.exec(readlinkSync(at('releases', id, 'node_modules')))?.[1];
   const ids: string[] = [];
 
-  it('first deploy: exit 0, a complete release, a relative current link, an environment, metadata, one revisions line', async () => {
-    expect(project.configFile).toMatch(/deploy\.config\.ts$/);
-    const result = await project.run(['deploy']);
-    expect(result.code, result.stderr).toBe(0);
-    const id = releaseIdOf(result.stdout);
-    ids.push(id);
-    expect(id).toMatch(ID);
-    expect(id.endsWith(git(project.dir, 'rev-parse', '--short=7', 'HEAD'))).toBe(true);
-    expect(project.releases()).toEqual([id]);
+  it(
+    'first deploy: exit 0, a complete release, a relative current link, ' +
+      'an environment, metadata, one revisions line',
+    async () => {
+      expect(project.configFile).toMatch(/deploy\.config\.ts$/);
+      const result = await project.run(['deploy']);
+      expect(result.code, result.stderr).toBe(0);
+      const id = releaseIdOf(result.stdout);
+      ids.push(id);
+      expect(id).toMatch(ID);
+      expect(id.endsWith(git(project.dir, 'rev-parse', '--short=7', 'HEAD'))).toBe(true);
+      expect(project.releases()).toEqual([id]);
 
-    const release = at('releases', id);
-    expect(readFileSync(path.join(release, 'server.js'), 'utf8')).toBe(
-      readFileSync(path.join(project.dir, 'app/server.js'), 'utf8'),
-    );
-    expect(existsSync(path.join(release, 'app'))).toBe(false); // the subdirectory's contents, not the repository
+      const release = at('releases', id);
+      expect(readFileSync(path.join(release, 'server.js'), 'utf8')).toBe(
+        readFileSync(path.join(project.dir, 'app/server.js'), 'utf8'),
+      );
+      expect(existsSync(path.join(release, 'app'))).toBe(false); // the subdirectory's contents, not the repository
 
-    const link = readlinkSync(at('current'));
-    expect(link).toBe(`releases/${id}`);
-    expect(path.isAbsolute(link)).toBe(false);
-    expect(realpathSync(at('current'))).toBe(realpathSync(release));
+      const link = readlinkSync(at('current'));
+      expect(link).toBe(`releases/${id}`);
+      expect(path.isAbsolute(link)).toBe(false);
+      expect(realpathSync(at('current'))).toBe(realpathSync(release));
 
-    const key = envOf(id);
-    expect(key).toMatch(/^node-[0-9a-f]{16}$/);
-    expect(envs()).toEqual([key]);
-    expect(existsSync(at('envs', key!, '.complete'))).toBe(true);
-    expect(JSON.parse(readFileSync(path.join(release, 'node_modules/ms/package.json'), 'utf8')).version).toBe('2.1.3');
+      const key = envOf(id);
+      expect(key).toMatch(/^node-[0-9a-f]{16}$/);
+      expect(envs()).toEqual([key]);
+      expect(existsSync(at('envs', key!, '.complete'))).toBe(true);
+      expect(JSON.parse(readFileSync(path.join(release, 'node_modules/ms/package.json'), 'utf8')).version).toBe(
+        '2.1.3',
+      );
 
-    expect(readlinkSync(path.join(release, 'logs'))).toBe('../../shared/logs');
-    const meta = JSON.parse(readFileSync(path.join(release, '.slipway/release.json'), 'utf8'));
-    expect(meta).toMatchObject({
-      id,
-      ref: 'HEAD',
-      commit: git(project.dir, 'rev-parse', 'HEAD'),
-      status: 'ok',
-      envKey: key,
-    });
-    expect(Date.now() - Date.parse(meta.deployedAt)).toBeLessThan(120_000);
+      expect(readlinkSync(path.join(release, 'logs'))).toBe('../../shared/logs');
+      const meta = JSON.parse(readFileSync(path.join(release, '.slipway/release.json'), 'utf8'));
+      expect(meta).toMatchObject({
+        id,
+        ref: 'HEAD',
+        commit: git(project.dir, 'rev-parse', 'HEAD'),
+        status: 'ok',
+        envKey: key,
+      });
+      expect(Date.now() - Date.parse(meta.deployedAt)).toBeLessThan(120_000);
 
-    const log = project.revisions();
-    expect(log).toHaveLength(1);
-    expect(log[0]).toMatch(
-      new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ deploy ${id} from="" ref="HEAD" by=\\S+@\\S+$`),
-    );
+      const log = project.revisions();
+      expect(log).toHaveLength(1);
+      expect(log[0]).toMatch(
+        new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ deploy ${id} from="" ref="HEAD" by=\\S+@\\S+$`),
+      );
 
-    expect(readdirSync(at('tmp'))).toEqual([]);
-    expect(existsSync(at('deploy.lock'))).toBe(false);
-    expect(existsSync(at('deploy.lock.owner'))).toBe(false);
-  });
+      expect(readdirSync(at('tmp'))).toEqual([]);
+      expect(existsSync(at('deploy.lock'))).toBe(false);
+      expect(existsSync(at('deploy.lock.owner'))).toBe(false);
+    },
+  );
 
   it('redeploy with an unchanged lockfile: the environment is reused, nothing installed, a new release', async () => {
     const [key] = envs();
@@ -93,61 +101,69 @@ describe('deploy on the local target', () => {
     expect(project.revisions()).toHaveLength(2);
   });
 
-  it('a changed lockfile (a second dependency) installs a new environment, through the npm cache in <deployTo>/cache', async () => {
-    const [oldKey] = envs();
-    const pkg = JSON.parse(readFileSync(path.join(project.dir, 'app/package.json'), 'utf8'));
-    const lock = JSON.parse(readFileSync(path.join(project.dir, 'app/package-lock.json'), 'utf8'));
-    pkg.dependencies['is-number'] = '^7.0.0';
-    lock.packages[''].dependencies['is-number'] = '^7.0.0';
-    lock.packages['node_modules/is-number'] = {
-      version: '7.0.0',
-      integrity: IS_NUMBER_INTEGRITY,
-      license: 'MIT',
-      engines: { node: '>=0.12.0' },
-    };
-    project.commit('add is-number', {
-      'app/package.json': JSON.stringify(pkg, null, 2) + '\n',
-      'app/package-lock.json': JSON.stringify(lock, null, 2) + '\n',
-    });
+  it(
+    'a changed lockfile (a second dependency) installs a new environment, ' +
+      'through the npm cache in <deployTo>/cache',
+    async () => {
+      const [oldKey] = envs();
+      const pkg = JSON.parse(readFileSync(path.join(project.dir, 'app/package.json'), 'utf8'));
+      const lock = JSON.parse(readFileSync(path.join(project.dir, 'app/package-lock.json'), 'utf8'));
+      pkg.dependencies['is-number'] = '^7.0.0';
+      lock.packages[''].dependencies['is-number'] = '^7.0.0';
+      lock.packages['node_modules/is-number'] = {
+        version: '7.0.0',
+        integrity: IS_NUMBER_INTEGRITY,
+        license: 'MIT',
+        engines: { node: '>=0.12.0' },
+      };
+      project.commit('add is-number', {
+        'app/package.json': `${JSON.stringify(pkg, null, 2)}\n`,
+        'app/package-lock.json': `${JSON.stringify(lock, null, 2)}\n`,
+      });
 
-    const result = await project.run(['deploy']);
-    expect(result.code, result.stderr).toBe(0);
-    const id = releaseIdOf(result.stdout);
-    ids.push(id);
-    const newKey = envOf(id);
-    expect(result.stdout).toMatch(new RegExp(`dependencies\\s+.*installed envs/${newKey}`));
-    expect(newKey).not.toBe(oldKey);
-    expect(envs().sort()).toEqual([oldKey, newKey].sort());
-    expect(JSON.parse(readFileSync(at('releases', id, 'node_modules/is-number/package.json'), 'utf8')).version).toBe(
-      '7.0.0',
-    );
-    expect(envOf(ids[0])).toBe(oldKey); // older releases keep their own environment
-    // npm's cache lives in the deploy root and now holds the new package.
-    const index = readdirSync(at('cache/npm/_cacache/index-v5'), { recursive: true, withFileTypes: true })
-      .filter((e) => e.isFile())
-      .map((e) => readFileSync(path.join(e.parentPath, e.name), 'utf8'))
-      .join('\n');
-    expect(index).toContain('is-number');
-    expect(readdirSync(at('cache/npm/_cacache/content-v2'))).not.toEqual([]);
-  });
-
-  it('seven deploys with keepReleases 5 leave five releases, the newest live; purge removes environments no release uses', async () => {
-    for (let i = 0; i < 4; i++) {
       const result = await project.run(['deploy']);
       expect(result.code, result.stderr).toBe(0);
-      ids.push(releaseIdOf(result.stdout));
-    }
-    expect(ids).toHaveLength(7);
-    expect(new Set(ids).size).toBe(7);
-    expect(project.releases()).toEqual(ids.slice(2));
-    expect(project.live()).toBe(ids[6]);
-    // The first environment served only the two purged releases: it is gone too.
-    const used = new Set(project.releases().map(envOf));
-    expect(used.size).toBe(1);
-    expect(envs()).toEqual([...used]);
-    expect(project.revisions()).toHaveLength(7);
-    expect(readdirSync(at('tmp'))).toEqual([]);
-  });
+      const id = releaseIdOf(result.stdout);
+      ids.push(id);
+      const newKey = envOf(id);
+      expect(result.stdout).toMatch(new RegExp(`dependencies\\s+.*installed envs/${newKey}`));
+      expect(newKey).not.toBe(oldKey);
+      expect(envs().sort()).toEqual([oldKey, newKey].sort());
+      expect(JSON.parse(readFileSync(at('releases', id, 'node_modules/is-number/package.json'), 'utf8')).version).toBe(
+        '7.0.0',
+      );
+      expect(envOf(ids[0])).toBe(oldKey); // older releases keep their own environment
+      // npm's cache lives in the deploy root and now holds the new package.
+      const index = readdirSync(at('cache/npm/_cacache/index-v5'), { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => readFileSync(path.join(e.parentPath, e.name), 'utf8'))
+        .join('\n');
+      expect(index).toContain('is-number');
+      expect(readdirSync(at('cache/npm/_cacache/content-v2'))).not.toEqual([]);
+    },
+  );
+
+  it(
+    'seven deploys with keepReleases 5 leave five releases, ' +
+      'the newest live; purge removes environments no release uses',
+    async () => {
+      for (let i = 0; i < 4; i++) {
+        const result = await project.run(['deploy']);
+        expect(result.code, result.stderr).toBe(0);
+        ids.push(releaseIdOf(result.stdout));
+      }
+      expect(ids).toHaveLength(7);
+      expect(new Set(ids).size).toBe(7);
+      expect(project.releases()).toEqual(ids.slice(2));
+      expect(project.live()).toBe(ids[6]);
+      // The first environment served only the two purged releases: it is gone too.
+      const used = new Set(project.releases().map(envOf));
+      expect(used.size).toBe(1);
+      expect(envs()).toEqual([...used]);
+      expect(project.revisions()).toHaveLength(7);
+      expect(readdirSync(at('tmp'))).toEqual([]);
+    },
+  );
 
   it('`releases` lists every release with the live one marked', async () => {
     const result = await project.run(['releases']);
@@ -195,7 +211,9 @@ describe('deploy on the local target', () => {
 
 describe('--dry-run on a host never deployed to (deploy.config.json)', () => {
   let project: Project;
-  beforeAll(() => void (project = makeProject({ format: 'json' })));
+  beforeAll(() => {
+    project = makeProject({ format: 'json' });
+  });
   afterAll(() => project?.cleanup());
 
   it('creates no deploy root at all; then a real deploy with the .json config works', async () => {

@@ -92,7 +92,7 @@ describe('rollback on the local target', () => {
     '/etc',
     '2020.01.01-00.00.00-abcdef0', // well formed, not there
     `$(touch ${marker})`,
-    '`touch ' + marker + '`',
+    `\`touch ${marker}\``,
     `x;touch ${marker}`,
     `${'1'.repeat(300)}`,
   ];

@@ -74,31 +74,35 @@ describe('secrets from .env', () => {
     }
   });
 
-  it('.env.<environment> values are usable in the config as process.env.X (README), with the default environment too', async () => {
-    // A hand-written deploy.config.ts that reads the value the way the README shows.
-    const config = readFileSync(project.configFile, 'utf8');
-    writeFileSync(
-      project.configFile,
-      config.replace(
-        '"application": "hello",',
-        '"application": "hello",\n  vars: { dbPassword: process.env.DB_PASSWORD ?? "(unset)" },',
-      ),
-    );
-    writeFileSync(path.join(project.dir, 'templates/db.conf.hbs'), 'db={{dbPassword}}\n');
-    try {
-      for (const args of [['--env', 'local', 'deploy'], ['deploy']]) {
-        const result = await project.run(args);
-        expect(result.code, result.stderr).toBe(0);
-        expect(leaks(result.stdout + result.stderr)).toEqual([]);
-        expect(readFileSync(path.join(project.deployTo, 'current/.slipway/db.conf'), 'utf8'), args.join(' ')).toBe(
-          `db=${envSecret}\n`,
-        );
+  it(
+    '.env.<environment> values are usable in the config as process.env.X (README), ' +
+      'with the default environment too',
+    async () => {
+      // A hand-written deploy.config.ts that reads the value the way the README shows.
+      const config = readFileSync(project.configFile, 'utf8');
+      writeFileSync(
+        project.configFile,
+        config.replace(
+          '"application": "hello",',
+          '"application": "hello",\n  vars: { dbPassword: process.env.DB_PASSWORD ?? "(unset)" },',
+        ),
+      );
+      writeFileSync(path.join(project.dir, 'templates/db.conf.hbs'), 'db={{dbPassword}}\n');
+      try {
+        for (const args of [['--env', 'local', 'deploy'], ['deploy']]) {
+          const result = await project.run(args);
+          expect(result.code, result.stderr).toBe(0);
+          expect(leaks(result.stdout + result.stderr)).toEqual([]);
+          expect(readFileSync(path.join(project.deployTo, 'current/.slipway/db.conf'), 'utf8'), args.join(' ')).toBe(
+            `db=${envSecret}\n`,
+          );
+        }
+      } finally {
+        writeFileSync(project.configFile, config);
+        rmSync(path.join(project.dir, 'templates/db.conf.hbs'));
       }
-    } finally {
-      writeFileSync(project.configFile, config);
-      rmSync(path.join(project.dir, 'templates/db.conf.hbs'));
-    }
-  });
+    },
+  );
 
   it("a secret with a quote in it is redacted from --dry-run's commands too", async () => {
     const quoted = "it's-a-pl4nted-s3cret";
@@ -114,62 +118,77 @@ describe('secrets from .env', () => {
     }
   });
 
-  it("a secret in a longer string, URL-encoded, a URL's password, and each line of a multi-line (PEM) secret are redacted in --dry-run and hook output", async () => {
-    const pem =
-      '-----BEGIN PRIVATE KEY-----\nMIIEvQplantedPEMline1AAAA\nBBBBplantedPEMline2BBBB\n-----END PRIVATE KEY-----';
-    const password = 'p@ss/w0rd-planted';
-    const urlPassword = 'url-pa55-planted';
-    writeFileSync(
-      path.join(project.dir, '.env'),
-      `API_TOKEN=${secret}\nPEM="${pem.replace(/\n/g, '\\n')}"\nDB_PASSWORD=${password}\nDATABASE_URL=postgres://app:${urlPassword}@db/app\n`,
-    );
-    const config = readFileSync(project.configFile, 'utf8');
-    writeFileSync(
-      project.configFile,
-      config.replace(
-        '"application": "hello",',
-        '"application": "hello",\n  vars: { dbUrl: `postgres://app:${encodeURIComponent(process.env.DB_PASSWORD!)}@db/app`, dbPassword: new URL(process.env.DATABASE_URL!).password },',
-      ),
-    );
-    writeFileSync(
-      path.join(project.dir, 'templates/db.conf.hbs'),
-      'url={{dbUrl}}\npassword={{dbPassword}}\nkey={{env.PEM}}\n',
-    );
-    // Only the JSON-encoded form of the key: not the raw value, still a secret.
-    writeFileSync(path.join(project.dir, 'templates/key.json.hbs'), '{ "key": {{json env.PEM}} }\n');
-    const pieces = ['plantedPEMline', 'p%40ss', 'w0rd-planted', urlPassword];
-    try {
-      const dry = await project.run(['--dry-run', 'deploy']);
-      expect(dry.code, dry.stderr).toBe(0);
-      expect(dry.stdout).toContain('url=postgres://app:***@db/app');
-      expect(leaks(dry.stdout + dry.stderr, pieces)).toEqual([]);
-      project.writeConfig({ hooks: { beforeSwitch: [{ name: 'show', commands: ['cat .slipway/db.conf'] }] } });
+  it(
+    "a secret in a longer string, URL-encoded, a URL's password, " +
+      'and each line of a multi-line (PEM) secret are redacted in --dry-run and hook output',
+    async () => {
+      const pem =
+        '-----BEGIN PRIVATE KEY-----\nMIIEvQplantedPEMline1AAAA\nBBBBplantedPEMline2BBBB\n-----END PRIVATE KEY-----';
+      const password = 'p@ss/w0rd-planted';
+      const urlPassword = 'url-pa55-planted';
+      writeFileSync(
+        path.join(project.dir, '.env'),
+        [
+          `API_TOKEN=${secret}`,
+          `PEM="${pem.replace(/\n/g, '\\n')}"`,
+          `DB_PASSWORD=${password}`,
+          `DATABASE_URL=postgres://app:${urlPassword}@db/app`,
+          '',
+        ].join('\n'),
+      );
+      const config = readFileSync(project.configFile, 'utf8');
       writeFileSync(
         project.configFile,
-        readFileSync(project.configFile, 'utf8').replace(
+        config.replace(
           '"application": "hello",',
-          '"application": "hello",\n  vars: { dbUrl: "x", dbPassword: process.env.DB_PASSWORD! },',
+          '"application": "hello",\n' +
+            '  vars: {\n' +
+            '    dbUrl: `postgres://app:${encodeURIComponent(process.env.DB_PASSWORD!)}@db/app`,\n' +
+            '    dbPassword: new URL(process.env.DATABASE_URL!).password,\n' +
+            '  },',
         ),
       );
-      const deploy = await project.run(['deploy']);
-      expect(deploy.code, deploy.stderr).toBe(0);
-      expect(deploy.stdout).toContain('key=***');
-      expect(leaks(deploy.stdout + deploy.stderr, pieces)).toEqual([]);
-      const live = path.join(project.deployTo, 'releases', project.live()!, '.slipway');
-      expect(readFileSync(path.join(live, 'key.json'), 'utf8')).toContain(JSON.stringify(pem));
-      expect(statSync(path.join(live, 'key.json')).mode & 0o777).toBe(0o600);
-    } finally {
-      writeFileSync(project.configFile, config);
-      project.writeConfig();
-      writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\n`);
-      rmSync(path.join(project.dir, 'templates/db.conf.hbs'));
-      rmSync(path.join(project.dir, 'templates/key.json.hbs'));
-    }
-  });
+      writeFileSync(
+        path.join(project.dir, 'templates/db.conf.hbs'),
+        'url={{dbUrl}}\npassword={{dbPassword}}\nkey={{env.PEM}}\n',
+      );
+      // Only the JSON-encoded form of the key: not the raw value, still a secret.
+      writeFileSync(path.join(project.dir, 'templates/key.json.hbs'), '{ "key": {{json env.PEM}} }\n');
+      const pieces = ['plantedPEMline', 'p%40ss', 'w0rd-planted', urlPassword];
+      try {
+        const dry = await project.run(['--dry-run', 'deploy']);
+        expect(dry.code, dry.stderr).toBe(0);
+        expect(dry.stdout).toContain('url=postgres://app:***@db/app');
+        expect(leaks(dry.stdout + dry.stderr, pieces)).toEqual([]);
+        project.writeConfig({ hooks: { beforeSwitch: [{ name: 'show', commands: ['cat .slipway/db.conf'] }] } });
+        writeFileSync(
+          project.configFile,
+          readFileSync(project.configFile, 'utf8').replace(
+            '"application": "hello",',
+            '"application": "hello",\n  vars: { dbUrl: "x", dbPassword: process.env.DB_PASSWORD! },',
+          ),
+        );
+        const deploy = await project.run(['deploy']);
+        expect(deploy.code, deploy.stderr).toBe(0);
+        expect(deploy.stdout).toContain('key=***');
+        expect(leaks(deploy.stdout + deploy.stderr, pieces)).toEqual([]);
+        const live = path.join(project.deployTo, 'releases', project.live()!, '.slipway');
+        expect(readFileSync(path.join(live, 'key.json'), 'utf8')).toContain(JSON.stringify(pem));
+        expect(statSync(path.join(live, 'key.json')).mode & 0o777).toBe(0o600);
+      } finally {
+        writeFileSync(project.configFile, config);
+        project.writeConfig();
+        writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\n`);
+        rmSync(path.join(project.dir, 'templates/db.conf.hbs'));
+        rmSync(path.join(project.dir, 'templates/key.json.hbs'));
+      }
+    },
+  );
 
   it("a failing hook's output tail that cuts a multi-line secret shows no line of it", async () => {
     const pem =
-      '-----BEGIN PRIVATE KEY-----\nAAAAplantedPEMline1\nBBBBplantedPEMline2\nCCCCplantedPEMline3\n-----END PRIVATE KEY-----';
+      '-----BEGIN PRIVATE KEY-----\nAAAAplantedPEMline1\n' +
+      'BBBBplantedPEMline2\nCCCCplantedPEMline3\n-----END PRIVATE KEY-----';
     writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nPEM="${pem.replace(/\n/g, '\\n')}"\n`);
     // The key, then 13 more lines: the last 15 lines start inside the key.
     project.writeConfig({
@@ -213,20 +232,24 @@ describe('secrets from .env', () => {
     }
   });
 
-  it('a value under 4 characters of a key that looks secret is refused (exit 2, naming it); other short values are allowed', async () => {
-    writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nDEBUG=1\n`);
-    const fine = await project.run(['check']);
-    expect(fine.code, fine.stderr).toBe(0);
-    writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nDB_PASSWORD=ab7\n`);
-    try {
-      const refused = await project.run(['deploy']);
-      expect(refused.code).toBe(2);
-      expect(refused.stderr).toMatch(/\.env: DB_PASSWORD is 3 characters/);
-      expect(refused.stderr).not.toContain('ab7');
-    } finally {
-      writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\n`);
-    }
-  });
+  it(
+    'a value under 4 characters of a key that looks secret is refused (exit 2, ' +
+      'naming it); other short values are allowed',
+    async () => {
+      writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nDEBUG=1\n`);
+      const fine = await project.run(['check']);
+      expect(fine.code, fine.stderr).toBe(0);
+      writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\nDB_PASSWORD=ab7\n`);
+      try {
+        const refused = await project.run(['deploy']);
+        expect(refused.code).toBe(2);
+        expect(refused.stderr).toMatch(/\.env: DB_PASSWORD is 3 characters/);
+        expect(refused.stderr).not.toContain('ab7');
+      } finally {
+        writeFileSync(path.join(project.dir, '.env'), `API_TOKEN=${secret}\n`);
+      }
+    },
+  );
 
   it('a release marked bad records the reason redacted, in a file the secret never reaches', async () => {
     project.writeConfig({

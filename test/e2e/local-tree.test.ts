@@ -20,30 +20,35 @@ function commitLink(p: Project, name: string, target: string): void {
 }
 
 describe('shared items', () => {
-  it('a missing shared file is created empty and 0600, on its own and inside a shared dir; its content survives redeploys', async () => {
-    project = makeProject({
-      config: { shared: { dirs: ['logs', 'storage'], files: ['config/local.json', 'storage/config.json'] } },
-    });
-    const first = await project.run(['deploy']);
-    expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/upload .*created empty \(0600\): config\/local\.json, storage\/config\.json/);
-    const shared = path.join(project.deployTo, 'shared');
-    for (const file of ['config/local.json', 'storage/config.json']) {
-      expect(lstatSync(path.join(shared, file)).isFile(), file).toBe(true);
-      expect(statSync(path.join(shared, file)).mode & 0o777, file).toBe(0o600);
-      expect(readFileSync(path.join(project.deployTo, 'current', file), 'utf8'), file).toBe('');
-    }
-    writeFileSync(path.join(shared, 'storage/config.json'), '{"kept": true}\n');
-    const second = await project.run(['deploy']);
-    expect(second.code, second.stderr).toBe(0);
-    expect(second.stdout).not.toContain('created empty');
-    expect(readFileSync(path.join(project.deployTo, 'current/storage/config.json'), 'utf8')).toBe('{"kept": true}\n');
-  });
+  it(
+    'a missing shared file is created empty and 0600, ' +
+      'on its own and inside a shared dir; its content survives redeploys',
+    async () => {
+      project = makeProject({
+        config: { shared: { dirs: ['logs', 'storage'], files: ['config/local.json', 'storage/config.json'] } },
+      });
+      const first = await project.run(['deploy']);
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stdout).toMatch(/upload .*created empty \(0600\): config\/local\.json, storage\/config\.json/);
+      const shared = path.join(project.deployTo, 'shared');
+      for (const file of ['config/local.json', 'storage/config.json']) {
+        expect(lstatSync(path.join(shared, file)).isFile(), file).toBe(true);
+        expect(statSync(path.join(shared, file)).mode & 0o777, file).toBe(0o600);
+        expect(readFileSync(path.join(project.deployTo, 'current', file), 'utf8'), file).toBe('');
+      }
+      writeFileSync(path.join(shared, 'storage/config.json'), '{"kept": true}\n');
+      const second = await project.run(['deploy']);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stdout).not.toContain('created empty');
+      expect(readFileSync(path.join(project.deployTo, 'current/storage/config.json'), 'utf8')).toBe('{"kept": true}\n');
+    },
+  );
 
   it('a shared file that is a dangling symlink on the host fails the upload naming it', async () => {
     project = makeProject({ config: { shared: { dirs: [], files: ['config/local.json'] } } });
     mkdirSync(path.join(project.deployTo, 'shared/config'), { recursive: true });
-    writeFileSync(path.join(project.deployTo, '.slipway-root'), ''); // a deploy root slipway made, as after a first deploy
+    // A deploy root slipway made, as after a first deploy.
+    writeFileSync(path.join(project.deployTo, '.slipway-root'), '');
     symlinkSync('/nonexistent/local.json', path.join(project.deployTo, 'shared/config/local.json'));
     const result = await project.run(['deploy']);
     expect(result.code).toBe(1);

@@ -58,7 +58,10 @@ const outputOf = (child: ChildProcess) => {
   return new Promise<string>((resolve) => child.on('close', () => resolve(text)));
 };
 const live = (root: string) => readlinkSync(path.join(root, 'current')).replace('releases/', '');
-/** Every path under the deploy root with its type and link target: equal listings mean nothing was added, removed or switched. */
+/**
+ * Every path under the deploy root with its type and link target: equal listings mean nothing was added, removed
+ * or switched.
+ */
 const listing = (root: string) =>
   execFileSync('find', [root, '-mindepth', '1', '-printf', '%P %y %l\n'], { encoding: 'utf8' }).split('\n').sort();
 
@@ -73,7 +76,7 @@ for (const t of targets) {
       try {
         expect((await project.run(['deploy'])).code).toBe(0);
         project.commit(
-          { 'server.js': readFileSync(path.join(project.dir, 'app/server.js'), 'utf8') + '\n// a\n' },
+          { 'server.js': `${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}\n// a\n` },
           'a',
         );
         a = project.start(['deploy'], { SLIPWAY_FAULT: 'pause:before:upload', SLIPWAY_FAULT_RESUME: resume });
@@ -157,25 +160,30 @@ for (const t of targets) {
       }
     });
 
-    // Issue 9 item 22: the stage cleanup empties <deployTo>/tmp; a deployTo that is someone else's folder is never touched.
-    it('a deployTo that is a non-empty folder slipway did not make is refused with exit 2, and nothing in it changes', async () => {
-      const { project, root } = t.make('foreign');
-      try {
-        mkdirSync(path.join(root, 'tmp'), { recursive: true });
-        writeFileSync(path.join(root, 'tmp/keep-me'), 'not slipway\n');
-        writeFileSync(path.join(root, 'notes.txt'), 'mine\n');
-        execFileSync('chown', ['-R', `${t.name === 'ssh' ? 'slipway' : 'root'}`, root]);
-        const before = listing(root);
-        for (const task of ['deploy', 'rollback', 'purge']) {
-          const r = await project.run([task]);
-          expect(r.code, `${task}: ${r.stderr}`).toBe(2);
-          expect(r.stderr).toMatch(/is not a slipway deploy root/);
-          expect(r.stderr).toMatch(/new or empty folder/);
+    // Issue 9 item 22: the stage cleanup empties <deployTo>/tmp; a deployTo that is someone else's folder is never
+    // touched.
+    it(
+      'a deployTo that is a non-empty folder slipway did not ' +
+        'make is refused with exit 2, and nothing in it changes',
+      async () => {
+        const { project, root } = t.make('foreign');
+        try {
+          mkdirSync(path.join(root, 'tmp'), { recursive: true });
+          writeFileSync(path.join(root, 'tmp/keep-me'), 'not slipway\n');
+          writeFileSync(path.join(root, 'notes.txt'), 'mine\n');
+          execFileSync('chown', ['-R', `${t.name === 'ssh' ? 'slipway' : 'root'}`, root]);
+          const before = listing(root);
+          for (const task of ['deploy', 'rollback', 'purge']) {
+            const r = await project.run([task]);
+            expect(r.code, `${task}: ${r.stderr}`).toBe(2);
+            expect(r.stderr).toMatch(/is not a slipway deploy root/);
+            expect(r.stderr).toMatch(/new or empty folder/);
+          }
+          expect(listing(root)).toEqual(before);
+        } finally {
+          project.cleanup();
         }
-        expect(listing(root)).toEqual(before);
-      } finally {
-        project.cleanup();
-      }
-    });
+      },
+    );
   });
 }

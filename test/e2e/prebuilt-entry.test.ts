@@ -50,28 +50,31 @@ describe('node fabfile.mjs', () => {
     expect(result.stderr).toMatch(/keepReleases/);
   });
 
-  it('a deploy.config.ts that does not compile, or that throws, exits 2 naming the file, under either entry', async () => {
-    const original = readFileSync(project.configFile, 'utf8');
-    try {
-      for (const [text, message] of [
-        [`${original}\nexport const broken = {`, /Expected identifier but found end of file/],
-        [`throw new Error('DATABASE_URL is not set');\n${original}`, /DATABASE_URL is not set/],
-      ] as const) {
-        writeFileSync(project.configFile, text);
-        for (const result of [
-          runBuilt(['--config', project.configFile, 'releases']),
-          await project.run(['releases']),
-        ]) {
-          expect(result.code, result.stderr).toBe(2);
-          expect(result.stderr).toContain(`config ${project.configFile}: `);
-          expect(result.stderr).toMatch(message);
+  it(
+    'a deploy.config.ts that does not compile, or that throws, ' + 'exits 2 naming the file, under either entry',
+    async () => {
+      const original = readFileSync(project.configFile, 'utf8');
+      try {
+        for (const [text, message] of [
+          [`${original}\nexport const broken = {`, /Expected identifier but found end of file/],
+          [`throw new Error('DATABASE_URL is not set');\n${original}`, /DATABASE_URL is not set/],
+        ] as const) {
+          writeFileSync(project.configFile, text);
+          for (const result of [
+            runBuilt(['--config', project.configFile, 'releases']),
+            await project.run(['releases']),
+          ]) {
+            expect(result.code, result.stderr).toBe(2);
+            expect(result.stderr).toContain(`config ${project.configFile}: `);
+            expect(result.stderr).toMatch(message);
+          }
         }
+        expect(readdirSync(project.dir).filter((f) => f.endsWith('.mjs'))).toEqual([]); // no compiled copy left behind
+      } finally {
+        writeFileSync(project.configFile, original);
       }
-      expect(readdirSync(project.dir).filter((f) => f.endsWith('.mjs'))).toEqual([]); // no compiled copy left behind
-    } finally {
-      writeFileSync(project.configFile, original);
-    }
-  });
+    },
+  );
 });
 
 describe('fabfile.mjs records what it was built from, and refuses to run once that changed', () => {
@@ -97,21 +100,27 @@ describe('fabfile.mjs records what it was built from, and refuses to run once th
   });
   afterAll(() => tree && rmSync(tree, { recursive: true, force: true }));
 
-  it('an unchanged tree runs, and the start-up check reads only the files it recorded (fabfile.ts and every bundled module)', async () => {
-    const files = Object.keys(recorded());
-    expect(files).toEqual(
-      expect.arrayContaining(['fabfile.ts', 'tasks/index.ts', 'tasks/cli/main.ts', 'tasks/config/schema.ts']),
-    );
-    expect(files.some((f) => f.includes('/zod/'))).toBe(true); // bundled too, so recorded too
-    // Node's permission model: any read beyond fabfile.mjs and the recorded files fails the run.
-    const flag = process.allowedNodeEnvironmentFlags.has('--permission') ? '--permission' : '--experimental-permission';
-    const reads = [path.join(tree, 'fabfile.mjs'), ...files.map((f) => path.resolve(tree, f))].map(
-      (f) => `--allow-fs-read=${f}`,
-    );
-    const result = runBuilt(['--list'], tree, [flag, ...reads]);
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toBe((await runCli(['--list'])).stdout);
-  });
+  it(
+    'an unchanged tree runs, and the start-up check reads only ' +
+      'the files it recorded (fabfile.ts and every bundled module)',
+    async () => {
+      const files = Object.keys(recorded());
+      expect(files).toEqual(
+        expect.arrayContaining(['fabfile.ts', 'tasks/index.ts', 'tasks/cli/main.ts', 'tasks/config/schema.ts']),
+      );
+      expect(files.some((f) => f.includes('/zod/'))).toBe(true); // bundled too, so recorded too
+      // Node's permission model: any read beyond fabfile.mjs and the recorded files fails the run.
+      const flag = process.allowedNodeEnvironmentFlags.has('--permission')
+        ? '--permission'
+        : '--experimental-permission';
+      const reads = [path.join(tree, 'fabfile.mjs'), ...files.map((f) => path.resolve(tree, f))].map(
+        (f) => `--allow-fs-read=${f}`,
+      );
+      const result = runBuilt(['--list'], tree, [flag, ...reads]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toBe((await runCli(['--list'])).stdout);
+    },
+  );
 
   it("a task's help text changed in fabfile.ts: exit 2, rebuild; after npm run build the new text is listed", () => {
     edit('fabfile.ts', (text) =>

@@ -258,69 +258,83 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
   });
   let first: string;
 
-  it('deploy: the helper installs the site and program as root; the program runs as the deploy user; nginx serves it', async () => {
-    const result = await project.run(['deploy']);
-    expect(result.code, result.stderr + result.stdout).toBe(0);
-    first = releaseIdOf(result.stdout);
-    expect(result.stdout).toMatch(/configs .*installed nginx, supervisor \(validated\)/);
-    expect(result.stdout).toMatch(/health .*answered 200/);
-    expect(await stack.answer(first)).toContain(`hello from release ${first}`);
-    const program = path.join(stack.supervisorConfD, 'hello.conf');
-    expect(statSync(program).uid).toBe(0);
-    expect(readFileSync(program, 'utf8')).toMatch(new RegExp(`^user=${DEPLOY_USER}$`, 'm'));
-    const status = await project.run(['status']);
-    expect(status.stdout).toMatch(/supervisor: hello\s+RUNNING/);
-    expect(status.stdout).toContain('nginx: config ok');
-    // The app's process runs as the deploy user, not as supervisord's root.
-    const pid = /RUNNING\s+pid (\d+)/.exec(status.stdout)?.[1];
-    expect(statSync(`/proc/${pid}`).uid).toBe(Number(execFileSync('id', ['-u', DEPLOY_USER])));
-  });
+  it(
+    'deploy: the helper installs the site and program as root; ' +
+      'the program runs as the deploy user; nginx serves it',
+    async () => {
+      const result = await project.run(['deploy']);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      first = releaseIdOf(result.stdout);
+      expect(result.stdout).toMatch(/configs .*installed nginx, supervisor \(validated\)/);
+      expect(result.stdout).toMatch(/health .*answered 200/);
+      expect(await stack.answer(first)).toContain(`hello from release ${first}`);
+      const program = path.join(stack.supervisorConfD, 'hello.conf');
+      expect(statSync(program).uid).toBe(0);
+      expect(readFileSync(program, 'utf8')).toMatch(new RegExp(`^user=${DEPLOY_USER}$`, 'm'));
+      const status = await project.run(['status']);
+      expect(status.stdout).toMatch(/supervisor: hello\s+RUNNING/);
+      expect(status.stdout).toContain('nginx: config ok');
+      // The app's process runs as the deploy user, not as supervisord's root.
+      const pid = /RUNNING\s+pid (\d+)/.exec(status.stdout)?.[1];
+      expect(statSync(`/proc/${pid}`).uid).toBe(Number(execFileSync('id', ['-u', DEPLOY_USER])));
+    },
+  );
 
-  it("check, set up as README says: ✓ the helper's sudo rule for each call a deploy makes, nginx -t and supervisorctl through the helper", async () => {
-    const result = await project.run(['check']);
-    expect(result.code, result.stderr + result.stdout).toBe(0);
-    expect(result.stdout).toMatch(
-      new RegExp(`^✓ web1 +sudo rule \\(sudo -n ${HELPER}\\) +allow all 8 commands a deploy runs$`, 'm'),
-    );
-    expect(result.stdout).toMatch(
-      new RegExp(`^✓ web1 +nginx -t +sudo -n ${HELPER} hello test: configuration ok$`, 'm'),
-    );
-    expect(result.stdout).toMatch(
-      new RegExp(`^✓ web1 +supervisorctl status +sudo -n ${HELPER} hello status: supervisord answers$`, 'm'),
-    );
-    expect(result.stdout).not.toMatch(/^✗/m);
-  });
-
-  it('check without the sudo rule: ✗ each, the fix says to set up the helper, its config and its sudoers line', async () => {
-    const rule = path.join(setup, 'sudoers.d/slipway-test');
-    const text = readFileSync(rule, 'utf8');
-    rmSync(rule);
-    try {
+  it(
+    "check, set up as README says: ✓ the helper's sudo rule for each call a deploy makes, " +
+      'nginx -t and supervisorctl through the helper',
+    async () => {
       const result = await project.run(['check']);
-      expect(result.code).toBe(1);
-      const sudo = new RegExp(`^✗ web1 +sudo rule \\(sudo -n ${HELPER}\\) +(.*)\n +fix: (.*)$`, 'm').exec(
-        result.stdout,
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      expect(result.stdout).toMatch(
+        new RegExp(`^✓ web1 +sudo rule \\(sudo -n ${HELPER}\\) +allow all 8 commands a deploy runs$`, 'm'),
       );
-      expect(sudo?.[1]).toMatch(
-        new RegExp(`^refuse 8 of 8 commands a deploy runs, e\\.g\\. ${HELPER} hello install \\S+: sudo: `),
+      expect(result.stdout).toMatch(
+        new RegExp(`^✓ web1 +nginx -t +sudo -n ${HELPER} hello test: configuration ok$`, 'm'),
       );
-      expect(sudo?.[2]).toContain(
-        `/etc/slipway/hello.conf, and "${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}" in /etc/sudoers.d/slipway-hello`,
+      expect(result.stdout).toMatch(
+        new RegExp(`^✓ web1 +supervisorctl status +sudo -n ${HELPER} hello status: supervisord answers$`, 'm'),
       );
-      expect(result.stdout).toMatch(/^✗ web1 +nginx -t +.*sudo: .*\n +fix: let slipway run it through sudo/m);
-      expect(result.stdout).not.toMatch(/^✓ web1 +(sudo|nginx|supervisorctl)/m);
-    } finally {
-      writeFileSync(rule, text, { mode: 0o440 });
-    }
-  });
+      expect(result.stdout).not.toMatch(/^✗/m);
+    },
+  );
 
-  it("the upload runs no nginx -t of its own through sudo (a -c of the deploy user's choosing): the helper validates the site", async () => {
-    const result = await project.run(['deploy', '--dry-run']);
-    expect(result.code, result.stderr + result.stdout).toBe(0);
-    expect(result.stdout).toContain(`${HELPER} hello install`);
-    expect(result.stdout).not.toContain('nginx-check');
-    expect(result.stdout).not.toMatch(/sudo -n \S*nginx/);
-  });
+  it(
+    'check without the sudo rule: ✗ each, ' + 'the fix says to set up the helper, its config and its sudoers line',
+    async () => {
+      const rule = path.join(setup, 'sudoers.d/slipway-test');
+      const text = readFileSync(rule, 'utf8');
+      rmSync(rule);
+      try {
+        const result = await project.run(['check']);
+        expect(result.code).toBe(1);
+        const sudo = new RegExp(`^✗ web1 +sudo rule \\(sudo -n ${HELPER}\\) +(.*)\n +fix: (.*)$`, 'm').exec(
+          result.stdout,
+        );
+        expect(sudo?.[1]).toMatch(
+          new RegExp(`^refuse 8 of 8 commands a deploy runs, e\\.g\\. ${HELPER} hello install \\S+: sudo: `),
+        );
+        const sudoersLine = `"${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}"`;
+        expect(sudo?.[2]).toContain(`/etc/slipway/hello.conf, and ${sudoersLine} in /etc/sudoers.d/slipway-hello`);
+        expect(result.stdout).toMatch(/^✗ web1 +nginx -t +.*sudo: .*\n +fix: let slipway run it through sudo/m);
+        expect(result.stdout).not.toMatch(/^✓ web1 +(sudo|nginx|supervisorctl)/m);
+      } finally {
+        writeFileSync(rule, text, { mode: 0o440 });
+      }
+    },
+  );
+
+  it(
+    'the upload runs no nginx -t of its own through sudo (a -c of ' +
+      "the deploy user's choosing): the helper validates the site",
+    async () => {
+      const result = await project.run(['deploy', '--dry-run']);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      expect(result.stdout).toContain(`${HELPER} hello install`);
+      expect(result.stdout).not.toContain('nginx-check');
+      expect(result.stdout).not.toMatch(/sudo -n \S*nginx/);
+    },
+  );
 
   it('the deploy user may run the helper and nothing else as root', async () => {
     const copy = await asDeployUser(`sudo -n cp /etc/hostname ${victim}`);
@@ -349,80 +363,87 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     expect(installed()).toEqual(before);
   });
 
-  it('a forged release is refused as a whole: symlinks, another program, user=root, foreign sections, log paths, load_module, include', async () => {
-    const before = installed();
-    const id = '2030.01.01-00.00.00-abcdef0';
-    const dir = `${deployTo}/releases/${id}/.slipway`;
-    const liveSite = `${deployTo}/releases/${first}/.slipway/nginx.conf`;
-    const liveProgram = `${deployTo}/releases/${first}/.slipway/supervisor.conf`;
-    const program = (edit: string) =>
-      `sed ${edit} ${liveProgram} > ${dir}/supervisor.conf; cp ${liveSite} ${dir}/nginx.conf`;
-    const site = (text: string) =>
-      `cp ${liveProgram} ${dir}/supervisor.conf; printf '%s\\n' '${text}' | cat - ${liveSite} > ${dir}/nginx.conf`;
-    const forgeries: Array<[string, string, RegExp]> = [
-      ['site is a symlink', `cp ${liveProgram} ${dir}/; ln -s ${victim} ${dir}/nginx.conf`, /symlink/],
-      [
-        '.slipway is a symlink',
-        `rm -rf ${dir} && mkdir -p /tmp/slipway-forged-$$ && cp ${liveSite} ${liveProgram} /tmp/slipway-forged-$$/ && ln -s /tmp/slipway-forged-$$ ${dir}`,
-        /symlink/,
-      ],
-      ['user=root', program(`-e 's/^user=.*/user=root/'`), /user=root; it must be user=slipway/],
-      ['no user=', program(`-e '/^user=/d'`), /exactly one line user=slipway/],
-      [
-        'another program name',
-        program(`-e 's/^\\[program:hello\\]/[program:evil]/'`),
-        /only the section \[program:hello\]/,
-      ],
-      ['a second section', program(`-e '$a [include]' -e '$a files=/tmp/*.conf'`), /only the section/],
-      [
-        'a log outside allowed_paths',
-        program(`-e 's|^stdout_logfile=.*|stdout_logfile=${victim}|'`),
-        /not under allowed_paths/,
-      ],
-      // A lone CR ends a line for supervisor's Python, not for a line-by-line shell check.
-      [
-        'user=root after a lone CR',
-        `${program('-n -e p')}; printf 'autostart=true\\ruser=root\\n' >> ${dir}/supervisor.conf`,
-        /control characters/,
-      ],
-      [
-        'a directive after a NUL',
-        `cp ${liveProgram} ${dir}/; printf 'return 200 x\\000; load_module /tmp/evil.so;\\n' > ${dir}/nginx.conf`,
-        /control characters/,
-      ],
-      ['a continuation line', program(`-e 's/^user=.*/user=slipway\\n  root/'`), /continuation/],
-      ['load_module', site('load_module /tmp/evil.so;'), /load_module is not accepted/],
-      ['include', site('include /etc/passwd;'), /include is not accepted/],
-      [
-        'include hidden after a quoted #',
-        site('map $uri $x { default "#"; } include /etc/passwd;'),
-        /include is not accepted/,
-      ],
-      ['an error_log on a root-owned file', site(`error_log ${victim};`), /not under allowed_paths/],
-      ['a temp path nginx would chown', site('proxy_temp_path /etc/sudoers.d;'), /proxy_temp_path is not accepted/],
-      [
-        'a unix socket nginx would create and remove',
-        site(`server { listen unix:${victim}; }`),
-        /listen unix:.* is not under allowed_paths/,
-      ],
-    ];
-    for (const [what, forge, message] of forgeries) {
-      const made = await asDeployUser(`set -e; rm -rf ${dir}; mkdir -p ${dir}; ${forge}`);
-      expect(made.code, `${what}: ${made.out}`).toBe(0);
-      const result = await asDeployUser(`sudo -n ${HELPER} hello install ${id}`);
-      expect(result.code, `${what}: ${result.out}`).toBe(1);
-      expect(result.out, what).toMatch(message);
-      expect(installed(), what).toEqual(before);
-    }
-    // The same files, unforged, pass: the refusals above are the checks, not a refusal of everything.
-    const copied = await asDeployUser(`set -e; rm -rf ${dir}; mkdir -p ${dir}; cp ${liveSite} ${liveProgram} ${dir}/`);
-    expect(copied.code, copied.out).toBe(0);
-    const accepted = await asDeployUser(`sudo -n ${HELPER} hello install ${id}`);
-    expect(accepted.code, accepted.out).toBe(0);
-    expect(installed()).toEqual(before);
-    await asDeployUser(`rm -rf ${deployTo}/releases/${id} /tmp/slipway-forged-*`);
-    expect(await stack.answer(first)).toContain(`hello from release ${first}`);
-  });
+  it(
+    'a forged release is refused as a whole: symlinks, another program, ' +
+      'user=root, foreign sections, log paths, load_module, include',
+    async () => {
+      const before = installed();
+      const id = '2030.01.01-00.00.00-abcdef0';
+      const dir = `${deployTo}/releases/${id}/.slipway`;
+      const liveSite = `${deployTo}/releases/${first}/.slipway/nginx.conf`;
+      const liveProgram = `${deployTo}/releases/${first}/.slipway/supervisor.conf`;
+      const program = (edit: string) =>
+        `sed ${edit} ${liveProgram} > ${dir}/supervisor.conf; cp ${liveSite} ${dir}/nginx.conf`;
+      const site = (text: string) =>
+        `cp ${liveProgram} ${dir}/supervisor.conf; printf '%s\\n' '${text}' | cat - ${liveSite} > ${dir}/nginx.conf`;
+      const forgeries: Array<[string, string, RegExp]> = [
+        ['site is a symlink', `cp ${liveProgram} ${dir}/; ln -s ${victim} ${dir}/nginx.conf`, /symlink/],
+        [
+          '.slipway is a symlink',
+          `rm -rf ${dir} && mkdir -p /tmp/slipway-forged-$$ && cp ${liveSite} ` +
+            `${liveProgram} /tmp/slipway-forged-$$/ && ln -s /tmp/slipway-forged-$$ ${dir}`,
+          /symlink/,
+        ],
+        ['user=root', program(`-e 's/^user=.*/user=root/'`), /user=root; it must be user=slipway/],
+        ['no user=', program(`-e '/^user=/d'`), /exactly one line user=slipway/],
+        [
+          'another program name',
+          program(`-e 's/^\\[program:hello\\]/[program:evil]/'`),
+          /only the section \[program:hello\]/,
+        ],
+        ['a second section', program(`-e '$a [include]' -e '$a files=/tmp/*.conf'`), /only the section/],
+        [
+          'a log outside allowed_paths',
+          program(`-e 's|^stdout_logfile=.*|stdout_logfile=${victim}|'`),
+          /not under allowed_paths/,
+        ],
+        // A lone CR ends a line for supervisor's Python, not for a line-by-line shell check.
+        [
+          'user=root after a lone CR',
+          `${program('-n -e p')}; printf 'autostart=true\\ruser=root\\n' >> ${dir}/supervisor.conf`,
+          /control characters/,
+        ],
+        [
+          'a directive after a NUL',
+          `cp ${liveProgram} ${dir}/; printf 'return 200 x\\000; load_module /tmp/evil.so;\\n' > ${dir}/nginx.conf`,
+          /control characters/,
+        ],
+        ['a continuation line', program(`-e 's/^user=.*/user=slipway\\n  root/'`), /continuation/],
+        ['load_module', site('load_module /tmp/evil.so;'), /load_module is not accepted/],
+        ['include', site('include /etc/passwd;'), /include is not accepted/],
+        [
+          'include hidden after a quoted #',
+          site('map $uri $x { default "#"; } include /etc/passwd;'),
+          /include is not accepted/,
+        ],
+        ['an error_log on a root-owned file', site(`error_log ${victim};`), /not under allowed_paths/],
+        ['a temp path nginx would chown', site('proxy_temp_path /etc/sudoers.d;'), /proxy_temp_path is not accepted/],
+        [
+          'a unix socket nginx would create and remove',
+          site(`server { listen unix:${victim}; }`),
+          /listen unix:.* is not under allowed_paths/,
+        ],
+      ];
+      for (const [what, forge, message] of forgeries) {
+        const made = await asDeployUser(`set -e; rm -rf ${dir}; mkdir -p ${dir}; ${forge}`);
+        expect(made.code, `${what}: ${made.out}`).toBe(0);
+        const result = await asDeployUser(`sudo -n ${HELPER} hello install ${id}`);
+        expect(result.code, `${what}: ${result.out}`).toBe(1);
+        expect(result.out, what).toMatch(message);
+        expect(installed(), what).toEqual(before);
+      }
+      // The same files, unforged, pass: the refusals above are the checks, not a refusal of everything.
+      const copied = await asDeployUser(
+        `set -e; rm -rf ${dir}; mkdir -p ${dir}; cp ${liveSite} ${liveProgram} ${dir}/`,
+      );
+      expect(copied.code, copied.out).toBe(0);
+      const accepted = await asDeployUser(`sudo -n ${HELPER} hello install ${id}`);
+      expect(accepted.code, accepted.out).toBe(0);
+      expect(installed()).toEqual(before);
+      await asDeployUser(`rm -rf ${deployTo}/releases/${id} /tmp/slipway-forged-*`);
+      expect(await stack.answer(first)).toContain(`hello from release ${first}`);
+    },
+  );
 
   it('a site nginx rejects: the helper puts the previous files back, the deploy stops before the switch', async () => {
     const before = installed();
@@ -443,23 +464,26 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     expect(await stack.answer(first)).toContain(`hello from release ${first}`);
   });
 
-  it('a failure halfway through the install (the program path is a folder): the site already replaced is put back', async () => {
-    const before = installed();
-    const program = path.join(stack.supervisorConfD, 'hello.conf');
-    const template = path.join(project.dir, 'templates/nginx.conf.hbs');
-    const original = readFileSync(template, 'utf8');
-    rmSync(program);
-    mkdirSync(program);
-    writeFileSync(template, original.replace('location / {', 'location / {\n        add_header X-Halfway 1;'));
-    const result = await project.run(['deploy']);
-    writeFileSync(template, original);
-    rmdirSync(program);
-    writeFileSync(program, before.program, { mode: 0o600 });
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/slipway-services: failed \(exit 1\): .*; previous files put back/);
-    expect(installed()).toEqual(before);
-    expect(readlinkSync(path.join(deployTo, 'current'))).toBe(`releases/${first}`);
-  });
+  it(
+    'a failure halfway through the install (the program path is a folder): ' + 'the site already replaced is put back',
+    async () => {
+      const before = installed();
+      const program = path.join(stack.supervisorConfD, 'hello.conf');
+      const template = path.join(project.dir, 'templates/nginx.conf.hbs');
+      const original = readFileSync(template, 'utf8');
+      rmSync(program);
+      mkdirSync(program);
+      writeFileSync(template, original.replace('location / {', 'location / {\n        add_header X-Halfway 1;'));
+      const result = await project.run(['deploy']);
+      writeFileSync(template, original);
+      rmdirSync(program);
+      writeFileSync(program, before.program, { mode: 0o600 });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/slipway-services: failed \(exit 1\): .*; previous files put back/);
+      expect(installed()).toEqual(before);
+      expect(readlinkSync(path.join(deployTo, 'current'))).toBe(`releases/${first}`);
+    },
+  );
 
   it('a second release, then rollback and rollback:current, each through the helper', async () => {
     const template = path.join(project.dir, 'templates/nginx.conf.hbs');

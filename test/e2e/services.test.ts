@@ -32,39 +32,47 @@ describe('services on the local target', () => {
     expect(await stack.answer(good)).toContain(`hello from release ${good}`);
   });
 
-  it('a release whose app crashes at start: health check fails, the old release is live and answering again, exit 1', async () => {
-    const original = serverJs();
-    project.commit({ 'server.js': `process.exit(3);\n${original}` }, 'crash at start');
-    const result = await project.run(['deploy']);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/rolled back automatically/);
-    expect(result.stdout).toMatch(/auto-rollback .*back on /);
-    expect(project.live()).toBe(good);
-    expect(await stack.answer(good)).toContain(`hello from release ${good}`);
-    const list = await project.run(['releases']);
-    expect(list.stdout).toMatch(/BAD: /);
-    project.commit({ 'server.js': original }, 'fixed');
-  });
+  it(
+    'a release whose app crashes at start: health check fails, ' +
+      'the old release is live and answering again, exit 1',
+    async () => {
+      const original = serverJs();
+      project.commit({ 'server.js': `process.exit(3);\n${original}` }, 'crash at start');
+      const result = await project.run(['deploy']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/rolled back automatically/);
+      expect(result.stdout).toMatch(/auto-rollback .*back on /);
+      expect(project.live()).toBe(good);
+      expect(await stack.answer(good)).toContain(`hello from release ${good}`);
+      const list = await project.run(['releases']);
+      expect(list.stdout).toMatch(/BAD: /);
+      project.commit({ 'server.js': original }, 'fixed');
+    },
+  );
 
-  it('a site nginx rejects is refused before the switch; the previous site file stays; nginx serves the old release', async () => {
-    const site = (stack.services.nginx as { site: string }).site;
-    const before = readFileSync(site, 'utf8');
-    const template = path.join(project.dir, 'templates/nginx.conf.hbs');
-    const original = readFileSync(template, 'utf8');
-    // Valid on its own, but the main config already has a default server on this address.
-    writeFileSync(
-      template,
-      original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'),
-    );
-    const result = await project.run(['deploy']);
-    writeFileSync(template, original);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain('nginx rejected the new site (previous files put back)');
-    expect(result.stderr).toMatch(/duplicate default server/);
-    expect(readFileSync(site, 'utf8')).toBe(before);
-    expect(project.live()).toBe(good);
-    expect(await stack.answer(good)).toContain(good);
-  });
+  it(
+    'a site nginx rejects is refused before the switch; ' +
+      'the previous site file stays; nginx serves the old release',
+    async () => {
+      const site = (stack.services.nginx as { site: string }).site;
+      const before = readFileSync(site, 'utf8');
+      const template = path.join(project.dir, 'templates/nginx.conf.hbs');
+      const original = readFileSync(template, 'utf8');
+      // Valid on its own, but the main config already has a default server on this address.
+      writeFileSync(
+        template,
+        original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'),
+      );
+      const result = await project.run(['deploy']);
+      writeFileSync(template, original);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('nginx rejected the new site (previous files put back)');
+      expect(result.stderr).toMatch(/duplicate default server/);
+      expect(readFileSync(site, 'utf8')).toBe(before);
+      expect(project.live()).toBe(good);
+      expect(await stack.answer(good)).toContain(good);
+    },
+  );
 
   it('rollback: the older release answers; rollback:current: the newest again; a bad release is skipped', async () => {
     const deployed = await project.run(['deploy']);
@@ -80,28 +88,32 @@ describe('services on the local target', () => {
     expect(await stack.answer(newest)).toContain(newest);
   });
 
-  it('a program rendered with a secret from .env is installed private (0600) and still runs; without one it is 0644 again', async () => {
-    const template = path.join(project.dir, 'templates/supervisor.conf.hbs');
-    const original = readFileSync(template, 'utf8');
-    const program = (stack.services.supervisor as { program: string }).program;
-    writeFileSync(path.join(project.dir, '.env'), 'API_TOKEN=tok-planted-1234\n');
-    writeFileSync(
-      template,
-      original.replace('NODE_ENV="production"', 'NODE_ENV="production",API_TOKEN="{{env.API_TOKEN}}"'),
-    );
-    try {
-      const result = await project.run(['deploy']);
-      expect(result.code, result.stderr + result.stdout).toBe(0);
-      expect(readFileSync(program, 'utf8')).toContain('tok-planted-1234');
-      expect(statSync(program).mode & 0o777).toBe(0o600);
-      expect(await stack.answer(releaseIdOf(result.stdout))).toContain('hello from release');
-    } finally {
-      writeFileSync(template, original);
-      rmSync(path.join(project.dir, '.env'));
-    }
-    expect((await project.run(['deploy'])).code).toBe(0);
-    expect(statSync(program).mode & 0o777).toBe(0o644);
-  });
+  it(
+    'a program rendered with a secret from .env is installed ' +
+      'private (0600) and still runs; without one it is 0644 again',
+    async () => {
+      const template = path.join(project.dir, 'templates/supervisor.conf.hbs');
+      const original = readFileSync(template, 'utf8');
+      const program = (stack.services.supervisor as { program: string }).program;
+      writeFileSync(path.join(project.dir, '.env'), 'API_TOKEN=tok-planted-1234\n');
+      writeFileSync(
+        template,
+        original.replace('NODE_ENV="production"', 'NODE_ENV="production",API_TOKEN="{{env.API_TOKEN}}"'),
+      );
+      try {
+        const result = await project.run(['deploy']);
+        expect(result.code, result.stderr + result.stdout).toBe(0);
+        expect(readFileSync(program, 'utf8')).toContain('tok-planted-1234');
+        expect(statSync(program).mode & 0o777).toBe(0o600);
+        expect(await stack.answer(releaseIdOf(result.stdout))).toContain('hello from release');
+      } finally {
+        writeFileSync(template, original);
+        rmSync(path.join(project.dir, '.env'));
+      }
+      expect((await project.run(['deploy'])).code).toBe(0);
+      expect(statSync(program).mode & 0o777).toBe(0o644);
+    },
+  );
 
   it('`status` shows supervisor, nginx and health per host; `restart` restarts the program', async () => {
     const status = await project.run(['status']);

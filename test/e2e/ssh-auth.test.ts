@@ -133,7 +133,8 @@ describe('~/.ssh/config ProxyJump', () => {
       // The jump host's sshd opened the forwarded connection to the target.
       expect(readFileSync(jump.logFile, 'utf8').slice(before)).toMatch(
         new RegExp(
-          `direct-tcpip.*${target.address.replace(/\./g, '\\.')} port ${target.port}|target ${target.address.replace(/\./g, '\\.')} port ${target.port}`,
+          `direct-tcpip.*${target.address.replace(/\./g, '\\.')} port ${target.port}|target ` +
+            `${target.address.replace(/\./g, '\\.')} port ${target.port}`,
         ),
       );
     } finally {

@@ -11,7 +11,7 @@ beforeAll(async () => {
 });
 afterAll(() => fleet?.stop());
 
-export function sshHosts(fleet: SshFleet, hosts: TestHost[] = fleet.hosts) {
+function sshHosts(fleet: SshFleet, hosts: TestHost[] = fleet.hosts) {
   return hosts.map((h) => ({
     name: h.name,
     host: h.address,

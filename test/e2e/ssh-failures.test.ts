@@ -86,7 +86,7 @@ describe('a host dying during prepare', () => {
       const code = await new Promise((resolve) => child.on('close', resolve));
       await fleet.revive(hosts[1]);
       expect(code).toBe(1);
-      hosts.forEach((h, i) => expect(readlinkSync(path.join(h.srvDir, 'dying/current'))).toBe(before[i]));
+      for (const [i, h] of hosts.entries()) expect(readlinkSync(path.join(h.srvDir, 'dying/current'))).toBe(before[i]);
       for (const h of hosts.filter((_, i) => i !== 1)) {
         expect(readdirSync(path.join(h.srvDir, 'dying/releases'))).toHaveLength(1);
         expect(readdirSync(path.join(h.srvDir, 'dying/tmp'))).toEqual([]);
@@ -120,7 +120,8 @@ describe('a switch failing on one host', () => {
         expect(result.stdout).toMatch(
           new RegExp(`${h.name}: live ${before[0].replace('releases/', '').replaceAll('.', '\\.')}`),
         );
-      hosts.forEach((h, i) => expect(readlinkSync(path.join(h.srvDir, 'switchback/current'))).toBe(before[i]));
+      for (const [i, h] of hosts.entries())
+        expect(readlinkSync(path.join(h.srvDir, 'switchback/current'))).toBe(before[i]);
       for (const h of hosts) expect(readdirSync(path.join(h.srvDir, 'switchback/releases'))).toHaveLength(1);
       expect((await project.run(['deploy'])).code).toBe(0);
     } finally {

@@ -55,7 +55,10 @@ describe('keepConnections', () => {
     env = {};
     configure({ keepConnections: keep, ...settings });
   };
-  /** A first run hands the hosts over; a second one (waiting for the hand-over if still opening) is served by the broker. */
+  /**
+   * A first run hands the hosts over; a second one (waiting for the hand-over if still opening) is served by the
+   * broker.
+   */
   const keepHosts = async () => {
     const first = await run(['releases']);
     expect(first.code, first.stderr).toBe(0);
@@ -129,26 +132,33 @@ describe('keepConnections', () => {
     expect(existsSync(brokerDirOf(tmp))).toBe(false);
   });
 
-  it('a file where the broker directory goes (/tmp/slipway-<uid>): a warning, and the run connects directly and succeeds', async () => {
-    setUp(60);
-    writeFileSync(brokerDirOf(tmp), '');
-    const result = await run(['releases']);
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(
-      /connecting directly, not kept open \(.*slipway-\d+ must be a directory of yours with mode 0700\)/,
-    );
-  });
+  it(
+    'a file where the broker directory goes (/tmp/slipway-<uid>): ' +
+      'a warning, and the run connects directly and succeeds',
+    async () => {
+      setUp(60);
+      writeFileSync(brokerDirOf(tmp), '');
+      const result = await run(['releases']);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(
+        /connecting directly, not kept open \(.*slipway-\d+ must be a directory of yours with mode 0700\)/,
+      );
+    },
+  );
 
-  it('an ancestor directory others can write to without the sticky bit: a warning, and the run connects directly', async () => {
-    setUp(60);
-    chmodSync(tmp, 0o777); // whoever can write there could swap slipway-<uid> for a directory of theirs
-    const result = await run(['releases']);
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toContain(
-      `connecting directly, not kept open (${tmp} is writable by others without the sticky bit)`,
-    );
-    expect(brokerPid(tmp)).toBeNull();
-  });
+  it(
+    'an ancestor directory others can write to without the sticky bit: ' + 'a warning, and the run connects directly',
+    async () => {
+      setUp(60);
+      chmodSync(tmp, 0o777); // whoever can write there could swap slipway-<uid> for a directory of theirs
+      const result = await run(['releases']);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(
+        `connecting directly, not kept open (${tmp} is writable by others without the sticky bit)`,
+      );
+      expect(brokerPid(tmp)).toBeNull();
+    },
+  );
 
   it('a broker socket owned by another user is refused: a warning, and the run connects directly', async () => {
     setUp(60);
@@ -177,7 +187,10 @@ describe('keepConnections', () => {
     // It reads the first request and hangs up: the run fails, having said what it would say to a broker.
     const impostor = net.createServer((socket) => {
       socket.on('error', () => undefined);
-      socket.on('data', (d) => (received += d.toString()).includes('\n') && socket.destroy());
+      socket.on('data', (d) => {
+        received += d.toString();
+        if (received.includes('\n')) socket.destroy();
+      });
     });
     await new Promise<void>((resolve) => impostor.listen(path.join(brokerDirOf(tmp), 'broker.sock'), resolve));
     try {
@@ -190,29 +203,36 @@ describe('keepConnections', () => {
     expect(received).not.toContain(passphrase);
   });
 
-  it('a host key removed from known_hosts stops its kept connection: the next run connects directly and is refused', async () => {
-    setUp(60);
-    const knownHosts = path.join(tmp, 'known_hosts');
-    copyFileSync(fleet.knownHosts, knownHosts);
-    configure({ knownHosts, keepConnections: 60 });
-    await keepHosts();
-    const [revoked] = fleet.hosts;
-    const lines = readFileSync(knownHosts, 'utf8').split('\n');
-    writeFileSync(knownHosts, lines.filter((l) => !l.startsWith(`[${revoked.address}]:${revoked.port} `)).join('\n'));
-    const result = await run(['releases']);
-    expect(result.code).toBe(1);
-    expect(result.stdout + result.stderr).toContain(`unknown host key for [${revoked.address}]:${revoked.port}`);
-  });
+  it(
+    'a host key removed from known_hosts stops its kept connection: ' + 'the next run connects directly and is refused',
+    async () => {
+      setUp(60);
+      const knownHosts = path.join(tmp, 'known_hosts');
+      copyFileSync(fleet.knownHosts, knownHosts);
+      configure({ knownHosts, keepConnections: 60 });
+      await keepHosts();
+      const [revoked] = fleet.hosts;
+      const lines = readFileSync(knownHosts, 'utf8').split('\n');
+      writeFileSync(knownHosts, lines.filter((l) => !l.startsWith(`[${revoked.address}]:${revoked.port} `)).join('\n'));
+      const result = await run(['releases']);
+      expect(result.code).toBe(1);
+      expect(result.stdout + result.stderr).toContain(`unknown host key for [${revoked.address}]:${revoked.port}`);
+    },
+  );
 
-  it('kept connections live at most keepConnectionsMaxAge seconds: then the broker exits and the next run connects directly', async () => {
-    setUp(60, { keepConnectionsMaxAge: 1 });
-    await keepHosts();
-    const pid = (await waitForBroker(tmp))!;
-    for (let i = 0; i < 100 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(pidAlive(pid)).toBe(false);
-    for (const h of fleet.hosts) fleet.resetCounts(h);
-    const result = await run(['releases']);
-    expect(result.code, result.stderr).toBe(0);
-    for (const h of fleet.hosts) expect(fleet.counts(h).connections, h.name).toBe(1);
-  });
+  it(
+    'kept connections live at most keepConnectionsMaxAge seconds: ' +
+      'then the broker exits and the next run connects directly',
+    async () => {
+      setUp(60, { keepConnectionsMaxAge: 1 });
+      await keepHosts();
+      const pid = (await waitForBroker(tmp))!;
+      for (let i = 0; i < 100 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(pidAlive(pid)).toBe(false);
+      for (const h of fleet.hosts) fleet.resetCounts(h);
+      const result = await run(['releases']);
+      expect(result.code, result.stderr).toBe(0);
+      for (const h of fleet.hosts) expect(fleet.counts(h).connections, h.name).toBe(1);
+    },
+  );
 });

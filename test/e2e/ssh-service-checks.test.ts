@@ -1,8 +1,9 @@
-// The service commands as a deploy user with sudo runs them without the helper (services.sudo, the
-// mode README's "Preparing a server" keeps for a deploy user trusted as root; the helper's own check
-// is in services-privilege.test.ts): nginx and supervisord run as root (as from the distribution's
-// packages), the deploy user `slipway` reaches them only through README's broad sudo rules. Each host sees its own /etc/sudoers.d (those rules, or none) and, where said, an empty
-// /var/lib/nginx (a host where nginx never ran): bind-mounted in its mount namespace only.
+// The service commands as a deploy user with sudo runs them without the helper (services.sudo, the mode
+// README's "Preparing a server" keeps for a deploy user trusted as root; the helper's own check is in
+// services-privilege.test.ts): nginx and supervisord run as root (as from the distribution's packages), the
+// deploy user `slipway` reaches them only through README's broad sudo rules. Each host sees its own
+// /etc/sudoers.d (those rules, or none) and, where said, an empty /var/lib/nginx (a host where nginx never
+// ran): bind-mounted in its mount namespace only.
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
@@ -24,7 +25,9 @@ import { type ServiceStack, startServiceStack } from '../helpers/services.js';
 import { DEPLOY_USER, freePort, type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
 /** README's "Preparing a server" rules for services.sudo without the helper, for the test's deploy user. */
-const README_SUDO_RULES = `${DEPLOY_USER} ALL=(root) NOPASSWD: /usr/bin/cp, /usr/bin/mv, /usr/bin/rm, /usr/bin/mkdir, /usr/bin/touch, /usr/bin/ln, /usr/sbin/nginx, /usr/bin/supervisorctl\n`;
+const README_SUDO_RULES =
+  `${DEPLOY_USER} ALL=(root) NOPASSWD: /usr/bin/cp, /usr/bin/mv, /usr/bin/rm, ` +
+  `/usr/bin/mkdir, /usr/bin/touch, /usr/bin/ln, /usr/sbin/nginx, /usr/bin/supervisorctl\n`;
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'slipway-servicecheck-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -49,7 +52,10 @@ function deployUserIds(): { uid: number; gid: number } {
 
 const liveIn = (root: string) => readlinkSync(path.join(root, 'current'));
 
-/** A deploy root the daemons (in the machine's own namespace) can see: inside the stack's dir, owned by the deploy user. */
+/**
+ * A deploy root the daemons (in the machine's own namespace) can see: inside the stack's dir, owned by the
+ * deploy user.
+ */
 function deployRootIn(stack: ServiceStack, name: string): string {
   const dir = path.join(stack.dir, name);
   mkdirSync(dir);
@@ -104,38 +110,45 @@ describe('with sudo, on a host where nginx never ran (item 6)', () => {
     expect(await stack.answer(id)).toContain(`hello from release ${id}`);
   });
 
-  it("check: with README's sudo rules, nginx -t and supervisorctl pass as the deploy runs them: ✓ each, exit 0 (item 4)", async () => {
-    const result = await project.run(['check']);
-    expect(result.code, result.stderr + result.stdout).toBe(0);
-    expect(result.stdout).toMatch(/^✓ web1 +deploy root +\S+ writable by slipway$/m);
-    expect(result.stdout).toMatch(/^✓ web1 +sudo rules \(sudo -n\) +allow all \d+ commands a deploy runs$/m);
-    expect(result.stdout).toMatch(/^✓ web1 +nginx -t +sudo -n \S+nginx -t .*configuration ok$/m);
-    expect(result.stdout).toMatch(/^✓ web1 +supervisorctl status +.*supervisord answers$/m);
-    expect(result.stdout).not.toMatch(/^✗/m);
-  });
+  it(
+    "check: with README's sudo rules, " +
+      'nginx -t and supervisorctl pass as the deploy runs them: ✓ each, exit 0 (item 4)',
+    async () => {
+      const result = await project.run(['check']);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      expect(result.stdout).toMatch(/^✓ web1 +deploy root +\S+ writable by slipway$/m);
+      expect(result.stdout).toMatch(/^✓ web1 +sudo rules \(sudo -n\) +allow all \d+ commands a deploy runs$/m);
+      expect(result.stdout).toMatch(/^✓ web1 +nginx -t +sudo -n \S+nginx -t .*configuration ok$/m);
+      expect(result.stdout).toMatch(/^✓ web1 +supervisorctl status +.*supervisord answers$/m);
+      expect(result.stdout).not.toMatch(/^✗/m);
+    },
+  );
 
-  it("a site nginx rejects: the failure is the nginx check's, with nginx's own message, not a temp file's", async () => {
-    const before = liveIn(root);
-    writeFileSync(
-      path.join(project.dir, 'templates/nginx.conf.hbs'),
-      'server {\n    listen {{listen}};\n    bogus_directive on;\n}\n',
-    );
-    try {
-      const result = await project.run(['deploy', '--json']);
-      expect(result.code).toBe(1);
-      expect(result.stderr).toContain('nginx check failed on web1');
-      expect(result.stderr).toContain('nginx -t rejected the rendered site');
-      expect(result.stderr).toMatch(/unknown directive "bogus_directive" in the rendered nginx\.conf:3/);
-      expect(result.stderr).not.toMatch(/upload failed|nginx-check|\/tmp\//);
-      expect(JSON.parse(result.stdout).tasks[0].hosts.web1.failedAt).toBe('nginx check');
-      expect(liveIn(root)).toBe(before);
-    } finally {
-      cpSync(
-        path.join(import.meta.dirname, '../../templates/nginx.conf.hbs'),
+  it(
+    "a site nginx rejects: the failure is the nginx check's, " + "with nginx's own message, not a temp file's",
+    async () => {
+      const before = liveIn(root);
+      writeFileSync(
         path.join(project.dir, 'templates/nginx.conf.hbs'),
+        'server {\n    listen {{listen}};\n    bogus_directive on;\n}\n',
       );
-    }
-  });
+      try {
+        const result = await project.run(['deploy', '--json']);
+        expect(result.code).toBe(1);
+        expect(result.stderr).toContain('nginx check failed on web1');
+        expect(result.stderr).toContain('nginx -t rejected the rendered site');
+        expect(result.stderr).toMatch(/unknown directive "bogus_directive" in the rendered nginx\.conf:3/);
+        expect(result.stderr).not.toMatch(/upload failed|nginx-check|\/tmp\//);
+        expect(JSON.parse(result.stdout).tasks[0].hosts.web1.failedAt).toBe('nginx check');
+        expect(liveIn(root)).toBe(before);
+      } finally {
+        cpSync(
+          path.join(import.meta.dirname, '../../templates/nginx.conf.hbs'),
+          path.join(project.dir, 'templates/nginx.conf.hbs'),
+        );
+      }
+    },
+  );
 });
 
 describe('purge, with the program running as runAs (item 24)', () => {
@@ -241,33 +254,46 @@ describe('check on a host where nothing a deploy needs works (item 4)', () => {
   });
 
   /** The ✗ line of a verdict and the fix: line under it. */
-  const failed = (stdout: string, name: string) => new RegExp(`^✗ web1 +${name} +(.*)\n +fix: (.*)$`, 'm').exec(stdout);
+  const failed = (stdout: string, name: string) => {
+    const verdict = new RegExp(`^✗ web1 +${name} +(.*)\n +fix: (.*)$`, 'm');
+    return verdict.exec(stdout);
+  };
 
-  it('with sudo: exit 1; ✗ and a fix for the deploy root, the sudo rules, nginx -t and supervisorctl; never ✓ beside a failure', async () => {
-    const result = await project.run(['check']);
-    expect(result.code).toBe(1);
-    expect(failed(result.stdout, 'deploy root')?.[1]).toBe(`${root} NOT writable by slipway`);
-    expect(failed(result.stdout, 'deploy root')?.[2]).toContain(`install -d -o slipway -g slipway ${root}`);
-    const sudo = failed(result.stdout, 'sudo rules \\(sudo -n\\)');
-    expect(sudo?.[1]).toMatch(/refuse \d+ of \d+ commands a deploy runs, e\.g\. cp .*sudo: a password is required/);
-    expect(sudo?.[2]).toMatch(/README's sudo rules .*\/etc\/sudoers\.d\/hello/);
-    expect(failed(result.stdout, 'nginx -t')?.[1]).toContain('sudo: a password is required');
-    expect(failed(result.stdout, 'nginx -t')?.[2]).toContain('through sudo');
-    expect(failed(result.stdout, 'supervisorctl status')?.[1]).toContain('sudo: a password is required');
-    expect(result.stdout).not.toMatch(/^✓.*(NOT|refuse|denied|failed)/m);
-    expect(result.stdout).toMatch(/^✗ web1 +check \(failed\)/m);
-    expect(result.stderr).toContain('deploy root, sudo rules (sudo -n), nginx -t, supervisorctl status failed');
-  });
+  it(
+    'with sudo: exit 1; ✗ and a fix for the deploy root, the sudo rules, ' +
+      'nginx -t and supervisorctl; never ✓ beside a failure',
+    async () => {
+      const result = await project.run(['check']);
+      expect(result.code).toBe(1);
+      expect(failed(result.stdout, 'deploy root')?.[1]).toBe(`${root} NOT writable by slipway`);
+      expect(failed(result.stdout, 'deploy root')?.[2]).toContain(`install -d -o slipway -g slipway ${root}`);
+      const sudo = failed(result.stdout, 'sudo rules \\(sudo -n\\)');
+      expect(sudo?.[1]).toMatch(/refuse \d+ of \d+ commands a deploy runs, e\.g\. cp .*sudo: a password is required/);
+      expect(sudo?.[2]).toMatch(/README's sudo rules .*\/etc\/sudoers\.d\/hello/);
+      expect(failed(result.stdout, 'nginx -t')?.[1]).toContain('sudo: a password is required');
+      expect(failed(result.stdout, 'nginx -t')?.[2]).toContain('through sudo');
+      expect(failed(result.stdout, 'supervisorctl status')?.[1]).toContain('sudo: a password is required');
+      expect(result.stdout).not.toMatch(/^✓.*(NOT|refuse|denied|failed)/m);
+      expect(result.stdout).toMatch(/^✗ web1 +check \(failed\)/m);
+      expect(result.stderr).toContain('deploy root, sudo rules (sudo -n), nginx -t, supervisorctl status failed');
+    },
+  );
 
-  it("without sudo: ✗ the config files, nginx -t (root's pid file) and supervisorctl (no socket), each with its fix", async () => {
-    project.writeConfig({ knownHosts: denied.knownHosts, services: base });
-    const result = await project.run(['check']);
-    expect(result.code).toBe(1);
-    expect(failed(result.stdout, 'config files')?.[1]).toContain('not writable: /etc/nginx/sites-available/hello.conf');
-    expect(failed(result.stdout, 'nginx -t')?.[1]).toMatch(/\/run\/nginx\.pid.*Permission denied/);
-    expect(failed(result.stdout, 'nginx -t')?.[2]).toContain('services.sudo');
-    expect(failed(result.stdout, 'supervisorctl status')?.[1]).toContain('no such file');
-    expect(failed(result.stdout, 'supervisorctl status')?.[2]).toContain('supervisord is not running');
-    expect(result.stdout).not.toMatch(/^✓.*(NOT|not writable|denied|failed|no such)/m);
-  });
+  it(
+    'without sudo: ✗ the config files, ' +
+      "nginx -t (root's pid file) and supervisorctl (no socket), each with its fix",
+    async () => {
+      project.writeConfig({ knownHosts: denied.knownHosts, services: base });
+      const result = await project.run(['check']);
+      expect(result.code).toBe(1);
+      expect(failed(result.stdout, 'config files')?.[1]).toContain(
+        'not writable: /etc/nginx/sites-available/hello.conf',
+      );
+      expect(failed(result.stdout, 'nginx -t')?.[1]).toMatch(/\/run\/nginx\.pid.*Permission denied/);
+      expect(failed(result.stdout, 'nginx -t')?.[2]).toContain('services.sudo');
+      expect(failed(result.stdout, 'supervisorctl status')?.[1]).toContain('no such file');
+      expect(failed(result.stdout, 'supervisorctl status')?.[2]).toContain('supervisord is not running');
+      expect(result.stdout).not.toMatch(/^✓.*(NOT|not writable|denied|failed|no such)/m);
+    },
+  );
 });

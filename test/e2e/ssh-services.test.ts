@@ -1,7 +1,8 @@
-// Serving over SSH: the deploy user (login shell /bin/sh) installs the nginx site and supervisor
-// program of a real nginx and a real supervisord that run as that user, restarts, health-checks and
-// rolls back (health-checked in the rollback's own round trip), all through the remote scripts. The deploy root is outside the host's private /srv,
-// so that the daemons (started by the harness in the machine's own mount namespace) see it too.
+// Serving over SSH: the deploy user (login shell /bin/sh) installs the nginx site and supervisor program of
+// a real nginx and a real supervisord that run as that user, restarts, health-checks and rolls back
+// (health-checked in the rollback's own round trip), all through the remote scripts. The deploy root is
+// outside the host's private /srv, so that the daemons (started by the harness in the machine's own mount
+// namespace) see it too.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,13 +54,16 @@ describe('services over SSH', () => {
     );
   });
 
-  it('check: without sudo, the config files, nginx -t and supervisorctl work for the deploy user: ✓ each, exit 0', async () => {
-    const result = await project.run(['check']);
-    expect(result.code, result.stderr + result.stdout).toBe(0);
-    for (const name of ['deploy root', 'config files', 'nginx -t', 'supervisorctl status'])
-      expect(result.stdout).toMatch(new RegExp(`^✓ web1 +${name} `, 'm'));
-    expect(result.stdout).not.toMatch(/^✗/m);
-  });
+  it(
+    'check: without sudo, the config files, ' + 'nginx -t and supervisorctl work for the deploy user: ✓ each, exit 0',
+    async () => {
+      const result = await project.run(['check']);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      for (const name of ['deploy root', 'config files', 'nginx -t', 'supervisorctl status'])
+        expect(result.stdout).toMatch(new RegExp(`^✓ web1 +${name} `, 'm'));
+      expect(result.stdout).not.toMatch(/^✗/m);
+    },
+  );
 
   it('a release that crashes at start is rolled back automatically: the first one answers again, exit 1', async () => {
     const original = readFileSync(path.join(project.dir, 'app/server.js'), 'utf8');

@@ -123,10 +123,12 @@ export function formatReport(report: GraphReport, layers = LAYERS): { lines: str
   ];
   const violations = lines.length;
   lines.unshift(
-    `${report.files.length} files, ${report.edges.length} imports; layers (low → high): ${layers.join(' < ')} < fabfile.ts`,
+    `${report.files.length} files, ${report.edges.length} imports; ` +
+      `layers (low → high): ${layers.join(' < ')} < fabfile.ts`,
   );
   lines.push(
-    `${report.cycles.length} cycle(s), ${report.upward.length} upward import(s), ${report.outside.length} file(s) outside the layers, ` +
+    `${report.cycles.length} cycle(s), ${report.upward.length} upward import(s), ` +
+      `${report.outside.length} file(s) outside the layers, ` +
       `${report.pastEntry.length} import(s) past the entry`,
   );
   return { lines, violations };

@@ -2,8 +2,10 @@
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 
-const LOG_LINE =
-  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (deploy|rollback) \d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}-[0-9a-f]{7} .*by=\S+@\S+$/;
+const RELEASE_ID = String.raw`\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}-[0-9a-f]{7}`;
+const LOG_LINE = new RegExp(
+  String.raw`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (deploy|rollback) ${RELEASE_ID} .*by=\S+@\S+$`,
+);
 
 /** Returns the violations found (empty when all hold). `root` is the deploy root as the test sees it. */
 export function invariantViolations(

@@ -51,7 +51,10 @@ export interface ServiceStack {
   supervisordPid(): number;
   /** GET http://127.0.0.1:<nginxPort><path> with `Host: localhost`; status 0 and the error text when it fails. */
   get(path: string): Promise<{ status: number; body: string }>;
-  /** nginx reloads asynchronously: GETs / until the body contains `expected` (or gives up after ~5 s), returning the last body. */
+  /**
+   * nginx reloads asynchronously: GETs / until the body contains `expected` (or gives up after ~5 s), returning
+   * the last body.
+   */
   answer(expected: string): Promise<string>;
   /** The config keys that make a deploy serve the sample app through this stack, health-checked. */
   deployConfig(): Record<string, unknown>;

@@ -1,5 +1,6 @@
-// Shared by the unit tests: a scratch folder removed after the file's tests, bash and sh run for real, a release archive,
-// release ids and an inspected host's sample output, a services config and a stub supervisorctl.
+// Shared by the unit tests: a scratch folder removed after the file's tests, bash and sh run for real, a
+// release archive, release ids and an inspected host's sample output, a services config and a stub
+// supervisorctl.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +27,15 @@ export const SAMPLE = [
   `@@release ${D}`,
   '@@release not-a-release',
   '@@release ../etc',
-  `@@meta ${A} {"id":"${A}","ref":"main","commit":"${'a'.repeat(40)}","deployer":"me@box","deployedAt":"2026-01-01T00:00:01Z","status":"ok","envKey":"node-1"}`,
+  `@@meta ${A} ${JSON.stringify({
+    id: A,
+    ref: 'main',
+    commit: 'a'.repeat(40),
+    deployer: 'me@box',
+    deployedAt: '2026-01-01T00:00:01Z',
+    status: 'ok',
+    envKey: 'node-1',
+  })}`,
   `@@meta ${B} {"id":"${B}","envKey":"node-2","status":"bad","reason":"health check failed"}`,
   `@@meta ${C} {"id":"${C}","envKey":"node-2","status":"ok"}`,
   `@@meta ${D} {"id":"${D}","envKey":"node-3","sta`, // torn metadata: listed, without details
@@ -100,7 +109,8 @@ export function stubCtl(dir: string, line: string): Services {
   writeFileSync(n, '100');
   writeFileSync(
     ctl,
-    `#!/bin/sh\nn=$(cat ${n}); echo $((n + 1)) > ${n}\ncase "$1" in status) echo "${line}";; tail) echo 'boom: from the log';; esac\n`,
+    `#!/bin/sh\nn=$(cat ${n}); echo $((n + 1)) > ${n}\n` +
+      `case "$1" in status) echo "${line}";; tail) echo 'boom: from the log';; esac\n`,
   );
   chmodSync(ctl, 0o755);
   return { sudo: '', supervisor: { program: path.join(dir, 'hello.conf'), ctl, name: 'hello' } };

@@ -1,4 +1,5 @@
-// known_hosts matching (plain, hashed, wildcard, negated, @revoked) and the accept-new policy, with real ssh-keygen keys.
+// known_hosts matching (plain, hashed, wildcard, negated, @revoked) and the accept-new policy, with real
+// ssh-keygen keys.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -39,23 +39,27 @@ describe('LocalHost lock', () => {
   });
 
   // Issue 9 item 18 on the local target: another run took the lock over while this one stalled.
-  it('once another run has taken the lock over, a command runs nothing (LockLost), and release leaves the new lock alone', async () => {
-    const deployTo = mkdtempSync(path.join(tmpdir(), 'slipway-lock-'));
-    const lockDir = path.join(deployTo, 'deploy.lock');
-    try {
-      const host = new LocalHost('local', deployTo);
-      const held = await host.lock({ ...owner, token: 'mine' });
-      expect((await host.exec(sh`echo ran`)).stdout).toBe('ran\n');
-      rmSync(lockDir, { recursive: true });
-      mkdirSync(lockDir);
-      writeFileSync(`${lockDir}.owner`, JSON.stringify({ ...owner, token: 'theirs' }));
-      await expect(host.exec(sh`touch ${path.join(deployTo, 'changed')}`)).rejects.toBeInstanceOf(LockLost);
-      await expect(held.release(sh`touch ${path.join(deployTo, 'changed')}`)).rejects.toBeInstanceOf(LockLost);
-      expect(existsSync(path.join(deployTo, 'changed'))).toBe(false);
-      expect(existsSync(lockDir)).toBe(true);
-      expect(JSON.parse(readFileSync(`${lockDir}.owner`, 'utf8')).token).toBe('theirs');
-    } finally {
-      rmSync(deployTo, { recursive: true, force: true });
-    }
-  });
+  it(
+    'once another run has taken the lock over, ' +
+      'a command runs nothing (LockLost), and release leaves the new lock alone',
+    async () => {
+      const deployTo = mkdtempSync(path.join(tmpdir(), 'slipway-lock-'));
+      const lockDir = path.join(deployTo, 'deploy.lock');
+      try {
+        const host = new LocalHost('local', deployTo);
+        const held = await host.lock({ ...owner, token: 'mine' });
+        expect((await host.exec(sh`echo ran`)).stdout).toBe('ran\n');
+        rmSync(lockDir, { recursive: true });
+        mkdirSync(lockDir);
+        writeFileSync(`${lockDir}.owner`, JSON.stringify({ ...owner, token: 'theirs' }));
+        await expect(host.exec(sh`touch ${path.join(deployTo, 'changed')}`)).rejects.toBeInstanceOf(LockLost);
+        await expect(held.release(sh`touch ${path.join(deployTo, 'changed')}`)).rejects.toBeInstanceOf(LockLost);
+        expect(existsSync(path.join(deployTo, 'changed'))).toBe(false);
+        expect(existsSync(lockDir)).toBe(true);
+        expect(JSON.parse(readFileSync(`${lockDir}.owner`, 'utf8')).token).toBe('theirs');
+      } finally {
+        rmSync(deployTo, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -9,7 +9,10 @@ const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQunitPEMline1AAAA\nBBBBunitPEMlin
 /** What the log printed, collected from stdout and stderr. */
 function printed(fn: () => void): string {
   let text = '';
-  const collect = (chunk: unknown) => ((text += String(chunk)), true);
+  const collect = (chunk: unknown) => {
+    text += String(chunk);
+    return true;
+  };
   vi.spyOn(process.stdout, 'write').mockImplementation(collect);
   vi.spyOn(process.stderr, 'write').mockImplementation(collect);
   fn();

@@ -1,4 +1,5 @@
-// Every path slipway builds (tasks/lib/paths.ts): the deploy root's layout, the names inside a release, the relative links.
+// Every path slipway builds (tasks/lib/paths.ts): the deploy root's layout, the names inside a release, the
+// relative links.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -32,37 +33,41 @@ describe('paths', () => {
     expect(p.staging('X')).toBe('/srv/app/tmp/X');
     expect(p.env('node-1')).toBe('/srv/app/envs/node-1');
   });
-  it('every other deploy-root path comes from layout too: the locks, the root mark, the switch link, shared, tmp, envs', () => {
-    const p = layout('/srv/app');
-    expect([p.lock, p.lockOwner, p.lockGuard, p.rootMark, p.currentNext, p.sharedEnv]).toEqual([
-      '/srv/app/deploy.lock',
-      '/srv/app/deploy.lock.owner',
-      '/srv/app/.deploy.lock.guard',
-      `/srv/app/${ROOT_MARK}`,
-      '/srv/app/.current.next',
-      '/srv/app/shared/.env',
-    ]);
-    expect(ROOT_MARK).toBe('.slipway-root');
-    expect(p.sharedItem('config/app.json')).toBe('/srv/app/shared/config/app.json');
-    expect([p.archive('X'), p.failed('X'), p.purging('X'), p.purgingEnv('k')]).toEqual([
-      '/srv/app/tmp/X.tar.gz',
-      '/srv/app/tmp/failed-X',
-      '/srv/app/tmp/purge-X',
-      '/srv/app/tmp/purge-env-k',
-    ]);
-    expect([p.envBuild('k'), p.toolCache('npm'), p.toolCache('pip')]).toEqual([
-      '/srv/app/envs/.build-k',
-      '/srv/app/cache/npm',
-      '/srv/app/cache/pip',
-    ]);
-    expect([p.serviceBackup('site', 'prev'), p.serviceBackup('program', 'none')]).toEqual([
-      '/srv/app/service-backups/site.prev',
-      '/srv/app/service-backups/program.none',
-    ]);
-    // The glob stageScript cleans with names exactly what failed() and envBuild() make.
-    expect(p.failed('X')).toBe(`${p.tmp}/${FAILED_PREFIX}X`);
-    expect(p.envBuild('k')).toBe(`${p.envs}/${ENV_BUILD_PREFIX}k`);
-  });
+  it(
+    'every other deploy-root path comes from layout too: ' +
+      'the locks, the root mark, the switch link, shared, tmp, envs',
+    () => {
+      const p = layout('/srv/app');
+      expect([p.lock, p.lockOwner, p.lockGuard, p.rootMark, p.currentNext, p.sharedEnv]).toEqual([
+        '/srv/app/deploy.lock',
+        '/srv/app/deploy.lock.owner',
+        '/srv/app/.deploy.lock.guard',
+        `/srv/app/${ROOT_MARK}`,
+        '/srv/app/.current.next',
+        '/srv/app/shared/.env',
+      ]);
+      expect(ROOT_MARK).toBe('.slipway-root');
+      expect(p.sharedItem('config/app.json')).toBe('/srv/app/shared/config/app.json');
+      expect([p.archive('X'), p.failed('X'), p.purging('X'), p.purgingEnv('k')]).toEqual([
+        '/srv/app/tmp/X.tar.gz',
+        '/srv/app/tmp/failed-X',
+        '/srv/app/tmp/purge-X',
+        '/srv/app/tmp/purge-env-k',
+      ]);
+      expect([p.envBuild('k'), p.toolCache('npm'), p.toolCache('pip')]).toEqual([
+        '/srv/app/envs/.build-k',
+        '/srv/app/cache/npm',
+        '/srv/app/cache/pip',
+      ]);
+      expect([p.serviceBackup('site', 'prev'), p.serviceBackup('program', 'none')]).toEqual([
+        '/srv/app/service-backups/site.prev',
+        '/srv/app/service-backups/program.none',
+      ]);
+      // The glob stageScript cleans with names exactly what failed() and envBuild() make.
+      expect(p.failed('X')).toBe(`${p.tmp}/${FAILED_PREFIX}X`);
+      expect(p.envBuild('k')).toBe(`${p.envs}/${ENV_BUILD_PREFIX}k`);
+    },
+  );
   it('releaseFiles names the files slipway keeps inside a release', () => {
     const f = releaseFiles('/srv/app/releases/X');
     expect([f.slipway, f.meta, f.dotenv, f.rendered('nginx.conf'), f.nginxCheck, f.env]).toEqual([

@@ -1,4 +1,5 @@
-// The POSIX quoting every shell line goes through (tasks/lib/sh.ts), checked by having dash and bash read the quoted values back.
+// The POSIX quoting every shell line goes through (tasks/lib/sh.ts), checked by having dash and bash read the
+// quoted values back.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { quote, raw, script, sh, Shell } from '../../../tasks/lib/sh.js';
@@ -69,7 +70,7 @@ describe('quote', () => {
     it(`${shell} reads every quoted value back literally, as one word`, () => {
       for (const value of [...QUOTED.map(([v]) => v), ...PLAIN]) {
         expect(
-          execFileSync(shell, ['-c', 'printf %s ' + quote(value)], { encoding: 'utf8' }),
+          execFileSync(shell, ['-c', `printf %s ${quote(value)}`], { encoding: 'utf8' }),
           JSON.stringify(value),
         ).toBe(value);
         // One argument, not several: $# counts the words the shell made.

@@ -1,4 +1,5 @@
-// Lock-owner helpers (tasks/lock/owner.ts): whether a recorded pid is still a running process here, and reading the owner file.
+// Lock-owner helpers (tasks/lock/owner.ts): whether a recorded pid is still a running process here, and reading
+// the owner file.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -59,14 +60,18 @@ describe('ownerDeadHere', () => {
   it('a pid that now belongs to a process started at another time is dead (the pid was reused)', () => {
     expect(ownerDeadHere({ ...here(), startTime: '1' })).toBe(true);
   });
-  it('another pid namespace, another boot, or an owner that does not say (older version) is never judged dead by its pid', async () => {
-    const child = spawn('true');
-    await new Promise((resolve) => child.on('close', resolve));
-    const gone = { ...here(), pid: child.pid! };
-    expect(ownerDeadHere({ ...gone, pidNamespace: 'pid:[1]' })).toBe(false);
-    expect(ownerDeadHere({ ...gone, bootId: 'another-boot' })).toBe(false);
-    expect(ownerDeadHere({ ...owner, machine: hostname(), pid: child.pid! })).toBe(false);
-  });
+  it(
+    'another pid namespace, another boot, ' +
+      'or an owner that does not say (older version) is never judged dead by its pid',
+    async () => {
+      const child = spawn('true');
+      await new Promise((resolve) => child.on('close', resolve));
+      const gone = { ...here(), pid: child.pid! };
+      expect(ownerDeadHere({ ...gone, pidNamespace: 'pid:[1]' })).toBe(false);
+      expect(ownerDeadHere({ ...gone, bootId: 'another-boot' })).toBe(false);
+      expect(ownerDeadHere({ ...owner, machine: hostname(), pid: child.pid! })).toBe(false);
+    },
+  );
 });
 
 describe('parseOwner and LockHeld', () => {
@@ -77,7 +82,8 @@ describe('parseOwner and LockHeld', () => {
   });
   it('names who holds the lock, since when, and the way out', () => {
     expect(new LockHeld('web1', owner).message).toBe(
-      'deploy in progress by deployer@box (pid 4242) since 2026-01-01T00:00:00.000Z on web1; if that run is dead, `unlock` removes its lock',
+      'deploy in progress by deployer@box (pid 4242) since 2026-01-01T00:00:00.000Z on web1; ' +
+        'if that run is dead, `unlock` removes its lock',
     );
     expect(new LockHeld('web1', null).message).toContain('web1: deploy lock held (owner unknown)');
   });

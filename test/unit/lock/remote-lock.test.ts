@@ -98,23 +98,26 @@ describe('remote lock scripts', () => {
   });
 
   // Issue 9 item 18: every changing command of a run that holds the lock goes behind this guard.
-  it('the guard lets a command run only while the lock is ours, and stops it with the reserved status otherwise', () => {
-    bash(acquireScript(root, owner('t1')));
-    const guarded = (token: string) =>
-      execFileSync('bash', ['-c', `${lockGuardScript(root, token).text}\necho ran`], { encoding: 'utf8' });
-    expect(guarded('t1')).toBe('ran\n');
-    let failure: { status: number; stdout: string; stderr: string } | undefined;
-    try {
-      guarded('t2');
-    } catch (error) {
-      failure = error as typeof failure;
-    }
-    expect(failure?.status).toBe(LOCK_LOST_STATUS);
-    expect(String(failure?.stdout)).not.toContain('ran');
-    expect(String(failure?.stderr)).toContain('@@lock-lost');
-    bash(releaseScript(root, 't1'));
-    expect(() => guarded('t1')).toThrow();
-  });
+  it(
+    'the guard lets a command run only while the lock is ours, ' + 'and stops it with the reserved status otherwise',
+    () => {
+      bash(acquireScript(root, owner('t1')));
+      const guarded = (token: string) =>
+        execFileSync('bash', ['-c', `${lockGuardScript(root, token).text}\necho ran`], { encoding: 'utf8' });
+      expect(guarded('t1')).toBe('ran\n');
+      let failure: { status: number; stdout: string; stderr: string } | undefined;
+      try {
+        guarded('t2');
+      } catch (error) {
+        failure = error as typeof failure;
+      }
+      expect(failure?.status).toBe(LOCK_LOST_STATUS);
+      expect(String(failure?.stdout)).not.toContain('ran');
+      expect(String(failure?.stderr)).toContain('@@lock-lost');
+      bash(releaseScript(root, 't1'));
+      expect(() => guarded('t1')).toThrow();
+    },
+  );
 
   it('a final command given to release does not run when the lock is no longer ours', () => {
     bash(acquireScript(root, owner('t2')));

@@ -230,7 +230,8 @@ describe('planPurge', () => {
   });
   it('an environment nothing uses any more is removed even when no release is', () => {
     const state = parseInspection(
-      `@@current releases/${A}\n@@release ${A}\n@@meta ${A} {"id":"${A}","envKey":"node-2","status":"ok"}\n@@env node-1\n@@env node-2\n`,
+      `@@current releases/${A}\n@@release ${A}\n` +
+        `@@meta ${A} {"id":"${A}","envKey":"node-2","status":"ok"}\n@@env node-1\n@@env node-2\n`,
     );
     expect(planPurge(state, 5)).toEqual({ releases: [], envs: ['node-1'] });
   });

@@ -14,7 +14,7 @@ let url: string;
 let requests = 0;
 
 beforeAll(async () => {
-  server = http.createServer((req, res) => {
+  server = http.createServer((_req, res) => {
     requests++;
     res.end('ok\n');
   });
@@ -46,18 +46,24 @@ describe('healthCheckScript', () => {
     expect(healthyIn(result.stdout)).toBe(`${url} answered 200 3 times in a row; hello RUNNING pid 42, uptime 0:00:05`);
   });
 
-  it('fails while supervisor does not say RUNNING, however well the URL answers; shows the state and the stderr log', async () => {
-    const result = await runScript(
-      healthCheckScript(check(), stubCtl(freshDir(), 'hello BACKOFF Exited too quickly (process log may have details)'))
-        .text,
-    );
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain(
-      `health check failed after 2s: ${url} answered 200, but supervisor says: hello BACKOFF Exited too quickly`,
-    );
-    expect(result.stderr).toContain("last lines of hello's stderr log");
-    expect(result.stderr).toContain('boom: from the log');
-  });
+  it(
+    'fails while supervisor does not say RUNNING, ' +
+      'however well the URL answers; shows the state and the stderr log',
+    async () => {
+      const result = await runScript(
+        healthCheckScript(
+          check(),
+          stubCtl(freshDir(), 'hello BACKOFF Exited too quickly (process log may have details)'),
+        ).text,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        `health check failed after 2s: ${url} answered 200, but supervisor says: hello BACKOFF Exited too quickly`,
+      );
+      expect(result.stderr).toContain("last lines of hello's stderr log");
+      expect(result.stderr).toContain('boom: from the log');
+    },
+  );
 
   it('fails when the program restarted between two answers (its pid changed)', async () => {
     const result = await runScript(

@@ -40,7 +40,7 @@ describe('parseInspection', () => {
     for (const id of [A, B]) mkdirSync(path.join(root, 'releases', id, '.slipway'), { recursive: true });
     writeFileSync(
       path.join(root, 'releases', A, '.slipway/release.json'),
-      JSON.stringify({ id: A, status: 'ok', envKey: 'node-9' }) + '\n',
+      `${JSON.stringify({ id: A, status: 'ok', envKey: 'node-9' })}\n`,
     );
     mkdirSync(path.join(root, 'releases', 'junk'));
     mkdirSync(path.join(root, 'envs/node-9'), { recursive: true });

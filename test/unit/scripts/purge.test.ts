@@ -1,4 +1,5 @@
-// The purge script (tasks/scripts/purge.ts), run for real: by bash on a temp deploy root, and as a deploy user beside a program running as another.
+// The purge script (tasks/scripts/purge.ts), run for real: by bash on a temp deploy root, and as a deploy user
+// beside a program running as another.
 import { spawnSync, type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, chmodSync, chownSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +31,8 @@ describe('purgeScript, run for real', () => {
     mkdirSync(path.join(root, 'releases', A), { recursive: true });
     mkdirSync(path.join(root, 'tmp'));
     const result = bash(
-      `(cd ${root}/releases/${A} && sleep 5) & pid=$!; sleep 0.2; ${purgeScript(root, { releases: [A], envs: [] }).text}; kill $pid`,
+      `(cd ${root}/releases/${A} && sleep 5) & pid=$!; sleep 0.2; ` +
+        `${purgeScript(root, { releases: [A], envs: [] }).text}; kill $pid`,
     );
     expect(result.stdout).toContain(`kept ${A}: a running process works in it`);
     expect(readdirSync(path.join(root, 'releases'))).toEqual([A]);
@@ -40,7 +42,8 @@ describe('purgeScript, run for real', () => {
     for (const id of [A, B]) mkdirSync(path.join(root, 'releases', id, 'logs'), { recursive: true });
     mkdirSync(path.join(root, 'tmp'));
     const result = bash(
-      `(cd ${root}/releases/${A}/logs && sleep 5) & pid=$!; sleep 0.2; ${purgeScript(root, { releases: [A, B], envs: [] }).text}; kill $pid`,
+      `(cd ${root}/releases/${A}/logs && sleep 5) & pid=$!; sleep 0.2; ` +
+        `${purgeScript(root, { releases: [A, B], envs: [] }).text}; kill $pid`,
     );
     expect(result.stdout).toContain(`kept ${A}: a running process works in it`);
     expect(purgedIn(result.stdout)).toEqual([B]);
@@ -93,17 +96,21 @@ describe('purge and a program running as another user', () => {
     return result.stdout;
   }
 
-  it('started before the last switch (it may still work in an older release): nothing is removed, and the output says why', async () => {
-    deployRoot();
-    const pid = await startProgram(A);
-    await sleep(100);
-    symlinkSync(`releases/${B}`, path.join(root, 'current'));
-    const output = purgeAsDeployUser(pid);
-    expect(output).toMatch(
-      new RegExp(`^kept ${A}: the program \\(pid \\d+, another user\\) has run since before the last switch`, 'm'),
-    );
-    expect(readdirSync(path.join(root, 'releases'))).toEqual([A, B]);
-  });
+  it(
+    'started before the last switch (it may still work in an older release): ' +
+      'nothing is removed, and the output says why',
+    async () => {
+      deployRoot();
+      const pid = await startProgram(A);
+      await sleep(100);
+      symlinkSync(`releases/${B}`, path.join(root, 'current'));
+      const output = purgeAsDeployUser(pid);
+      expect(output).toMatch(
+        new RegExp(`^kept ${A}: the program \\(pid \\d+, another user\\) has run since before the last switch`, 'm'),
+      );
+      expect(readdirSync(path.join(root, 'releases'))).toEqual([A, B]);
+    },
+  );
 
   it('started after the last switch (it works in the live release): the old one is removed', async () => {
     deployRoot();

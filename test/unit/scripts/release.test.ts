@@ -1,4 +1,5 @@
-// A release's own scripts (tasks/scripts/release.ts), run by a real bash on a temp deploy root: stage, discard, the bad mark.
+// A release's own scripts (tasks/scripts/release.ts), run by a real bash on a temp deploy root: stage, discard,
+// the bad mark.
 import { execFileSync, spawnSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {

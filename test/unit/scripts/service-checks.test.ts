@@ -26,17 +26,22 @@ describe('serviceVerdicts', () => {
     ]);
   });
 
-  it('a deploy root not writable, a missing probe, a refused sudo rule, nginx and supervisorctl failing: each ✗ with a fix', () => {
-    const found = verdicts(
-      '@@user deploy\n@@check 1 sudo 0\n@@| sudo: a password is required\n@@check 1 nginx\n@@| nginx: [emerg] unknown directive "x"\n@@check 4 supervisor\n@@| unix:///x.sock no such file',
-      false,
-    );
-    expect(found.every((v) => v.ok === false && v.fix)).toBe(true);
-    expect(found[0].detail).toBe('/srv/hello NOT writable by deploy');
-    expect(found[1].detail).toMatch(
-      /^refuse \d+ of \d+ commands a deploy runs, e\.g\. cp -P .*: sudo: a password is required$/,
-    );
-  });
+  it(
+    'a deploy root not writable, a missing probe, a refused sudo rule, ' +
+      'nginx and supervisorctl failing: each ✗ with a fix',
+    () => {
+      const found = verdicts(
+        '@@user deploy\n@@check 1 sudo 0\n@@| sudo: a password is required\n@@check 1 nginx\n' +
+          '@@| nginx: [emerg] unknown directive "x"\n@@check 4 supervisor\n@@| unix:///x.sock no such file',
+        false,
+      );
+      expect(found.every((v) => v.ok === false && v.fix)).toBe(true);
+      expect(found[0].detail).toBe('/srv/hello NOT writable by deploy');
+      expect(found[1].detail).toMatch(
+        /^refuse \d+ of \d+ commands a deploy runs, e\.g\. cp -P .*: sudo: a password is required$/,
+      );
+    },
+  );
 
   it('sudo missing on the host: the fix says to install it', () => {
     const found = verdicts('@@user deploy\n@@check 127 sudo 0\n@@| bash: line 1: sudo: command not found');

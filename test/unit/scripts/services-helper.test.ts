@@ -27,7 +27,9 @@ describe('services through the helper', () => {
   it("install passes the helper's @@changed lines on and remembers a changed site for the reload", () => {
     expect(installThroughHelper(helper, '2026.01.02-03.04.05-abcdef0').text).toBe(
       [
-        'if ! installed=$(sudo -n /usr/local/sbin/slipway-services hello install 2026.01.02-03.04.05-abcdef0); then exit 1; fi',
+        'if ! installed=$(sudo -n /usr/local/sbin/slipway-services hello install 2026.01.02-03.04.05-abcdef0); then',
+        '  exit 1',
+        'fi',
         `[ -z "$installed" ] || printf '%s\\n' "$installed"`,
         `case "$installed" in *'@@changed nginx'*) nginx_changed=1;; *) nginx_changed=;; esac`,
       ].join('\n'),
@@ -41,11 +43,14 @@ describe('services through the helper', () => {
     );
   });
 
-  it('helperPrivilegedCommands lists what a deploy runs through the helper, without the sudo prefix (for sudo -l)', () => {
-    expect(helperPrivilegedCommands(helper, '2026.01.02-03.04.05-abcdef0').map((c) => c.text)).toEqual(
-      ['install 2026.01.02-03.04.05-abcdef0', 'restore', 'commit', 'restart', 'pid', 'status', 'tail', 'reload'].map(
-        (c) => `/usr/local/sbin/slipway-services hello ${c}`,
-      ),
-    );
-  });
+  it(
+    'helperPrivilegedCommands lists what a deploy runs through the helper, ' + 'without the sudo prefix (for sudo -l)',
+    () => {
+      expect(helperPrivilegedCommands(helper, '2026.01.02-03.04.05-abcdef0').map((c) => c.text)).toEqual(
+        ['install 2026.01.02-03.04.05-abcdef0', 'restore', 'commit', 'restart', 'pid', 'status', 'tail', 'reload'].map(
+          (c) => `/usr/local/sbin/slipway-services hello ${c}`,
+        ),
+      );
+    },
+  );
 });

@@ -1,4 +1,5 @@
-// nginx and supervisor scripts (tasks/scripts/services.ts): the privileged commands, the restart, a stale config temp file.
+// nginx and supervisor scripts (tasks/scripts/services.ts): the privileged commands, the restart, a stale config
+// temp file.
 import { describe, expect, it, afterEach, vi } from 'vitest';
 import type { Services } from '../../../tasks/config/types.js';
 import { healthCheckScript } from '../../../tasks/scripts/health.js';
@@ -44,18 +45,26 @@ const { scratch, freshDir } = scratchDir('services');
 afterEach(() => vi.restoreAllMocks());
 
 describe('privilegedCommands', () => {
-  it('lists exactly the commands the install, restart, restore, health check and purge scripts run through services.sudo', () => {
-    const run = runThroughSudo(services);
-    expect(run.size).toBeGreaterThan(10);
-    expect(new Set(privilegedCommands(services, root, releaseId).map((c) => c.text))).toEqual(run);
-  });
+  it(
+    'lists exactly the commands the install, restart, restore, ' +
+      'health check and purge scripts run through services.sudo',
+    () => {
+      const run = runThroughSudo(services);
+      expect(run.size).toBeGreaterThan(10);
+      expect(new Set(privilegedCommands(services, root, releaseId).map((c) => c.text))).toEqual(run);
+    },
+  );
 
-  it('through the helper: exactly the helper calls those scripts make (its one sudo rule), nothing else through sudo', () => {
-    const run = runThroughSudo(helper);
-    expect([...run].every((c) => c.startsWith('/usr/local/sbin/slipway-services hello '))).toBe(true);
-    expect(run).toContain(`/usr/local/sbin/slipway-services hello install ${releaseId}`);
-    expect(new Set(privilegedCommands(helper, root, releaseId).map((c) => c.text))).toEqual(run);
-  });
+  it(
+    'through the helper: exactly the helper calls those scripts ' +
+      'make (its one sudo rule), nothing else through sudo',
+    () => {
+      const run = runThroughSudo(helper);
+      expect([...run].every((c) => c.startsWith('/usr/local/sbin/slipway-services hello '))).toBe(true);
+      expect(run).toContain(`/usr/local/sbin/slipway-services hello install ${releaseId}`);
+      expect(new Set(privilegedCommands(helper, root, releaseId).map((c) => c.text))).toEqual(run);
+    },
+  );
 });
 
 describe('restartScript', () => {
@@ -64,7 +73,8 @@ describe('restartScript', () => {
     // The stub's `restart` prints nothing and `reread`/`update` succeed: make restart answer like supervisor does.
     writeFileSync(
       services.supervisor!.ctl,
-      `#!/bin/sh\ncase "$1" in restart) echo 'hello: ERROR (spawn error)';; tail) echo 'boom: DATABASE_URL is not set';; esac\n`,
+      `#!/bin/sh\n` +
+        `case "$1" in restart) echo 'hello: ERROR (spawn error)';; tail) echo 'boom: DATABASE_URL is not set';; esac\n`,
     );
     const result = await runScript(restartScript(services, '/srv/hello', false).text);
     expect(result.code).toBe(1);
