@@ -36,7 +36,8 @@ export function rollbackTargets(run: TaskRun): Map<string, string> {
   if (distinct.size > 1 && !run.options.force) {
     const lines = [...targets].map(([host, id]) => `${host} → ${id}`);
     throw new RollbackRefused(
-      `hosts disagree on the rollback target (nothing changed; --force to roll back anyway, or rollback:<id>):\n${lines.join('\n')}`,
+      'hosts disagree on the rollback target (nothing changed; --force to roll back anyway, or rollback:<id>):\n' +
+        lines.join('\n'),
     );
   }
   return targets;

@@ -4,7 +4,10 @@ import { script, sh } from '../lib/sh.js';
 import { checkFor, healthCheckScript } from '../scripts/health.js';
 import { statusCommands } from '../scripts/services.js';
 
-/** Which of status's facts say something is wrong: the program not RUNNING, nginx -t failing, the health check failing. */
+/**
+ * Which of status's facts say something is wrong:
+ * The program not RUNNING, nginx -t failing, the health check failing.
+ */
 export function failedFacts(facts: Record<string, string>): string[] {
   const bad: Record<string, (v: string) => boolean> = {
     supervisor: (v) => !/^\S+\s+RUNNING\b/.test(v),
@@ -16,7 +19,10 @@ export function failedFacts(facts: Record<string, string>): string[] {
     .map(([k]) => k);
 }
 
-/** The `status` task: live release, supervisor's view, nginx's config check and one health check per host; exit 1 if any fails. */
+/**
+ * The `status` task: live release, supervisor's view, nginx's config check and one health check per host;
+ * exit 1 if any fails.
+ */
 export async function status(run: TaskRun): Promise<void> {
   await run.inspect();
   const services = run.config.services;
@@ -29,10 +35,22 @@ export async function status(run: TaskRun): Promise<void> {
     const lines = script(
       commands?.supervisor ? sh`echo "@@supervisor $(${commands.supervisor} 2>&1 | head -n 1)"` : undefined,
       commands?.nginxTest
-        ? sh`if ${commands.nginxTest} >/dev/null 2>&1; then echo "@@nginx config ok"; else echo "@@nginx config FAILS nginx -t"; fi`
+        ? script(
+            sh`if ${commands.nginxTest} >/dev/null 2>&1; then`,
+            sh`  echo "@@nginx config ok"`,
+            sh`else`,
+            sh`  echo "@@nginx config FAILS nginx -t"`,
+            sh`fi`,
+          )
         : undefined,
       once &&
-        sh`if out=$( ( ${once} ) 2>&1); then echo "@@health ok: \${out#@@healthy }"; else echo "@@health FAILED: $out"; fi`,
+        script(
+          sh`if out=$( ( ${once} ) 2>&1); then`,
+          sh`  echo "@@health ok: \${out#@@healthy }"`,
+          sh`else`,
+          sh`  echo "@@health FAILED: $out"`,
+          sh`fi`,
+        ),
       sh`true`,
     );
     const output = (await h.host.exec(lines, { readonly: true })).stdout;

@@ -51,10 +51,10 @@ function list(value: string | undefined, option: string): string[] | undefined {
   return items;
 }
 
-export function parseCommandLine(argv: string[]): { options: CliOptions; calls: TaskCall[] } {
-  let parsed;
+/** node's parseArgs with slipway's options; its errors become usage errors. */
+function parseOptions(argv: string[]) {
   try {
-    parsed = parseArgs({
+    return parseArgs({
       args: argv,
       allowPositionals: true,
       strict: true,
@@ -78,6 +78,10 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; see --help`);
   }
+}
+
+export function parseCommandLine(argv: string[]): { options: CliOptions; calls: TaskCall[] } {
+  const parsed = parseOptions(argv);
   const v = parsed.values;
   for (const key of ['env', 'config', 'ref'] as const) {
     if (v[key] !== undefined && v[key]!.trim() === '') throw new UsageError(`--${key} needs a value`);

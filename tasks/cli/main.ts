@@ -96,7 +96,8 @@ async function runCalls(
       results.push(result);
       setActive(run);
       log.line(
-        `${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`,
+        `${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} ` +
+          `on ${selected.map((h) => h.name).join(', ')} (${config.environment})`,
       );
       try {
         await tasks[call.name].run(run);
@@ -142,7 +143,7 @@ export async function runTasks(
       const failure = error ? { error: log.redact((error as Error).message ?? String(error)) } : {};
       // Under --dry-run the hosts' "live" is what would be live.
       const body = { ok: code === 0, exitCode: code, ...(dryRun ? { dryRun } : {}), tasks: results, ...failure };
-      process.stdout.write(log.redact(JSON.stringify(body)) + '\n');
+      process.stdout.write(`${log.redact(JSON.stringify(body))}\n`);
     }
     process.exit(code);
   };

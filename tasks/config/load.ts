@@ -47,7 +47,8 @@ function checkServiceTemplates(
   if (!missing.length) return;
   const lines = missing.map((kind) => `  services.${kind} needs a template: no ${kind}.conf.hbs in ${templates.dir}`);
   throw new ConfigError(
-    `invalid config ${file}:\n${lines.join('\n')} (templates/, the repository and .env files are looked up beside the config file, ` +
+    `invalid config ${file}:\n${lines.join('\n')} ` +
+      '(templates/, the repository and .env files are looked up beside the config file, ' +
       `${path.dirname(file)}; set templates.dir, or ${missing.map((kind) => `services.${kind}: false`).join(' / ')})`,
   );
 }
@@ -67,7 +68,9 @@ function readEnvFile(file: string): Record<string, string> {
     const named = short
       .map(([key, value]) => `${key} is ${value.length} character${value.length === 1 ? '' : 's'}`)
       .join(', ');
-    const why = `too short to be redacted from output (a secret needs ${MIN_SECRET_LENGTH} characters or more); use a longer value`;
+    const why =
+      `too short to be redacted from output (a secret needs ${MIN_SECRET_LENGTH} characters or more); ` +
+      'use a longer value';
     throw new ConfigError(`${file}: ${named}: ${why}`);
   }
   return values;

@@ -96,7 +96,7 @@ export class HostRun {
 }
 
 /** What a step may return: a detail for its output line, or 'skipped'. */
-export type StepOutcome = string | void | { skipped: string };
+export type StepOutcome = string | undefined | { skipped: string };
 
 /** The live release to print for a host: what the run left there, what it read, or that it cannot know. */
 export function liveRelease(h: HostRun): string {

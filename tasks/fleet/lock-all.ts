@@ -19,7 +19,7 @@ export async function lockAll(hosts: Host[], task: string, then?: (host: Host) =
   const settled = await Promise.allSettled([take(first)]);
   if (settled[0].status === 'fulfilled') settled.push(...(await Promise.allSettled(others.map(take))));
   const held = new Map<Host, HeldLock>();
-  settled.forEach((s, i) => s.status === 'fulfilled' && held.set(hosts[i], s.value));
+  for (const [i, s] of settled.entries()) if (s.status === 'fulfilled') held.set(hosts[i], s.value);
   const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
   if (failures.length) {
     await Promise.all([...held.values()].map((lock) => lock.release()));

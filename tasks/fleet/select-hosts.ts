@@ -13,7 +13,8 @@ export function selectHosts(all: HostConfig[], names?: string[], roles?: string[
   const unknownRoles = (roles ?? []).filter((r) => !allRoles.has(r));
   if (unknownRoles.length) {
     throw new ConfigError(
-      `--roles: no host has role ${unknownRoles.map((r) => `"${r}"`).join(', ')}; roles: ${[...allRoles].join(', ') || '(none)'}`,
+      `--roles: no host has role ${unknownRoles.map((r) => `"${r}"`).join(', ')}; ` +
+        `roles: ${[...allRoles].join(', ') || '(none)'}`,
     );
   }
   return all.filter((h) => (!names || names.includes(h.name)) && (!roles || h.roles.some((r) => roles.includes(r))));

@@ -64,7 +64,8 @@ export class TaskRun {
 
   private connected?: Promise<void>;
   private ready(): Promise<void> {
-    return (this.connected ??= this.connect());
+    this.connected ??= this.connect();
+    return this.connected;
   }
 
   /**
@@ -181,9 +182,9 @@ export class TaskRun {
         h.lock = locks.get(h.host);
         h.state = parseInspection(h.lock!.output);
         const stale = h.lock?.recovered;
-        if (stale)
-          return `took over a stale lock of ${stale.user}@${stale.machine} (pid ${stale.pid}, since ${stale.startedAt})`;
-        return undefined;
+        if (!stale) return undefined;
+        const since = `(pid ${stale.pid}, since ${stale.startedAt})`;
+        return `took over a stale lock of ${stale.user}@${stale.machine} ${since}`;
       });
       await body();
       await this.runQueued(true);
@@ -229,7 +230,8 @@ export class TaskRun {
 
   /** Local work to drop when the task ends, however it ends (e.g. the release archive). */
   onFinish(fn: () => void): void {
-    (this.shared.finally ??= new Set()).add(fn);
+    this.shared.finally ??= new Set();
+    this.shared.finally.add(fn);
   }
 
   finish(): void {
@@ -258,9 +260,13 @@ export class TaskRun {
     }
   }
 
-  /** Stops what is running on every host, then undoes unfinished work and releases the locks; once, however often called. */
+  /**
+   * Stops what is running on every host, then undoes unfinished work and releases the locks; once, however
+   * often called.
+   */
   abort(): Promise<void> {
-    return (this.shared.aborting ??= this.stopAndUndo());
+    this.shared.aborting ??= this.stopAndUndo();
+    return this.shared.aborting;
   }
 
   private async stopAndUndo(): Promise<void> {

@@ -28,17 +28,22 @@ export class LockHeld extends SlipwayError {
   ) {
     super(
       owner
-        ? `${owner.task} in progress by ${owner.user}@${owner.machine} (pid ${owner.pid}) since ${owner.startedAt} on ${host}; if that run is dead, \`unlock\` removes its lock`
+        ? `${owner.task} in progress by ${owner.user}@${owner.machine} (pid ${owner.pid}) ` +
+            `since ${owner.startedAt} on ${host}; if that run is dead, \`unlock\` removes its lock`
         : `${host}: deploy lock held (owner unknown); if no run is active, \`unlock\` removes it`,
     );
   }
 }
 
-/** The run's lock on a host was taken over (the run stalled past the stale limit) or broken: nothing more may change there. */
+/**
+ * The run's lock on a host was taken over (the run stalled past the stale limit) or broken: nothing more may
+ * change there.
+ */
 export class LockLost extends SlipwayError {
   constructor(readonly host: string) {
     super(
-      `${host}: this run no longer holds the deploy lock (another run took it over, or \`unlock\` broke it): nothing more is changed there`,
+      `${host}: this run no longer holds the deploy lock ` +
+        '(another run took it over, or `unlock` broke it): nothing more is changed there',
     );
   }
 }

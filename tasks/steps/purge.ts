@@ -19,7 +19,8 @@ export function purgeReleases(run: TaskRun) {
     const kept = output.split('\n').filter((l) => l.startsWith('kept '));
     h.state.releases = h.state.releases.filter((id) => !removed.includes(id));
     h.report.purged = removed;
-    const what = `${count(removed.length, 'release')}${plan.envs.length ? ` and ${count(plan.envs.length, 'environment')}` : ''}`;
+    const envs = plan.envs.length ? ` and ${count(plan.envs.length, 'environment')}` : '';
+    const what = `${count(removed.length, 'release')}${envs}`;
     return [run.tell(`removed ${what}`, `remove ${what}`), ...kept].join('; ');
   };
 }

@@ -13,7 +13,10 @@ import { NGINX_REJECTED, nginxCheckScript } from '../scripts/nginx-check.js';
 import { publishScript, stageScript } from '../scripts/release.js';
 import { nginxTestCommand } from '../scripts/services.js';
 
-/** What the stage script reads on stdin: the archive, then the rendered files (never on a command line, where `ps` shows them). */
+/**
+ * What the stage script reads on stdin: the archive, then the rendered files (never on a command line, where `ps`
+ * shows them).
+ */
 export function stageInput(archiveFile: string, files: RenderedFile[]): Readable {
   return Readable.from(
     (async function* () {

@@ -1,6 +1,6 @@
 // Bad input, table-driven: each row is an input, the exit code and message it must give, and nothing
 // may change on the host. Plus many deploys at once: exactly one runs.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, raceDeploys, waitForOutput } from '../helpers/project.js';
@@ -16,6 +16,7 @@ beforeAll(async () => {
 afterAll(() => project?.cleanup());
 
 const good = () => JSON.parse(readFileSync(project.configFile, 'utf8'));
+// biome-ignore lint/suspicious/noExplicitAny: each row edits the parsed JSON config wherever it needs to
 const withConfig = (change: (c: Record<string, any>) => unknown) => () => {
   const c = good();
   change(c);
@@ -81,8 +82,10 @@ const rows: Row[] = [
     name: 'services with --config in a folder without templates/',
     code: 2,
     args: () => ['--config', path.join(project.dir, 'ops/deploy.config.json'), 'deploy'],
-    message:
-      /services\.supervisor needs a template: no supervisor\.conf\.hbs in \S+\/ops\/templates \(templates\/, the repository and \.env files are looked up beside/,
+    message: new RegExp(
+      String.raw`services\.supervisor needs a template: no supervisor\.conf\.hbs in \S+\/ops\/templates ` +
+        String.raw`\(templates\/, the repository and \.env files are looked up beside`,
+    ),
     before: () => {
       mkdirSync(path.join(project.dir, 'ops'), { recursive: true });
       const services = { nginx: false, supervisor: { ctl: 'false', program: path.join(project.dir, 'hello.conf') } };

@@ -62,42 +62,46 @@ describe('the install script without the helper (local target)', () => {
     }
   });
 
-  it('backups of replaced configs are kept out of sites-enabled and conf.d (an `include sites-enabled/*` would load them)', async () => {
-    const sitesAvailable = path.join(scratch, 'sites-available');
-    const sitesEnabled = path.join(scratch, 'sites-enabled');
-    const confD = path.join(scratch, 'conf.d');
-    mkdirSync(sitesEnabled);
-    // A supervisorctl whose restart fails: the deploy stops after installing, before it commits.
-    const ctl = path.join(scratch, 'ctl');
-    writeFileSync(ctl, '#!/bin/sh\ncase "$1" in restart) echo "ERROR (spawn error)"; exit 7;; esac\nexit 0\n', {
-      mode: 0o755,
-    });
-    const project = makeProject({
-      format: 'json',
-      config: {
-        dependencies: { type: 'none' },
-        services: {
-          nginx: {
-            site: path.join(sitesAvailable, 'hello.conf'),
-            enabled: path.join(sitesEnabled, 'hello.conf'),
-            test: 'true',
-            reload: 'true',
+  it(
+    'backups of replaced configs are kept out of sites-enabled and ' +
+      'conf.d (an `include sites-enabled/*` would load them)',
+    async () => {
+      const sitesAvailable = path.join(scratch, 'sites-available');
+      const sitesEnabled = path.join(scratch, 'sites-enabled');
+      const confD = path.join(scratch, 'conf.d');
+      mkdirSync(sitesEnabled);
+      // A supervisorctl whose restart fails: the deploy stops after installing, before it commits.
+      const ctl = path.join(scratch, 'ctl');
+      writeFileSync(ctl, '#!/bin/sh\ncase "$1" in restart) echo "ERROR (spawn error)"; exit 7;; esac\nexit 0\n', {
+        mode: 0o755,
+      });
+      const project = makeProject({
+        format: 'json',
+        config: {
+          dependencies: { type: 'none' },
+          services: {
+            nginx: {
+              site: path.join(sitesAvailable, 'hello.conf'),
+              enabled: path.join(sitesEnabled, 'hello.conf'),
+              test: 'true',
+              reload: 'true',
+            },
+            supervisor: { program: path.join(confD, 'hello.conf'), ctl },
           },
-          supervisor: { program: path.join(confD, 'hello.conf'), ctl },
         },
-      },
-    });
-    try {
-      const result = await project.run(['deploy', '--no-auto-rollback']);
-      expect(result.code).toBe(1);
-      expect(result.stderr).toContain('supervisor could not restart hello');
-      expect(readdirSync(sitesEnabled)).toEqual(['hello.conf']);
-      expect(readdirSync(confD)).toEqual(['hello.conf']);
-      expect(readdirSync(sitesAvailable)).toEqual(['hello.conf']);
-    } finally {
-      project.cleanup();
-    }
-  });
+      });
+      try {
+        const result = await project.run(['deploy', '--no-auto-rollback']);
+        expect(result.code).toBe(1);
+        expect(result.stderr).toContain('supervisor could not restart hello');
+        expect(readdirSync(sitesEnabled)).toEqual(['hello.conf']);
+        expect(readdirSync(confD)).toEqual(['hello.conf']);
+        expect(readdirSync(sitesAvailable)).toEqual(['hello.conf']);
+      } finally {
+        project.cleanup();
+      }
+    },
+  );
 
   it("the default supervisor template runs the program as runAs (user=), not as supervisord's root", async () => {
     const project = makeProject({ format: 'json', config: { dependencies: { type: 'none' }, runAs: 'nobody' } });
@@ -114,31 +118,34 @@ describe('the install script without the helper (local target)', () => {
     }
   });
 
-  it('services.helper with paths of its own, or a relative helper, is a config error naming the key (exit 2)', async () => {
-    const project = makeProject({
-      format: 'json',
-      config: {
-        services: {
-          helper: HELPER,
-          nginx: { site: '/etc/nginx/sites-available/x.conf' },
-          supervisor: { ctl: 'supervisorctl' },
+  it(
+    'services.helper with paths of its own, or a relative helper, ' + 'is a config error naming the key (exit 2)',
+    async () => {
+      const project = makeProject({
+        format: 'json',
+        config: {
+          services: {
+            helper: HELPER,
+            nginx: { site: '/etc/nginx/sites-available/x.conf' },
+            supervisor: { ctl: 'supervisorctl' },
+          },
         },
-      },
-    });
-    try {
-      const result = await project.run(['deploy']);
-      expect(result.code).toBe(2);
-      expect(result.stderr).toMatch(/services\.nginx\.site: set by the helper's own config/);
-      expect(result.stderr).toMatch(/services\.supervisor\.ctl: set by the helper's own config/);
-      project.writeConfig({ services: { helper: 'slipway-services' } });
-      const relative = await project.run(['deploy']);
-      expect(relative.code).toBe(2);
-      expect(relative.stderr).toMatch(/services\.helper: an absolute path/);
-      expect(project.live()).toBeNull();
-    } finally {
-      project.cleanup();
-    }
-  });
+      });
+      try {
+        const result = await project.run(['deploy']);
+        expect(result.code).toBe(2);
+        expect(result.stderr).toMatch(/services\.nginx\.site: set by the helper's own config/);
+        expect(result.stderr).toMatch(/services\.supervisor\.ctl: set by the helper's own config/);
+        project.writeConfig({ services: { helper: 'slipway-services' } });
+        const relative = await project.run(['deploy']);
+        expect(relative.code).toBe(2);
+        expect(relative.stderr).toMatch(/services\.helper: an absolute path/);
+        expect(project.live()).toBeNull();
+      } finally {
+        project.cleanup();
+      }
+    },
+  );
 });
 
 describe('through the root-owned helper over SSH, with nginx and supervisord running as root', () => {

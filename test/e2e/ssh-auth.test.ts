@@ -21,42 +21,46 @@ describe('authentication', () => {
   let project: Project | undefined;
   afterAll(() => project?.cleanup());
 
-  it('a key with a passphrase: read from the variable passphraseEnv names; never printed; a wrong one is a config error naming the host', async () => {
-    const h = fleet.hosts[0];
-    const key = path.join(fleet.dir, 'key-with-passphrase');
-    copyFileSync(fleet.clientKey, key);
-    execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'correct horse battery', '-f', key]);
-    project = makeProject({
-      format: 'json',
-      config: { knownHosts: fleet.knownHosts },
-      hosts: [
-        {
-          name: 'web',
-          host: h.address,
-          port: h.port,
-          user: h.user,
-          privateKey: key,
-          passphraseEnv: 'DEPLOY_KEY_PASSPHRASE',
-          deployTo: '/srv/passphrase',
-        },
-      ],
-    });
+  it(
+    'a key with a passphrase: read from the variable passphraseEnv names; ' +
+      'never printed; a wrong one is a config error naming the host',
+    async () => {
+      const h = fleet.hosts[0];
+      const key = path.join(fleet.dir, 'key-with-passphrase');
+      copyFileSync(fleet.clientKey, key);
+      execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'correct horse battery', '-f', key]);
+      project = makeProject({
+        format: 'json',
+        config: { knownHosts: fleet.knownHosts },
+        hosts: [
+          {
+            name: 'web',
+            host: h.address,
+            port: h.port,
+            user: h.user,
+            privateKey: key,
+            passphraseEnv: 'DEPLOY_KEY_PASSPHRASE',
+            deployTo: '/srv/passphrase',
+          },
+        ],
+      });
 
-    const missing = await project.run(['deploy']);
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('web: passphraseEnv names DEPLOY_KEY_PASSPHRASE, which is not set');
+      const missing = await project.run(['deploy']);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain('web: passphraseEnv names DEPLOY_KEY_PASSPHRASE, which is not set');
 
-    const wrong = await project.run(['deploy'], { env: { DEPLOY_KEY_PASSPHRASE: 'wrong horse' } });
-    expect(wrong.code).toBe(2);
-    expect(wrong.stderr).toMatch(/web: Cannot parse privateKey: .*bad passphrase/);
-    expect(wrong.stdout + wrong.stderr).not.toContain('wrong horse');
-    expect(deployed(h.srvDir, 'passphrase')).toBe(false);
+      const wrong = await project.run(['deploy'], { env: { DEPLOY_KEY_PASSPHRASE: 'wrong horse' } });
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toMatch(/web: Cannot parse privateKey: .*bad passphrase/);
+      expect(wrong.stdout + wrong.stderr).not.toContain('wrong horse');
+      expect(deployed(h.srvDir, 'passphrase')).toBe(false);
 
-    const right = await project.run(['deploy'], { env: { DEPLOY_KEY_PASSPHRASE: 'correct horse battery' } });
-    expect(right.code, right.stderr).toBe(0);
-    expect(right.stdout + right.stderr).not.toContain('correct horse battery');
-    expect(deployed(h.srvDir, 'passphrase')).toBe(true);
-  });
+      const right = await project.run(['deploy'], { env: { DEPLOY_KEY_PASSPHRASE: 'correct horse battery' } });
+      expect(right.code, right.stderr).toBe(0);
+      expect(right.stdout + right.stderr).not.toContain('correct horse battery');
+      expect(deployed(h.srvDir, 'passphrase')).toBe(true);
+    },
+  );
 
   it('ssh-agent: a host entry without privateKey authenticates with the agent of SSH_AUTH_SOCK', async () => {
     const h = fleet.hosts[1];
@@ -142,35 +146,39 @@ describe('~/.ssh/config ProxyJump', () => {
     }
   });
 
-  it('the connection to the jump host is closed with the one through it: a kept connection reconnected holds one jump connection', async () => {
-    const [jump, target] = fleet.hosts;
-    const home = jumpHome('home-jump-kept');
-    const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-jump-'));
-    const project = makeProject({
-      format: 'json',
-      config: { keepConnections: 60 },
-      hosts: [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped-kept' }],
-    });
-    const env = { HOME: home, TMPDIR: tmp, XDG_RUNTIME_DIR: '' };
-    // Established TCP connections to the jump host's sshd: only the broker's once the runs have exited.
-    const toJump = () =>
-      execFileSync('ss', ['-Htn', 'state', 'established', 'dst', `${jump.address}:${jump.port}`])
-        .toString()
-        .split('\n')
-        .filter(Boolean).length;
-    try {
-      expect((await project.run(['releases'], { env })).code).toBe(0);
-      expect(await waitForBroker(tmp)).not.toBeNull();
-      expect((await project.run(['releases'], { env })).code).toBe(0); // served by the broker
-      expect(toJump()).toBe(1);
-      fleet.kill(target); // the connection through the jump host goes; the broker reconnects on the next run
-      await fleet.revive(target);
-      const again = await project.run(['releases'], { env });
-      expect(again.code, again.stderr).toBe(0);
-      expect(toJump()).toBe(1);
-    } finally {
-      stopBroker(tmp);
-      project.cleanup();
-    }
-  });
+  it(
+    'the connection to the jump host is closed with the one through it: a ' +
+      'kept connection reconnected holds one jump connection',
+    async () => {
+      const [jump, target] = fleet.hosts;
+      const home = jumpHome('home-jump-kept');
+      const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-jump-'));
+      const project = makeProject({
+        format: 'json',
+        config: { keepConnections: 60 },
+        hosts: [{ name: 'behind', host: 'app-behind', deployTo: '/srv/jumped-kept' }],
+      });
+      const env = { HOME: home, TMPDIR: tmp, XDG_RUNTIME_DIR: '' };
+      // Established TCP connections to the jump host's sshd: only the broker's once the runs have exited.
+      const toJump = () =>
+        execFileSync('ss', ['-Htn', 'state', 'established', 'dst', `${jump.address}:${jump.port}`])
+          .toString()
+          .split('\n')
+          .filter(Boolean).length;
+      try {
+        expect((await project.run(['releases'], { env })).code).toBe(0);
+        expect(await waitForBroker(tmp)).not.toBeNull();
+        expect((await project.run(['releases'], { env })).code).toBe(0); // served by the broker
+        expect(toJump()).toBe(1);
+        fleet.kill(target); // the connection through the jump host goes; the broker reconnects on the next run
+        await fleet.revive(target);
+        const again = await project.run(['releases'], { env });
+        expect(again.code, again.stderr).toBe(0);
+        expect(toJump()).toBe(1);
+      } finally {
+        stopBroker(tmp);
+        project.cleanup();
+      }
+    },
+  );
 });

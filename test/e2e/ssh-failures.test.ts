@@ -35,33 +35,37 @@ const tmpEntries = (h: TestHost) =>
   existsSync(path.join(root(h), 'tmp')) ? readdirSync(path.join(root(h), 'tmp')) : [];
 
 describe('host keys', () => {
-  it('an unknown host key is refused with its fingerprint; --trust-new-hosts records it; a changed key is always refused', async () => {
-    const h = fleet.hosts[4];
-    const knownHosts = path.join(fleet.dir, 'known_hosts_empty');
-    writeFileSync(knownHosts, '');
-    const project = makeProject({ format: 'json', config: { knownHosts }, hosts: [hostEntry(h)] });
-    try {
-      const refused = await project.run(['check']);
-      expect(refused.code).toBe(1);
-      expect(refused.stderr).toMatch(/unknown host key for \[127\.0\.0\.6\]:\d+: ssh-ed25519 SHA256:\S+/);
-      expect(refused.stderr).toContain('--trust-new-hosts');
-      const trusted = await project.run(['check', '--trust-new-hosts']);
-      expect(trusted.code, trusted.stderr).toBe(0);
-      expect(readFileSync(knownHosts, 'utf8')).toContain(`[${h.address}]:${h.port} ssh-ed25519 `);
-      expect((await project.run(['check'])).code).toBe(0);
+  it(
+    'an unknown host key is refused with its fingerprint; ' +
+      '--trust-new-hosts records it; a changed key is always refused',
+    async () => {
+      const h = fleet.hosts[4];
+      const knownHosts = path.join(fleet.dir, 'known_hosts_empty');
+      writeFileSync(knownHosts, '');
+      const project = makeProject({ format: 'json', config: { knownHosts }, hosts: [hostEntry(h)] });
+      try {
+        const refused = await project.run(['check']);
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toMatch(/unknown host key for \[127\.0\.0\.6\]:\d+: ssh-ed25519 SHA256:\S+/);
+        expect(refused.stderr).toContain('--trust-new-hosts');
+        const trusted = await project.run(['check', '--trust-new-hosts']);
+        expect(trusted.code, trusted.stderr).toBe(0);
+        expect(readFileSync(knownHosts, 'utf8')).toContain(`[${h.address}]:${h.port} ssh-ed25519 `);
+        expect((await project.run(['check'])).code).toBe(0);
 
-      await fleet.regenerateHostKey(h);
-      for (const flags of [[], ['--trust-new-hosts']]) {
-        const changed = await project.run(['deploy', ...flags]);
-        expect(changed.code).toBe(1);
-        expect(changed.stderr).toContain('HOST KEY CHANGED');
-        expect(changed.stderr).toMatch(/SHA256:\S+/);
+        await fleet.regenerateHostKey(h);
+        for (const flags of [[], ['--trust-new-hosts']]) {
+          const changed = await project.run(['deploy', ...flags]);
+          expect(changed.code).toBe(1);
+          expect(changed.stderr).toContain('HOST KEY CHANGED');
+          expect(changed.stderr).toMatch(/SHA256:\S+/);
+        }
+        expect(existsSync(root(h))).toBe(false);
+      } finally {
+        project.cleanup();
       }
-      expect(existsSync(root(h))).toBe(false);
-    } finally {
-      project.cleanup();
-    }
-  });
+    },
+  );
 });
 
 describe('a host dying during prepare', () => {
@@ -316,7 +320,8 @@ describe('connection details and fleets', () => {
   });
 
   for (const keepConnections of [0, 60]) {
-    it(`Ctrl-C during a remote command kills it on the host and leaves the live release${keepConnections ? ', through the keepConnections broker' : ''}`, async () => {
+    const through = keepConnections ? ', through the keepConnections broker' : '';
+    it(`Ctrl-C during a remote command kills it on the host and leaves the live release${through}`, async () => {
       const h = fleet.hosts[3];
       const tmp = mkdtempSync(path.join(tmpdir(), 'slipway-ctrlc-'));
       const env = { TMPDIR: tmp, XDG_RUNTIME_DIR: '' }; // the broker under this TMPDIR, not in $XDG_RUNTIME_DIR

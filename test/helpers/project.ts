@@ -56,7 +56,10 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, fabfile = 
   });
 }
 
-/** SIGKILL: the CLI and everything it started, as when the machine kills the run. Other signals: the CLI, which relays them. */
+/**
+ * SIGKILL: the CLI and everything it started, as when the machine kills the run. Other signals: the CLI, which
+ * relays them.
+ */
 export function signalCli(child: ChildProcess, signal: NodeJS.Signals): void {
   try {
     process.kill(signal === 'SIGKILL' ? -child.pid! : child.pid!, signal);
@@ -78,8 +81,14 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<RunRes
         signalCli(child, options.signalAfter.signal);
       }
     };
-    child.stdout!.on('data', (d) => ((stdout += d), onData()));
-    child.stderr!.on('data', (d) => ((stderr += d), onData()));
+    child.stdout!.on('data', (d) => {
+      stdout += d;
+      onData();
+    });
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+      onData();
+    });
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
@@ -124,7 +133,10 @@ export interface Project {
   /** Runs the CLI with `--config <configFile>` first. */
   run(args: string[], options?: RunOptions): Promise<RunResult>;
   start(args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
-  /** commit(message, { 'app/x.js': text }) — or the older commit({ 'x.js': text } under app/, message). Returns the sha. */
+  /**
+   * commit(message, { 'app/x.js': text }) — or the older commit({ 'x.js': text } under app/, message).
+   * Returns the sha.
+   */
   commit(message: string, changes: Record<string, string>): string;
   commit(files: Record<string, string>, message?: string): string;
   /** Rewrites the config: the defaults (and this project's options) with `extra` over them. */

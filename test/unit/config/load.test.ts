@@ -1,4 +1,5 @@
-// The config loader (tasks/config/load.ts) on real files: every format, every error at once with its key path, the health check's keys.
+// The config loader (tasks/config/load.ts) on real files: every format, every error at once with its key path,
+// the health check's keys.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -74,7 +75,10 @@ describe('loadConfig', () => {
     expect(
       (await load(`export default ${JSON.stringify(minimal)};`, { file: 'deploy.config.mjs' })).config.application,
     ).toBe('hello');
-    const ts = `import { defineConfig } from ${JSON.stringify(path.join(ROOT, 'tasks/config/define-config.ts'))};\nconst keep: number = 3;\nexport default defineConfig({ ...${JSON.stringify(minimal)}, keepReleases: keep });\n`;
+    const defineConfigModule = JSON.stringify(path.join(ROOT, 'tasks/config/define-config.ts'));
+    const ts =
+      `import { defineConfig } from ${defineConfigModule};\nconst keep: number = 3;\n` +
+      `export default defineConfig({ ...${JSON.stringify(minimal)}, keepReleases: keep });\n`;
     expect((await load(ts, { file: 'deploy.config.ts' })).config.keepReleases).toBe(3);
   });
   it('--ref overrides the config ref; the environment overrides top-level settings', async () => {
