@@ -34,11 +34,11 @@ await runTasks(
       // Every host stays locked until this block ends: a step added anywhere in it runs locked.
       await run.locked('deploy', async () => {
         const release = await newRelease(run, archive);
+        // All hosts at once, or --rolling N at a time.
         for (const batch of run.batches()) {
-          // all hosts at once, or --rolling N at a time
+          // Until it is live, a failure removes the new release everywhere ('cleanup').
           await batch.undoable(
             async () => {
-              // until it is live, a failure removes the new release everywhere
               await batch.each('upload', upload(batch, release));
               await batch.each('dependencies', installDependencies(batch, release));
               await batch.each('configs', installConfigs(batch, release.id));
