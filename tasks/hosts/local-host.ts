@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { ConfigError } from '../lib/errors.js';
 import { layout } from '../lib/paths.js';
-import type { Shell } from '../lib/sh.js';
+import { type Shell, script, sh } from '../lib/sh.js';
 import { LockHeld, LockLost, type LockOwner, ownerDeadHere, parseOwner } from '../lock/owner.js';
 import { claimRootScript, notDeployRootMessage } from '../lock/remote-lock.js';
 import { CommandFailed, type ExecOptions, type ExecResult, type HeldLock, type Host } from './host.js';
@@ -15,6 +15,30 @@ const STALE_MS = 20_000;
 const UPDATE_MS = 5_000;
 
 type StoredOwner = LockOwner & { lockInode?: number };
+
+/**
+ * The command in its own process group (see exec) dies with this process: a signal to our group does not
+ * reach it, so a deployer killed with SIGKILL would leave it running on, unlocked. A watchdog beside it
+ * kills the group once this process is gone.
+ */
+function diesWithThisProcess(command: Shell): Shell {
+  return script(
+    // Alive, and not a zombie (a killed process stays one until reaped, and kill -0 still succeeds on it).
+    // Without /proc (not Linux), kill -0 is all there is.
+    sh`deployer_alive() {`,
+    sh`  if [ ! -d /proc/self ]; then kill -0 ${process.pid} 2>/dev/null; return; fi`,
+    sh`  read -r stat < /proc/${process.pid}/stat 2>/dev/null || return 1`,
+    sh`  stat=\${stat##*) }`,
+    sh`  [ "\${stat%% *}" != Z ]`,
+    sh`}`,
+    sh`( while deployer_alive; do sleep 0.2; done; kill -KILL 0 ) </dev/null >/dev/null 2>&1 &`,
+    sh`watchdog=$!`,
+    sh`bash -c ${command.text}`,
+    sh`status=$?`,
+    sh`kill "$watchdog" 2>/dev/null`,
+    sh`exit "$status"`,
+  );
+}
 
 export class LocalHost implements Host {
   readonly address = 'local';
@@ -47,7 +71,7 @@ export class LocalHost implements Host {
       nothrow: true,
       quiet: true,
       detached: true,
-    })`bash -c ${command.text}`;
+    })`bash -c ${diesWithThisProcess(command).text}`;
     this.running.add(child);
     try {
       const output = await child;

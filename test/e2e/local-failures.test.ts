@@ -286,6 +286,23 @@ describe('a deploy killed with SIGKILL', () => {
     },
   );
 
+  it('killed while a command runs: the command dies with the deployer, nothing runs on unlocked', async () => {
+    const marks = path.join(project.dir, 'marks');
+    const hook = { name: 'slow', commands: [`touch ${marks}-started`, 'sleep 2', `touch ${marks}-finished`] };
+    project.writeConfig({ hooks: { beforeSwitch: [hook] } });
+    try {
+      const child = project.start(['deploy']);
+      for (let i = 0; i < 1000 && !existsSync(`${marks}-started`); i++) await sleep(10);
+      expect(existsSync(`${marks}-started`)).toBe(true); // the hook's command is running
+      signalCli(child, 'SIGKILL');
+      expect((await exitOf(child)).signal).toBe('SIGKILL');
+      await sleep(3000); // past the hook's sleep: a command that outlived the deployer would finish now
+      expect(existsSync(`${marks}-finished`)).toBe(false);
+    } finally {
+      project.writeConfig({});
+    }
+  });
+
   it('killed in the middle of `npm ci`: the half-built environment does not outlive the next deploy', async () => {
     live = project.live()!;
     bumpLockfile(project, '1.0.2');
