@@ -11,14 +11,7 @@ const runs = Number(process.argv[2] ?? 7);
 const entries = process.argv.slice(3).map((e) => path.resolve(e));
 if (entries.length !== 2) throw new Error('usage: npx tsx bench/compare.ts RUNS A.mjs B.mjs');
 const fleet = await startSshHosts(10);
-const entry = (h: TestHost, deployTo: string) => ({
-  name: h.name,
-  host: h.address,
-  port: h.port,
-  user: h.user,
-  privateKey: fleet.clientKey,
-  deployTo,
-});
+const entry = (h: TestHost, deployTo: string) => fleet.configHost(h, deployTo);
 const one = makeProject({
   format: 'json',
   config: { knownHosts: fleet.knownHosts },

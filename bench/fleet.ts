@@ -7,14 +7,7 @@ import { mustTime, summary } from './measure.js';
 
 const runs = Number(process.argv[2] ?? 7);
 const fleet = await startSshHosts(5);
-const entry = (h: TestHost) => ({
-  name: h.name,
-  host: h.address,
-  port: h.port,
-  user: h.user,
-  privateKey: fleet.clientKey,
-  deployTo: '/srv/bench',
-});
+const entry = (h: TestHost) => fleet.configHost(h, '/srv/bench');
 const one = makeProject({ format: 'json', config: { knownHosts: fleet.knownHosts }, hosts: [entry(fleet.hosts[0])] });
 const five = makeProject({ format: 'json', config: { knownHosts: fleet.knownHosts }, hosts: fleet.hosts.map(entry) });
 const entryArgs = process.argv[3] === 'mjs' ? ['fabfile.mjs'] : ['node_modules/tsx/dist/cli.mjs', 'fabfile.ts'];

@@ -51,9 +51,7 @@ beforeAll(async () => {
   project = makeProject({
     format: 'json',
     config: { knownHosts: fleet.knownHosts },
-    hosts: [
-      { name: h.name, host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo: '/srv/app' },
-    ],
+    hosts: [fleet.configHost(h, '/srv/app')],
   });
   const first = await project.run(['deploy']);
   expect(first.code, first.stderr).toBe(0);

@@ -30,14 +30,7 @@ beforeAll(async () => {
   remote = makeProject({
     format: 'json',
     config: { keepReleases: 3, knownHosts: fleet.knownHosts },
-    hosts: fleet.hosts.map((h) => ({
-      name: h.name,
-      host: h.address,
-      port: h.port,
-      user: h.user,
-      privateKey: fleet.clientKey,
-      deployTo: '/srv/faults',
-    })),
+    hosts: fleet.hosts.map((h) => fleet.configHost(h, '/srv/faults')),
   });
   for (const p of [local, remote]) for (let i = 0; i < 2; i++) expect((await p.run(['deploy'])).code).toBe(0);
 });

@@ -236,14 +236,7 @@ describe('real sshd: a Ctrl-C while remote commands run, a connection dropped pa
     project = makeProject({
       format: 'json',
       config: { keepReleases: 3, knownHosts: fleet.knownHosts },
-      hosts: fleet.hosts.map((h) => ({
-        name: h.name,
-        host: h.address,
-        port: h.port,
-        user: h.user,
-        privateKey: fleet.clientKey,
-        deployTo: '/srv/drop',
-      })),
+      hosts: fleet.hosts.map((h) => fleet.configHost(h, '/srv/drop')),
     });
     expect((await project.run(['deploy'])).code).toBe(0);
   });

@@ -32,14 +32,7 @@ const targets: Target[] = [
     name: 'ssh',
     make: (name) => {
       const h = fleet.hosts[0];
-      const host = {
-        name: h.name,
-        host: h.address,
-        port: h.port,
-        user: h.user,
-        privateKey: fleet.clientKey,
-        deployTo: `/srv/${name}`,
-      };
+      const host = fleet.configHost(h, `/srv/${name}`);
       return {
         project: makeProject({ config: { knownHosts: fleet.knownHosts }, hosts: [host] }),
         root: path.join(h.srvDir, name),

@@ -12,15 +12,7 @@ let fleet: SshFleet;
 let project: Project;
 beforeAll(async () => {
   fleet = await startSshHosts(2);
-  const hosts = fleet.hosts.map((h) => ({
-    name: h.name,
-    host: h.address,
-    port: h.port,
-    user: h.user,
-    privateKey: fleet.clientKey,
-    roles: ['web'],
-    deployTo: '/srv/hello',
-  }));
+  const hosts = fleet.hosts.map((h) => ({ ...fleet.configHost(h, '/srv/hello'), roles: ['web'] }));
   project = makeProject({ config: { knownHosts: fleet.knownHosts }, hosts });
 });
 afterAll(() => {

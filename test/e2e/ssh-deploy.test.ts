@@ -12,15 +12,7 @@ beforeAll(async () => {
 afterAll(() => fleet?.stop());
 
 function sshHosts(fleet: SshFleet, hosts: TestHost[] = fleet.hosts) {
-  return hosts.map((h) => ({
-    name: h.name,
-    host: h.address,
-    port: h.port,
-    user: h.user,
-    privateKey: fleet.clientKey,
-    roles: ['web'],
-    deployTo: '/srv/hello',
-  }));
+  return hosts.map((h) => ({ ...fleet.configHost(h, '/srv/hello'), roles: ['web'] }));
 }
 
 const root = (h: TestHost) => path.join(h.srvDir, 'hello');

@@ -16,12 +16,7 @@ beforeAll(async () => {
 afterAll(() => fleet?.stop());
 
 const hostEntry = (h: TestHost, over: Record<string, unknown> = {}) => ({
-  name: h.name,
-  host: h.address,
-  port: h.port,
-  user: h.user,
-  privateKey: fleet.clientKey,
-  deployTo: '/srv/app',
+  ...fleet.configHost(h, '/srv/app'),
   ...over,
 });
 const root = (h: TestHost) => path.join(h.srvDir, 'app');

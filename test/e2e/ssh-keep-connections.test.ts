@@ -39,15 +39,7 @@ describe('keepConnections', () => {
     project = makeProject({
       format: 'json',
       config: { knownHosts: fleet.knownHosts, ...settings },
-      hosts: fleet.hosts.map((h) => ({
-        name: h.name,
-        host: h.address,
-        port: h.port,
-        user: h.user,
-        privateKey: fleet.clientKey,
-        deployTo: '/srv/keep',
-        ...host,
-      })),
+      hosts: fleet.hosts.map((h) => ({ ...fleet.configHost(h, '/srv/keep'), ...host })),
     });
   };
   const setUp = (keep: number, settings: object = {}) => {

@@ -64,6 +64,17 @@ export interface SshFleet {
   /** What the host's sshd logged since it started or since resetCounts(host). */
   counts(host: TestHost): SshCounts;
   resetCounts(host: TestHost): void;
+  /** A host entry for a deploy config: this host, logged in as the deploy user with the client key. */
+  configHost(host: TestHost, deployTo: string): ConfigHost;
+}
+
+export interface ConfigHost {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  deployTo: string;
 }
 
 export function freePort(address = '127.0.0.1'): Promise<number> {
@@ -347,6 +358,14 @@ export async function startSshHosts(
     hosts,
     clientKey,
     knownHosts,
+    configHost: (h, deployTo) => ({
+      name: h.name,
+      host: h.address,
+      port: h.port,
+      user: h.user,
+      privateKey: clientKey,
+      deployTo,
+    }),
     dir,
     stop() {
       stopping ??= (async () => {
