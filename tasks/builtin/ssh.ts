@@ -52,7 +52,9 @@ export function sshArgv(
 /** Runs a program with this terminal; resolves with its exit code (128 + n for a signal). */
 function interactive(file: string, args: string[], cwd?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: 'inherit', cwd });
+    // PWD: a shell then shows the live release as `current`, not as the release it points to.
+    const env = cwd ? { ...process.env, PWD: cwd } : process.env;
+    const child = spawn(file, args, { stdio: 'inherit', cwd, env });
     child.on('error', (error) =>
       reject(new SlipwayError(`ssh: cannot run ${file}: ${(error as NodeJS.ErrnoException).code ?? error.message}`)),
     );
