@@ -28,7 +28,10 @@ export function notificationVars(run: TaskRun, point: Point, reason?: string, h?
     SLIPWAY_ENVIRONMENT: run.config.environment,
     SLIPWAY_OUTCOME: point === 'onSuccess' ? 'success' : 'failure',
     SLIPWAY_RELEASE: distinct(hosts.map((x) => x.report.release)),
-    SLIPWAY_PREVIOUS_RELEASE: distinct(hosts.map((x) => x.report.previous ?? x.stateIfRead?.live)),
+    // Set by the switch (null: nothing was live); before a switch, what was live when the run read the host.
+    SLIPWAY_PREVIOUS_RELEASE: distinct(
+      hosts.map((x) => (x.report.previous !== undefined ? x.report.previous : x.stateIfRead?.live)),
+    ),
     SLIPWAY_LIVE: distinct(hosts.map((x) => x.report.live ?? x.stateIfRead?.live)),
     SLIPWAY_REF: run.config.ref,
     SLIPWAY_HOSTS: run.hosts.map((x) => x.config.name).join(' '),

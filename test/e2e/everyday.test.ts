@@ -2,7 +2,7 @@
 // through slipway's own connection, and `ssh:<host> -- <command>` through the system's OpenSSH client with the
 // config's port, user, key and known_hosts; and both on the local target.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf, signalCli, waitForOutput } from '../helpers/project.js';
@@ -17,7 +17,12 @@ beforeAll(async () => {
   fleet = await startSshHosts(2);
   project = makeProject({
     format: 'json',
-    config: { knownHosts: fleet.knownHosts, dependencies: { type: 'none' } },
+    config: {
+      knownHosts: fleet.knownHosts,
+      dependencies: { type: 'none' },
+      // A notification on the hosts (notifications.test.ts has the rest): over SSH, in the deploy root.
+      hooks: { onSuccess: [{ name: 'mark', on: 'hosts', commands: ['echo "$SLIPWAY_RELEASE" > notified'] }] },
+    },
     hosts: fleet.hosts.map((h) => fleet.configHost(h, DEPLOY_TO)),
   });
   const deploy = await project.run(['deploy']);
@@ -39,6 +44,11 @@ const tails = () => {
     return ''; // pgrep exits 1 when nothing matches
   }
 };
+
+it('hooks.onSuccess with on: hosts ran on each SSH host, in its deploy root', () => {
+  for (const h of fleet.hosts)
+    expect(readFileSync(path.join(h.srvDir, 'everyday', 'notified'), 'utf8')).toBe(`${release}\n`);
+});
 
 describe('run:<command>', () => {
   it('runs a shell command line in the live release on every host, output per host; exit 1 names the failed host', async () => {
