@@ -99,6 +99,7 @@ await runTasks(
     ssh: task('A shell in the live release on one host (ssh:web1); ssh:web1 -- CMD runs CMD', ssh, {
       check: checkSshArgs,
       accepts: { command: true },
+      connects: false, // it runs your own OpenSSH client instead
     }),
     run: task('Run a shell command in the live release on the hosts: run:"npm run x"', runCommand, {
       check: checkRunArgs,

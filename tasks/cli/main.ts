@@ -23,14 +23,16 @@ export interface TaskDefinition {
   check?(args: string[], config: ResolvedConfig): void;
   /** The command-line parts only some tasks take: `--follow` (logs), `-- COMMAND...` (ssh). */
   accepts?: { follow?: boolean; command?: boolean };
+  /** false: the task opens no connection of slipway's (ssh uses the user's OpenSSH): none is opened ahead. */
+  connects?: false;
 }
 
 export function task(
   help: string,
   run: (run: TaskRun) => Promise<void>,
-  { check, accepts }: Pick<TaskDefinition, 'check' | 'accepts'> = {},
+  { check, accepts, connects }: Pick<TaskDefinition, 'check' | 'accepts' | 'connects'> = {},
 ): TaskDefinition {
-  return { help, run, check, accepts };
+  return { help, run, check, accepts, connects };
 }
 
 /** `--follow` or `-- COMMAND` given to tasks none of which takes it would be ignored: a usage error instead. */
@@ -94,17 +96,23 @@ async function runCalls(
   log.hostWidth(selected.map((h) => h.name));
   // Hosts connect while a task does its local work (e.g. building the release archive); a task's
   // first step on the hosts waits for them.
-  const connecting = connectHosts(config, selected, {
-    trustNewHosts: options.trustNewHosts,
-    onNotice: (text) => log.warn(text),
-  }).then((hosts) => (options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts));
-  connecting.catch(() => undefined);
+  let connecting: Promise<Host[]> | undefined;
+  const connectAll = () => {
+    connecting ??= connectHosts(config, selected, {
+      trustNewHosts: options.trustNewHosts,
+      onNotice: (text) => log.warn(text),
+    }).then((hosts) => (options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts));
+    connecting.catch(() => undefined);
+    return connecting;
+  };
+  // At once, unless no task given connects (then only if one asks after all).
+  if (calls.some((c) => tasks[c.name].connects !== false)) connectAll();
   try {
     for (const call of calls) {
       const started = performance.now();
       const hostRuns = selected.map((c) => new HostRun(c));
       const connect = async () => {
-        for (const [i, host] of (await connecting).entries()) hostRuns[i].connected(host);
+        for (const [i, host] of (await connectAll()).entries()) hostRuns[i].connected(host);
       };
       const run = new TaskRun(config, runOptions(options), log, hostRuns, call.args, connect);
       const result = taskResult(call, hostRuns);
@@ -132,7 +140,7 @@ async function runCalls(
       log.line(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
     }
   } finally {
-    const hosts = await connecting.catch(() => [] as Host[]);
+    const hosts = (await connecting?.catch(() => undefined)) ?? [];
     await Promise.all(hosts.map((h) => h.close()));
   }
 }

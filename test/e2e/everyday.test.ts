@@ -122,6 +122,13 @@ describe('ssh:<host> -- <command> (the system OpenSSH client)', () => {
     expect(pwd.stdout).toContain(release);
   });
 
+  it("opens OpenSSH's one connection to that host, and none of slipway's own to any host", async () => {
+    for (const h of fleet.hosts) fleet.resetCounts(h);
+    expect((await project.run(['ssh:web1', '--', 'true'])).code).toBe(0);
+    expect(fleet.counts(fleet.hosts[0]).connections).toBe(1);
+    expect(fleet.counts(fleet.hosts[1]).connections).toBe(0);
+  });
+
   it('a failing command exits 1 naming the host; several hosts without a name, an unknown name: exit 2', async () => {
     const failed = await project.run(['ssh:web2', '--', 'false']);
     expect(failed.code).toBe(1);
