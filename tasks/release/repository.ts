@@ -53,7 +53,15 @@ async function git(args: string[], what: string, url: string): Promise<void> {
  */
 export async function updateMirror(url: string): Promise<string> {
   const password = /^[a-z]+:\/\/[^/@:]*:([^/@]*)@/i.exec(url)?.[1];
-  if (password) secrets.add([decodeURIComponent(password), password]);
+  if (password) {
+    let decoded = password;
+    try {
+      decoded = decodeURIComponent(password);
+    } catch {
+      // Not percent-encoded as a URL should be: only the text as written is the password.
+    }
+    secrets.add([decoded, password]);
+  }
   const dir = mirrorDir(url);
   mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
   const lockfile = (await import('proper-lockfile')).default;
