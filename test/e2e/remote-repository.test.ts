@@ -90,6 +90,21 @@ describe('a repository over ssh://', () => {
   });
 });
 
+describe('a repository URL holding a password', () => {
+  it('never prints the password: a failed fetch names the URL with *** in its place, exit 1', async () => {
+    // Port 1 on loopback: nothing listens, the fetch fails at once.
+    const project = deployFrom('https://deployer:pa55-in-url@127.0.0.1:1/app.git');
+    try {
+      const result = await project.run(['deploy'], { env: { XDG_CACHE_HOME: cache } });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('repository https://deployer:***@127.0.0.1:1/app.git: git clone --mirror failed');
+      expect(result.stdout + result.stderr).not.toContain('pa55-in-url');
+    } finally {
+      project.cleanup();
+    }
+  });
+});
+
 describe('a repository over file://', () => {
   it('deploys the ref from the mirror', async () => {
     const bare = path.join(source.dir, '..', `${path.basename(source.dir)}-bare.git`);
