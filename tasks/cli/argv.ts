@@ -18,6 +18,10 @@ export interface CliOptions {
   keepFailed: boolean;
   trustNewHosts: boolean;
   autoRollback: boolean;
+  /** `--follow`: stream until Ctrl-C (logs). */
+  follow: boolean;
+  /** The words after `--` (ssh): a command to run instead of a shell. */
+  command?: string[];
 }
 
 export interface TaskCall {
@@ -58,6 +62,7 @@ function parseOptions(argv: string[]) {
       args: argv,
       allowPositionals: true,
       strict: true,
+      tokens: true,
       options: {
         env: { type: 'string' },
         config: { type: 'string' },
@@ -73,6 +78,7 @@ function parseOptions(argv: string[]) {
         'keep-failed': { type: 'boolean', default: false },
         'trust-new-hosts': { type: 'boolean', default: false },
         'no-auto-rollback': { type: 'boolean', default: false },
+        follow: { type: 'boolean', default: false },
       },
     });
   } catch (error) {
@@ -92,6 +98,14 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
     if (!Number.isInteger(rolling) || rolling < 1)
       throw new UsageError(`--rolling: expected a whole number ≥ 1, got "${v.rolling}"`);
   }
+  // The words after `--` are a command (ssh:<host> -- ls -la), not task calls; each word stays one argument.
+  const terminator = parsed.tokens.find((t) => t.kind === 'option-terminator');
+  const commandWords = terminator
+    ? parsed.tokens.filter((t) => t.kind === 'positional' && t.index > terminator.index).length
+    : 0;
+  if (terminator && commandWords === 0)
+    throw new UsageError('`--` needs a command after it, as in: ssh:web1 -- ls -la');
+  const taskWords = parsed.positionals.slice(0, parsed.positionals.length - commandWords);
   return {
     options: {
       env: v.env,
@@ -108,12 +122,14 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
       keepFailed: v['keep-failed']!,
       trustNewHosts: v['trust-new-hosts']!,
       autoRollback: !v['no-auto-rollback'],
+      follow: v.follow!,
+      ...(terminator ? { command: parsed.positionals.slice(taskWords.length) } : {}),
     },
-    calls: parsed.positionals.map(parseTaskCall),
+    calls: taskWords.map(parseTaskCall),
   };
 }
 
-export const USAGE = `usage: npx tsx fabfile.ts [options] TASK[:ARG[,ARG...]] [TASK...]
+export const USAGE = `usage: npx tsx fabfile.ts [options] TASK[:ARG[,ARG...]] [TASK...] [-- COMMAND...]
 
 options:
   --env NAME           environment to act on (default: config defaultEnvironment, else "local")
@@ -129,4 +145,6 @@ options:
   --no-auto-rollback   leave a release that failed its health check live
   --json               print one JSON result on stdout (human output goes to stderr)
   --list               list the tasks
-  -h, --help           this help`;
+  -h, --help           this help
+  --follow             logs: keep streaming new lines until Ctrl-C
+  -- COMMAND...        ssh: run COMMAND (each word one argument) in the live release instead of a shell`;

@@ -32,6 +32,18 @@ export const stageSchema = z.strictObject({
   commands: z.array(z.string().min(1)),
 });
 
+/**
+ * A notification (hooks.onSuccess / hooks.onFailure): commands run after a deploy, on the deployer (in the
+ * project's folder) or on each host (in its deploy root), with SLIPWAY_* variables saying what happened.
+ */
+export const notificationSchema = z.strictObject({
+  name: z.string().min(1),
+  on: z.enum(['deployer', 'hosts']).default('deployer'),
+  roles: z.array(z.string()).optional(),
+  env: stageSchema.shape.env,
+  commands: z.array(z.string().min(1)),
+});
+
 const absolutePath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');
 
 const nginxSchema = z.strictObject({
@@ -125,6 +137,8 @@ export const settings = {
   hooks: z.strictObject({
     beforeSwitch: z.array(stageSchema).optional(),
     afterSwitch: z.array(stageSchema).optional(),
+    onSuccess: z.array(notificationSchema).optional(),
+    onFailure: z.array(notificationSchema).optional(),
   }),
   parallel: z.number().int().min(1),
   knownHosts: z.string().min(1),

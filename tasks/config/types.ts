@@ -1,12 +1,14 @@
 // The config's TypeScript types, as given by the zod schema (schema.ts) and after loading (ResolvedConfig).
 import type { z } from 'zod';
-import type { fileSchema, hostSchema, settings, stageSchema } from './schema.js';
+import type { fileSchema, hostSchema, notificationSchema, settings, stageSchema } from './schema.js';
 
 export type SlipwayConfig = z.input<typeof fileSchema>;
 
 export type HostConfig = z.output<typeof hostSchema>;
 
 export type Stage = z.output<typeof stageSchema>;
+
+export type Notification = z.output<typeof notificationSchema>;
 
 export interface Services {
   sudo: string;

@@ -11,4 +11,10 @@ export interface RunOptions {
   keepFailed: boolean;
   /** Allow a rollback to a release marked bad, or to hosts that disagree. */
   force: boolean;
+  /** `logs --follow`: stream until interrupted. */
+  follow?: boolean;
+  /** `ssh -- COMMAND...`: the command's words. */
+  command?: string[];
+  /** Accept host keys not yet known (ssh hands this on to OpenSSH as StrictHostKeyChecking=accept-new). */
+  trustNewHosts?: boolean;
 }

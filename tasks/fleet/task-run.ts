@@ -43,6 +43,8 @@ interface RunShared {
   aborting?: Promise<void>;
   /** Work under way that an interrupt must wait for rather than kill (putting hosts back on a release). */
   finishing?: number;
+  /** Programs running on this terminal (ssh): Ctrl-C is theirs. */
+  foreground?: number;
 }
 
 export class TaskRun {
@@ -258,6 +260,20 @@ export class TaskRun {
     } finally {
       this.shared.finishing--;
     }
+  }
+
+  /** Runs a program on this terminal (the ssh task's shell): while it runs, Ctrl-C is the program's, not the run's. */
+  async foreground<T>(work: () => Promise<T>): Promise<T> {
+    this.shared.foreground = (this.shared.foreground ?? 0) + 1;
+    try {
+      return await work();
+    } finally {
+      this.shared.foreground--;
+    }
+  }
+
+  get inForeground(): boolean {
+    return (this.shared.foreground ?? 0) > 0;
   }
 
   /**

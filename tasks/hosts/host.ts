@@ -11,6 +11,8 @@ export interface ExecOptions {
   stdinNote?: string;
   /** Safe to run under --dry-run: reads state, changes nothing. */
   readonly?: boolean;
+  /** Called with stdout as it arrives (logs --follow, run), besides collecting it. */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 export interface ExecResult {

@@ -73,6 +73,7 @@ export class LocalHost implements Host {
       detached: true,
     })`bash -c ${diesWithThisProcess(command).text}`;
     this.running.add(child);
+    if (options.onStdout) child.stdout.on('data', options.onStdout);
     try {
       const output = await child;
       // The lock was found compromised while this ran (and it was stopped for that).

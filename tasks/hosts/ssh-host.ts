@@ -269,6 +269,7 @@ export class SshHost implements Host {
             }
           }
           out.push(d);
+          if (d.length) options.onStdout?.(d);
         });
         channel.stderr.on('data', (d: Buffer) => err.push(d));
         channel.on('exit', (exitCode: number | null) => (code = typeof exitCode === 'number' ? exitCode : null));

@@ -67,4 +67,9 @@ export class Log {
   }
 }
 
+/** A host's own output (logs, run, notifications): each line after the host's name, not greyed. */
+export function hostOutput(log: Log, host: string, text: string): void {
+  for (const line of log.redact(text).split('\n')) log.line(`${host} ${line}`);
+}
+
 export const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;

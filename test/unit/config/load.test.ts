@@ -59,7 +59,7 @@ describe('loadConfig', () => {
       vars: {},
       port: 8080,
       serverName: 'localhost',
-      hooks: { beforeSwitch: [], afterSwitch: [] },
+      hooks: { beforeSwitch: [], afterSwitch: [], onSuccess: [], onFailure: [] },
       connectTimeoutSeconds: 10,
       environment: 'local',
       env: {},
@@ -247,5 +247,30 @@ describe('healthcheck config', () => {
     expect((error as Error).message).toContain(
       'healthcheck.timeoutSeconds: must be at least (successes − 1) × intervalSeconds = 30 s',
     );
+  });
+});
+
+describe('remote repositories and notifications', () => {
+  it('a repository URL is kept as written; a path is resolved from the config file', async () => {
+    const url = 'ssh://git@example.com:2222/org/app.git';
+    expect((await load({ ...minimal, repository: url })).config.repository).toBe(url);
+    const { dir, config } = await load({ ...minimal, repository: 'app' });
+    expect(config.repository).toBe(path.join(dir, 'app'));
+  });
+
+  it('notifications run on the deployer unless `on: hosts`; no cwd, and `on` is one of the two', async () => {
+    const hooks = {
+      onSuccess: [{ name: 'chat', commands: ['true'] }],
+      onFailure: [{ name: 'h', on: 'hosts', commands: ['true'] }],
+    };
+    const { config } = await load({ ...minimal, hooks });
+    expect(config.hooks.onSuccess).toEqual([{ name: 'chat', on: 'deployer', commands: ['true'] }]);
+    expect(config.hooks.onFailure[0].on).toBe('hosts');
+    const bad = await configError({
+      ...minimal,
+      hooks: { onFailure: [{ name: 'x', on: 'web1', cwd: 'a', commands: [] }] },
+    });
+    expect(bad).toContain('hooks.onFailure.0.on:');
+    expect(bad).toContain('hooks.onFailure.0.cwd: unknown key');
   });
 });
