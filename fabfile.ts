@@ -32,6 +32,8 @@ import {
   checkSshArgs,
   runCommand,
   checkRunArgs,
+  inWaves,
+  bake,
 } from './tasks/index.js';
 
 await runTasks(
@@ -53,15 +55,20 @@ await runTasks(
                 await batch.each('dependencies', installDependencies(batch, release));
                 await batch.each('configs', installConfigs(batch, release.id));
                 await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
-                await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
               },
               'cleanup',
               discard(batch, release),
             );
-            await rollBackOnFailure(batch, release, async () => {
-              await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
-              await batch.each('restart', restartServices(batch));
-              await batch.each('health', healthCheck(batch, release.id));
+            // Every host of the batch is ready. Live wave by wave (--waves, rollout.waves; else one wave), the next
+            // only once this one passed; past rollout.maxFailures every switched host goes back, the rest never switch.
+            await inWaves(batch, release, async (wave) => {
+              await wave.undoable(() => cutover(wave, release.id, archive.ref), 'cleanup', discard(wave, release));
+              await rollBackOnFailure(wave, release, async () => {
+                await wave.each('after-switch', runHooks(wave, 'afterSwitch', release.id));
+                await wave.each('restart', restartServices(wave));
+                await wave.each('health', healthCheck(wave, release.id));
+                await bake(wave, release.id); // rollout.bakeSeconds: the health check keeps passing that long
+              });
             });
           }
           // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the

@@ -70,8 +70,8 @@ const SIGNAL_SETTLE_MS = 150;
 
 /** What the task run needs of the command line's options. */
 function runOptions(options: CliOptions): RunOptions {
-  const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, trustNewHosts } = options;
-  return { dryRun, rolling, autoRollback, keepFailed, force, follow, command, trustNewHosts };
+  const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, trustNewHosts, waves } = options;
+  return { dryRun, rolling, autoRollback, keepFailed, force, follow, command, trustNewHosts, waves };
 }
 
 async function runCalls(
@@ -89,7 +89,9 @@ async function runCalls(
     ref: options.ref,
   });
   for (const call of calls) tasks[call.name].check?.(call.args, config);
-  const log = new Log({ json: options.json });
+  if (options.rolling !== undefined && config.rollout?.waves && !options.waves)
+    throw new UsageError('--rolling: the config sets rollout.waves; give one (or --waves instead)');
+  const log = new Log({ json: options.json, verbose: options.verbose });
   setLog(log);
   const selected = selectHosts(config.hosts, options.hosts, options.roles);
   if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);

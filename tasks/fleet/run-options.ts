@@ -1,5 +1,7 @@
 // What the task run (the engine) needs to know of how it was asked to run; the CLI builds it from its options.
 
+import type { WaveSize } from '../config/rollout.js';
+
 export interface RunOptions {
   /** Print every step and command, change nothing. */
   dryRun: boolean;
@@ -17,4 +19,6 @@ export interface RunOptions {
   command?: string[];
   /** Accept host keys not yet known (ssh hands this on to OpenSSH as StrictHostKeyChecking=accept-new). */
   trustNewHosts?: boolean;
+  /** `--waves`: the rollout's waves, overriding rollout.waves. */
+  waves?: WaveSize[];
 }

@@ -21,6 +21,15 @@ export class StepFailed extends SlipwayError {
   }
 }
 
+/**
+ * The failures a rollout tolerates across its waves (rollout.maxFailures): a host failing a step while
+ * there is room is left out of its wave's further steps and recorded here; past the limit the step throws.
+ */
+export interface FailureBudget {
+  limit: number;
+  failed: Array<{ host: HostRun; step: string; error: Error }>;
+}
+
 /** A step queued to the end of the `locked` block (see TaskRun.atEnd). */
 interface QueuedStep {
   step: string;
@@ -57,6 +66,8 @@ export class TaskRun {
     /** Resolves once every HostRun has its connected host. */
     private readonly connect: () => Promise<void>,
     private readonly shared: RunShared = { cleanups: new Set(), queued: [] },
+    /** Set on a rollout's waves (steps/rollout.ts): failures within it leave the host out instead of throwing. */
+    readonly budget?: FailureBudget,
   ) {}
 
   /** A step's detail: what it did, or under --dry-run what it would do (nothing it reports has happened). */
@@ -119,6 +130,11 @@ export class TaskRun {
     );
   }
 
+  /** The same run over some of its hosts (a rollout's wave), sharing its locks, undo work and output. */
+  subRun(hosts: HostRun[], budget?: FailureBudget): TaskRun {
+    return new TaskRun(this.config, this.options, this.log, hosts, this.args, this.connect, this.shared, budget);
+  }
+
   private async limited<T>(targets: HostRun[], fn: (h: HostRun) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
     const pLimit = (await import('p-limit')).default;
     const limit = pLimit(this.config.parallel ?? Math.max(1, targets.length));
@@ -130,6 +146,7 @@ export class TaskRun {
     await this.ready();
     if (this.shared.queued.length) await this.runQueued(false);
     await faultPoint('before', step);
+    this.log.beginStep(step, targets.length);
     const settled = await this.limited(targets, async (h) => {
       const start = performance.now();
       try {
@@ -144,11 +161,28 @@ export class TaskRun {
         throw error;
       }
     });
+    this.log.endStep(step);
     const failures = settled.flatMap((s, i) =>
       s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : [],
     );
-    if (failures.length) throw new StepFailed(failures);
+    if (failures.length && !this.tolerate(step, failures)) throw new StepFailed(failures);
     await faultPoint('after', step);
+  }
+
+  /** Within the failure budget: the failed hosts leave this run (the rollout puts them back), and the step goes on. */
+  private tolerate(step: string, failures: Array<{ host: string; error: Error }>): boolean {
+    const budget = this.budget;
+    if (!budget || this.interrupted || this.shared.finishing) return false;
+    if (budget.failed.length + failures.length > budget.limit) return false;
+    for (const f of failures) {
+      const host = this.hosts.find((h) => h.host.name === f.host)!;
+      this.hosts.splice(this.hosts.indexOf(host), 1);
+      budget.failed.push({ host, step, error: f.error });
+      this.log.warn(
+        `${f.host}: ${step} failed, left out of the rollout (${budget.failed.length} of ${budget.limit} failures allowed)`,
+      );
+    }
+    return true;
   }
 
   /** Reads every host's state without locking (releases, check). */
