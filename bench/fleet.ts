@@ -1,12 +1,14 @@
 // Benchmark (not a test): warm redeploy and rollback of the sample app to 1, 10, 50 and 100 real sshd hosts
 // (each its own sshd, private /srv, clean shell environment: test/helpers/sshd.ts), beside the floor of plain
 // `ssh host true` to the same hosts in parallel (curve25519-sha256, as slipway's ssh2 negotiates). Also the
-// bytes the deployer sent (all hosts together, from each sshd's "Transferred: … received N bytes" line).
+// bytes the deployer sent (all hosts together), counted in one more deploy and rollback through a TCP relay in
+// front of each host (the timed runs go direct).
 // Runs interleaved; prints medians (min–max).
 //   npx tsx bench/fleet.ts [runs=5] [tsx|mjs] [sizes=1,10,50,100]   (mjs: `npm run build` first)
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { makeProject, type Project } from '../test/helpers/project.js';
-import { startSshHosts, type TestHost } from '../test/helpers/sshd.js';
+import { type CuttingRelay, startCuttingRelay, startSshHosts, type TestHost } from '../test/helpers/sshd.js';
 import { mustTime, summary } from './measure.js';
 
 const runs = Number(process.argv[2] ?? 5);
@@ -24,18 +26,24 @@ const ssh = (h: TestHost) => [
   ...['-o', 'KexAlgorithms=curve25519-sha256', '-p', String(h.port), `${h.user}@${h.address}`, 'true'],
 ];
 
-/** Bytes the client sent to the hosts since `offsets` (sshd logs them when a connection closes). */
-function bytesSent(hosts: TestHost[], offsets: Map<TestHost, number>): number {
-  let total = 0;
-  for (const h of hosts) {
-    const text = readFileSync(h.logFile).subarray(offsets.get(h)).toString('utf8');
-    for (const m of text.matchAll(/Transferred: sent \d+, received (\d+) bytes/g)) total += Number(m[1]);
-  }
-  return total;
+// The same hosts through byte-counting relays (their own known_hosts, as the relays' ports differ).
+const relays = new Map<TestHost, CuttingRelay>();
+for (const h of fleet.hosts) relays.set(h, await startCuttingRelay(h, Number.POSITIVE_INFINITY));
+const relayedKnownHosts = path.join(fleet.dir, 'known_hosts_relayed');
+writeFileSync(
+  relayedKnownHosts,
+  fleet.hosts
+    .map((h) => `[127.0.0.1]:${relays.get(h)!.port} ${readFileSync(`${h.hostKey}.pub`, 'utf8').trim()}\n`)
+    .join(''),
+);
+const counted = new Map<number, Project>();
+for (const n of sizes) {
+  const hosts = fleet.hosts
+    .slice(0, n)
+    .map((h) => ({ ...fleet.configHost(h, `/srv/bench${n}`), host: '127.0.0.1', port: relays.get(h)!.port }));
+  counted.set(n, makeProject({ format: 'json', config: { knownHosts: relayedKnownHosts }, hosts }));
 }
-const offsetsOf = (hosts: TestHost[]) => new Map(hosts.map((h) => [h, statSync(h.logFile).size]));
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const sent = (hosts: TestHost[]) => hosts.reduce((sum, h) => sum + relays.get(h)!.bytesSent(), 0);
 
 try {
   // First deploys build the environments; then each run is a warm redeploy of an unchanged ref
@@ -52,18 +60,21 @@ try {
     for (const n of sizes) {
       const hosts = fleet.hosts.slice(0, n);
       const t = times.get(n)!;
-      let offsets = offsetsOf(hosts);
       t.deploy.push(await mustTime(`deploy ${n}`, process.execPath, cli(n, 'deploy')));
-      await sleep(200); // sshd logs the transfer once the connection has closed
-      const deployBytes = bytesSent(hosts, offsets);
-      offsets = offsetsOf(hosts);
       t.rollback.push(await mustTime(`rollback ${n}`, process.execPath, cli(n, 'rollback')));
-      await sleep(200);
-      bytes.set(n, { deploy: deployBytes, rollback: bytesSent(hosts, offsets) });
       const start = performance.now();
       await Promise.all(hosts.map((h) => mustTime('ssh true', 'ssh', ssh(h))));
       t.ssh.push(performance.now() - start);
     }
+  }
+  for (const n of sizes) {
+    const hosts = fleet.hosts.slice(0, n);
+    const args = (task: string) => [...entryArgs, '--config', counted.get(n)!.configFile, task];
+    const before = sent(hosts);
+    await mustTime(`counted deploy ${n}`, process.execPath, args('deploy'));
+    const between = sent(hosts);
+    await mustTime(`counted rollback ${n}`, process.execPath, args('rollback'));
+    bytes.set(n, { deploy: between - before, rollback: sent(hosts) - between });
   }
   const base = times.get(sizes[0])!;
   const [D1, R1] = [summary(base.deploy), summary(base.rollback)];
@@ -76,11 +87,12 @@ try {
     const b = bytes.get(n)!;
     console.log(
       `| ${n} | ${D.text} (${(D.median / D1.median).toFixed(2)}×) | ${R.text} (${(R.median / R1.median).toFixed(2)}×) ` +
-        `| ${S.text} | ${b.deploy} / ${b.rollback} |`,
+        `| ${S.text} | ${b.deploy} / ${b.rollback} (${Math.round(b.deploy / n)} / ${Math.round(b.rollback / n)} a host) |`,
     );
   }
   console.log('goals: 100-host warm redeploy ≤ 4× the 1-host time; 100-host rollback ≤ 3× the 1-host rollback');
 } finally {
-  for (const p of projects.values()) p.cleanup();
+  for (const p of [...projects.values(), ...counted.values()]) p.cleanup();
+  for (const r of relays.values()) await r.stop();
   await fleet.stop();
 }

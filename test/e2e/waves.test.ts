@@ -138,7 +138,7 @@ describe('waves on 30 hosts', () => {
       l
         .split('\r')
         .at(-1)!
-        .replace(/\x1b\[2K/g, ''),
+        .replaceAll(`${String.fromCharCode(27)}[2K`, ''),
     );
     expect(shown).toContainEqual(expect.stringMatching(/^✓ upload +30\/30 ok +\d+\.\d+s {2}slowest web\d+/));
     expect(shown).toContainEqual(expect.stringMatching(/^✗ after-switch +29\/30 ok, 1 failed/));
