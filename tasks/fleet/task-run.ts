@@ -165,18 +165,18 @@ export class TaskRun {
     const failures = settled.flatMap((s, i) =>
       s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : [],
     );
-    if (failures.length && !this.tolerate(step, failures)) throw new StepFailed(failures);
+    if (failures.length && !this.tolerate(step, targets, failures)) throw new StepFailed(failures);
     await faultPoint('after', step);
   }
 
   /** Within the failure budget: the failed hosts leave this run (the rollout puts them back), and the step goes on. */
-  private tolerate(step: string, failures: Array<{ host: string; error: Error }>): boolean {
+  private tolerate(step: string, targets: HostRun[], failures: Array<{ host: string; error: Error }>): boolean {
     const budget = this.budget;
     if (!budget || this.interrupted || this.shared.finishing) return false;
     if (budget.failed.length + failures.length > budget.limit) return false;
     for (const f of failures) {
-      const host = this.hosts.find((h) => h.host.name === f.host)!;
-      this.hosts.splice(this.hosts.indexOf(host), 1);
+      const host = targets.find((h) => h.host.name === f.host)!;
+      if (this.hosts.includes(host)) this.hosts.splice(this.hosts.indexOf(host), 1);
       budget.failed.push({ host, step, error: f.error });
       this.log.warn(
         `${f.host}: ${step} failed, left out of the rollout (${budget.failed.length} of ${budget.limit} failures allowed)`,

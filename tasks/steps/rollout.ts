@@ -115,5 +115,6 @@ async function stopRollout(
 function printWhere(run: TaskRun): void {
   const on = new Map<string, string[]>();
   for (const h of run.hosts) on.set(liveRelease(h), [...(on.get(liveRelease(h)) ?? []), h.config.name]);
-  for (const [id, names] of on) run.log.line(`  live ${id}: ${count(names.length, 'host')} (${names.join(', ')})`);
+  const live = run.options.dryRun ? 'would be live' : 'live';
+  for (const [id, names] of on) run.log.line(`  ${live} ${id}: ${count(names.length, 'host')} (${names.join(', ')})`);
 }
