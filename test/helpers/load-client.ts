@@ -57,6 +57,8 @@ export interface LoadSummary {
 export interface LoadOptions {
   /** http://host:port/path; with socketPath, only the path and the Host header are taken from it. */
   url: string;
+  /** The Host header, when not the URL's host (e.g. `localhost`, the server_name of a site on 127.0.0.1). */
+  host?: string;
   /** Connect to this unix socket instead of the URL's host and port. */
   socketPath?: string;
   /** Requests per second, both kinds together. Default 50. */
@@ -136,7 +138,7 @@ export function startLoad(options: LoadOptions): LoadHandle {
       const req = http.request({
         ...target,
         path: url.pathname + url.search,
-        headers: { host: url.host || 'localhost' },
+        headers: { host: options.host ?? (url.host || 'localhost') },
         // A new connection per request: no agent, so Node sends `Connection: close` and closes it after.
         agent: keepAlive ? agents[(index / 2) % agents.length] : false,
       });
