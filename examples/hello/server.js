@@ -6,7 +6,7 @@
 //                the socket decides who can reach it)
 //   PORT, HOST   otherwise listen on HOST:PORT (default 127.0.0.1:8080)
 //   RELEASE_ID   the release id when the release has no .slipway/release.json (default: the folder's name)
-// GET /health answers the release id alone; any path with ?delay=<ms> (≤ 10000) answers that much later.
+// GET /health answers the release id alone; any other path with ?delay=<ms> (≤ 10000) answers that much later.
 // On SIGTERM (or SIGINT) it stops accepting, closes idle keep-alive connections, lets the requests in flight
 // finish (answering with `Connection: close`) and exits 0.
 import { chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
@@ -31,20 +31,22 @@ let draining = false;
 
 const server = createServer((req, res) => {
   res.setHeader('content-type', 'text/plain');
-  let url;
-  try {
-    url = new URL(req.url ?? '/', 'http://app');
-  } catch {
-    res.statusCode = 400;
-    return res.end('bad request\n');
-  }
-  const delay = Math.min(Number(url.searchParams.get('delay')) || 0, 10_000);
-  setTimeout(() => {
-    // Once draining, every answer closes its connection, so no keep-alive connection outlives the process.
+  // Once draining, every answer closes its connection, so no keep-alive connection outlives the process.
+  const answer = (body) => {
     if (draining) res.setHeader('connection', 'close');
-    if (url.pathname === '/health') res.end(`${release}\n`);
-    else res.end(`hello from release ${release} (up ${ms(Date.now() - started)})\n`);
-  }, delay);
+    res.end(body);
+  };
+  if (req.url === '/health') {
+    answer(`${release}\n`);
+    return;
+  }
+  let delay = 0;
+  try {
+    delay = Math.min(Number(new URL(req.url ?? '/', 'http://app').searchParams.get('delay')) || 0, 10_000);
+  } catch {
+    // Not a URL: answer at once.
+  }
+  setTimeout(() => answer(`hello from release ${release} (up ${ms(Date.now() - started)})\n`), delay);
 });
 
 /** Removes a socket file left by a process that is gone; refuses to remove anything that is not a socket. */
