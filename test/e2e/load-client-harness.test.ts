@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 async function load(url: string, ms: number, extra: Partial<Parameters<typeof startLoad>[0]> = {}) {
-  const handle = startLoad({ url, rate: 40, timeoutMs: 500, ...extra });
+  const handle = startLoad({ url, rate: 40, timeoutMs: 2000, ...extra });
   await sleep(ms);
   return handle.stop();
 }
