@@ -110,12 +110,13 @@ for (const scenario of SCENARIOS.filter((s) => only.length === 0 || only.include
   rows.push(await measure(scenario));
 }
 
-const seconds = (values: number[]) =>
-  `${(median(values) / 1000).toFixed(2)} s (${(Math.min(...values) / 1000).toFixed(2)}–${(Math.max(...values) / 1000).toFixed(2)})`;
+const s2 = (ms: number) => (ms / 1000).toFixed(2);
+const seconds = (values: number[]) => `${s2(median(values))} s (${s2(Math.min(...values))}–${s2(Math.max(...values))})`;
 const lines = [
   '# Zero-downtime cutover',
   '',
-  `${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'} · Node ${process.version}`,
+  `${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'} · ` +
+    `Node ${process.version}`,
   '',
   `\`npx tsx bench/zero-downtime.ts ${deploys} ${rate}\`: the sample app behind real nginx + supervisord on the ` +
     `local target, ${rate} req/s through nginx (half keep-alive, half a new connection each), ${deploys} deploys ` +
@@ -123,7 +124,8 @@ const lines = [
     'the answered requests sent while a deploy command ran, and in steady state (no command within 1 s); ' +
     'time to traffic: from the command start to the first answer naming the new release, median (min–max).',
   '',
-  '| strategy | requests | failed | failures | latency steady | latency during deploy | time to traffic | deploy command |',
+  '| strategy | requests | failed | failures | latency steady | latency during deploy | time to traffic ' +
+    '| deploy command |',
   '|---|---|---|---|---|---|---|---|',
   ...rows.map(
     (r) =>

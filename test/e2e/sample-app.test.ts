@@ -93,7 +93,7 @@ describe('sample app', () => {
     }
   });
 
-  it('on SOCKET: a stale socket file is replaced, the socket is 0666; a file that is not a socket is refused', async () => {
+  it('on SOCKET: a stale socket file is replaced, the socket is 0666; not a socket: refused', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'sample-app-run-'));
     const socketPath = path.join(dir, 'blue.sock');
     try {
