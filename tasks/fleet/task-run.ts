@@ -324,8 +324,14 @@ export class TaskRun {
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
     this.finish();
-    for (const h of this.hosts)
-      this.log.line(`  ${h.config.name}: live ${liveRelease(h)}${h.report.unknown ? ` (${h.report.unknown})` : ''}`);
+    // Compact output (a terminal): hosts with an unknown state by name, the others counted by live release.
+    const counted = new Map<string, number>();
+    for (const h of this.hosts) {
+      if (this.log.compact && !h.report.unknown) counted.set(liveRelease(h), (counted.get(liveRelease(h)) ?? 0) + 1);
+      else
+        this.log.line(`  ${h.config.name}: live ${liveRelease(h)}${h.report.unknown ? ` (${h.report.unknown})` : ''}`);
+    }
+    for (const [id, n] of counted) this.log.line(`  live ${id}: ${n} of ${this.hosts.length} hosts`);
   }
 }
 
