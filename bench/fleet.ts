@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeProject, type Project } from '../test/helpers/project.js';
 import { type CuttingRelay, startCuttingRelay, startSshHosts, type TestHost } from '../test/helpers/sshd.js';
-import { mustTime, summary } from './measure.js';
+import { mustTime, summary, timeCommand } from './measure.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const sizes = (process.argv[4] ?? '1,10,50,100').split(',').map(Number);
@@ -20,6 +20,21 @@ for (const n of sizes) {
   const hosts = fleet.hosts.slice(0, n).map((h) => fleet.configHost(h, `/srv/bench${n}`));
   projects.set(n, makeProject({ format: 'json', config: { knownHosts: fleet.knownHosts }, hosts }));
 }
+/** Runs the CLI; its wall time and the CPU time (user + system) it and its children used, from bash's `times`. */
+async function timeWithCpu(label: string, args: string[]): Promise<{ ms: number; cpu: number }> {
+  const script = '"$@"; code=$?; times >&2; exit $code';
+  const result = await timeCommand('bash', ['-c', script, 'bash', process.execPath, ...args]);
+  if (result.code !== 0) throw new Error(`${label} failed (exit ${result.code}):\n${result.stderr.slice(-2000)}`);
+  const [user, system] = [
+    ...result.stderr
+      .trim()
+      .split('\n')
+      .at(-1)!
+      .matchAll(/(\d+)m([\d.]+)s/g),
+  ].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  return { ms: result.ms, cpu: (user + system) * 1000 };
+}
+
 const cli = (n: number, task: string) => [...entryArgs, '--config', projects.get(n)!.configFile, task];
 const ssh = (h: TestHost) => [
   ...['-i', fleet.clientKey, '-o', `UserKnownHostsFile=${fleet.knownHosts}`, '-o', 'BatchMode=yes'],
@@ -53,15 +68,28 @@ try {
     await mustTime(`second deploy (${n})`, process.execPath, cli(n, 'deploy'));
   }
   const times = new Map(
-    sizes.map((n) => [n, { deploy: [] as number[], rollback: [] as number[], ssh: [] as number[] }]),
+    sizes.map((n) => [
+      n,
+      {
+        deploy: [] as number[],
+        rollback: [] as number[],
+        ssh: [] as number[],
+        cpu: [] as number[],
+        rcpu: [] as number[],
+      },
+    ]),
   );
   const bytes = new Map<number, { deploy: number; rollback: number }>();
   for (let i = 0; i < runs; i++) {
     for (const n of sizes) {
       const hosts = fleet.hosts.slice(0, n);
       const t = times.get(n)!;
-      t.deploy.push(await mustTime(`deploy ${n}`, process.execPath, cli(n, 'deploy')));
-      t.rollback.push(await mustTime(`rollback ${n}`, process.execPath, cli(n, 'rollback')));
+      const deploy = await timeWithCpu(`deploy ${n}`, cli(n, 'deploy'));
+      const rollback = await timeWithCpu(`rollback ${n}`, cli(n, 'rollback'));
+      t.deploy.push(deploy.ms);
+      t.cpu.push(deploy.cpu);
+      t.rollback.push(rollback.ms);
+      t.rcpu.push(rollback.cpu);
       const start = performance.now();
       await Promise.all(hosts.map((h) => mustTime('ssh true', 'ssh', ssh(h))));
       t.ssh.push(performance.now() - start);
@@ -79,15 +107,17 @@ try {
   const base = times.get(sizes[0])!;
   const [D1, R1] = [summary(base.deploy), summary(base.rollback)];
   console.log(`runs: ${runs}, entry: ${entryArgs.at(-1)}`);
-  console.log('| hosts | warm redeploy | rollback | ssh true (all in parallel) | bytes sent: deploy / rollback |');
-  console.log('|---|---|---|---|---|');
+  console.log(
+    '| hosts | warm redeploy | rollback | ssh true (all in parallel) | deployer CPU: deploy / rollback | bytes sent: deploy / rollback |',
+  );
+  console.log('|---|---|---|---|---|---|');
   for (const n of sizes) {
     const t = times.get(n)!;
     const [D, R, S] = [summary(t.deploy), summary(t.rollback), summary(t.ssh)];
     const b = bytes.get(n)!;
     console.log(
       `| ${n} | ${D.text} (${(D.median / D1.median).toFixed(2)}×) | ${R.text} (${(R.median / R1.median).toFixed(2)}×) ` +
-        `| ${S.text} | ${b.deploy} / ${b.rollback} (${Math.round(b.deploy / n)} / ${Math.round(b.rollback / n)} a host) |`,
+        `| ${S.text} | ${(summary(t.cpu).median / 1000).toFixed(2)} s / ${(summary(t.rcpu).median / 1000).toFixed(2)} s | ${b.deploy} / ${b.rollback} (${Math.round(b.deploy / n)} / ${Math.round(b.rollback / n)} a host) |`,
     );
   }
   console.log('goals: 100-host warm redeploy ≤ 4× the 1-host time; 100-host rollback ≤ 3× the 1-host rollback');
