@@ -2,8 +2,9 @@
 // whose typed fields are also how the steps hand values on (the release live before the switch, the configs
 // that changed).
 import type { HostConfig } from '../config/types.js';
-import type { HeldLock, Host } from '../hosts/host.js';
+import { type HeldLock, type Host, mustRun } from '../hosts/host.js';
 import { layout } from '../lib/paths.js';
+import type { Shell } from '../lib/sh.js';
 import type { LockOwner } from '../lock/owner.js';
 import type { HostState } from '../release/state.js';
 import type { Verdict } from '../scripts/service-checks.js';
@@ -76,7 +77,44 @@ export class HostRun {
   }
 
   connected(host: Host): void {
-    this.connectedHost = host;
+    // Every command on the host, whoever runs it (a step, a hook, an undo), sends the held command first.
+    this.connectedHost = new Proxy(host, {
+      get: (target, key) => {
+        if (key === 'exec')
+          return (...args: Parameters<Host['exec']>) => this.sendHeld().then(() => target.exec(...args));
+        const value = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  }
+
+  private held?: HeldCommand;
+
+  /**
+   * Holds a command back (TaskRun.hold): it goes on its own just before the next command on this host, or
+   * with the lock's release (takeHeld), never dropped. Resolves with its output once it has run.
+   */
+  hold(what: string, command: Shell): Promise<string> {
+    if (this.held) throw new Error(`${this.config.name}: a command is already held back`);
+    return new Promise((resolve, reject) => {
+      this.held = { what, command, ran: (running) => running.then(resolve, reject) };
+    });
+  }
+
+  /** Takes the held command to send it with another one; its sender hands `ran` the result. */
+  takeHeld(): HeldCommand | undefined {
+    const held = this.held;
+    this.held = undefined;
+    return held;
+  }
+
+  /** Sends the held command on its own; if it fails, so does the command that was to follow it. */
+  private async sendHeld(): Promise<void> {
+    const held = this.takeHeld();
+    if (!held) return;
+    const running = mustRun(this.host, held.what, held.command);
+    held.ran(running);
+    await running;
   }
 
   /** The host's state, read when the task took the lock (or by `inspect`). */
@@ -93,6 +131,13 @@ export class HostRun {
   get stateIfRead(): HostState | undefined {
     return this.readState;
   }
+}
+
+/** A command held back on a host: what it is (for errors), the command, and where its result goes. */
+export interface HeldCommand {
+  what: string;
+  command: Shell;
+  ran: (running: Promise<string>) => void;
 }
 
 /** What a step may return: a detail for its output line, or 'skipped'. */
