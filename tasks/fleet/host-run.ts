@@ -92,16 +92,15 @@ export class HostRun {
 
   /**
    * Holds a command back (TaskRun.hold): it goes on its own just before the next command on this host, or
-   * with the lock's release (takeHeld), never dropped. Resolves with its output once it has run.
+   * with the lock's release (takeHeld), never dropped. Whoever sends it calls `failed` if it fails, before
+   * throwing its error.
    */
-  hold(what: string, command: Shell): Promise<string> {
+  hold(what: string, command: Shell, failed: (error: Error) => void): void {
     if (this.held) throw new Error(`${this.config.name}: a command is already held back`);
-    return new Promise((resolve, reject) => {
-      this.held = { what, command, ran: (running) => running.then(resolve, reject) };
-    });
+    this.held = { what, command, failed };
   }
 
-  /** Takes the held command to send it with another one; its sender hands `ran` the result. */
+  /** Takes the held command, to send it with another one. */
   takeHeld(): HeldCommand | undefined {
     const held = this.held;
     this.held = undefined;
@@ -112,9 +111,10 @@ export class HostRun {
   private async sendHeld(): Promise<void> {
     const held = this.takeHeld();
     if (!held) return;
-    const running = mustRun(this.host, held.what, held.command);
-    held.ran(running);
-    await running;
+    await mustRun(this.host, held.what, held.command).catch((error: Error) => {
+      held.failed(error);
+      throw error;
+    });
   }
 
   /** The host's state, read when the task took the lock (or by `inspect`). */
@@ -133,11 +133,11 @@ export class HostRun {
   }
 }
 
-/** A command held back on a host: what it is (for errors), the command, and where its result goes. */
+/** A command held back on a host: what it is (for errors), the command, and what to do if it fails. */
 export interface HeldCommand {
   what: string;
   command: Shell;
-  ran: (running: Promise<string>) => void;
+  failed: (error: Error) => void;
 }
 
 /** What a step may return: a detail for its output line, or 'skipped'. */

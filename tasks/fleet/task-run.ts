@@ -83,12 +83,12 @@ export class TaskRun {
    * it undone on another host; see cutover): it goes on its own just before the next command on that host,
    * whoever sends it (HostRun.connected), or at the block's end in the round trip of the last queued step and
    * the unlock; never dropped (an interrupt's unlock carries it too). A step after it that sends nothing (a hook
-   * stage with no stages, a restart with no services) leaves it held. Resolves with its output once it ran.
-   * Only where `canHold`.
+   * stage with no stages, a restart with no services) leaves it held. If it fails once sent, `failed` runs,
+   * then its error fails the command that sent it (or the block's end). Only where `canHold`.
    */
-  hold(h: HostRun, what: string, command: Shell): Promise<string> {
+  hold(h: HostRun, what: string, command: Shell, failed: (error: Error) => void): void {
     if (!this.canHold) throw new Error(`${what}: a command is held back only inside a locked block, not dry-run`);
-    return h.hold(what, command);
+    h.hold(what, command, failed);
   }
 
   /** Inside a `locked` block (its unlock carries what is still held), and not --dry-run (it prints in order). */
@@ -205,15 +205,15 @@ export class TaskRun {
         return result?.stdout;
       }
       const result = (await lock.release(command ? heldThenScript(held.command, command) : held.command))!;
-      const out = command ? splitHeldOutput(result.stdout) : { held: result.stdout, next: '' };
+      const out = command ? splitHeldOutput(result.stdout) : { held: result.stdout, next: null };
+      // Alone, or no marker: the held command failed, and `command` never ran.
       if (result.code !== 0 && out.next === null) {
         const failed = new CommandFailed(h.host.name, held.what, result);
-        held.ran(Promise.reject(failed));
+        held.failed(failed);
         throw failed;
       }
-      held.ran(Promise.resolve(out.held));
       if (result.code !== 0) throw new CommandFailed(h.host.name, what, { ...result, stdout: out.next ?? '' });
-      return out.next ?? '';
+      return out.next ?? undefined;
     };
     // Called by the task's end and by an interrupt's cleanup, which can meet: each lock goes back once.
     let releasing: Promise<void> | undefined;

@@ -96,16 +96,15 @@ export function switchTo(
     };
     if (hold && action === 'deploy') {
       // Held back: the steps after it see the host as the switch leaves it (purge plans with it live). If it
-      // fails once sent, the host is put back in the run's view as it was, and the switch reported failed,
-      // with the error of the command that sent it.
-      run.hold(h, 'switch', command).catch(() => {
+      // fails once sent, the run's view of the host goes back to what it was and the switch is reported
+      // failed; its error fails the step that sent it (the run's end prints where each host is).
+      run.hold(h, 'switch', command, () => {
         delete h.report.previous;
         delete h.report.live;
         h.state.live = from;
         h.state.releases = releases;
         h.report.failedAt ??= 'switch';
         run.log.step(h.host.name, 'switch', 0, 'failed');
-        printLive(run);
       });
       live();
       return run.tell(`${from ?? '(none)'} → ${id}`, `switch ${from ?? '(none)'} → ${id}`);
