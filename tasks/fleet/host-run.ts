@@ -59,6 +59,7 @@ export class HostRun {
   /** Taken by `locked`. */
   lock?: HeldLock;
   private connectedHost?: Host;
+  private rawHost?: Host;
   private readState?: HostState;
 
   constructor(readonly config: HostConfig) {
@@ -77,6 +78,9 @@ export class HostRun {
   }
 
   connected(host: Host): void {
+    // Each batch of a --rolling run hands the same host again: keep the one proxy (the locks are keyed by it).
+    if (host === this.rawHost) return;
+    this.rawHost = host;
     // Every command on the host, whoever runs it (a step, a hook, an undo), sends the held command first.
     this.connectedHost = new Proxy(host, {
       get: (target, key) => {

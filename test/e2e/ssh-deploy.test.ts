@@ -153,6 +153,18 @@ describe('five SSH hosts', () => {
     for (const h of fleet.hosts) expect(fleet.counts(h).execRequests, h.name).toBe(4);
   });
 
+  it('--rolling 1: each host switches before the next batch starts; only the last batch holds its switch', async () => {
+    for (const h of fleet.hosts) fleet.resetCounts(h);
+    const result = await project.run(['deploy', '--rolling', '1']);
+    expect(result.code, result.stderr).toBe(0);
+    const id = releaseIdOf(result.stdout);
+    expect(fleet.hosts.map(live)).toEqual(fleet.hosts.map(() => id));
+    // Held, an early batch's switch would wait for its unlock at the very end, off the new release meanwhile.
+    const counts = fleet.hosts.map((h) => fleet.counts(h).execRequests);
+    expect(counts).toEqual([4, 4, 4, 4, 3]);
+    for (const h of fleet.hosts) expect(existsSync(path.join(root(h), 'deploy.lock')), h.name).toBe(false);
+  });
+
   it("two concurrent deploys: one runs, the other names the owner and leaves the winner's locks alone", async () => {
     const [a, b] = await raceDeploys(project, 2);
     expect([a.code, b.code].sort()).toEqual([0, 1]);
