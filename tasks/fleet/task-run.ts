@@ -213,7 +213,7 @@ export class TaskRun {
         throw failed;
       }
       if (result.code !== 0) throw new CommandFailed(h.host.name, what, { ...result, stdout: out.next ?? '' });
-      return out.next ?? undefined;
+      return command && (out.next ?? '');
     };
     // Called by the task's end and by an interrupt's cleanup, which can meet: each lock goes back once.
     let releasing: Promise<void> | undefined;

@@ -20,8 +20,7 @@ export function heldThenScript(held: Shell, next: Shell): Shell {
 
 /** The output of heldThenScript split at the marker; `next` is null when the held command failed (no marker). */
 export function splitHeldOutput(stdout: string): { held: string; next: string | null } {
-  const mark = `${HELD_SENT}\n`;
-  const at = stdout.startsWith(mark) ? 0 : stdout.indexOf(`\n${mark}`) + 1;
-  if (at === 0 && !stdout.startsWith(mark)) return { held: stdout, next: null };
-  return { held: stdout.slice(0, at), next: stdout.slice(at + mark.length) };
+  const mark = new RegExp(`(^|\n)${HELD_SENT}\n`).exec(stdout);
+  if (!mark) return { held: stdout, next: null };
+  return { held: stdout.slice(0, mark.index + mark[1].length), next: stdout.slice(mark.index + mark[0].length) };
 }

@@ -73,7 +73,8 @@ export async function wentBack(h: HostRun, id: string, running: Promise<string>)
 
 /**
  * The switch step: makes `id` live on a host and records why. Queued with atEnd as a locked block's
- * last step (rollback), its command also gives back the host's lock.
+ * last step (rollback), its command also gives back the host's lock. `hold` (a deploy's cutover on one
+ * host): its command is held back (TaskRun.hold) and its line printed now, as the steps after it go on.
  */
 export function switchTo(
   run: TaskRun,
