@@ -33,3 +33,7 @@ export { check } from './builtin/check.js';
 export { unlock } from './builtin/unlock.js';
 export { checkRestartConfig, restart } from './builtin/restart.js';
 export { status } from './builtin/status.js';
+export { checkPullArgs, pull } from './builtin/pull.js';
+// Artifact stores.
+export type { ArtifactStore, HostSource } from './store/store.js';
+export { openS3Store } from './store/s3.js';

@@ -18,6 +18,8 @@ export interface CliOptions {
   keepFailed: boolean;
   trustNewHosts: boolean;
   autoRollback: boolean;
+  /** Proceed without asking (pull into a protected environment). */
+  yes: boolean;
 }
 
 export interface TaskCall {
@@ -73,6 +75,7 @@ function parseOptions(argv: string[]) {
         'keep-failed': { type: 'boolean', default: false },
         'trust-new-hosts': { type: 'boolean', default: false },
         'no-auto-rollback': { type: 'boolean', default: false },
+        yes: { type: 'boolean', default: false },
       },
     });
   } catch (error) {
@@ -108,6 +111,7 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
       keepFailed: v['keep-failed']!,
       trustNewHosts: v['trust-new-hosts']!,
       autoRollback: !v['no-auto-rollback'],
+      yes: v.yes!,
     },
     calls: parsed.positionals.map(parseTaskCall),
   };
@@ -128,5 +132,6 @@ options:
   --trust-new-hosts    accept and record host keys not yet known (never a changed key)
   --no-auto-rollback   leave a release that failed its health check live
   --json               print one JSON result on stdout (human output goes to stderr)
+  --yes                pull into a protected environment without asking
   --list               list the tasks
   -h, --help           this help`;

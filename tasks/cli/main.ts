@@ -53,8 +53,8 @@ const SIGNAL_SETTLE_MS = 150;
 
 /** What the task run needs of the command line's options. */
 function runOptions(options: CliOptions): RunOptions {
-  const { dryRun, rolling, autoRollback, keepFailed, force } = options;
-  return { dryRun, rolling, autoRollback, keepFailed, force };
+  const { dryRun, rolling, autoRollback, keepFailed, force, yes, trustNewHosts } = options;
+  return { dryRun, rolling, autoRollback, keepFailed, force, yes, trustNewHosts };
 }
 
 async function runCalls(

@@ -11,4 +11,8 @@ export interface RunOptions {
   keepFailed: boolean;
   /** Allow a rollback to a release marked bad, or to hosts that disagree. */
   force: boolean;
+  /** Proceed without asking where a task would ask (pull into a protected environment). */
+  yes?: boolean;
+  /** Accept and record unknown host keys of hosts a task connects itself (pull's source host). */
+  trustNewHosts?: boolean;
 }
