@@ -1,14 +1,17 @@
 // `pull:<from-environment>`: production's shared data (and a dump command's output) copied to staging's sshd
 // hosts and to the local machine, streamed through the deployer, one connection per host; a protected
 // environment is written only with --yes (no terminal here: stdin is not a TTY).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeProject, type Project } from '../helpers/project.js';
+import { quote } from '../../tasks/lib/sh.js';
+import { makeProject, type Project, ROOT } from '../helpers/project.js';
 import { DEPLOY_USER, type SshFleet, startSshHosts, type TestHost } from '../helpers/sshd.js';
 
 const TIMEOUT = 120_000;
+const TSX = path.join(ROOT, 'node_modules/tsx/dist/cli.mjs');
+const FABFILE = path.join(ROOT, 'fabfile.ts');
 let fleet: SshFleet;
 let project: Project;
 const uid = Number(execFileSync('id', ['-u', DEPLOY_USER], { encoding: 'utf8' }));
@@ -28,6 +31,32 @@ function put(h: TestHost, file: string, text: string): void {
 }
 const read = (h: TestHost, file: string) => readFileSync(path.join(h.srvDir, file), 'utf8');
 const tmpEntries = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
+
+/**
+ * The CLI on a terminal of its own (util-linux `script` gives it a pty): types `answer` once it asks, returns
+ * what the terminal showed and the exit code.
+ */
+function onTerminal(args: string[], answer: string): Promise<{ code: number | null; output: string }> {
+  const command = [process.execPath, TSX, FABFILE, '--config', project.configFile, ...args].map(quote).join(' ');
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {
+      env: { ...process.env, CI: 'true', NO_COLOR: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let output = '';
+    let answered = false;
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (!answered && output.includes('[y/N]')) {
+        answered = true;
+        child.stdin!.write(`${answer}\r`);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
 
 const production = () => fleet.hosts[0];
 const staging = () => [fleet.hosts[1], fleet.hosts[2]];
@@ -94,6 +123,21 @@ describe('pull', () => {
   );
 
   it(
+    '--dry-run prints what each host would run and changes nothing',
+    async () => {
+      put(fleet.hosts[1], 'hello/shared/uploads/a.txt', 'staging upload\n');
+      const result = await project.run(['--env', 'staging', '--dry-run', 'pull:production']);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      expect(result.stdout).toContain('would run:');
+      expect(result.stdout).toContain('tar -c -z -f -');
+      expect(result.stdout).toContain('with on stdin: the data from');
+      expect(read(fleet.hosts[1], 'hello/shared/uploads/a.txt')).toBe('staging upload\n');
+      expect(tmpEntries(path.join(fleet.hosts[1].srvDir, 'hello/tmp'))).toEqual([]);
+    },
+    TIMEOUT,
+  );
+
+  it(
     'copies to the local machine (an environment with a local host)',
     async () => {
       const result = await project.run(['--env', 'local', 'pull:production']);
@@ -118,11 +162,12 @@ describe('pull', () => {
         },
       });
       try {
+        const before = staging().map((h) => read(h, 'hello/shared/uploads/a.txt'));
         const result = await project.run(['--env', 'staging', 'pull:production']);
         expect(result.code).toBe(1);
         expect(result.stderr).toContain('pg_dump: connection refused');
-        for (const h of staging()) {
-          expect(read(h, 'hello/shared/uploads/a.txt')).toBe('production upload\n');
+        for (const [i, h] of staging().entries()) {
+          expect(read(h, 'hello/shared/uploads/a.txt')).toBe(before[i]);
           expect(tmpEntries(path.join(h.srvDir, 'hello/tmp'))).toEqual([]);
         }
       } finally {
@@ -150,6 +195,27 @@ describe('pull', () => {
       expect(read(demo(), 'demo/shared/uploads/a.txt')).toBe('production upload\n');
       expect(read(demo(), 'demo/shared/dumps/db.sql')).toContain('production upload');
       expect(existsSync(path.join(demo().srvDir, 'demo/shared/uploads/mine.txt'))).toBe(false);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'into a protected environment on a terminal: asks; "n" changes nothing (exit 1), "y" proceeds',
+    async () => {
+      put(demo(), 'demo/.slipway-root', '');
+      put(demo(), 'demo/shared/uploads/a.txt', 'demo again\n');
+      const declined = await onTerminal(['--env', 'demo', 'pull:production'], 'n');
+      expect(declined.output).toMatch(
+        /Environment "demo" is protected\. Replace uploads, config\/site\.json, dumps\/db\.sql/,
+      );
+      expect(declined.output).toContain('[y/N]');
+      expect(declined.output).toContain('not confirmed; nothing changed');
+      expect(declined.code).toBe(1);
+      expect(read(demo(), 'demo/shared/uploads/a.txt')).toBe('demo again\n');
+
+      const accepted = await onTerminal(['--env', 'demo', 'pull:production'], 'y');
+      expect(accepted.code, accepted.output).toBe(0);
+      expect(read(demo(), 'demo/shared/uploads/a.txt')).toBe('production upload\n');
     },
     TIMEOUT,
   );
