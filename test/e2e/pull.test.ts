@@ -112,10 +112,11 @@ describe('pull', () => {
         expect(existsSync(path.join(h.srvDir, 'hello/shared/uploads/stale.txt'))).toBe(false);
         expect(existsSync(path.join(h.srvDir, 'hello/shared/other.txt'))).toBe(false);
         expect(tmpEntries(path.join(h.srvDir, 'hello/tmp'))).toEqual([]);
-        expect(fleet.counts(h).connections).toBe(1);
+        // lock + state, data, dump, publish + unlock
+        expect(fleet.counts(h)).toMatchObject({ connections: 1, execRequests: 4 });
       }
-      // The source is only read: one connection, nothing changed there.
-      expect(fleet.counts(production()).connections).toBe(1);
+      // The source is only read: one connection (tar, dump), nothing changed there.
+      expect(fleet.counts(production())).toMatchObject({ connections: 1, execRequests: 2 });
       expect(read(production(), 'hello/shared/other.txt')).toBe('not pulled\n');
       expect(tmpEntries(path.join(production().srvDir, 'hello/tmp'))).toEqual([]);
     },
@@ -172,6 +173,29 @@ describe('pull', () => {
         }
       } finally {
         project.writeConfig(config);
+        put(production(), 'hello/shared/uploads/a.txt', 'production upload\n');
+      }
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'Ctrl-C while the dump streams: exit 130, the staging dirs removed, shared/ unchanged, locks released',
+    async () => {
+      const before = staging().map((h) => read(h, 'hello/shared/uploads/a.txt'));
+      put(production(), 'hello/shared/uploads/a.txt', 'interrupted production upload\n');
+      try {
+        const result = await project.run(['--env', 'staging', 'pull:production'], {
+          env: { SLIPWAY_FAULT: 'pause:before:dump' },
+          signalAfter: { output: /@@paused before:dump/, signal: 'SIGINT' },
+        });
+        expect(result.code, result.stderr + result.stdout).toBe(130);
+        for (const [i, h] of staging().entries()) {
+          expect(read(h, 'hello/shared/uploads/a.txt')).toBe(before[i]);
+          expect(tmpEntries(path.join(h.srvDir, 'hello/tmp'))).toEqual([]);
+          expect(existsSync(path.join(h.srvDir, 'hello/deploy.lock'))).toBe(false);
+        }
+      } finally {
         put(production(), 'hello/shared/uploads/a.txt', 'production upload\n');
       }
     },
