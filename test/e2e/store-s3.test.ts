@@ -38,7 +38,8 @@ describe.skipIf(missing)('s3 store against Swift (s3api)', () => {
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    swift = await startSwift();
+    // A multipart upload of more than 2 parts is refused at its third: an upload failing half-way, for real.
+    swift = await startSwift({ maxUploadParts: 2 });
     tmp = mkdtempSync(path.join(tmpdir(), 'slipway-s3-'));
     env = { AWS_ACCESS_KEY_ID: swift.accessKeyId, AWS_SECRET_ACCESS_KEY: swift.secretAccessKey };
     config = { type: 's3', bucket, prefix: 'team/builds', endpoint: swift.endpoint, forcePathStyle: true };
@@ -122,7 +123,7 @@ describe.skipIf(missing)('s3 store against Swift (s3api)', () => {
       // Opened asynchronously: the store opens its end on the event loop, which a blocking open would stall.
       const writer = await open(fifo, 'w');
       const first = randomBytes(part + 1024 * 1024);
-      const rest = randomBytes(part + 512 * 1024);
+      const rest = randomBytes(3 * 1024 * 1024); // two parts in all (the server takes no more)
       await writer.write(first);
       // Wait until the service holds an unfinished upload for the key with a part in it.
       let parts = 0;
@@ -151,6 +152,25 @@ describe.skipIf(missing)('s3 store against Swift (s3api)', () => {
       const fetched = execFileSync('curl', ['-fsS', (source as { url: string }).url], { maxBuffer: 64 * 1024 * 1024 });
       expect(fetched.length).toBe(whole.length);
       expect(sha256(fetched)).toBe(sha256(whole));
+      const left = await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'team/builds/' }));
+      expect(left.Uploads ?? []).toEqual([]);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'an upload failing half-way (a part refused) is aborted: no object under its key, no parts left behind',
+    async () => {
+      const part = 5 * 1024 * 1024;
+      const store = await openS3Store(config, env, { partSize: part });
+      const file = path.join(tmp, 'too-many-parts.tar.gz');
+      writeFileSync(file, randomBytes(3 * part + 1024));
+      const key = 'hello/staging/too-many-parts.tar.gz';
+      await expect(store.putFile(key, file)).rejects.toThrow(
+        new RegExp(`^s3 ${bucket}/team/builds at .*: upload part ${key} failed \\(HTTP 400\\)`),
+      );
+      expect(await store.getText(key)).toBeUndefined();
+      expect(await store.list('hello/staging/')).not.toContain(key);
       const left = await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'team/builds/' }));
       expect(left.Uploads ?? []).toEqual([]);
     },

@@ -55,7 +55,14 @@ use = egg:swift#${kind}
 `;
 }
 
-function proxyConf(address: string, port: number, user: string, key: string, noMemcache: number): string {
+function proxyConf(
+  address: string,
+  port: number,
+  user: string,
+  key: string,
+  noMemcache: number,
+  maxUploadParts: number,
+): string {
   return `[DEFAULT]
 bind_ip = ${address}
 bind_port = ${port}
@@ -76,6 +83,7 @@ account_autocreate = true
 
 [filter:s3api]
 use = egg:swift#s3api
+max_upload_part_num = ${maxUploadParts}
 
 [filter:tempauth]
 use = egg:swift#tempauth
@@ -134,7 +142,12 @@ async function healthy(url: string, backends: Array<[string, number]>): Promise<
   }
 }
 
-export async function startSwift(): Promise<SwiftServer> {
+export interface SwiftOptions {
+  /** The most parts a multipart upload may have (s3api's max_upload_part_num; S3's is 10,000): a part beyond it is refused. */
+  maxUploadParts?: number;
+}
+
+export async function startSwift(options: SwiftOptions = {}): Promise<SwiftServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'slipway-swift-'));
   const etc = path.join(dir, 'etc');
   mkdirSync(path.join(dir, 'srv', 'd1'), { recursive: true });
@@ -165,7 +178,10 @@ export async function startSwift(): Promise<SwiftServer> {
     });
     execFileSync('swift-ring-builder', [builder, 'rebalance'], { stdio: 'ignore' });
   }
-  writeFileSync(path.join(etc, 'proxy-server.conf'), proxyConf(address, ports.proxy, user, key, ports.noMemcache));
+  writeFileSync(
+    path.join(etc, 'proxy-server.conf'),
+    proxyConf(address, ports.proxy, user, key, ports.noMemcache, options.maxUploadParts ?? 1000),
+  );
 
   const children: ChildProcess[] = [];
   const killNow = () => {
