@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline/promises';
 import { PassThrough } from 'node:stream';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/types.js';
+import type { HostRun } from '../fleet/host-run.js';
 import type { TaskRun } from '../fleet/task-run.js';
 import { connectHosts } from '../hosts/connect.js';
 import { DryRunHost } from '../hosts/dry-run.js';
@@ -72,6 +73,8 @@ async function sourceOf(run: TaskRun): Promise<{ config: ResolvedConfig; hostNam
 /**
  * Streams one source command's stdout into one command on every target at once (one PassThrough each, so the
  * slowest target sets the pace); a target that ends early stops taking part without holding up the others.
+ * With `parallel` below the number of targets, each group of that many gets its own run of the source command:
+ * a target waiting for its turn would otherwise hold up the stream for the others.
  */
 async function fanOut(
   run: TaskRun,
@@ -80,23 +83,40 @@ async function fanOut(
   send: Shell,
   receive: (deployTo: string) => Shell,
 ): Promise<void> {
+  const size = Math.min(run.config.parallel ?? run.hosts.length, run.hosts.length);
+  for (let i = 0; i < run.hosts.length; i += size)
+    await fanOutTo(run, run.hosts.slice(i, i + size), source, step, send, receive);
+}
+
+async function fanOutTo(
+  run: TaskRun,
+  targets: HostRun[],
+  source: Host,
+  step: string,
+  send: Shell,
+  receive: (deployTo: string) => Shell,
+): Promise<void> {
   const fromSource = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const toTargets = run.hosts.map(() => new PassThrough({ highWaterMark: 1024 * 1024 }));
+  const toTargets = targets.map(() => new PassThrough({ highWaterMark: 1024 * 1024 }));
   for (const stream of toTargets) fromSource.pipe(stream);
   let sourceFailure: unknown;
   const sending = mustRun(source, `${step} on ${source.name}`, send, { stdout: fromSource }).catch((error) => {
     sourceFailure = error;
   });
-  const receiving = run.each(step, async (h) => {
-    const stream = toTargets[run.hosts.indexOf(h)];
-    try {
-      const options = { stdin: stream, stdinNote: `the ${step} from ${source.name}` };
-      const size = (await mustRun(h.host, step, receive(h.config.deployTo), options)).trim();
-      return run.tell(`from ${source.name}: ${size} ${step === 'data' ? 'KiB' : 'bytes'}`, `receive ${step}`);
-    } finally {
-      stream.resume(); // whatever still comes is dropped, so the source and the other targets go on
-    }
-  });
+  const receiving = run.each(
+    step,
+    async (h) => {
+      const stream = toTargets[targets.indexOf(h)];
+      try {
+        const options = { stdin: stream, stdinNote: `the ${step} from ${source.name}` };
+        const size = (await mustRun(h.host, step, receive(h.config.deployTo), options)).trim();
+        return run.tell(`from ${source.name}: ${size} ${step === 'data' ? 'KiB' : 'bytes'}`, `receive ${step}`);
+      } finally {
+        stream.resume(); // whatever still comes is dropped, so the source and the other targets go on
+      }
+    },
+    targets,
+  );
   const [received] = await Promise.allSettled([receiving]);
   if (received.status === 'rejected') await source.interrupt();
   await sending;

@@ -2,7 +2,8 @@
 // hosts and to the local machine, streamed through the deployer, one connection per host; a protected
 // environment is written only with --yes (no terminal here: stdin is not a TTY).
 import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quote } from '../../tasks/lib/sh.js';
@@ -119,6 +120,29 @@ describe('pull', () => {
       expect(fleet.counts(production())).toMatchObject({ connections: 1, execRequests: 2 });
       expect(read(production(), 'hello/shared/other.txt')).toBe('not pulled\n');
       expect(tmpEntries(path.join(production().srvDir, 'hello/tmp'))).toEqual([]);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'with parallel: 1 each target gets its own run of the source (one waiting would stall the stream)',
+    async () => {
+      const big = randomBytes(8 * 1024 * 1024); // more than every buffer on the way holds
+      put(production(), 'hello/shared/uploads/big.bin', '');
+      writeFileSync(path.join(production().srvDir, 'hello/shared/uploads/big.bin'), big);
+      const config = JSON.parse(readFileSync(project.configFile, 'utf8'));
+      project.writeConfig({ ...config, parallel: 1 });
+      try {
+        fleet.resetCounts(production());
+        const result = await project.run(['--env', 'staging', 'pull:production']);
+        expect(result.code, result.stderr + result.stdout).toBe(0);
+        for (const h of staging())
+          expect(readFileSync(path.join(h.srvDir, 'hello/shared/uploads/big.bin')).equals(big)).toBe(true);
+        expect(fleet.counts(production())).toMatchObject({ connections: 1, execRequests: 4 });
+      } finally {
+        project.writeConfig(config);
+        rmSync(path.join(production().srvDir, 'hello/shared/uploads/big.bin'));
+      }
     },
     TIMEOUT,
   );
