@@ -102,7 +102,12 @@ export class S3Store implements ArtifactStore {
   async putFile(key: string, file: string): Promise<void> {
     const Key = this.objectKey(key);
     const Bucket = this.config.bucket;
-    const stat = statSync(file);
+    let stat: ReturnType<typeof statSync>;
+    try {
+      stat = statSync(file);
+    } catch (error) {
+      throw new S3StoreError(`${this.description}: cannot upload ${file}: ${(error as NodeJS.ErrnoException).code}`);
+    }
     let uploadId: string | undefined;
     const parts: Array<{ PartNumber: number; ETag: string }> = [];
     const inFlight = new Set<Promise<void>>();
