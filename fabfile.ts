@@ -2,6 +2,7 @@
 // This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
 import {
   check,
+  checkPullArgs,
   checkRestartConfig,
   checkRollbackArgs,
   cutover,
@@ -13,6 +14,7 @@ import {
   mustRun,
   newRelease,
   packRelease,
+  pull,
   purgeReleases,
   restart,
   restartServices,
@@ -84,6 +86,9 @@ await runTasks(
     unlock: task('Print who holds the deploy lock, then remove it', unlock),
     restart: task('Restart the program on every host (and reload nginx)', restart, { check: checkRestartConfig }),
     status: task('Per host: live release, supervisor status, nginx config check, health check', status),
+    pull: task("Copy another environment's data here (config data): pull:<from-environment>[,<host>]", pull, {
+      check: checkPullArgs,
+    }),
     // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
     migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
       run.each(

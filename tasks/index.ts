@@ -37,3 +37,7 @@ export { status } from './builtin/status.js';
 export { checkLogsArgs, logs } from './builtin/logs.js';
 export { checkSshArgs, ssh } from './builtin/ssh.js';
 export { checkRunArgs, runCommand } from './builtin/run-command.js';
+export { checkPullArgs, pull } from './builtin/pull.js';
+// Artifact stores.
+export type { ArtifactStore, HostSource } from './store/store.js';
+export { openS3Store } from './store/s3.js';

@@ -22,6 +22,8 @@ export interface CliOptions {
   follow: boolean;
   /** The words after `--` (ssh): a command to run instead of a shell. */
   command?: string[];
+  /** Proceed without asking (pull into a protected environment). */
+  yes: boolean;
 }
 
 export interface TaskCall {
@@ -79,6 +81,7 @@ function parseOptions(argv: string[]) {
         'trust-new-hosts': { type: 'boolean', default: false },
         'no-auto-rollback': { type: 'boolean', default: false },
         follow: { type: 'boolean', default: false },
+        yes: { type: 'boolean', default: false },
       },
     });
   } catch (error) {
@@ -124,6 +127,7 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
       autoRollback: !v['no-auto-rollback'],
       follow: v.follow!,
       ...(terminator ? { command: parsed.positionals.slice(taskWords.length) } : {}),
+      yes: v.yes!,
     },
     calls: taskWords.map(parseTaskCall),
   };
@@ -144,6 +148,7 @@ options:
   --trust-new-hosts    accept and record host keys not yet known (never a changed key)
   --no-auto-rollback   leave a release that failed its health check live
   --json               print one JSON result on stdout (human output goes to stderr)
+  --yes                pull into a protected environment without asking
   --list               list the tasks
   -h, --help           this help
   --follow             logs: keep streaming new lines until Ctrl-C

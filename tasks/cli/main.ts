@@ -70,8 +70,8 @@ const SIGNAL_SETTLE_MS = 150;
 
 /** What the task run needs of the command line's options. */
 function runOptions(options: CliOptions): RunOptions {
-  const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, trustNewHosts } = options;
-  return { dryRun, rolling, autoRollback, keepFailed, force, follow, command, trustNewHosts };
+  const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts } = options;
+  return { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts };
 }
 
 async function runCalls(

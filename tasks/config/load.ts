@@ -249,5 +249,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
     env,
     projectRoot,
+    configFile: file,
+    data: merged.data && { dirs: merged.data.dirs ?? [], files: merged.data.files ?? [], dump: merged.data.dump },
+    protected: (chosen as { protected?: boolean }).protected ?? false,
   };
 }

@@ -53,6 +53,12 @@ export type ResolvedConfig = Pick<
     /** Values read from .env files: usable in templates, never printed. */
     env: Record<string, string>;
     projectRoot: string;
+    /** The config file this was loaded from (a task may load another environment of it: pull). */
+    configFile: string;
+    /** What `pull` copies from this environment's hosts (paths in the shared dir). */
+    data?: { dirs: string[]; files: string[]; dump?: { command: string; file: string } };
+    /** `pull` writes into this environment only with --yes or a confirmation on a terminal. */
+    protected: boolean;
   };
 
 export type DependencyType = ResolvedConfig['dependencies']['type'];

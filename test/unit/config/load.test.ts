@@ -248,6 +248,35 @@ describe('healthcheck config', () => {
       'healthcheck.timeoutSeconds: must be at least (successes − 1) × intervalSeconds = 30 s',
     );
   });
+  it('data (for pull) and protected: read per environment; items inside each other or outside shared refused', async () => {
+    const data = { dirs: ['uploads'], files: ['config/site.json'], dump: { command: 'pg_dump app', file: 'db.sql' } };
+    const config = {
+      ...minimal,
+      data,
+      environments: {
+        ...minimal.environments,
+        production: { protected: true, hosts: [{ name: 'p', host: 'p', deployTo: '/srv/app' }] },
+      },
+    };
+    const local = (await load(config)).config;
+    expect(local.data).toEqual(data);
+    expect(local.protected).toBe(false);
+    expect((await load(config, { environment: 'production' })).config.protected).toBe(true);
+    expect((await load(minimal)).config.data).toBeUndefined();
+    const message = await configError({
+      ...minimal,
+      data: { dirs: ['uploads', '../etc'], files: ['uploads/a.txt'], dump: { command: '', file: 'uploads' } },
+    });
+    expect(message).toContain('data.dirs.1: must be a path inside the release');
+    expect(message).toContain('data.dump.command: Too small');
+    expect(await configError({ ...minimal, data: { files: ['uploads/a.txt'], dirs: ['uploads'] } })).toContain(
+      'data: "uploads/a.txt" is inside "uploads"',
+    );
+    expect(await configError({ ...minimal, data: {} })).toContain('data: give dirs, files or dump');
+    expect(
+      await configError({ ...minimal, environments: { local: { ...minimal.environments.local, protected: 'yes' } } }),
+    ).toContain('environments.local.protected: Invalid input: expected boolean');
+  });
 });
 
 describe('remote repositories and notifications', () => {
