@@ -3,6 +3,7 @@
 import {
   check,
   checkRestartConfig,
+  checkSetup,
   checkRollbackArgs,
   cutover,
   discard,
@@ -20,6 +21,8 @@ import {
   rollback,
   runHooks,
   runTasks,
+  setup,
+  setupConnection,
   sh,
   status,
   task,
@@ -73,6 +76,10 @@ await runTasks(
     unlock: task('Print who holds the deploy lock, then remove it', unlock),
     restart: task('Restart the program on every host (and reload nginx)', restart, { check: checkRestartConfig }),
     status: task('Per host: live release, supervisor status, nginx config check, health check', status),
+    setup: task('Prepare fresh hosts as root (setup.user): deploy user, keys, deploy root, helper, sudo rule', setup, {
+      check: checkSetup,
+      connectAs: setupConnection,
+    }),
     // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
     migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
       run.each(

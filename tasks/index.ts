@@ -33,3 +33,4 @@ export { check } from './builtin/check.js';
 export { unlock } from './builtin/unlock.js';
 export { checkRestartConfig, restart } from './builtin/restart.js';
 export { status } from './builtin/status.js';
+export { checkSetup, setup, setupConnection } from './builtin/setup.js';

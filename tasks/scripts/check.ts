@@ -1,0 +1,270 @@
+// `check`'s one script per host and its verdicts: the host's state (inspect), whose deploy root it is, the
+// lock, the runtime, the live release's .env, and each service command a deploy runs (service-checks.ts),
+// all in one round trip; plus what the config alone says (the health check URL's shape, the .env file).
+// Every verdict that fails says how to fix it.
+import type { ResolvedConfig, Services } from '../config/types.js';
+import { count } from '../lib/log.js';
+import { layout, ROOT_MARK } from '../lib/paths.js';
+import { script, sh, type Shell } from '../lib/sh.js';
+import { STALE_SECONDS, readOwnerScript } from '../lock/remote-lock.js';
+import { parseOwner } from '../lock/owner.js';
+import type { HostState } from '../release/state.js';
+import { inspectScript, parseInspection } from './inspect.js';
+import { serviceCheckScript, serviceVerdicts, type Verdict } from './service-checks.js';
+
+export type { Verdict } from './service-checks.js';
+
+const SETUP = 'run `setup` (as root: setup.user), or by hand as README\'s "Preparing a server" says';
+
+export function checkScript(
+  deployTo: string,
+  runtime: ResolvedConfig['dependencies']['type'],
+  services: Services | undefined,
+  releaseId: string,
+): Shell {
+  const p = layout(deployTo);
+  return script(
+    inspectScript(deployTo, runtime),
+    // Whose folder the deploy root is: slipway acts only in one it marked (or may mark: missing, empty, older).
+    sh`if [ -e ${p.rootMark} ]; then echo '@@root marked'`,
+    sh`elif [ ! -e ${p.root} ]; then echo '@@root missing'`,
+    sh`elif [ -z "$(ls -A -- ${p.root} 2>/dev/null)" ]; then echo '@@root empty'`,
+    sh`elif [ -d ${p.releases} ] && [ -f ${p.revisions} ]; then echo '@@root older'`,
+    sh`else echo '@@root foreign'; fi`,
+    sh`owner=$(${readOwnerScript(deployTo)} 2>/dev/null | head -c 4096 | tr -d '\\n')`,
+    sh`if [ -n "$owner" ]; then`,
+    sh`  echo "@@lock $owner"`,
+    sh`  echo "@@lockage $(( $(date +%s) - $(stat -c %Y ${p.lock} 2>/dev/null || date +%s) ))"`,
+    sh`fi`,
+    runtime === 'node' ? sh`echo "@@npm $(npm --version 2>/dev/null)"` : undefined,
+    runtime === 'python' ? sh`python3 -c 'import venv, ensurepip' 2>/dev/null && echo '@@venv yes'` : undefined,
+    // The live release's .env is a link to shared/.env: it must lead somewhere.
+    sh`if [ -L ${p.current}/.env ]; then`,
+    sh`  if [ -e ${p.current}/.env ]; then echo '@@dotenv linked'; else echo '@@dotenv dangling'; fi`,
+    sh`fi`,
+    serviceCheckScript(services, deployTo, releaseId),
+    sh`true`,
+  );
+}
+
+export interface CheckedHost {
+  state: HostState;
+  root: 'marked' | 'missing' | 'empty' | 'older' | 'foreign';
+  lock: { owner: ReturnType<typeof parseOwner>; ageSeconds: number } | null;
+  npm: string;
+  venv: boolean;
+  dotenv: 'linked' | 'dangling' | 'none';
+  output: string;
+}
+
+export function parseCheck(output: string): CheckedHost {
+  const value = (key: string) => new RegExp(`^@@${key} ?(.*)$`, 'm').exec(output)?.[1]?.trim();
+  const owner = value('lock');
+  return {
+    state: parseInspection(output),
+    root: (value('root') as CheckedHost['root']) ?? 'missing',
+    lock: owner ? { owner: parseOwner(owner), ageSeconds: Number(value('lockage') ?? 0) } : null,
+    npm: value('npm') ?? '',
+    venv: value('venv') === 'yes',
+    dotenv: (value('dotenv') as CheckedHost['dotenv']) ?? 'none',
+    output,
+  };
+}
+
+function rootVerdict(root: string, found: CheckedHost, writable: Verdict): Verdict {
+  if (found.root === 'foreign')
+    return {
+      name: 'deploy root',
+      ok: false,
+      detail: `${root} is not empty and has no ${ROOT_MARK} mark: slipway changes nothing in it`,
+      fix: `point deployTo at a new or empty folder (if an older slipway deployed there: touch ${root}/${ROOT_MARK})`,
+    };
+  if (!writable.ok) return { ...writable, fix: `${SETUP}; or as root: ${writable.fix?.replace(/^as root: /, '')}` };
+  const how = {
+    marked: 'marked',
+    missing: 'to be made by the first deploy',
+    empty: 'empty',
+    older: 'an older slipway’s',
+  };
+  return { ...writable, detail: `${writable.detail}, ${how[found.root]}` };
+}
+
+function lockVerdict(found: CheckedHost): Verdict {
+  const lock = found.lock;
+  if (!lock) return { name: 'lock', ok: true, detail: 'unlocked' };
+  const who = lock.owner
+    ? `${lock.owner.user}@${lock.owner.machine} (${lock.owner.task}, pid ${lock.owner.pid}, since ${lock.owner.startedAt})`
+    : 'an owner it cannot read';
+  if (lock.ageSeconds > STALE_SECONDS)
+    return {
+      name: 'lock',
+      ok: true,
+      detail: `stale lock of ${who}, no heartbeat for ${lock.ageSeconds}s: the next deploy takes it over`,
+    };
+  return {
+    name: 'lock',
+    ok: false,
+    detail: `held by ${who}: a deploy now would stop at once`,
+    fix: `wait for that run to end; if it died, \`unlock\` removes the lock (or a deploy takes it over after ${STALE_SECONDS}s without heartbeat)`,
+  };
+}
+
+function runtimeVerdict(type: ResolvedConfig['dependencies']['type'], found: CheckedHost): Verdict {
+  const name = 'runtime';
+  if (type === 'none') return { name, ok: 'skipped', detail: 'dependencies: none (nothing installed)' };
+  if (type === 'node') {
+    const node = found.state.runtime.node;
+    if (node && found.npm) return { name, ok: true, detail: `node ${node}, npm ${found.npm}` };
+    return {
+      name,
+      ok: false,
+      detail: `dependencies: node, but ${[node ? '' : 'node', found.npm ? '' : 'npm'].filter(Boolean).join(' and ')} not found`,
+      fix: "install them on the host (apt-get install nodejs npm), on the deploy user's PATH over SSH",
+    };
+  }
+  const python = found.state.runtime.python;
+  if (/^Python 3/.test(python) && found.venv) return { name, ok: true, detail: `${python} with venv` };
+  return {
+    name,
+    ok: false,
+    detail: `dependencies: python, but ${/^Python 3/.test(python) ? 'its venv module (with ensurepip)' : 'python3'} not found`,
+    fix: 'install them on the host (apt-get install python3 python3-venv)',
+  };
+}
+
+/** Where the health check fetches from: the URL as curl runs it on each host. */
+export function healthcheckVerdict(config: Pick<ResolvedConfig, 'healthcheck' | 'port' | 'vars'>): Verdict {
+  const name = 'health check URL';
+  const check = config.healthcheck;
+  if (!check)
+    return {
+      name,
+      ok: 'skipped',
+      detail: `none: a deploy goes live unchecked (healthcheck.url, e.g. http://127.0.0.1:${config.port}/health)`,
+    };
+  const url = new URL(check.url);
+  const bad = (detail: string, fix: string): Verdict => ({ name, ok: false, detail: `${check.url}: ${detail}`, fix });
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return bad(`${url.protocol} is not fetched`, 'use an http:// or https:// URL');
+  if (url.username || url.password)
+    return bad(
+      'credentials in the URL reach curl’s command line on the host (ps shows them)',
+      'check a path that needs no credentials, e.g. /health',
+    );
+  const loopback = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(url.hostname);
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  const listen = String(config.vars.listen ?? '80')
+    .split(':')
+    .at(-1);
+  const ports = new Map([
+    [config.port, 'the app (port)'],
+    [Number(listen), 'nginx (vars.listen)'],
+  ]);
+  if (loopback && !ports.has(port))
+    return bad(
+      `port ${port}: neither the app's port ${config.port} nor nginx's ${listen}`,
+      `point it at the app, http://127.0.0.1:${config.port}${url.pathname}, or through nginx`,
+    );
+  const what = loopback ? `on each host, ${ports.get(port)}` : `from each host, to ${url.host}`;
+  const body = check.expectBody?.includes('{{releaseId}}') ? ', the body must name the new release' : '';
+  return { name, ok: true, detail: `${check.url}: fetched ${what}, expects ${check.expectStatus}${body}` };
+}
+
+export interface EnvFiles {
+  /** `.env.<environment>` in the project root, and its keys (present: the deploy installs it as shared/.env). */
+  file: string;
+  keys: string[] | null;
+  /** `.env.<environment>.example`, when the project has one: the keys the app expects. */
+  example?: { file: string; keys: string[] };
+}
+
+export function envVerdict(env: EnvFiles, dotenv: CheckedHost['dotenv']): Verdict {
+  const name = '.env file';
+  const install = 'each deploy installs it on the hosts as shared/.env (0600)';
+  if (env.keys) {
+    const missingKeys = env.example?.keys.filter((k) => !env.keys!.includes(k)) ?? [];
+    if (missingKeys.length)
+      return {
+        name,
+        ok: false,
+        detail: `${env.file} lacks ${missingKeys.join(', ')} (listed in ${env.example!.file})`,
+        fix: `add ${missingKeys.length === 1 ? 'it' : 'them'} to ${env.file}`,
+      };
+    return { name, ok: true, detail: `${env.file}: ${count(env.keys.length, 'key')}; ${install}` };
+  }
+  if (env.example)
+    return {
+      name,
+      ok: false,
+      detail: `${env.file} not found (${env.example.file} lists ${env.example.keys.join(', ')})`,
+      fix: `cp ${env.example.file} ${env.file} and fill in the values; ${install}`,
+    };
+  if (dotenv !== 'none')
+    return {
+      name,
+      ok: false,
+      detail: `${env.file} not found, but the live release reads .env: the next deploy would ship none`,
+      fix: `put the environment's values back in ${env.file}; ${install}`,
+    };
+  return { name, ok: 'skipped', detail: `no ${env.file} (none expected: no ${env.file}.example)` };
+}
+
+/** The live release's .env link leads nowhere: shared/.env is gone from the host. */
+function sharedEnvVerdict(root: string, dotenv: CheckedHost['dotenv']): Verdict | undefined {
+  if (dotenv !== 'dangling') return undefined;
+  return {
+    name: 'shared/.env',
+    ok: false,
+    detail: `${root}/current/.env links to ${root}/shared/.env, which is missing: the app starts without its values`,
+    fix: 'deploy again (it installs the environment’s .env file there)',
+  };
+}
+
+/** Every verdict for one host, in the order a deploy needs them. */
+export function checkVerdicts(input: {
+  config: Pick<ResolvedConfig, 'services' | 'application' | 'dependencies' | 'healthcheck' | 'port' | 'vars'>;
+  address: string;
+  root: string;
+  releaseId: string;
+  found: CheckedHost;
+  env: EnvFiles;
+}): Verdict[] {
+  const { config, found, root } = input;
+  const [writable, ...services] = serviceVerdicts({
+    services: config.services,
+    application: config.application,
+    root,
+    writable: found.state.writable,
+    releaseId: input.releaseId,
+    output: found.output,
+  });
+  return [
+    {
+      name: 'ssh',
+      ok: true,
+      detail: input.address === 'local' ? 'the local target' : `${input.address}, host key verified (known_hosts)`,
+    },
+    rootVerdict(root, found, writable),
+    lockVerdict(found),
+    runtimeVerdict(config.dependencies.type, found),
+    ...services.map((v) =>
+      v.ok === false && v.fix && /^(as root, README's|let \S+ run them)/.test(v.fix)
+        ? { ...v, fix: `${SETUP}; that is: ${v.fix}` }
+        : v,
+    ),
+    healthcheckVerdict(config),
+    envVerdict(input.env, found.dotenv),
+    sharedEnvVerdict(root, found.dotenv),
+  ].filter((v): v is Verdict => v !== undefined);
+}
+
+/** What to do about a host `check` could not connect to, from the connection's error. */
+export function sshFix(message: string, user: string | undefined): string {
+  if (/HOST KEY CHANGED|@revoked/.test(message))
+    return 'if the host was really reinstalled, remove its old key as the message says; otherwise do not connect';
+  if (/unknown host key/.test(message))
+    return "compare the fingerprint with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run with --trust-new-hosts";
+  if (/authentication methods failed|permission denied/i.test(message))
+    return `${user ?? 'the deploy user'} or its key is not set up there: ${SETUP} (it authorizes the key); or check privateKey`;
+  return 'is sshd running, and are host and port right? (ssh -p PORT user@host)';
+}

@@ -1,0 +1,366 @@
+// What `setup` runs on a fresh host, as root, in one round trip: the deploy user and its keys, the deploy
+// root (marked as slipway's), the shared items, and with services.helper the root-owned helper, its
+// config and its sudo rule; then whether the runtime the dependencies need is there. Each item is
+// compared first and only changed when it differs, so a second run changes nothing. Inside the deploy
+// user's own folders (its home, the deploy root) the work runs as that user: root never follows a link
+// the deploy user could have planted there.
+import path from 'node:path';
+import { layout } from '../lib/paths.js';
+import { ROOT_MARK_TEXT } from '../lock/remote-lock.js';
+import { raw, script, sh, type Shell } from '../lib/sh.js';
+
+export interface HelperSetup {
+  /** Where the helper is installed (services.helper). */
+  path: string;
+  /** The helper's text arrives on stdin: its size and sha256. */
+  bytes: number;
+  sha256: string;
+  /** /etc/slipway/<application>.conf and its text (helperConfig). */
+  configFile: string;
+  config: string;
+  /** /etc/sudoers.d/slipway-<application> and its text (helperSudoers). */
+  sudoersFile: string;
+  sudoers: string;
+  /** Root-owned folders: the nginx and supervisor include dirs, the program's log dir. */
+  dirs: string[];
+  /** Programs the helper's config names (nginx, supervisorctl): each must be installed. */
+  programs: string[];
+}
+
+export interface SetupSpec {
+  user: string;
+  deployTo: string;
+  /** Public key lines for the deploy user's authorized_keys. */
+  authorizedKeys: string[];
+  /** Checked paths inside shared/ (paths.ts sharedItems). */
+  shared: { dirs: string[]; files: string[] };
+  runtime: 'node' | 'python' | 'none';
+  /** The user the program runs as (runAs), when it is not the deploy user: it must exist. */
+  runAs?: string;
+  helper?: HelperSetup;
+}
+
+/** A user name useradd takes and a sudoers line cannot be bent by. */
+export const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+/** Key lines as they go into authorized_keys: "type base64 [comment]", one line, no options. */
+export const PUBLIC_KEY =
+  /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+@openssh\.com) [A-Za-z0-9+/]+=*( [^\n\r]*)?$/;
+
+/** How a key is named in setup's output: its type, the end of its blob and its comment. */
+export function keyLabel(key: string): string {
+  const [type, blob, ...comment] = key.split(' ');
+  return `${type} …${blob.replace(/=+$/, '').slice(-8)}${comment.length ? ` ${comment.join(' ')}` : ''}`;
+}
+
+/** Shell functions every part uses: reporting, and a folder or file made to be exactly so. */
+const FUNCTIONS = [
+  raw(`changed() { printf '@@changed %s\\n' "$*"; }`),
+  raw(`same() { printf '@@ok %s\\n' "$*"; }`),
+  raw(`missing() { printf '@@missing %s\\t%s\\n' "$1" "$2"; }`),
+  raw(`refuse() { printf '@@refused %s\\n' "$*"; exit 1; }`),
+  // ensure_dir PATH OWNER GROUP MODE LABEL: a real folder (never a link) with that owner and mode.
+  raw(`ensure_dir() {
+  if [ -L "$1" ] || { [ -e "$1" ] && [ ! -d "$1" ]; }; then refuse "$5 $1 is not a folder"; fi
+  if [ ! -d "$1" ]; then
+    install -d -o "$2" -g "$3" -m "$4" -- "$1"
+    changed "$5 $1 created"
+  elif [ "$(stat -c '%U:%G %a' -- "$1")" != "$2:$3 $4" ]; then
+    chown -h -- "$2:$3" "$1"
+    chmod -- "$4" "$1"
+    changed "$5 $1 now $2:$3, mode $4"
+  else
+    same "$5 $1"
+  fi
+}`),
+  // make_dir PATH: a system folder (an include dir, /usr/local/sbin): made root's if missing, else left as it is.
+  raw(`make_dir() {
+  if [ -d "$1" ]; then same "folder $1"; else install -d -o root -g root -m 755 -- "$1"; changed "folder $1 created"; fi
+}`),
+  // put_file SOURCE TARGET MODE LABEL: root-owned, replaced by rename (never written through a link).
+  raw(`put_file() {
+  if [ ! -L "$2" ] && [ -f "$2" ] && cmp -s -- "$1" "$2" && [ "$(stat -c '%U:%G %a' -- "$2")" = "root:root $3" ]; then
+    same "$4 $2"
+    return
+  fi
+  [ -e "$2" ] && what=updated || what=installed
+  install -o root -g root -m "$3" -- "$1" "$2.slipway-new"
+  mv -f -- "$2.slipway-new" "$2"
+  changed "$4 $2 $what"
+}`),
+];
+
+/** The part run as the deploy user: its keys, the deploy root's mark, the shared items. */
+export function deployUserScript(spec: SetupSpec): Shell {
+  const p = layout(spec.deployTo);
+  const sharedDirs = [
+    ...new Set([
+      ...spec.shared.dirs,
+      ...spec.shared.files.flatMap((f) => {
+        const parents: string[] = [];
+        for (let d = path.posix.dirname(f); d !== '.'; d = path.posix.dirname(d)) parents.unshift(d);
+        return parents;
+      }),
+    ]),
+  ].sort();
+  return script(
+    sh`set -eu`,
+    sh`umask 022`,
+    ...FUNCTIONS.slice(0, 4),
+    sh`HOME=$(getent passwd "$(id -un)" | cut -d: -f6)`,
+    sh`cd -- "$HOME"`,
+    sh`if [ ! -d .ssh ]; then`,
+    sh`  mkdir -m 700 .ssh`,
+    sh`  changed "ssh folder $HOME/.ssh created"`,
+    sh`fi`,
+    sh`if [ ! -e .ssh/authorized_keys ]; then`,
+    sh`  (umask 077 && : > .ssh/authorized_keys)`,
+    sh`fi`,
+    // A last line without its newline would run into the key appended after it.
+    sh`if [ -s .ssh/authorized_keys ] && [ -n "$(tail -c 1 .ssh/authorized_keys)" ]; then`,
+    sh`  echo >> .ssh/authorized_keys`,
+    sh`fi`,
+    ...spec.authorizedKeys.map((key) =>
+      script(
+        sh`if grep -qxF -- ${key} .ssh/authorized_keys; then`,
+        sh`  same ${`authorized key ${keyLabel(key)}`}`,
+        sh`else`,
+        sh`  printf '%s\\n' ${key} >> .ssh/authorized_keys`,
+        sh`  changed ${`authorized key ${keyLabel(key)} added`}`,
+        sh`fi`,
+      ),
+    ),
+    sh`if [ -e ${p.rootMark} ]; then`,
+    sh`  same ${`deploy root mark ${p.rootMark}`}`,
+    sh`else`,
+    sh`  printf '%s\\n' ${ROOT_MARK_TEXT} > ${p.rootMark}`,
+    sh`  changed ${`deploy root mark ${p.rootMark} written`}`,
+    sh`fi`,
+    ...[p.shared, ...sharedDirs.map((d) => p.sharedItem(d))].map((dir) =>
+      script(
+        sh`if [ -L ${dir} ] || { [ -e ${dir} ] && [ ! -d ${dir} ]; }; then`,
+        sh`  refuse ${`shared dir ${dir} is not a folder`}`,
+        sh`elif [ -d ${dir} ]; then`,
+        sh`  same ${`shared dir ${dir}`}`,
+        sh`else`,
+        sh`  mkdir ${dir}`,
+        sh`  changed ${`shared dir ${dir} created`}`,
+        sh`fi`,
+      ),
+    ),
+    // Created empty and private (a shared file usually holds secrets), as the upload does.
+    ...spec.shared.files.map((f) => {
+      const file = p.sharedItem(f);
+      return script(
+        sh`if [ -e ${file} ] || [ -L ${file} ]; then`,
+        sh`  same ${`shared file ${file}`}`,
+        sh`else`,
+        sh`  (umask 077 && : > ${file})`,
+        sh`  changed ${`shared file ${file} created empty (0600)`}`,
+        sh`fi`,
+      );
+    }),
+  );
+}
+
+/** What is missing for the dependencies, and how to get it (Debian's packages). */
+function runtimeProbe(runtime: SetupSpec['runtime']): Shell {
+  if (runtime === 'node')
+    return script(
+      sh`if command -v node >/dev/null && command -v npm >/dev/null; then`,
+      sh`  same "runtime node $(node --version), npm $(npm --version)"`,
+      sh`else`,
+      sh`  missing 'node and npm (dependencies: node)' 'apt-get install nodejs npm'`,
+      sh`fi`,
+    );
+  if (runtime === 'python')
+    return script(
+      sh`if command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null; then`,
+      sh`  same "runtime $(python3 --version 2>&1) with venv"`,
+      sh`else`,
+      sh`  missing 'python3 with venv (dependencies: python)' 'apt-get install python3 python3-venv'`,
+      sh`fi`,
+    );
+  return sh`true`;
+}
+
+/** Reads the helper's text from stdin into a temp folder, before anything else could read stdin. */
+function receiveHelper(helper: HelperSetup): Shell {
+  return script(
+    sh`tmp=$(mktemp -d)`,
+    sh`trap 'rm -rf "$tmp"' EXIT`,
+    sh`head -c ${helper.bytes} > "$tmp/helper"`,
+    sh`if ! echo ${`${helper.sha256}  `}"$tmp/helper" | sha256sum -c --status -; then`,
+    sh`  refuse 'the helper arrived incomplete (sha256 differs)'`,
+    sh`fi`,
+  );
+}
+
+function helperScript(helper: HelperSetup): Shell {
+  const programs = helper.programs.map((program) =>
+    script(
+      sh`if ! command -v ${program} >/dev/null; then`,
+      sh`  missing ${program} ${`install it (apt-get install ${path.posix.basename(program) === 'supervisorctl' ? 'supervisor' : path.posix.basename(program)}), or set setup.helper's path to it`}`,
+      sh`fi`,
+    ),
+  );
+  return script(
+    sh`make_dir ${path.posix.dirname(helper.path)}`,
+    sh`put_file "$tmp/helper" ${helper.path} 755 helper`,
+    sh`ensure_dir ${path.posix.dirname(helper.configFile)} root root 755 folder`,
+    sh`printf '%s' ${helper.config} > "$tmp/config"`,
+    sh`put_file "$tmp/config" ${helper.configFile} 644 'helper config'`,
+    ...helper.dirs.map((d) => sh`make_dir ${d}`),
+    ...programs,
+    sh`if ! command -v sudo >/dev/null || ! command -v visudo >/dev/null; then`,
+    sh`  missing sudo 'apt-get install sudo (then run setup again: it writes the sudo rule)'`,
+    sh`else`,
+    sh`  make_dir ${path.posix.dirname(helper.sudoersFile)}`,
+    sh`  printf '%s' ${helper.sudoers} > "$tmp/sudoers"`,
+    sh`  if ! out=$(visudo -c -q -f "$tmp/sudoers" 2>&1); then`,
+    sh`    refuse "visudo rejects the sudo rule: $out"`,
+    sh`  fi`,
+    sh`  put_file "$tmp/sudoers" ${helper.sudoersFile} 440 'sudo rule'`,
+    sh`fi`,
+  );
+}
+
+/**
+ * The whole setup of one host, as root. Prints `@@changed …` / `@@ok …` per item, `@@missing <what>\t<fix>`
+ * for what it cannot install itself, and `@@refused …` (exit 1) where it will not go on.
+ */
+export function setupScript(spec: SetupSpec): Shell {
+  const p = layout(spec.deployTo);
+  const user = spec.user;
+  return script(
+    sh`set -eu`,
+    sh`umask 022`,
+    ...FUNCTIONS,
+    spec.helper ? receiveHelper(spec.helper) : undefined,
+    sh`if id -u -- ${user} >/dev/null 2>&1; then`,
+    sh`  same ${`user ${user}`}`,
+    sh`else`,
+    // Its own group unless one of that name exists; "*": no password, yet not a locked account (which
+    // sshd without PAM refuses even for keys).
+    sh`  if getent group ${user} >/dev/null; then group_opt=(-g ${user}); else group_opt=(--user-group); fi`,
+    sh`  useradd --create-home --shell /bin/bash "\${group_opt[@]}" --password '*' ${user}`,
+    sh`  changed ${`user ${user} created`}`,
+    sh`fi`,
+    sh`group=$(id -gn -- ${user})`,
+    spec.runAs
+      ? script(
+          sh`if ! id -u -- ${spec.runAs} >/dev/null 2>&1; then`,
+          sh`  missing ${`user ${spec.runAs} (runAs)`} ${`useradd --system ${spec.runAs}, or set runAs to an existing user`}`,
+          sh`fi`,
+        )
+      : undefined,
+    // The deploy root: slipway's own (marked), or a folder it may claim (missing, empty, an older slipway's).
+    sh`if [ ! -e ${p.rootMark} ] && [ -e ${p.root} ] && [ -n "$(ls -A -- ${p.root} 2>/dev/null)" ] &&`,
+    sh`  ! { [ -d ${p.releases} ] && [ -f ${p.revisions} ]; }; then`,
+    sh`  refuse ${`deployTo ${p.root} is not empty and has no ${path.posix.basename(p.rootMark)} mark: not a slipway deploy root; point deployTo at a new or empty folder`}`,
+    sh`fi`,
+    sh`if [ -L ${p.root} ] || { [ -e ${p.root} ] && [ ! -d ${p.root} ]; }; then`,
+    sh`  refuse ${`deployTo ${p.root} is not a folder`}`,
+    sh`elif [ ! -d ${p.root} ]; then`,
+    sh`  install -d -o ${user} -g "$group" -m 755 -- ${p.root}`,
+    sh`  changed ${`deploy root ${p.root} created`}`,
+    sh`elif [ "$(stat -c %U -- ${p.root})" != ${user} ]; then`,
+    sh`  chown -h -- ${user}:"$group" ${p.root}`,
+    sh`  changed ${`deploy root ${p.root} now owned by ${user}`}`,
+    sh`else`,
+    sh`  same ${`deploy root ${p.root}`}`,
+    sh`fi`,
+    sh`runuser -u ${user} -- bash -c ${deployUserScript(spec).text} </dev/null`,
+    spec.helper ? helperScript(spec.helper) : undefined,
+    runtimeProbe(spec.runtime),
+  );
+}
+
+/** Runs a root script as `user`: directly as root, otherwise through passwordless sudo (stdin passes through). */
+export function asAdmin(command: Shell, user: string): Shell {
+  if (user === 'root') return command;
+  return script(
+    sh`if ! sudo -n true 2>/dev/null; then`,
+    sh`  printf '@@refused %s\\n' ${`${user} cannot sudo without a password: set setup.user to root, or give ${user} a NOPASSWD sudo rule`}`,
+    sh`  exit 1`,
+    sh`fi`,
+    sh`exec sudo -n bash -c ${command.text}`,
+  );
+}
+
+/** The helper's config, /etc/slipway/<application>.conf (server/slipway-services reads it). */
+export function helperConfig(input: {
+  deployUser: string;
+  deployTo: string;
+  program?: string;
+  runAs: string;
+  nginx: boolean;
+  supervisor: boolean;
+  helper: {
+    site: string;
+    enabled: string;
+    nginxTest: string;
+    nginxReload: string;
+    programFile: string;
+    supervisorctl: string;
+    allowedPaths: string[];
+    stateDir: string;
+  };
+}): string {
+  const h = input.helper;
+  const lines = [
+    '# Written by slipway setup: what the install helper may act on, and nothing else.',
+    `deploy_user=${input.deployUser}`,
+    `deploy_to=${input.deployTo}`,
+    ...(input.supervisor
+      ? [
+          `program=${input.program}`,
+          `run_as=${input.runAs}`,
+          `program_file=${h.programFile}`,
+          `supervisorctl=${h.supervisorctl}`,
+        ]
+      : []),
+    ...(input.nginx
+      ? [`site=${h.site}`, `enabled=${h.enabled}`, `nginx_test=${h.nginxTest}`, `nginx_reload=${h.nginxReload}`]
+      : []),
+    `allowed_paths=${h.allowedPaths.join(' ')}`,
+    `state_dir=${h.stateDir}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The deploy user's one sudo rule: the helper, for this application, with exactly the arguments a deploy
+ * (and `status` / `check`) passes it; `install` takes a release id, which the helper checks.
+ */
+export function helperSudoers(user: string, helper: string, application: string, subcommands: string[]): string {
+  const commands = subcommands.map((c) => `${helper} ${application} ${c}${c === 'install' ? ' *' : ''}`);
+  return (
+    `# Written by slipway setup: ${user} may run the install helper for ${application}, and nothing else, as root.\n` +
+    `${user} ALL=(root) NOPASSWD: ${commands.join(', ')}\n`
+  );
+}
+
+export interface SetupOutcome {
+  changed: string[];
+  unchanged: string[];
+  missing: Array<{ what: string; fix: string }>;
+  refused?: string;
+}
+
+export function parseSetupOutput(output: string): SetupOutcome {
+  const outcome: SetupOutcome = { changed: [], unchanged: [], missing: [] };
+  for (const line of output.split('\n')) {
+    const match = /^@@(changed|ok|missing|refused) (.*)$/.exec(line);
+    if (!match) continue;
+    const [, kind, text] = match;
+    if (kind === 'changed') outcome.changed.push(text);
+    else if (kind === 'ok') outcome.unchanged.push(text);
+    else if (kind === 'refused') outcome.refused = text;
+    else {
+      const [what, fix] = text.split('\t');
+      outcome.missing.push({ what, fix: fix ?? '' });
+    }
+  }
+  return outcome;
+}

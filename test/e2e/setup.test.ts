@@ -1,0 +1,206 @@
+// `setup` on a fresh host, then `check`: the sshd test host gets its own copy of /etc, an empty /home and an
+// empty /usr/local/sbin (bind-mounted in its mount namespace only), so setup really creates the deploy user
+// `deploy` there, authorizes its own key (sshd reads ~/.ssh/authorized_keys), and installs the helper, its
+// config and its sudo rule as root, while the machine's own /etc stays untouched. nginx and supervisord run
+// as root inside that host's namespace (they see its users and its /srv), with their include dirs removed
+// for setup to make. After setup, `check` is all ✓ and a real deploy serves the app through the helper;
+// setup again changes nothing; then one thing at a time is broken and `check` names it with its fix.
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeProject, type Project, releaseIdOf, ROOT } from '../helpers/project.js';
+import { type ServiceStack, startServiceStack } from '../helpers/services.js';
+import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
+
+const HELPER = '/usr/local/sbin/slipway-services';
+
+describe('setup on a fresh host as root, then check and a deploy', () => {
+  let scratch: string;
+  let etc: string;
+  let sbin: string;
+  let fleet: SshFleet;
+  let stack: ServiceStack;
+  let project: Project;
+  let deployKey: string;
+
+  /** The host's own view of a user: its /etc/passwd copy. */
+  const passwdEntry = (user: string) =>
+    readFileSync(path.join(etc, 'passwd'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${user}:`));
+  const srv = () => fleet.hosts[0].srvDir;
+
+  beforeAll(async () => {
+    scratch = mkdtempSync(path.join(tmpdir(), 'slipway-setup-'));
+    etc = path.join(scratch, 'etc');
+    execFileSync('cp', ['-a', '/etc', etc]);
+    // Another test's helper config may be on the machine meanwhile: this host has none.
+    rmSync(path.join(etc, 'slipway'), { recursive: true, force: true });
+    sbin = path.join(scratch, 'sbin');
+    const home = path.join(scratch, 'home');
+    for (const d of [sbin, home]) mkdirSync(d, { mode: 0o755 });
+    fleet = await startSshHosts(1, {
+      privateDirs: { '/etc': etc, '/home': home, '/usr/local/sbin': sbin },
+      userAuthorizedKeys: true,
+    });
+    stack = await startServiceStack({ mountNamespaceOf: fleet.hosts[0].pid });
+    // setup makes the include dirs (nginx's `include sites-enabled/*.conf` matches nothing meanwhile).
+    for (const d of [stack.sitesAvailable, stack.sitesEnabled, stack.supervisorConfD]) rmSync(d, { recursive: true });
+    // The deploy user's own key: it can log in only once setup authorized it (root logs in with the fleet's).
+    deployKey = path.join(scratch, 'deploy_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'deployer@laptop', '-f', deployKey]);
+    const h = fleet.hosts[0];
+    const health = stack.deployConfig().healthcheck;
+    project = makeProject({
+      format: 'json',
+      config: {
+        knownHosts: fleet.knownHosts,
+        port: stack.appPort,
+        runAs: 'deploy',
+        vars: { listen: `127.0.0.1:${stack.nginxPort}`, logDir: '/srv/log/hello' },
+        shared: { dirs: ['logs'], files: ['config/local.json'] },
+        services: { helper: HELPER },
+        healthcheck: health,
+        setup: {
+          user: 'root',
+          privateKey: fleet.clientKey,
+          authorizedKeys: [`${deployKey}.pub`],
+          helper: {
+            site: path.join(stack.sitesAvailable, 'hello.conf'),
+            enabled: path.join(stack.sitesEnabled, 'hello.conf'),
+            programFile: path.join(stack.supervisorConfD, 'hello.conf'),
+            supervisorctl: stack.supervisorctl,
+            nginxTest: stack.nginxTest,
+            nginxReload: stack.nginxReload,
+            stateDir: '/srv/state/hello',
+          },
+        },
+      },
+      hosts: [
+        { name: 'web1', host: h.address, port: h.port, user: 'deploy', privateKey: deployKey, deployTo: '/srv/hello' },
+      ],
+    });
+    writeFileSync(path.join(project.dir, '.env.local.example'), 'API_TOKEN=\n');
+    writeFileSync(path.join(project.dir, '.env.local'), 'API_TOKEN=token-for-the-setup-test\n');
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    await fleet?.stop();
+    project?.cleanup();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('setup creates the user, its key, the deploy root, shared items, helper, config, sudo rule, include dirs', async () => {
+    expect(passwdEntry('deploy')).toBeUndefined();
+    const result = await project.run(['setup']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    for (const change of [
+      'user deploy created',
+      /authorized key ssh-ed25519 …\S+ deployer@laptop added/,
+      'deploy root /srv/hello created',
+      'deploy root mark /srv/hello/.slipway-root written',
+      'shared dir /srv/hello/shared/logs created',
+      'shared dir /srv/hello/shared/config created',
+      'shared file /srv/hello/shared/config/local.json created empty (0600)',
+      `helper ${HELPER} installed`,
+      'helper config /etc/slipway/hello.conf installed',
+      'sudo rule /etc/sudoers.d/slipway-hello installed',
+      `folder ${stack.sitesAvailable} created`,
+      `folder ${stack.supervisorConfD} created`,
+      'folder /srv/log/hello created',
+    ])
+      expect(result.stdout).toMatch(typeof change === 'string' ? `changed: ${change}` : change);
+    expect(result.stdout).toMatch(/✓ web1 +setup .* \d+ changes \(\d+ checked\)/);
+    // On the host: the user (in its /etc only), the helper as shipped, root's 0440 sudo rule for exactly the helper.
+    const uid = Number(passwdEntry('deploy')!.split(':')[2]);
+    expect(statSync(path.join(srv(), 'hello')).uid).toBe(uid);
+    expect(readFileSync(path.join(sbin, 'slipway-services'))).toEqual(
+      readFileSync(path.join(ROOT, 'server/slipway-services')),
+    );
+    expect(statSync(path.join(sbin, 'slipway-services')).mode & 0o7777).toBe(0o755);
+    const rule = path.join(etc, 'sudoers.d/slipway-hello');
+    expect(statSync(rule).mode & 0o7777).toBe(0o440);
+    expect(readFileSync(rule, 'utf8')).toContain(
+      `deploy ALL=(root) NOPASSWD: ${HELPER} hello install *, ${HELPER} hello restore, `,
+    );
+    expect(statSync(path.join(srv(), 'hello/shared/config/local.json')).mode & 0o777).toBe(0o600);
+  }, 60_000);
+
+  it('setup again changes nothing, and says so', async () => {
+    const result = await project.run(['setup']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    expect(result.stdout).not.toContain('changed:');
+    expect(result.stdout).toMatch(/✓ web1 +setup .* nothing changed \(\d+ checked, all as they should be\)/);
+  }, 60_000);
+
+  it('check after setup: every verdict ✓ (nothing deployed yet)', async () => {
+    const result = await project.run(['check']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    for (const name of ['ssh', 'deploy root', 'lock', 'runtime', 'sudo rule', 'nginx -t', 'supervisorctl status'])
+      expect(result.stdout).toMatch(new RegExp(`^✓ web1 +${name.replace(/[()]/g, '\\$&')} `, 'm'));
+    expect(result.stdout).toMatch(
+      /^✓ web1 +health check URL +http:\/\/127\.0\.0\.1:\d+\/health: fetched on each host, the app/m,
+    );
+    expect(result.stdout).toMatch(/^✓ web1 +\.env file +\.env\.local: 1 key;/m);
+    expect(result.stdout).not.toMatch(/^✗/m);
+  }, 60_000);
+
+  it('a deploy as the deploy user, through the helper setup installed, serves the app', async () => {
+    const result = await project.run(['deploy']);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    const id = releaseIdOf(result.stdout);
+    expect(await stack.answer(id)).toContain(`hello from release ${id}`);
+  }, 180_000);
+
+  describe('check names each broken thing with its fix (exit 1)', () => {
+    it('the sudo rule removed', async () => {
+      const rule = path.join(etc, 'sudoers.d/slipway-hello');
+      const text = readFileSync(rule, 'utf8');
+      rmSync(rule);
+      try {
+        const result = await project.run(['check']);
+        expect(result.code).toBe(1);
+        expect(result.stdout).toMatch(
+          new RegExp(
+            `^✗ web1 +sudo rule \\(sudo -n ${HELPER}\\) +refuse 8 of 8 commands .*\n +fix: run \`setup\``,
+            'm',
+          ),
+        );
+        expect(result.stdout).toMatch(/^✓ web1 +deploy root /m);
+      } finally {
+        writeFileSync(rule, text, { mode: 0o440 });
+      }
+    }, 60_000);
+
+    it("the environment's .env file deleted", async () => {
+      const file = path.join(project.dir, '.env.local');
+      const text = readFileSync(file, 'utf8');
+      rmSync(file);
+      try {
+        const result = await project.run(['check']);
+        expect(result.code).toBe(1);
+        expect(result.stdout).toMatch(
+          /^✗ web1 +\.env file +\.env\.local not found \(\.env\.local\.example lists API_TOKEN\)\n +fix: cp \.env\.local\.example \.env\.local/m,
+        );
+        expect(result.stdout).toMatch(/^✓ web1 +sudo rule /m);
+      } finally {
+        writeFileSync(file, text);
+      }
+    }, 60_000);
+
+    it('supervisord stopped', async () => {
+      await stack.stopSupervisord();
+      const result = await project.run(['check']);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toMatch(
+        /^✗ web1 +supervisorctl status +.*\n +fix: fix what the helper names above: .*start supervisord/m,
+      );
+      expect(result.stdout).toMatch(/^✓ web1 +\.env file /m);
+      // The one ✗ verdict, beside the step's own ✗ line.
+      expect(result.stdout.match(/^✗ web1 +(?!check \(failed\))/gm)).toHaveLength(1);
+    }, 60_000);
+  });
+});
