@@ -6,13 +6,13 @@
 // for setup to make. After setup, `check` is all ✓ and a real deploy serves the app through the helper;
 // setup again changes nothing; then one thing at a time is broken and `check` names it with its fix.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf, ROOT } from '../helpers/project.js';
 import { type ServiceStack, startServiceStack } from '../helpers/services.js';
-import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
+import { DEPLOY_USER, ensureDeployUser, type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
 const HELPER = '/usr/local/sbin/slipway-services';
 
@@ -35,6 +35,8 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
   beforeAll(async () => {
     scratch = mkdtempSync(path.join(tmpdir(), 'slipway-setup-'));
     etc = path.join(scratch, 'etc');
+    // The harness's user first (startSshHosts would make it after the copy): setup.user logs in as it below.
+    ensureDeployUser('/bin/sh');
     execFileSync('cp', ['-a', '/etc', etc]);
     // Another test's helper config may be on the machine meanwhile: this host has none.
     rmSync(path.join(etc, 'slipway'), { recursive: true, force: true });
@@ -93,6 +95,14 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
+  it('check before setup: ✗ ssh, the deploy user cannot log in; the fix says to run setup', async () => {
+    const result = await project.run(['check']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(
+      /^✗ web1 +ssh +cannot connect to deploy@.*authentication.*\n +fix: deploy or its key is not set up there: run `setup`/m,
+    );
+  }, 60_000);
+
   it('setup creates the user, its key, the deploy root, shared items, helper, config, sudo rule, include dirs', async () => {
     expect(passwdEntry('deploy')).toBeUndefined();
     const result = await project.run(['setup']);
@@ -134,6 +144,60 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     expect(result.code, result.stderr + result.stdout).toBe(0);
     expect(result.stdout).not.toContain('changed:');
     expect(result.stdout).toMatch(/✓ web1 +setup .* nothing changed \(\d+ checked, all as they should be\)/);
+  }, 60_000);
+
+  it('setup as a user with passwordless sudo (setup.user) runs the same script through sudo: nothing to change', async () => {
+    writeFileSync(path.join(etc, 'sudoers.d/admin'), `${DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
+    const config = JSON.parse(readFileSync(project.configFile, 'utf8'));
+    try {
+      project.writeConfig({ setup: { ...config.setup, user: DEPLOY_USER } });
+      const result = await project.run(['setup']);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      expect(result.stdout).toMatch(/✓ web1 +setup .* nothing changed/);
+      rmSync(path.join(etc, 'sudoers.d/admin'));
+      const refused = await project.run(['setup']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`${DEPLOY_USER} cannot sudo without a password: set setup.user to root`);
+    } finally {
+      rmSync(path.join(etc, 'sudoers.d/admin'), { force: true });
+      project.writeConfig();
+    }
+  }, 60_000);
+
+  it('setup refuses a deployTo that is not a slipway deploy root, and changes nothing in it', async () => {
+    const taken = path.join(srv(), 'taken');
+    mkdirSync(taken);
+    writeFileSync(path.join(taken, 'index.html'), 'mine\n');
+    const config = JSON.parse(readFileSync(project.configFile, 'utf8'));
+    const [host] = config.environments.local.hosts;
+    try {
+      project.writeConfig({ environments: { local: { hosts: [{ ...host, deployTo: '/srv/taken' }] } } });
+      const result = await project.run(['setup']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        'web1: setup stopped: deployTo /srv/taken is not empty and has no .slipway-root mark: not a slipway deploy root',
+      );
+      expect(readdirSync(taken)).toEqual(['index.html']);
+      expect(statSync(taken).uid).toBe(0);
+    } finally {
+      project.writeConfig();
+    }
+  }, 60_000);
+
+  it('check with a host key not in known_hosts: ✗ ssh with its fingerprint; the fix says how to trust it', async () => {
+    const empty = path.join(scratch, 'empty_known_hosts');
+    writeFileSync(empty, '');
+    try {
+      project.writeConfig({ knownHosts: empty });
+      const result = await project.run(['check']);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toMatch(
+        /^✗ web1 +ssh +.*unknown host key .*SHA256:.*\n +fix: compare the fingerprint .*--trust-new-hosts/m,
+      );
+      expect(readFileSync(empty, 'utf8')).toBe('');
+    } finally {
+      project.writeConfig();
+    }
   }, 60_000);
 
   it('check after setup: every verdict ✓ (nothing deployed yet)', async () => {
@@ -200,7 +264,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
       );
       expect(result.stdout).toMatch(/^✓ web1 +\.env file /m);
       // The one ✗ verdict, beside the step's own ✗ line.
-      expect(result.stdout.match(/^✗ web1 +(?!check \(failed\))/gm)).toHaveLength(1);
+      expect(result.stdout.match(/^✗ web1 +(?!check \(failed\))\S/gm)).toHaveLength(1);
     }, 60_000);
   });
 });

@@ -103,7 +103,7 @@ function readPasswdEntry(user: string): { uid: number; gid: number; home: string
  * Creates the deploy user or fixes its shell. Test files run in parallel and all call this, so it
  * only writes /etc/passwd when something is actually wrong (concurrent usermods fail on the lock).
  */
-function ensureDeployUser(shell: string): { uid: number; gid: number } {
+export function ensureDeployUser(shell: string): { uid: number; gid: number } {
   if (!readPasswdEntry(DEPLOY_USER)) {
     const created = spawnSync(
       'useradd',
