@@ -57,7 +57,11 @@ export async function check(run: TaskRun): Promise<void> {
       const failed = checks.filter((v) => v.ok === false);
       if (failed.length)
         throw new Error(`${h.host.name}: ${failed.map((v) => v.name).join(', ')} failed (see the ✗ lines)`);
-      return `${h.host.address}, all ${checks.filter((v) => v.ok === true).length} checks pass, live ${found.state.live ?? '(none)'}`;
+      const owner = found.lock?.owner;
+      const lock = owner
+        ? `locked by ${owner.user}@${owner.machine} (${owner.task} since ${owner.startedAt})`
+        : 'unlocked';
+      return `${h.host.address}, writable, ${lock}, live ${found.state.live ?? '(none)'}`;
     });
   } catch (error) {
     if (!(error instanceof HostsUnreachable)) throw error;
@@ -70,7 +74,7 @@ export async function check(run: TaskRun): Promise<void> {
         { name: 'ssh', ok: false, detail: match[2], fix: sshFix(match[2], host.config.user) },
       ]);
     }
-    throw new SlipwayError(`check: cannot connect to ${[...verdicts.keys()].join(', ')} (see the ✗ lines)`);
+    throw new SlipwayError(`check: cannot connect (see the ✗ lines):\n${error.message}`);
   } finally {
     for (const [host, found] of verdicts) for (const v of found) run.log.verdict(host, v.name, v.ok, v.detail, v.fix);
   }

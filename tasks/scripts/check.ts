@@ -71,7 +71,7 @@ export function parseCheck(output: string): CheckedHost {
   };
 }
 
-function rootVerdict(root: string, found: CheckedHost, writable: Verdict): Verdict {
+function rootVerdict(root: string, found: CheckedHost, writable: Verdict, setup: boolean): Verdict {
   if (found.root === 'foreign')
     return {
       name: 'deploy root',
@@ -79,14 +79,16 @@ function rootVerdict(root: string, found: CheckedHost, writable: Verdict): Verdi
       detail: `${root} is not empty and has no ${ROOT_MARK} mark: slipway changes nothing in it`,
       fix: `point deployTo at a new or empty folder (if an older slipway deployed there: touch ${root}/${ROOT_MARK})`,
     };
-  if (!writable.ok) return { ...writable, fix: `${SETUP}; or as root: ${writable.fix?.replace(/^as root: /, '')}` };
+  if (!writable.ok && setup)
+    return { ...writable, fix: `${SETUP}; or as root: ${writable.fix?.replace(/^as root: /, '')}` };
+  if (!writable.ok) return writable;
   const how = {
-    marked: 'marked',
-    missing: 'to be made by the first deploy',
-    empty: 'empty',
-    older: 'an older slipway’s',
+    marked: '',
+    missing: ', not there yet (the first deploy makes it)',
+    empty: ', empty',
+    older: ", an older slipway's (the next deploy marks it)",
   };
-  return { ...writable, detail: `${writable.detail}, ${how[found.root]}` };
+  return { ...writable, detail: `${writable.detail}${how[found.root]}` };
 }
 
 function lockVerdict(found: CheckedHost): Verdict {
@@ -230,6 +232,8 @@ export function checkVerdicts(input: {
   env: EnvFiles;
 }): Verdict[] {
   const { config, found, root } = input;
+  // What `setup` prepares: hosts without services, or with the helper.
+  const setup = !config.services || Boolean(config.services.helper);
   const [writable, ...services] = serviceVerdicts({
     services: config.services,
     application: config.application,
@@ -244,11 +248,11 @@ export function checkVerdicts(input: {
       ok: true,
       detail: input.address === 'local' ? 'the local target' : `${input.address}, host key verified (known_hosts)`,
     },
-    rootVerdict(root, found, writable),
+    rootVerdict(root, found, writable, setup),
     lockVerdict(found),
     runtimeVerdict(config.dependencies.type, found),
     ...services.map((v) =>
-      v.ok === false && v.fix && /^(as root, README's|let \S+ run them)/.test(v.fix)
+      v.ok === false && setup && v.fix?.startsWith("as root, README's")
         ? { ...v, fix: `${SETUP}; that is: ${v.fix}` }
         : v,
     ),
