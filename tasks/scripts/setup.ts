@@ -54,7 +54,7 @@ export function keyLabel(key: string): string {
 }
 
 /** Shell functions every part uses: reporting, and a folder or file made to be exactly so. */
-const FUNCTIONS = [
+export const FUNCTIONS = [
   raw(`changed() { printf '@@changed %s\\n' "$*"; }`),
   raw(`same() { printf '@@ok %s\\n' "$*"; }`),
   raw(`missing() { printf '@@missing %s\\t%s\\n' "$1" "$2"; }`),

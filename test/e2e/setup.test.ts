@@ -139,8 +139,10 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     expect(statSync(path.join(srv(), 'hello/shared/config/local.json')).mode & 0o777).toBe(0o600);
   }, 60_000);
 
-  it('setup again changes nothing, and says so', async () => {
+  it('setup again changes nothing, and says so (one connection, one exec request)', async () => {
+    fleet.resetCounts(fleet.hosts[0]);
     const result = await project.run(['setup']);
+    expect(fleet.counts(fleet.hosts[0])).toMatchObject({ connections: 1, execRequests: 1 });
     expect(result.code, result.stderr + result.stdout).toBe(0);
     expect(result.stdout).not.toContain('changed:');
     expect(result.stdout).toMatch(/✓ web1 +setup .* nothing changed \(\d+ checked, all as they should be\)/);
@@ -200,8 +202,10 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     }
   }, 60_000);
 
-  it('check after setup: every verdict ✓ (nothing deployed yet)', async () => {
+  it('check after setup: every verdict ✓ (nothing deployed yet), from one script on the host', async () => {
+    fleet.resetCounts(fleet.hosts[0]);
     const result = await project.run(['check']);
+    expect(fleet.counts(fleet.hosts[0])).toMatchObject({ connections: 1, execRequests: 1 });
     expect(result.code, result.stderr + result.stdout).toBe(0);
     for (const name of ['ssh', 'deploy root', 'lock', 'runtime', 'sudo rule', 'nginx -t', 'supervisorctl status'])
       expect(result.stdout).toMatch(new RegExp(`^✓ web1 +${name.replace(/[()]/g, '\\$&')} `, 'm'));
