@@ -95,6 +95,29 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
+  it('setup refuses before touching any host (exit 2): services without the helper, a key file missing or private', async () => {
+    const config = JSON.parse(readFileSync(project.configFile, 'utf8'));
+    try {
+      for (const [extra, message] of [
+        [{ services: { sudo: 'sudo -n' } }, 'setup installs the root-owned helper for nginx and supervisor'],
+        [
+          { setup: { ...config.setup, authorizedKeys: ['/nonexistent.pub'] } },
+          'public key file /nonexistent.pub not found',
+        ],
+        [{ setup: { ...config.setup, authorizedKeys: [deployKey] } }, `setup: ${deployKey} is a private key`],
+      ] as const) {
+        project.writeConfig(extra);
+        const result = await project.run(['setup']);
+        expect(result.code, result.stderr).toBe(2);
+        expect(result.stderr).toContain(message);
+        expect(result.stdout).not.toContain('web1');
+      }
+    } finally {
+      project.writeConfig();
+    }
+    expect(passwdEntry('deploy')).toBeUndefined();
+  }, 60_000);
+
   it('check before setup: ✗ ssh, the deploy user cannot log in; the fix says to run setup', async () => {
     const result = await project.run(['check']);
     expect(result.code).toBe(1);

@@ -142,7 +142,7 @@ describe('setupScript', () => {
 });
 
 describe("setup's folder and file functions, run by bash (as root)", () => {
-  const run = (body: string) => bash(script(...FUNCTIONS).text + '\n' + body);
+  const run = (body: string) => bash(`${script(...FUNCTIONS).text}\n${body}`);
 
   it('ensure_dir: made, then unchanged; a wrong mode is set back; a link is refused, never followed', () => {
     const dir = freshDir();
