@@ -10,17 +10,9 @@ import { CommandFailed, mustRun } from '../hosts/host.js';
 import { ConfigError, SlipwayError, UsageError } from '../lib/errors.js';
 import { count } from '../lib/log.js';
 import { sharedItems } from '../lib/paths.js';
+import { helperConfig, helperSudoers } from '../scripts/helper-setup.js';
 import { helperSubcommands } from '../scripts/services-helper.js';
-import {
-  asAdmin,
-  helperConfig,
-  helperSudoers,
-  PUBLIC_KEY,
-  parseSetupOutput,
-  type SetupSpec,
-  setupScript,
-  USER_NAME,
-} from '../scripts/setup.js';
+import { asAdmin, PUBLIC_KEY, parseSetupOutput, type SetupSpec, setupScript, USER_NAME } from '../scripts/setup.js';
 
 const expandHome = (p: string) => (p.startsWith('~/') ? path.join(homedir(), p.slice(2)) : path.resolve(p));
 

@@ -3,15 +3,16 @@
 // all in one round trip; plus what the config alone says (the health check URL's shape, the .env file).
 // Every verdict that fails says how to fix it.
 import type { ResolvedConfig, Services } from '../config/types.js';
-import { count } from '../lib/log.js';
 import { layout, ROOT_MARK } from '../lib/paths.js';
 import { script, sh, type Shell } from '../lib/sh.js';
 import { STALE_SECONDS, readOwnerScript } from '../lock/remote-lock.js';
 import { parseOwner } from '../lock/owner.js';
 import type { HostState } from '../release/state.js';
+import { type EnvFiles, envVerdict, healthcheckVerdict } from './config-checks.js';
 import { inspectScript, parseInspection } from './inspect.js';
 import { serviceCheckScript, serviceVerdicts, type Verdict } from './service-checks.js';
 
+export type { EnvFiles } from './config-checks.js';
 export type { Verdict } from './service-checks.js';
 
 const SETUP = 'run `setup` (as root: setup.user), or by hand as README\'s "Preparing a server" says';
@@ -95,7 +96,8 @@ function lockVerdict(found: CheckedHost): Verdict {
   const lock = found.lock;
   if (!lock) return { name: 'lock', ok: true, detail: 'unlocked' };
   const who = lock.owner
-    ? `${lock.owner.user}@${lock.owner.machine} (${lock.owner.task}, pid ${lock.owner.pid}, since ${lock.owner.startedAt})`
+    ? `${lock.owner.user}@${lock.owner.machine} ` +
+      `(${lock.owner.task}, pid ${lock.owner.pid}, since ${lock.owner.startedAt})`
     : 'an owner it cannot read';
   if (lock.ageSeconds > STALE_SECONDS)
     return {
@@ -107,7 +109,9 @@ function lockVerdict(found: CheckedHost): Verdict {
     name: 'lock',
     ok: false,
     detail: `held by ${who}: a deploy now would stop at once`,
-    fix: `wait for that run to end; if it died, \`unlock\` removes the lock (or a deploy takes it over after ${STALE_SECONDS}s without heartbeat)`,
+    fix:
+      'wait for that run to end; if it died, `unlock` removes the lock ' +
+      `(or a deploy takes it over after ${STALE_SECONDS}s without heartbeat)`,
   };
 }
 
@@ -120,7 +124,7 @@ function runtimeVerdict(type: ResolvedConfig['dependencies']['type'], found: Che
     return {
       name,
       ok: false,
-      detail: `dependencies: node, but ${[node ? '' : 'node', found.npm ? '' : 'npm'].filter(Boolean).join(' and ')} not found`,
+      detail: `dependencies: node, but ${node ? 'npm' : found.npm ? 'node' : 'node and npm'} not found`,
       fix: "install them on the host (apt-get install nodejs npm), on the deploy user's PATH over SSH",
     };
   }
@@ -129,86 +133,9 @@ function runtimeVerdict(type: ResolvedConfig['dependencies']['type'], found: Che
   return {
     name,
     ok: false,
-    detail: `dependencies: python, but ${/^Python 3/.test(python) ? 'its venv module (with ensurepip)' : 'python3'} not found`,
+    detail: `dependencies: python, but ${/^Python 3/.test(python) ? 'its venv (with ensurepip)' : 'python3'} not found`,
     fix: 'install them on the host (apt-get install python3 python3-venv)',
   };
-}
-
-/** Where the health check fetches from: the URL as curl runs it on each host. */
-export function healthcheckVerdict(config: Pick<ResolvedConfig, 'healthcheck' | 'port' | 'vars'>): Verdict {
-  const name = 'health check URL';
-  const check = config.healthcheck;
-  if (!check)
-    return {
-      name,
-      ok: 'skipped',
-      detail: `none: a deploy goes live unchecked (healthcheck.url, e.g. http://127.0.0.1:${config.port}/health)`,
-    };
-  const url = new URL(check.url);
-  const bad = (detail: string, fix: string): Verdict => ({ name, ok: false, detail: `${check.url}: ${detail}`, fix });
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    return bad(`${url.protocol} is not fetched`, 'use an http:// or https:// URL');
-  if (url.username || url.password)
-    return bad(
-      'credentials in the URL reach curl’s command line on the host (ps shows them)',
-      'check a path that needs no credentials, e.g. /health',
-    );
-  const loopback = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(url.hostname);
-  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-  const listen = String(config.vars.listen ?? '80')
-    .split(':')
-    .at(-1);
-  const ports = new Map([
-    [config.port, 'the app (port)'],
-    [Number(listen), 'nginx (vars.listen)'],
-  ]);
-  if (loopback && !ports.has(port))
-    return bad(
-      `port ${port}: neither the app's port ${config.port} nor nginx's ${listen}`,
-      `point it at the app, http://127.0.0.1:${config.port}${url.pathname}, or through nginx`,
-    );
-  const what = loopback ? `on each host, ${ports.get(port)}` : `from each host, to ${url.host}`;
-  const body = check.expectBody?.includes('{{releaseId}}') ? ', the body must name the new release' : '';
-  return { name, ok: true, detail: `${check.url}: fetched ${what}, expects ${check.expectStatus}${body}` };
-}
-
-export interface EnvFiles {
-  /** `.env.<environment>` in the project root, and its keys (present: the deploy installs it as shared/.env). */
-  file: string;
-  keys: string[] | null;
-  /** `.env.<environment>.example`, when the project has one: the keys the app expects. */
-  example?: { file: string; keys: string[] };
-}
-
-export function envVerdict(env: EnvFiles, dotenv: CheckedHost['dotenv']): Verdict {
-  const name = '.env file';
-  const install = 'each deploy installs it on the hosts as shared/.env (0600)';
-  if (env.keys) {
-    const missingKeys = env.example?.keys.filter((k) => !env.keys!.includes(k)) ?? [];
-    if (missingKeys.length)
-      return {
-        name,
-        ok: false,
-        detail: `${env.file} lacks ${missingKeys.join(', ')} (listed in ${env.example!.file})`,
-        fix: `add ${missingKeys.length === 1 ? 'it' : 'them'} to ${env.file}`,
-      };
-    return { name, ok: true, detail: `${env.file}: ${count(env.keys.length, 'key')}; ${install}` };
-  }
-  if (env.example)
-    return {
-      name,
-      ok: false,
-      detail: `${env.file} not found (${env.example.file} lists ${env.example.keys.join(', ')})`,
-      fix: `cp ${env.example.file} ${env.file} and fill in the values; ${install}`,
-    };
-  if (dotenv !== 'none')
-    return {
-      name,
-      ok: false,
-      detail: `${env.file} not found, but the live release reads .env: the next deploy would ship none`,
-      fix: `put the environment's values back in ${env.file}; ${install}`,
-    };
-  return { name, ok: 'skipped', detail: `no ${env.file} (none expected: no ${env.file}.example)` };
 }
 
 /** The live release's .env link leads nowhere: shared/.env is gone from the host. */
@@ -267,8 +194,11 @@ export function sshFix(message: string, user: string | undefined): string {
   if (/HOST KEY CHANGED|@revoked/.test(message))
     return 'if the host was really reinstalled, remove its old key as the message says; otherwise do not connect';
   if (/unknown host key/.test(message))
-    return "compare the fingerprint with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run with --trust-new-hosts";
+    return (
+      "compare the fingerprint with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), " +
+      'then run with --trust-new-hosts'
+    );
   if (/authentication methods failed|permission denied/i.test(message))
-    return `${user ?? 'the deploy user'} or its key is not set up there: ${SETUP} (it authorizes the key); or check privateKey`;
+    return `${user ?? 'the deploy user'} or its key is not set up there: ${SETUP}; or check privateKey`;
   return 'is sshd running, and are host and port right? (ssh -p PORT user@host)';
 }

@@ -6,7 +6,7 @@ import type { Services } from '../config/types.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
 import { privilegedCommands, statusCommands } from './services.js';
 import { helperSubcommands } from './services-helper.js';
-import { helperSudoers } from './setup.js';
+import { helperSudoers } from './helper-setup.js';
 
 export interface Verdict {
   name: string;

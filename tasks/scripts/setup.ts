@@ -5,27 +5,10 @@
 // user's own folders (its home, the deploy root) the work runs as that user: root never follows a link
 // the deploy user could have planted there.
 import path from 'node:path';
-import { layout } from '../lib/paths.js';
+import { layout, ROOT_MARK } from '../lib/paths.js';
 import { ROOT_MARK_TEXT } from '../lock/remote-lock.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
-
-export interface HelperSetup {
-  /** Where the helper is installed (services.helper). */
-  path: string;
-  /** The helper's text arrives on stdin: its size and sha256. */
-  bytes: number;
-  sha256: string;
-  /** /etc/slipway/<application>.conf and its text (helperConfig). */
-  configFile: string;
-  config: string;
-  /** /etc/sudoers.d/slipway-<application> and its text (helperSudoers). */
-  sudoersFile: string;
-  sudoers: string;
-  /** Root-owned folders: the nginx and supervisor include dirs, the program's log dir. */
-  dirs: string[];
-  /** Programs the helper's config names (nginx, supervisorctl): each must be installed. */
-  programs: string[];
-}
+import { type HelperSetup, helperScript, receiveHelper } from './helper-setup.js';
 
 export interface SetupSpec {
   user: string;
@@ -184,47 +167,6 @@ function runtimeProbe(runtime: SetupSpec['runtime']): Shell {
   return sh`true`;
 }
 
-/** Reads the helper's text from stdin into a temp folder, before anything else could read stdin. */
-function receiveHelper(helper: HelperSetup): Shell {
-  return script(
-    sh`tmp=$(mktemp -d)`,
-    sh`trap 'rm -rf "$tmp"' EXIT`,
-    sh`head -c ${helper.bytes} > "$tmp/helper"`,
-    sh`if ! echo ${`${helper.sha256}  `}"$tmp/helper" | sha256sum -c --status -; then`,
-    sh`  refuse 'the helper arrived incomplete (sha256 differs)'`,
-    sh`fi`,
-  );
-}
-
-function helperScript(helper: HelperSetup): Shell {
-  const programs = helper.programs.map((program) =>
-    script(
-      sh`if ! command -v ${program} >/dev/null; then`,
-      sh`  missing ${program} ${`install it (apt-get install ${path.posix.basename(program) === 'supervisorctl' ? 'supervisor' : path.posix.basename(program)}), or set setup.helper's path to it`}`,
-      sh`fi`,
-    ),
-  );
-  return script(
-    sh`make_dir ${path.posix.dirname(helper.path)}`,
-    sh`put_file "$tmp/helper" ${helper.path} 755 helper`,
-    sh`ensure_dir ${path.posix.dirname(helper.configFile)} root root 755 folder`,
-    sh`printf '%s' ${helper.config} > "$tmp/config"`,
-    sh`put_file "$tmp/config" ${helper.configFile} 644 'helper config'`,
-    ...helper.dirs.map((d) => sh`make_dir ${d}`),
-    ...programs,
-    sh`if ! command -v sudo >/dev/null || ! command -v visudo >/dev/null; then`,
-    sh`  missing sudo 'apt-get install sudo (then run setup again: it writes the sudo rule)'`,
-    sh`else`,
-    sh`  make_dir ${path.posix.dirname(helper.sudoersFile)}`,
-    sh`  printf '%s' ${helper.sudoers} > "$tmp/sudoers"`,
-    sh`  if ! out=$(visudo -c -q -f "$tmp/sudoers" 2>&1); then`,
-    sh`    refuse "visudo rejects the sudo rule: $out"`,
-    sh`  fi`,
-    sh`  put_file "$tmp/sudoers" ${helper.sudoersFile} 440 'sudo rule'`,
-    sh`fi`,
-  );
-}
-
 /**
  * The whole setup of one host, as root. Prints `@@changed …` / `@@ok …` per item, `@@missing <what>\t<fix>`
  * for what it cannot install itself, and `@@refused …` (exit 1) where it will not go on.
@@ -232,6 +174,9 @@ function helperScript(helper: HelperSetup): Shell {
 export function setupScript(spec: SetupSpec): Shell {
   const p = layout(spec.deployTo);
   const user = spec.user;
+  const notDeployRoot =
+    `deployTo ${p.root} is not empty and has no ${ROOT_MARK} mark: not a slipway deploy root; ` +
+    'point deployTo at a new or empty folder';
   return script(
     sh`set -eu`,
     sh`umask 022`,
@@ -250,14 +195,14 @@ export function setupScript(spec: SetupSpec): Shell {
     spec.runAs
       ? script(
           sh`if ! id -u -- ${spec.runAs} >/dev/null 2>&1; then`,
-          sh`  missing ${`user ${spec.runAs} (runAs)`} ${`useradd --system ${spec.runAs}, or set runAs to an existing user`}`,
+          sh`  missing ${`user ${spec.runAs} (runAs)`} ${`useradd --system ${spec.runAs}, or another runAs`}`,
           sh`fi`,
         )
       : undefined,
     // The deploy root: slipway's own (marked), or a folder it may claim (missing, empty, an older slipway's).
     sh`if [ ! -e ${p.rootMark} ] && [ -e ${p.root} ] && [ -n "$(ls -A -- ${p.root} 2>/dev/null)" ] &&`,
     sh`  ! { [ -d ${p.releases} ] && [ -f ${p.revisions} ]; }; then`,
-    sh`  refuse ${`deployTo ${p.root} is not empty and has no ${path.posix.basename(p.rootMark)} mark: not a slipway deploy root; point deployTo at a new or empty folder`}`,
+    sh`  refuse ${notDeployRoot}`,
     sh`fi`,
     sh`if [ -L ${p.root} ] || { [ -e ${p.root} ] && [ ! -d ${p.root} ]; }; then`,
     sh`  refuse ${`deployTo ${p.root} is not a folder`}`,
@@ -279,65 +224,13 @@ export function setupScript(spec: SetupSpec): Shell {
 /** Runs a root script as `user`: directly as root, otherwise through passwordless sudo (stdin passes through). */
 export function asAdmin(command: Shell, user: string): Shell {
   if (user === 'root') return command;
+  const refused = `${user} cannot sudo without a password: set setup.user to root, or give ${user} NOPASSWD sudo`;
   return script(
     sh`if ! sudo -n true 2>/dev/null; then`,
-    sh`  printf '@@refused %s\\n' ${`${user} cannot sudo without a password: set setup.user to root, or give ${user} a NOPASSWD sudo rule`}`,
+    sh`  printf '@@refused %s\\n' ${refused}`,
     sh`  exit 1`,
     sh`fi`,
     sh`exec sudo -n bash -c ${command.text}`,
-  );
-}
-
-/** The helper's config, /etc/slipway/<application>.conf (server/slipway-services reads it). */
-export function helperConfig(input: {
-  deployUser: string;
-  deployTo: string;
-  program?: string;
-  runAs: string;
-  nginx: boolean;
-  supervisor: boolean;
-  helper: {
-    site: string;
-    enabled: string;
-    nginxTest: string;
-    nginxReload: string;
-    programFile: string;
-    supervisorctl: string;
-    allowedPaths: string[];
-    stateDir: string;
-  };
-}): string {
-  const h = input.helper;
-  const lines = [
-    '# Written by slipway setup: what the install helper may act on, and nothing else.',
-    `deploy_user=${input.deployUser}`,
-    `deploy_to=${input.deployTo}`,
-    ...(input.supervisor
-      ? [
-          `program=${input.program}`,
-          `run_as=${input.runAs}`,
-          `program_file=${h.programFile}`,
-          `supervisorctl=${h.supervisorctl}`,
-        ]
-      : []),
-    ...(input.nginx
-      ? [`site=${h.site}`, `enabled=${h.enabled}`, `nginx_test=${h.nginxTest}`, `nginx_reload=${h.nginxReload}`]
-      : []),
-    `allowed_paths=${h.allowedPaths.join(' ')}`,
-    `state_dir=${h.stateDir}`,
-  ];
-  return `${lines.join('\n')}\n`;
-}
-
-/**
- * The deploy user's one sudo rule: the helper, for this application, with exactly the arguments a deploy
- * (and `status` / `check`) passes it; `install` takes a release id, which the helper checks.
- */
-export function helperSudoers(user: string, helper: string, application: string, subcommands: string[]): string {
-  const commands = subcommands.map((c) => `${helper} ${application} ${c}${c === 'install' ? ' *' : ''}`);
-  return (
-    `# Written by slipway setup: ${user} may run the install helper for ${application}, and nothing else, as root.\n` +
-    `${user} ALL=(root) NOPASSWD: ${commands.join(', ')}\n`
   );
 }
 

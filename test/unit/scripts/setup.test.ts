@@ -1,5 +1,4 @@
-// setup's builders (tasks/scripts/setup.ts): the helper's config and sudo rule as written, the script's
-// quoting, its output parsed, and its folder/file functions run for real by bash (as root, in a temp dir).
+// setup's builders (tasks/scripts/setup.ts): the script's quoting, its output parsed, and its folder/file functions run for real by bash (as root, in a temp dir).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,77 +8,16 @@ import {
   asAdmin,
   deployUserScript,
   FUNCTIONS,
-  helperConfig,
-  helperSudoers,
   keyLabel,
   PUBLIC_KEY,
   parseSetupOutput,
   type SetupSpec,
   setupScript,
 } from '../../../tasks/scripts/setup.js';
-import { helperSubcommands } from '../../../tasks/scripts/services-helper.js';
-import { bash, SERVICES, scratchDir } from '../../helpers/unit.js';
+import { bash, scratchDir } from '../../helpers/unit.js';
 
 const { freshDir } = scratchDir('setup');
-const HELPER = '/usr/local/sbin/slipway-services';
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdC1hLXJlYWwta2V5LWJ1dC1yaWdodC1zaGFwZQ me@laptop';
-const HELPER_DEFAULTS = {
-  site: '/etc/nginx/sites-available/hello.conf',
-  enabled: '/etc/nginx/sites-enabled/hello.conf',
-  nginxTest: '/usr/sbin/nginx -t -q',
-  nginxReload: '/usr/sbin/nginx -s reload',
-  programFile: '/etc/supervisor/conf.d/hello.conf',
-  supervisorctl: '/usr/bin/supervisorctl',
-  allowedPaths: ['/var/log/slipway/hello', '/var/log/nginx'],
-  stateDir: '/var/lib/slipway/hello',
-};
-
-describe("the helper's config and sudo rule", () => {
-  it("helperConfig: README's /etc/slipway/<app>.conf, the program's lines only with supervisor", () => {
-    const input = { deployUser: 'deploy', deployTo: '/srv/hello', program: 'hello', runAs: 'deploy' };
-    expect(helperConfig({ ...input, nginx: true, supervisor: true, helper: HELPER_DEFAULTS })).toBe(
-      [
-        '# Written by slipway setup: what the install helper may act on, and nothing else.',
-        'deploy_user=deploy',
-        'deploy_to=/srv/hello',
-        'program=hello',
-        'run_as=deploy',
-        'program_file=/etc/supervisor/conf.d/hello.conf',
-        'supervisorctl=/usr/bin/supervisorctl',
-        'site=/etc/nginx/sites-available/hello.conf',
-        'enabled=/etc/nginx/sites-enabled/hello.conf',
-        'nginx_test=/usr/sbin/nginx -t -q',
-        'nginx_reload=/usr/sbin/nginx -s reload',
-        'allowed_paths=/var/log/slipway/hello /var/log/nginx',
-        'state_dir=/var/lib/slipway/hello',
-        '',
-      ].join('\n'),
-    );
-    const nginxOnly = helperConfig({ ...input, nginx: true, supervisor: false, helper: HELPER_DEFAULTS });
-    expect(nginxOnly).not.toMatch(/^(program|run_as|program_file|supervisorctl)=/m);
-  });
-
-  it('helperSudoers: exactly the calls a deploy, status and check make, which visudo accepts', () => {
-    const services = { ...SERVICES, helper: { command: HELPER, application: 'hello' } };
-    const text = helperSudoers('deploy', HELPER, 'hello', helperSubcommands(services, true));
-    expect(text.split('\n')[1]).toBe(
-      `deploy ALL=(root) NOPASSWD: ${HELPER} hello install *, ${HELPER} hello restore, ${HELPER} hello commit, ` +
-        `${HELPER} hello restart, ${HELPER} hello pid, ${HELPER} hello status, ${HELPER} hello tail, ` +
-        `${HELPER} hello reload, ${HELPER} hello test`,
-    );
-    const file = path.join(freshDir(), 'rule');
-    writeFileSync(file, text, { mode: 0o440 });
-    expect(spawnSync('visudo', ['-c', '-q', '-f', file]).status).toBe(0);
-    // Without nginx: no reload, no test.
-    const noNginx = helperSudoers(
-      'deploy',
-      HELPER,
-      'hello',
-      helperSubcommands({ ...services, nginx: undefined }, true),
-    );
-    expect(noNginx).not.toMatch(/reload|test/);
-  });
-});
 
 describe('keys', () => {
   it('PUBLIC_KEY takes a real .pub line, not a private key or a line with options', () => {
