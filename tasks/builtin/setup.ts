@@ -155,7 +155,8 @@ export async function setup(run: TaskRun): Promise<void> {
         const refused = error instanceof CommandFailed ? parseSetupOutput(error.result.stdout).refused : undefined;
         throw refused ? new SlipwayError(`${h.host.name}: setup stopped: ${refused}`) : error;
       });
-      const outcome = parseSetupOutput(output);
+      if (run.options.dryRun) return `would prepare it as ${run.config.setup.user}, running the script above`;
+    const outcome = parseSetupOutput(output);
       for (const change of outcome.changed) run.log.detail(h.host.name, `changed: ${change}`);
       for (const m of outcome.missing) {
         run.log.detail(h.host.name, `missing: ${m.what} (fix: ${m.fix})`);

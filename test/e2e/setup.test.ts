@@ -86,7 +86,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     });
     writeFileSync(path.join(project.dir, '.env.local.example'), 'API_TOKEN=\n');
     writeFileSync(path.join(project.dir, '.env.local'), 'API_TOKEN=token-for-the-setup-test\n');
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await stack?.stop();
@@ -116,7 +116,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
       project.writeConfig();
     }
     expect(passwdEntry('deploy')).toBeUndefined();
-  }, 60_000);
+  }, 120_000);
 
   it('check before setup: ✗ ssh, the deploy user cannot log in; the fix says to run setup', async () => {
     const result = await project.run(['check']);
@@ -124,7 +124,13 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     expect(result.stdout).toMatch(
       /^✗ web1 +ssh +cannot connect to deploy@.*authentication.*\n +fix: deploy or its key is not set up there: run `setup`/m,
     );
-  }, 60_000);
+    // --dry-run prints the script and what it would do, and changes nothing.
+    const dry = await project.run(['setup', '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain('with on stdin: the helper (');
+    expect(dry.stdout).toMatch(/· web1 +setup \(dry-run\) .* would prepare it as root, running the script above/);
+    expect(passwdEntry('deploy')).toBeUndefined();
+  }, 120_000);
 
   it('setup creates the user, its key, the deploy root, shared items, helper, config, sudo rule, include dirs', async () => {
     expect(passwdEntry('deploy')).toBeUndefined();
@@ -160,7 +166,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
       `deploy ALL=(root) NOPASSWD: ${HELPER} hello install *, ${HELPER} hello restore, `,
     );
     expect(statSync(path.join(srv(), 'hello/shared/config/local.json')).mode & 0o777).toBe(0o600);
-  }, 60_000);
+  }, 120_000);
 
   it('setup again changes nothing, and says so (one connection, one exec request)', async () => {
     fleet.resetCounts(fleet.hosts[0]);
@@ -169,7 +175,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     expect(result.code, result.stderr + result.stdout).toBe(0);
     expect(result.stdout).not.toContain('changed:');
     expect(result.stdout).toMatch(/✓ web1 +setup .* nothing changed \(\d+ checked, all as they should be\)/);
-  }, 60_000);
+  }, 120_000);
 
   it('setup as a user with passwordless sudo (setup.user) runs the same script through sudo: nothing to change', async () => {
     writeFileSync(path.join(etc, 'sudoers.d/admin'), `${DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
@@ -187,7 +193,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
       rmSync(path.join(etc, 'sudoers.d/admin'), { force: true });
       project.writeConfig();
     }
-  }, 60_000);
+  }, 120_000);
 
   it('setup refuses a deployTo that is not a slipway deploy root, and changes nothing in it', async () => {
     const taken = path.join(srv(), 'taken');
@@ -207,7 +213,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     } finally {
       project.writeConfig();
     }
-  }, 60_000);
+  }, 120_000);
 
   it('check with a host key not in known_hosts: ✗ ssh with its fingerprint; the fix says how to trust it', async () => {
     const empty = path.join(scratch, 'empty_known_hosts');
@@ -223,7 +229,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     } finally {
       project.writeConfig();
     }
-  }, 60_000);
+  }, 120_000);
 
   it('check after setup: every verdict ✓ (nothing deployed yet), from one script on the host', async () => {
     fleet.resetCounts(fleet.hosts[0]);
@@ -237,7 +243,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     );
     expect(result.stdout).toMatch(/^✓ web1 +\.env file +\.env\.local: 1 key;/m);
     expect(result.stdout).not.toMatch(/^✗/m);
-  }, 60_000);
+  }, 120_000);
 
   it('a deploy as the deploy user, through the helper setup installed, serves the app', async () => {
     const result = await project.run(['deploy']);
@@ -264,7 +270,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
       } finally {
         writeFileSync(rule, text, { mode: 0o440 });
       }
-    }, 60_000);
+    }, 120_000);
 
     it("the environment's .env file deleted", async () => {
       const file = path.join(project.dir, '.env.local');
@@ -280,7 +286,7 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
       } finally {
         writeFileSync(file, text);
       }
-    }, 60_000);
+    }, 120_000);
 
     it('supervisord stopped', async () => {
       await stack.stopSupervisord();
@@ -292,6 +298,6 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
       expect(result.stdout).toMatch(/^✓ web1 +\.env file /m);
       // The one ✗ verdict, beside the step's own ✗ line.
       expect(result.stdout.match(/^✗ web1 +(?!check \(failed\))\S/gm)).toHaveLength(1);
-    }, 60_000);
+    }, 120_000);
   });
 });
