@@ -95,7 +95,7 @@ function specFor(h: HostConfig, config: ResolvedConfig, helperText: Buffer | und
   const services = config.services;
   const helper = services?.helper;
   const { dirs, files } = sharedItems(config.shared);
-  const h2 = config.setup.helper;
+  const paths = config.setup.helper;
   return {
     user,
     deployTo: h.deployTo,
@@ -117,18 +117,18 @@ function specFor(h: HostConfig, config: ResolvedConfig, helperText: Buffer | und
               runAs: config.runAs ?? user,
               nginx: Boolean(services.nginx),
               supervisor: Boolean(services.supervisor),
-              helper: h2,
+              helper: paths,
             }),
             sudoersFile: `/etc/sudoers.d/slipway-${helper.application}`,
             sudoers: helperSudoers(user, helper.command, helper.application, helperSubcommands(services, true)),
             dirs: [
-              ...(services.nginx ? [path.posix.dirname(h2.site), path.posix.dirname(h2.enabled)] : []),
-              ...(services.supervisor ? [path.posix.dirname(h2.programFile)] : []),
-              ...h2.allowedPaths.slice(0, 1),
+              ...(services.nginx ? [path.posix.dirname(paths.site), path.posix.dirname(paths.enabled)] : []),
+              ...(services.supervisor ? [path.posix.dirname(paths.programFile)] : []),
+              ...paths.allowedPaths.slice(0, 1),
             ],
             programs: [
-              ...(services.nginx ? [h2.nginxTest.split(' ')[0]] : []),
-              ...(services.supervisor ? [h2.supervisorctl.split(' ')[0]] : []),
+              ...(services.nginx ? [paths.nginxTest.split(' ')[0]] : []),
+              ...(services.supervisor ? [paths.supervisorctl.split(' ')[0]] : []),
             ],
           }
         : undefined,
@@ -143,33 +143,25 @@ function specFor(h: HostConfig, config: ResolvedConfig, helperText: Buffer | und
  */
 export async function setup(run: TaskRun): Promise<void> {
   const helperText = run.config.services?.helper ? helperSource() : undefined;
-  const missing: string[] = [];
-  await run
-    .each('setup', async (h) => {
-      if (h.config.local) return { skipped: 'the local target: nothing to prepare' };
-      const spec = specFor(h.config, run.config, helperText);
-      const output = await mustRun(h.host, 'setup', asAdmin(setupScript(spec), run.config.setup.user), {
-        stdin: helperText,
-        stdinNote: helperText && `the helper (${helperText.length} bytes)`,
-      }).catch((error: Error) => {
-        const refused = error instanceof CommandFailed ? parseSetupOutput(error.result.stdout).refused : undefined;
-        throw refused ? new SlipwayError(`${h.host.name}: setup stopped: ${refused}`) : error;
-      });
-      if (run.options.dryRun) return `would prepare it as ${run.config.setup.user}, running the script above`;
-    const outcome = parseSetupOutput(output);
-      for (const change of outcome.changed) run.log.detail(h.host.name, `changed: ${change}`);
-      for (const m of outcome.missing) {
-        run.log.detail(h.host.name, `missing: ${m.what} (fix: ${m.fix})`);
-        missing.push(`${h.host.name}: ${m.what} is missing: ${m.fix}`);
-      }
-      const checked = outcome.changed.length + outcome.unchanged.length;
-      if (outcome.missing.length)
-        throw new SlipwayError(`${h.host.name}: ${count(outcome.missing.length, 'thing')} missing`);
-      return outcome.changed.length
-        ? `${count(outcome.changed.length, 'change')} (${checked} checked)`
-        : `nothing changed (${checked} checked, all as they should be)`;
-    })
-    .catch((error: Error) => {
-      throw missing.length ? new SlipwayError(missing.join('\n')) : error;
+  const admin = run.config.setup.user;
+  await run.each('setup', async (h) => {
+    if (h.config.local) return { skipped: 'the local target: nothing to prepare' };
+    const spec = specFor(h.config, run.config, helperText);
+    const output = await mustRun(h.host, 'setup', asAdmin(setupScript(spec), admin), {
+      stdin: helperText,
+      stdinNote: helperText && `the helper (${helperText.length} bytes)`,
+    }).catch((error: Error) => {
+      const refused = error instanceof CommandFailed ? parseSetupOutput(error.result.stdout).refused : undefined;
+      throw refused ? new SlipwayError(`${h.host.name}: setup stopped: ${refused}`) : error;
     });
+    if (run.options.dryRun) return `would prepare it as ${admin}, running the script above`;
+    const outcome = parseSetupOutput(output);
+    for (const change of outcome.changed) run.log.detail(h.host.name, `changed: ${change}`);
+    if (outcome.missing.length)
+      throw new SlipwayError(outcome.missing.map((m) => `${h.host.name}: ${m.what} is missing: ${m.fix}`).join('\n'));
+    const checked = outcome.changed.length + outcome.unchanged.length;
+    return outcome.changed.length
+      ? `${count(outcome.changed.length, 'change')} (${checked} checked)`
+      : `nothing changed (${checked} checked, all as they should be)`;
+  });
 }

@@ -215,6 +215,23 @@ describe('setup on a fresh host as root, then check and a deploy', () => {
     }
   }, 120_000);
 
+  it('what setup cannot install (a runAs user missing) is named with its fix, exit 1, after doing the rest', async () => {
+    try {
+      project.writeConfig({ runAs: 'nosuchuser' });
+      const result = await project.run(['setup']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('web1: user nosuchuser (runAs) is missing: useradd --system nosuchuser');
+      // The rest was still done: the helper's config now names that user.
+      expect(result.stdout).toContain('changed: helper config /etc/slipway/hello.conf updated');
+    } finally {
+      project.writeConfig();
+    }
+    const back = await project.run(['setup']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toContain('changed: helper config /etc/slipway/hello.conf updated');
+    expect(readFileSync(path.join(etc, 'slipway/hello.conf'), 'utf8')).toContain('\nrun_as=deploy\n');
+  }, 120_000);
+
   it('check with a host key not in known_hosts: ✗ ssh with its fingerprint; the fix says how to trust it', async () => {
     const empty = path.join(scratch, 'empty_known_hosts');
     writeFileSync(empty, '');
