@@ -36,12 +36,17 @@ export function keyLabel(key: string): string {
   return `${type} …${blob.replace(/=+$/, '').slice(-8)}${comment.length ? ` ${comment.join(' ')}` : ''}`;
 }
 
-/** Shell functions every part uses: reporting, and a folder or file made to be exactly so. */
-export const FUNCTIONS = [
+/** How each part reports: a change, an item as it should be, what is missing (and its fix), a refusal. */
+const REPORTING = [
   raw(`changed() { printf '@@changed %s\\n' "$*"; }`),
   raw(`same() { printf '@@ok %s\\n' "$*"; }`),
   raw(`missing() { printf '@@missing %s\\t%s\\n' "$1" "$2"; }`),
   raw(`refuse() { printf '@@refused %s\\n' "$*"; exit 1; }`),
+];
+
+/** A folder or a root-owned file made to be exactly so (root's part only), reporting what it did. */
+export const FOLDERS_AND_FILES = [
+  ...REPORTING,
   // ensure_dir PATH OWNER GROUP MODE LABEL: a real folder (never a link) with that owner and mode.
   raw(`ensure_dir() {
   if [ -L "$1" ] || { [ -e "$1" ] && [ ! -d "$1" ]; }; then refuse "$5 $1 is not a folder"; fi
@@ -89,7 +94,7 @@ export function deployUserScript(spec: SetupSpec): Shell {
   return script(
     sh`set -eu`,
     sh`umask 022`,
-    ...FUNCTIONS.slice(0, 4),
+    ...REPORTING,
     sh`HOME=$(getent passwd "$(id -un)" | cut -d: -f6)`,
     sh`cd -- "$HOME"`,
     sh`if [ ! -d .ssh ]; then`,
@@ -105,7 +110,8 @@ export function deployUserScript(spec: SetupSpec): Shell {
     sh`fi`,
     ...spec.authorizedKeys.map((key) =>
       script(
-        sh`if grep -qxF -- ${key} .ssh/authorized_keys; then`,
+        // The key itself (its base64 blob), whatever comment or options its line has.
+        sh`if grep -qF -- ${key.split(' ')[1]} .ssh/authorized_keys; then`,
         sh`  same ${`authorized key ${keyLabel(key)}`}`,
         sh`else`,
         sh`  printf '%s\\n' ${key} >> .ssh/authorized_keys`,
@@ -180,7 +186,7 @@ export function setupScript(spec: SetupSpec): Shell {
   return script(
     sh`set -eu`,
     sh`umask 022`,
-    ...FUNCTIONS,
+    ...FOLDERS_AND_FILES,
     spec.helper ? receiveHelper(spec.helper) : undefined,
     sh`if id -u -- ${user} >/dev/null 2>&1; then`,
     sh`  same ${`user ${user}`}`,

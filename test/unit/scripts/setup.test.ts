@@ -7,7 +7,7 @@ import { script } from '../../../tasks/lib/sh.js';
 import {
   asAdmin,
   deployUserScript,
-  FUNCTIONS,
+  FOLDERS_AND_FILES,
   keyLabel,
   PUBLIC_KEY,
   parseSetupOutput,
@@ -80,7 +80,7 @@ describe('setupScript', () => {
 });
 
 describe("setup's folder and file functions, run by bash (as root)", () => {
-  const run = (body: string) => bash(`${script(...FUNCTIONS).text}\n${body}`);
+  const run = (body: string) => bash(`${script(...FOLDERS_AND_FILES).text}\n${body}`);
 
   it('ensure_dir: made, then unchanged; a wrong mode is set back; a link is refused, never followed', () => {
     const dir = freshDir();
