@@ -15,7 +15,8 @@ import { serviceCheckScript, serviceVerdicts, type Verdict } from './service-che
 export type { EnvFiles } from './config-checks.js';
 export type { Verdict } from './service-checks.js';
 
-const SETUP = 'run `setup` (as root: setup.user), or by hand as README\'s "Preparing a server" says';
+/** The fix for what `setup` prepares (it connects as setup.user, root by default). */
+const SETUP = 'run `setup` (it connects as setup.user)';
 
 export function checkScript(
   deployTo: string,
@@ -81,7 +82,7 @@ function rootVerdict(root: string, found: CheckedHost, writable: Verdict, setup:
       fix: `point deployTo at a new or empty folder (if an older slipway deployed there: touch ${root}/${ROOT_MARK})`,
     };
   if (!writable.ok && setup)
-    return { ...writable, fix: `${SETUP}; or as root: ${writable.fix?.replace(/^as root: /, '')}` };
+    return { ...writable, fix: `${SETUP}, or as root: ${writable.fix?.replace(/^as root: /, '')}` };
   if (!writable.ok) return writable;
   const how = {
     marked: '',
@@ -180,7 +181,7 @@ export function checkVerdicts(input: {
     runtimeVerdict(config.dependencies.type, found),
     ...services.map((v) =>
       v.ok === false && setup && v.fix?.startsWith("as root, README's")
-        ? { ...v, fix: `${SETUP}; that is: ${v.fix}` }
+        ? { ...v, fix: `${SETUP}, or by hand ${v.fix.replace(/^as root, /, '(as root): ')}` }
         : v,
     ),
     healthcheckVerdict(config),
@@ -199,6 +200,6 @@ export function sshFix(message: string, user: string | undefined): string {
       'then run with --trust-new-hosts'
     );
   if (/authentication methods failed|permission denied/i.test(message))
-    return `${user ?? 'the deploy user'} or its key is not set up there: ${SETUP}; or check privateKey`;
+    return `${user ?? 'the deploy user'} or its key is not set up there: ${SETUP}, or check privateKey`;
   return 'is sshd running, and are host and port right? (ssh -p PORT user@host)';
 }

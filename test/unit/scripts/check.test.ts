@@ -114,7 +114,7 @@ describe('verdicts', () => {
     });
     const state = { ...found().state, writable: false };
     const notWritable = byName(verdicts(found({ state })), 'deploy root');
-    expect(notWritable.fix).toMatch(/^run `setup` .*; or as root: install -d -o deploy -g deploy \/srv\/hello/);
+    expect(notWritable.fix).toMatch(/^run `setup` .*, or as root: install -d -o deploy -g deploy \/srv\/hello/);
   });
 
   it('the live release reading a shared/.env that is gone: ✗ shared/.env, deploy again', () => {
