@@ -2,7 +2,9 @@
 // This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
 import {
   check,
+  checkPullArgs,
   checkRestartConfig,
+  checkSetup,
   checkRollbackArgs,
   cutover,
   discard,
@@ -13,6 +15,7 @@ import {
   mustRun,
   newRelease,
   packRelease,
+  pull,
   purgeReleases,
   restart,
   restartServices,
@@ -20,6 +23,8 @@ import {
   rollback,
   runHooks,
   runTasks,
+  setup,
+  setupConnection,
   sh,
   status,
   task,
@@ -91,6 +96,13 @@ await runTasks(
     unlock: task('Print who holds the deploy lock, then remove it', unlock),
     restart: task('Restart the program on every host (and reload nginx)', restart, { check: checkRestartConfig }),
     status: task('Per host: live release, supervisor status, nginx config check, health check', status),
+    pull: task("Copy another environment's data here (config data): pull:<from-environment>[,<host>]", pull, {
+      check: checkPullArgs,
+    }),
+    setup: task('Prepare fresh hosts as root (setup.user): deploy user, keys, deploy root, helper, sudo rule', setup, {
+      check: checkSetup,
+      connectAs: setupConnection,
+    }),
     // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
     migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
       run.each(

@@ -39,3 +39,8 @@ export { checkSshArgs, ssh } from './builtin/ssh.js';
 export { checkRunArgs, runCommand } from './builtin/run-command.js';
 export { inWaves, RolloutIncomplete } from './steps/rollout.js';
 export { bake } from './steps/bake.js';
+export { checkPullArgs, pull } from './builtin/pull.js';
+// Artifact stores.
+export type { ArtifactStore, HostSource } from './store/store.js';
+export { openS3Store } from './store/s3.js';
+export { checkSetup, setup, setupConnection } from './builtin/setup.js';

@@ -1,10 +1,9 @@
 // Task `logs[:lines]`: the program's stdout and stderr logs on each host, each line after its host; --follow streams.
-import { StringDecoder } from 'node:string_decoder';
 import type { ResolvedConfig } from '../config/types.js';
 import type { TaskRun } from '../fleet/task-run.js';
 import { CommandFailed } from '../hosts/host.js';
 import { UsageError } from '../lib/errors.js';
-import { hostOutput } from '../lib/log.js';
+import { hostOutput, lineWriter } from '../lib/log.js';
 import { logFiles, logsScript } from '../scripts/everyday.js';
 
 const DEFAULT_LINES = 50;
@@ -27,36 +26,27 @@ export function logDir(config: ResolvedConfig, shared: string): string {
  * headers). The blank line tail prints before a header is its own, not the log's: held back until the next line.
  */
 export class LogLines {
-  private readonly decoder = new StringDecoder('utf8');
-  private partial = '';
   private stream: 'out' | 'err' | undefined;
   private blank = false;
+  /** The script found neither log (it printed @@no-logs). */
+  noLogs = false;
 
   constructor(
     private readonly files: { out: string; err: string },
     private readonly emit: (stream: 'out' | 'err', line: string) => void,
   ) {}
 
-  push(chunk: Buffer): void {
-    const lines = (this.partial + this.decoder.write(chunk)).split('\n');
-    this.partial = lines.pop()!;
-    for (const line of lines) this.line(line);
-  }
-
-  end(): void {
-    const rest = this.partial + this.decoder.end();
-    this.partial = '';
-    if (rest) this.line(rest);
-  }
-
-  private line(line: string): void {
+  line(line: string): void {
     const header = /^==> (.*) <==$/.exec(line);
     if (header && (header[1] === this.files.out || header[1] === this.files.err)) {
       this.stream = header[1] === this.files.out ? 'out' : 'err';
       this.blank = false;
       return;
     }
-    if (!this.stream) return; // before any header: nothing of a log (@@no-logs)
+    if (!this.stream) {
+      this.noLogs ||= line === '@@no-logs';
+      return; // before any header: nothing of a log
+    }
     if (this.blank) this.emit(this.stream, '');
     this.blank = line === '';
     if (!this.blank) this.emit(this.stream, line);
@@ -77,13 +67,12 @@ export async function logs(run: TaskRun): Promise<void> {
     });
     const result = await h.host.exec(logsScript(files, lines, follow), {
       readonly: true,
-      onStdout: (chunk) => parser.push(chunk),
+      stdout: lineWriter((line) => parser.line(line)),
     });
-    parser.end();
     // Ctrl-C is how --follow ends: the tail on the host was killed by the interrupt, as asked.
     if (follow && run.interrupted) return `followed until interrupted (${shown} lines)`;
     if (result.code !== 0) throw new CommandFailed(h.config.name, 'reading the logs', result);
-    if (result.stdout.startsWith('@@no-logs')) return `no logs yet: neither ${files.out} nor ${files.err}`;
+    if (parser.noLogs) return `no logs yet: neither ${files.out} nor ${files.err}`;
     return `${shown} lines from ${files.out}, ${files.err}`;
   });
 }

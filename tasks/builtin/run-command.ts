@@ -2,7 +2,7 @@
 import type { ResolvedConfig } from '../config/types.js';
 import type { TaskRun } from '../fleet/task-run.js';
 import { UsageError } from '../lib/errors.js';
-import { hostOutput } from '../lib/log.js';
+import { hostOutput, lineWriter } from '../lib/log.js';
 import { raw, script, sh } from '../lib/sh.js';
 import { inLiveRelease } from '../scripts/everyday.js';
 
@@ -22,16 +22,10 @@ export async function runCommand(run: TaskRun): Promise<void> {
   checkRunArgs(run.args);
   const command = run.args.join(',');
   await run.each('run', async (h) => {
-    let partial = '';
     const print = (text: string) => hostOutput(run.log, h.config.name, text);
     const result = await h.host.exec(script(sh`exec 2>&1`, inLiveRelease(h.paths.current, raw(command))), {
-      onStdout: (chunk) => {
-        const lines = (partial + chunk.toString('utf8')).split('\n');
-        partial = lines.pop()!;
-        for (const line of lines) print(line);
-      },
+      stdout: lineWriter(print),
     });
-    if (partial) print(partial);
     if (result.code === 0) return run.tell('exit 0', `run ${command}`);
     throw new Error(
       `${h.config.name}: the command ${result.code === null ? 'ended without an exit status' : `exited ${result.code}`}`,

@@ -27,6 +27,8 @@ export interface CliOptions {
   waves?: WaveSize[];
   /** `--verbose`: on a terminal too, a line per host per step. */
   verbose: boolean;
+  /** Proceed without asking (pull into a protected environment). */
+  yes: boolean;
 }
 
 export interface TaskCall {
@@ -86,6 +88,7 @@ function parseOptions(argv: string[]) {
         follow: { type: 'boolean', default: false },
         waves: { type: 'string' },
         verbose: { type: 'boolean', short: 'v', default: false },
+        yes: { type: 'boolean', default: false },
       },
     });
   } catch (error) {
@@ -135,6 +138,7 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
       ...(v.waves !== undefined ? { waves: parseWaves(v.waves) } : {}),
       verbose: v.verbose!,
       ...(terminator ? { command: parsed.positionals.slice(taskWords.length) } : {}),
+      yes: v.yes!,
     },
     calls: taskWords.map(parseTaskCall),
   };
@@ -155,6 +159,7 @@ options:
   --trust-new-hosts    accept and record host keys not yet known (never a changed key)
   --no-auto-rollback   leave a release that failed its health check live
   --json               print one JSON result on stdout (human output goes to stderr)
+  --yes                pull into a protected environment without asking
   --list               list the tasks
   -h, --help           this help
   --follow             logs: keep streaming new lines until Ctrl-C

@@ -21,6 +21,25 @@ export interface Services {
   supervisor?: { program: string; ctl: string; name: string };
 }
 
+/** `setup` with its defaults applied (load.ts): as whom it connects, and the helper's config it writes. */
+export interface SetupConfig {
+  user: string;
+  privateKey?: string;
+  passphraseEnv?: string;
+  /** Public key files for the deploy user; unset: each host's privateKey + ".pub". */
+  authorizedKeys?: string[];
+  helper: {
+    site: string;
+    enabled: string;
+    nginxTest: string;
+    nginxReload: string;
+    programFile: string;
+    supervisorctl: string;
+    allowedPaths: string[];
+    stateDir: string;
+  };
+}
+
 /** The settings as the schema gives them (an environment's override merged over the top level's). */
 type Settings = { [K in keyof typeof settings]: z.output<(typeof settings)[K]> };
 
@@ -55,6 +74,13 @@ export type ResolvedConfig = Pick<
     /** Values read from .env files: usable in templates, never printed. */
     env: Record<string, string>;
     projectRoot: string;
+    /** The config file this was loaded from (a task may load another environment of it: pull). */
+    configFile: string;
+    /** What `pull` copies from this environment's hosts (paths in the shared dir). */
+    data?: { dirs: string[]; files: string[]; dump?: { command: string; file: string } };
+    /** `pull` writes into this environment only with --yes or a confirmation on a terminal. */
+    protected: boolean;
+    setup: SetupConfig;
   };
 
 export type DependencyType = ResolvedConfig['dependencies']['type'];

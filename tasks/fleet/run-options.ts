@@ -17,7 +17,12 @@ export interface RunOptions {
   follow?: boolean;
   /** `ssh -- COMMAND...`: the command's words. */
   command?: string[];
-  /** Accept host keys not yet known (ssh hands this on to OpenSSH as StrictHostKeyChecking=accept-new). */
+  /** Proceed without asking where a task would ask (pull into a protected environment). */
+  yes?: boolean;
+  /**
+   * Accept and record unknown host keys of hosts a task connects itself (pull's source host); ssh hands it on to
+   * OpenSSH as StrictHostKeyChecking=accept-new.
+   */
   trustNewHosts?: boolean;
   /** `--waves`: the rollout's waves, overriding rollout.waves. */
   waves?: WaveSize[];

@@ -47,7 +47,7 @@ export async function inWaves(run: TaskRun, release: Release, goLive: (wave: Tas
       }
       const failedBefore = budget.failed.length;
       try {
-        await goLive(run.subRun([...hosts], budget));
+        await goLive(run.subRun([...hosts], budget, i < groups.length - 1));
       } finally {
         // Hosts that failed within the budget go back now, whatever happens next.
         await putBack(run, release, budget.failed.slice(failedBefore));

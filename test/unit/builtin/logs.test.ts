@@ -4,37 +4,36 @@ import { describe, expect, it } from 'vitest';
 import { checkLogsArgs, LogLines, logDir } from '../../../tasks/builtin/logs.js';
 import type { ResolvedConfig } from '../../../tasks/config/types.js';
 import { UsageError } from '../../../tasks/lib/errors.js';
+import { lineWriter } from '../../../tasks/lib/log.js';
 
 const files = { out: '/srv/a/shared/logs/a.out.log', err: '/srv/a/shared/logs/a.err.log' };
 
-function parse(chunks: string[]): string[] {
+/** The chunks through lineWriter, as a host's streamed stdout is, into LogLines. */
+async function parse(chunks: Array<string | Buffer>): Promise<{ seen: string[]; noLogs: boolean }> {
   const seen: string[] = [];
   const parser = new LogLines(files, (stream, line) => seen.push(`${stream}|${line}`));
-  for (const c of chunks) parser.push(Buffer.from(c));
-  parser.end();
-  return seen;
+  const writer = lineWriter((line) => parser.line(line));
+  for (const c of chunks) writer.write(c);
+  await new Promise((resolve) => writer.end(resolve));
+  return { seen, noLogs: parser.noLogs };
 }
 
 describe('LogLines', () => {
-  it("labels each line by tail's headers and drops tail's own blank line before a header", () => {
+  it("labels each line by tail's headers and drops tail's own blank line before a header", async () => {
     const text = `==> ${files.out} <==\no1\n\no3\n\n==> ${files.err} <==\ne1\n`;
-    expect(parse([text])).toEqual(['out|o1', 'out|', 'out|o3', 'err|e1']);
+    expect((await parse([text])).seen).toEqual(['out|o1', 'out|', 'out|o3', 'err|e1']);
   });
 
-  it('joins lines and UTF-8 characters split across chunks; a last line without newline is kept', () => {
+  it('joins lines and UTF-8 characters split across chunks; a last line without newline is kept', async () => {
     const text = Buffer.from(`==> ${files.err} <==\nnaïve\nend`);
     const at = text.indexOf(0xc3) + 1; // inside the two bytes of "ï"
-    const seen: string[] = [];
-    const parser = new LogLines(files, (stream, line) => seen.push(`${stream}|${line}`));
-    parser.push(text.subarray(0, at));
-    parser.push(text.subarray(at));
-    parser.end();
-    expect(seen).toEqual(['err|naïve', 'err|end']);
+    expect((await parse([text.subarray(0, at), text.subarray(at)])).seen).toEqual(['err|naïve', 'err|end']);
   });
 
-  it("prints nothing before the first header (the script's @@no-logs), and a header of another file is a line", () => {
-    expect(parse(['@@no-logs\n'])).toEqual([]);
-    expect(parse([`==> ${files.out} <==\n==> /etc/passwd <==\n`])).toEqual(['out|==> /etc/passwd <==']);
+  it("prints nothing before the first header (the script's @@no-logs), and a header of another file is a line", async () => {
+    expect(await parse(['@@no-logs\n'])).toEqual({ seen: [], noLogs: true });
+    const other = await parse([`==> ${files.out} <==\n==> /etc/passwd <==\n`]);
+    expect(other).toEqual({ seen: ['out|==> /etc/passwd <=='], noLogs: false });
   });
 });
 

@@ -248,6 +248,35 @@ describe('healthcheck config', () => {
       'healthcheck.timeoutSeconds: must be at least (successes − 1) × intervalSeconds = 30 s',
     );
   });
+  it('data (for pull) and protected: read per environment; items inside each other or outside shared refused', async () => {
+    const data = { dirs: ['uploads'], files: ['config/site.json'], dump: { command: 'pg_dump app', file: 'db.sql' } };
+    const config = {
+      ...minimal,
+      data,
+      environments: {
+        ...minimal.environments,
+        production: { protected: true, hosts: [{ name: 'p', host: 'p', deployTo: '/srv/app' }] },
+      },
+    };
+    const local = (await load(config)).config;
+    expect(local.data).toEqual(data);
+    expect(local.protected).toBe(false);
+    expect((await load(config, { environment: 'production' })).config.protected).toBe(true);
+    expect((await load(minimal)).config.data).toBeUndefined();
+    const message = await configError({
+      ...minimal,
+      data: { dirs: ['uploads', '../etc'], files: ['uploads/a.txt'], dump: { command: '', file: 'uploads' } },
+    });
+    expect(message).toContain('data.dirs.1: must be a path inside the release');
+    expect(message).toContain('data.dump.command: Too small');
+    expect(await configError({ ...minimal, data: { files: ['uploads/a.txt'], dirs: ['uploads'] } })).toContain(
+      'data: "uploads/a.txt" is inside "uploads"',
+    );
+    expect(await configError({ ...minimal, data: {} })).toContain('data: give dirs, files or dump');
+    expect(
+      await configError({ ...minimal, environments: { local: { ...minimal.environments.local, protected: 'yes' } } }),
+    ).toContain('environments.local.protected: Invalid input: expected boolean');
+  });
 });
 
 describe('remote repositories and notifications', () => {
@@ -272,5 +301,33 @@ describe('remote repositories and notifications', () => {
     });
     expect(bad).toContain('hooks.onFailure.0.on:');
     expect(bad).toContain('hooks.onFailure.0.cwd: unknown key');
+  });
+});
+
+describe('setup', () => {
+  it("defaults: root, and the helper's config as README writes it (its log dir from vars.logDir)", async () => {
+    const { config } = await load({ ...minimal, vars: { logDir: '/var/log/hello' } });
+    expect(config.setup).toEqual({
+      user: 'root',
+      helper: {
+        site: '/etc/nginx/sites-available/hello.conf',
+        enabled: '/etc/nginx/sites-enabled/hello.conf',
+        nginxTest: '/usr/sbin/nginx -t -q',
+        nginxReload: '/usr/sbin/nginx -s reload',
+        programFile: '/etc/supervisor/conf.d/hello.conf',
+        supervisorctl: '/usr/bin/supervisorctl',
+        allowedPaths: ['/var/log/hello', '/var/log/nginx'],
+        stateDir: '/var/lib/slipway/hello',
+      },
+    });
+  });
+
+  it('a helper value on two lines (it would add a line to the root-owned config), an unknown key: exit 2', async () => {
+    const message = await configError({
+      ...minimal,
+      setup: { helper: { nginxTest: 'nginx -t\nsite=/etc/passwd' }, x: 1 },
+    });
+    expect(message).toContain('setup.helper.nginxTest: a command on one line');
+    expect(message).toContain('setup.x: unknown key');
   });
 });
