@@ -17,15 +17,23 @@ async function startSilentHost() {
     // Counted after this turn of the event loop: a client that closed one connection and then opened the next
     // (a freed connect slot) can reach us in the same turn, and its close must count first.
     let counted = false;
+    let gone = false;
     setImmediate(() => {
-      if (socket.destroyed) return;
+      if (gone) return;
       counted = true;
       most = Math.max(most, ++open);
     });
-    socket.on('error', () => undefined);
+    // The client's close is seen as the end of what it sends (or a reset), in the turn it arrives.
+    const leave = () => {
+      if (gone) return;
+      gone = true;
+      if (counted) open--;
+    };
+    socket.on('error', leave);
+    socket.on('end', leave);
     socket.resume(); // reads (and drops) what comes, so that a client closing is seen
     socket.on('close', () => {
-      if (counted) open--;
+      leave();
       sockets.delete(socket);
     });
   });
