@@ -81,6 +81,7 @@ await runTasks(
           await run.atEnd('purge', purgeReleases(run));
         });
       }),
+      { accepts: { waves: true } }, // --waves (its inWaves reads it)
     ),
     rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback, {
       check: checkRollbackArgs,

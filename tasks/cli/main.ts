@@ -22,7 +22,7 @@ export interface TaskDefinition {
   /** Refuses the task's arguments or the config (UsageError / ConfigError) before any host is touched. */
   check?(args: string[], config: ResolvedConfig): void;
   /** The command-line parts only some tasks take: `--follow` (logs), `-- COMMAND...` (ssh). */
-  accepts?: { follow?: boolean; command?: boolean };
+  accepts?: { follow?: boolean; command?: boolean; waves?: boolean };
   /** false: the task opens no connection of slipway's (ssh uses the user's OpenSSH): none is opened ahead. */
   connects?: false;
   /** Connects to each host as someone else than the deploy user (`setup`: the admin user). */
@@ -42,6 +42,7 @@ function checkAccepted(tasks: Record<string, TaskDefinition>, calls: TaskCall[],
   const parts = [
     ['follow', '--follow', options.follow],
     ['command', '-- COMMAND', options.command !== undefined],
+    ['waves', '--waves', options.waves !== undefined],
   ] as const;
   for (const [key, shown, given] of parts) {
     if (!given || calls.some((c) => tasks[c.name].accepts?.[key])) continue;
