@@ -1,11 +1,16 @@
 // slipway's tasks for this project: `npx tsx fabfile.ts deploy`, `rollback[:current|:<id>]`, …
 // This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
 import {
+  type Artifact,
+  artifactToDeploy,
+  buildArtifact,
   check,
+  checkPromoteArgs,
   checkRestartConfig,
   checkRollbackArgs,
   cutover,
   discard,
+  fetchArtifact,
   healthCheck,
   installConfigs,
   installDependencies,
@@ -13,7 +18,9 @@ import {
   mustRun,
   newRelease,
   packRelease,
+  promotedArtifact,
   purgeReleases,
+  type ReleaseArchive,
   restart,
   restartServices,
   rollBackOnFailure,
@@ -22,6 +29,7 @@ import {
   runTasks,
   sh,
   status,
+  type TaskRun,
   task,
   unlock,
   upload,
@@ -30,34 +38,10 @@ import {
 await runTasks(
   {
     deploy: task('Ship the ref to every host: prepare everywhere, then switch', async (run) => {
-      const archive = await packRelease(run); // git archive + template check, before any host changes
-      // Every host stays locked until this block ends: a step added anywhere in it runs locked.
-      await run.locked('deploy', async () => {
-        const release = await newRelease(run, archive);
-        // All hosts at once, or --rolling N at a time.
-        for (const batch of run.batches()) {
-          // Until it is live, a failure removes the new release everywhere ('cleanup').
-          await batch.undoable(
-            async () => {
-              await batch.each('upload', upload(batch, release));
-              await batch.each('dependencies', installDependencies(batch, release));
-              await batch.each('configs', installConfigs(batch, release.id));
-              await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
-              await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
-            },
-            'cleanup',
-            discard(batch, release),
-          );
-          await rollBackOnFailure(batch, release, async () => {
-            await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
-            await batch.each('restart', restartServices(batch));
-            await batch.each('health', healthCheck(batch, release.id));
-          });
-        }
-        // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
-        // lock, if you add a step after it).
-        await run.atEnd('purge', purgeReleases(run));
-      });
+      // With artifacts.store: --artifact <id|latest> from the store, or one built and published now.
+      const artifact = await artifactToDeploy(run);
+      // Without a store: git archive + template check, before any host changes.
+      await ship(run, artifact ?? (await packRelease(run)));
     }),
     rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback, {
       check: checkRollbackArgs,
@@ -81,6 +65,47 @@ await runTasks(
         run.withRole('db'),
       ),
     ),
+    build: task('Build the release artifact once and publish it to the store (latest last)', async (run) => {
+      await buildArtifact(run);
+    }),
+    promote: task(
+      'promote:<env>: deploy exactly the artifact <env> runs now (same id, same bytes)',
+      async (run) => ship(run, await promotedArtifact(run)),
+      { check: checkPromoteArgs },
+    ),
   },
   { root: import.meta.dirname },
 );
+
+/** The deploy itself, from the archive built here or from an artifact the hosts fetch from the store. */
+async function ship(run: TaskRun, from: ReleaseArchive | Artifact): Promise<void> {
+  // Every host stays locked until this block ends: a step added anywhere in it runs locked.
+  await run.locked('deploy', async () => {
+    const release = await newRelease(run, from);
+    // All hosts at once, or --rolling N at a time.
+    for (const batch of run.batches()) {
+      // Until it is live, a failure removes the new release everywhere ('cleanup').
+      await batch.undoable(
+        async () => {
+          // The archive goes up to each host, or each host fetches the artifact from the store itself.
+          if (release.artifact) await batch.each('fetch', fetchArtifact(batch, release));
+          else await batch.each('upload', upload(batch, release));
+          await batch.each('dependencies', installDependencies(batch, release));
+          await batch.each('configs', installConfigs(batch, release.id));
+          await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
+          await cutover(batch, release.id, release.archive.ref); // only once every host of the batch is ready
+        },
+        'cleanup',
+        discard(batch, release),
+      );
+      await rollBackOnFailure(batch, release, async () => {
+        await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
+        await batch.each('restart', restartServices(batch));
+        await batch.each('health', healthCheck(batch, release.id));
+      });
+    }
+    // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
+    // lock, if you add a step after it).
+    await run.atEnd('purge', purgeReleases(run));
+  });
+}

@@ -18,6 +18,7 @@ export interface CliOptions {
   keepFailed: boolean;
   trustNewHosts: boolean;
   autoRollback: boolean;
+  artifact?: string;
 }
 
 export interface TaskCall {
@@ -73,6 +74,7 @@ function parseOptions(argv: string[]) {
         'keep-failed': { type: 'boolean', default: false },
         'trust-new-hosts': { type: 'boolean', default: false },
         'no-auto-rollback': { type: 'boolean', default: false },
+        artifact: { type: 'string' },
       },
     });
   } catch (error) {
@@ -83,7 +85,7 @@ function parseOptions(argv: string[]) {
 export function parseCommandLine(argv: string[]): { options: CliOptions; calls: TaskCall[] } {
   const parsed = parseOptions(argv);
   const v = parsed.values;
-  for (const key of ['env', 'config', 'ref'] as const) {
+  for (const key of ['env', 'config', 'ref', 'artifact'] as const) {
     if (v[key] !== undefined && v[key]!.trim() === '') throw new UsageError(`--${key} needs a value`);
   }
   let rolling: number | undefined;
@@ -108,6 +110,7 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
       keepFailed: v['keep-failed']!,
       trustNewHosts: v['trust-new-hosts']!,
       autoRollback: !v['no-auto-rollback'],
+      artifact: v.artifact,
     },
     calls: parsed.positionals.map(parseTaskCall),
   };
@@ -127,6 +130,7 @@ options:
   --force              allow rollback to a release marked bad
   --trust-new-hosts    accept and record host keys not yet known (never a changed key)
   --no-auto-rollback   leave a release that failed its health check live
+  --artifact ID        deploy this artifact from the store (an id, or "latest") instead of building one
   --json               print one JSON result on stdout (human output goes to stderr)
   --list               list the tasks
   -h, --help           this help`;

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { HostRun } from '../fleet/host-run.js';
-import type { RunOptions } from '../fleet/run-options.js';
+import type { OtherEnvironment, RunOptions } from '../fleet/run-options.js';
 import { selectHosts } from '../fleet/select-hosts.js';
-import { TaskRun } from '../fleet/task-run.js';
+import { inspectHost, TaskRun } from '../fleet/task-run.js';
 import { BROKER_COMMAND } from '../hosts/broker.js';
 import { connectHosts } from '../hosts/connect.js';
 import { DryRunHost } from '../hosts/dry-run.js';
@@ -52,9 +52,9 @@ const SIGNAL_ECHO_MS = 1000;
 const SIGNAL_SETTLE_MS = 150;
 
 /** What the task run needs of the command line's options. */
-function runOptions(options: CliOptions): RunOptions {
-  const { dryRun, rolling, autoRollback, keepFailed, force } = options;
-  return { dryRun, rolling, autoRollback, keepFailed, force };
+function runOptions(options: CliOptions, readEnvironment: RunOptions['readEnvironment']): RunOptions {
+  const { dryRun, rolling, autoRollback, keepFailed, force, artifact } = options;
+  return { dryRun, rolling, autoRollback, keepFailed, force, artifact, readEnvironment };
 }
 
 async function runCalls(
@@ -66,11 +66,8 @@ async function runCalls(
   setLog: (log: Log) => void,
   setActive: (run: TaskRun | null) => void,
 ): Promise<void> {
-  const config = await loadConfig({
-    configFile: options.config ?? path.join(root, 'deploy.config.ts'),
-    environment: options.env,
-    ref: options.ref,
-  });
+  const configFile = options.config ?? path.join(root, 'deploy.config.ts');
+  const config = await loadConfig({ configFile, environment: options.env, ref: options.ref });
   for (const call of calls) tasks[call.name].check?.(call.args, config);
   const log = new Log({ json: options.json });
   setLog(log);
@@ -84,6 +81,27 @@ async function runCalls(
     onNotice: (text) => log.warn(text),
   }).then((hosts) => (options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts));
   connecting.catch(() => undefined);
+  // Other environments a task reads (promote, artifacts): connected on demand, closed with the run's hosts.
+  const otherHosts: Host[] = [];
+  const readEnvironment = async (name: string): Promise<OtherEnvironment> => {
+    const other = await loadConfig({ configFile, environment: name });
+    const hosts = await connectHosts(other, other.hosts, {
+      trustNewHosts: options.trustNewHosts,
+      onNotice: (text) => log.warn(text),
+    });
+    otherHosts.push(...hosts);
+    const runs = other.hosts.map((c, i) => {
+      const run = new HostRun(c);
+      run.connected(hosts[i]);
+      return run;
+    });
+    await Promise.all(
+      runs.map(async (run) => {
+        run.state = await inspectHost(run.host, other.dependencies.type);
+      }),
+    );
+    return { config: other, hosts: runs };
+  };
   try {
     for (const call of calls) {
       const started = performance.now();
@@ -91,7 +109,7 @@ async function runCalls(
       const connect = async () => {
         for (const [i, host] of (await connecting).entries()) hostRuns[i].connected(host);
       };
-      const run = new TaskRun(config, runOptions(options), log, hostRuns, call.args, connect);
+      const run = new TaskRun(config, runOptions(options, readEnvironment), log, hostRuns, call.args, connect);
       const result = taskResult(call, hostRuns);
       results.push(result);
       setActive(run);
@@ -118,7 +136,7 @@ async function runCalls(
     }
   } finally {
     const hosts = await connecting.catch(() => [] as Host[]);
-    await Promise.all(hosts.map((h) => h.close()));
+    await Promise.all([...hosts, ...otherHosts].map((h) => h.close()));
   }
 }
 

@@ -8,8 +8,8 @@ import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from '../lib/redact.js';
-import type { servicesSchema } from './schema.js';
-import type { HostConfig, ResolvedConfig, Services } from './types.js';
+import type { artifactsSchema, servicesSchema } from './schema.js';
+import type { ArtifactsConfig, HostConfig, ResolvedConfig, Services } from './types.js';
 
 function resolveServices(application: string, raw: z.output<typeof servicesSchema> | undefined): Services | undefined {
   if (!raw) return undefined;
@@ -241,5 +241,16 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
     env,
     projectRoot,
+    ...(merged.artifacts ? { artifacts: resolveArtifacts(projectRoot, merged.artifacts) } : {}),
+  };
+}
+
+/** `artifacts` with its defaults: a dir store at <project>/.artifacts, installs on the hosts, 10 kept. */
+function resolveArtifacts(projectRoot: string, raw: z.output<typeof artifactsSchema>): ArtifactsConfig {
+  const store = raw.store ?? { type: 'dir', path: '.artifacts' };
+  return {
+    store: store.type === 'dir' ? { ...store, path: path.resolve(projectRoot, store.path) } : store,
+    dependencies: raw.dependencies ?? 'host',
+    keep: raw.keep ?? 10,
   };
 }

@@ -97,6 +97,22 @@ export const healthcheckSchema = z
     },
   });
 
+/** Where `build` publishes artifacts and hosts fetch them from (tasks/store/). */
+export const storeSchema = z.discriminatedUnion('type', [
+  /** A local or mounted folder; hosts read the same path (relative: to the project root). */
+  z.strictObject({ type: z.literal('dir'), path: z.string().min(1) }),
+  /** A WebDAV-capable server (nginx with dav_methods PUT DELETE): PUT to publish, GET to fetch. */
+  z.strictObject({ type: z.literal('http'), url: z.url({ protocol: /^https?$/ }) }),
+]);
+
+export const artifactsSchema = z.strictObject({
+  store: storeSchema.optional(),
+  /** 'host': each host installs from the lockfile (default); 'prebuilt': built once on the deployer, shipped in. */
+  dependencies: z.enum(['host', 'prebuilt']).optional(),
+  /** Artifacts kept per environment by the `artifacts` task's purge (never one that is live anywhere). */
+  keep: z.number().int().min(1).optional(),
+});
+
 /**
  * Keys that may be set at the top level and overridden per environment. Their defaults are applied
  * once, by load.ts, after an environment's keys are merged over the top level's: a zod default here
@@ -135,6 +151,7 @@ export const settings = {
   keepConnectionsMaxAge: z.number().int().min(1).max(86_400),
   services: servicesSchema,
   healthcheck: healthcheckSchema,
+  artifacts: artifactsSchema,
 };
 
 const environmentSchema = z.strictObject({
@@ -165,6 +182,7 @@ export const fileSchema = z.strictObject({
   keepConnectionsMaxAge: settings.keepConnectionsMaxAge.optional(),
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
+  artifacts: settings.artifacts.optional(),
   environments: z.record(
     z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'),
     environmentSchema,

@@ -1,6 +1,6 @@
 // The config's TypeScript types, as given by the zod schema (schema.ts) and after loading (ResolvedConfig).
 import type { z } from 'zod';
-import type { fileSchema, hostSchema, settings, stageSchema } from './schema.js';
+import type { fileSchema, hostSchema, settings, stageSchema, storeSchema } from './schema.js';
 
 export type SlipwayConfig = z.input<typeof fileSchema>;
 
@@ -51,6 +51,16 @@ export type ResolvedConfig = Pick<
     /** Values read from .env files: usable in templates, never printed. */
     env: Record<string, string>;
     projectRoot: string;
+    /** Set when the config has `artifacts`: every default applied, a dir store's path absolute. */
+    artifacts?: ArtifactsConfig;
   };
+
+export type StoreConfig = z.output<typeof storeSchema>;
+
+export interface ArtifactsConfig {
+  store: StoreConfig;
+  dependencies: 'host' | 'prebuilt';
+  keep: number;
+}
 
 export type DependencyType = ResolvedConfig['dependencies']['type'];

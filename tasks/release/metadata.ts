@@ -11,6 +11,8 @@ export interface ReleaseMeta {
   status: 'ok' | 'bad';
   reason?: string;
   envKey?: string;
+  /** Deployed from the artifact store: the archive's key there and its sha256 (what `promote` compares). */
+  artifact?: { key: string; sha256: string };
 }
 
 export function deployer(): string {
@@ -32,5 +34,6 @@ export function releaseMeta(release: Release, envKey: string | null): ReleaseMet
     deployedAt: release.deployedAt,
     status: 'ok',
     ...(envKey ? { envKey } : {}),
+    ...(release.artifact ? { artifact: { key: release.artifact.key, sha256: release.archive.sha256 } } : {}),
   };
 }

@@ -1,0 +1,96 @@
+// The `http` store: a WebDAV-capable server (nginx: dav_methods PUT DELETE; autoindex_format json for listing).
+// PUT publishes (nginx writes the body to a temporary file and renames it into place, so a reader never sees
+// half an object), GET fetches, DELETE removes. Hosts fetch with curl from the same URL.
+import { readFile } from 'node:fs/promises';
+import { checkKey } from './keys.js';
+import type { ArtifactStore, HostSource } from './store.js';
+
+export class HttpStore implements ArtifactStore {
+  readonly description: string;
+  private readonly base: string;
+
+  constructor(url: string) {
+    this.base = url.replace(/\/+$/, '');
+    // A URL's user:password part is never shown.
+    const shown = new URL(this.base);
+    shown.username = '';
+    shown.password = '';
+    this.description = `http ${shown.toString().replace(/\/+$/, '')}`;
+  }
+
+  private url(key: string): string {
+    return `${this.base}/${checkKey(key)}`;
+  }
+
+  private async send(method: string, key: string, body?: Buffer | string): Promise<Response> {
+    let response: Response;
+    try {
+      response = await fetch(this.url(key), {
+        method,
+        body: body as BodyInit | undefined,
+        signal: AbortSignal.timeout(300_000),
+      });
+    } catch (error) {
+      const cause = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+      throw new Error(`store ${this.description}: ${method} ${key} failed: ${cause}`);
+    }
+    return response;
+  }
+
+  private async put(key: string, body: Buffer | string): Promise<void> {
+    const response = await this.send('PUT', key, body);
+    await response.arrayBuffer();
+    if (!response.ok) throw new Error(`store ${this.description}: PUT ${key}: HTTP ${response.status}`);
+  }
+
+  async putFile(key: string, file: string): Promise<void> {
+    await this.put(key, await readFile(file));
+  }
+
+  putText(key: string, text: string): Promise<void> {
+    return this.put(key, text);
+  }
+
+  async getText(key: string): Promise<string | undefined> {
+    const response = await this.send('GET', key);
+    const text = await response.text();
+    if (response.status === 404) return undefined;
+    if (!response.ok) throw new Error(`store ${this.description}: GET ${key}: HTTP ${response.status}`);
+    return text;
+  }
+
+  /** Walks the server's JSON directory listings (nginx autoindex_format json). */
+  async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      const response = await this.send('GET', `${dir}/`.replace(/^\/+/, '') || '.');
+      const text = await response.text();
+      if (response.status === 404) return;
+      if (!response.ok) throw new Error(`store ${this.description}: listing ${dir}/: HTTP ${response.status}`);
+      let entries: Array<{ name: string; type: string }>;
+      try {
+        entries = JSON.parse(text);
+      } catch {
+        throw new Error(`store ${this.description}: ${dir}/ is not a JSON listing (set autoindex_format json)`);
+      }
+      for (const e of entries) {
+        const key = dir ? `${dir}/${e.name}` : e.name;
+        if (e.type === 'directory') await walk(key);
+        else if (e.type === 'file') keys.push(key);
+      }
+    };
+    await walk(prefix.replace(/\/+$/, ''));
+    return keys.sort();
+  }
+
+  async remove(key: string): Promise<void> {
+    const response = await this.send('DELETE', key);
+    await response.arrayBuffer();
+    if (!response.ok && response.status !== 404)
+      throw new Error(`store ${this.description}: DELETE ${key}: HTTP ${response.status}`);
+  }
+
+  async sourceForHost(key: string): Promise<HostSource> {
+    return { url: this.url(key) };
+  }
+}
