@@ -22,10 +22,15 @@ export class HttpStore implements ArtifactStore {
     return `${this.base}/${checkKey(key)}`;
   }
 
-  private async send(method: string, key: string, body?: Buffer | string): Promise<Response> {
+  /** A folder's listing URL (with its trailing slash); '' is the store's top. */
+  private dirUrl(dir: string): string {
+    return dir ? `${this.url(dir)}/` : `${this.base}/`;
+  }
+
+  private async send(method: string, key: string, body?: Buffer | string, url = this.url(key)): Promise<Response> {
     let response: Response;
     try {
-      response = await fetch(this.url(key), {
+      response = await fetch(url, {
         method,
         body: body as BodyInit | undefined,
         signal: AbortSignal.timeout(300_000),
@@ -63,7 +68,7 @@ export class HttpStore implements ArtifactStore {
   async list(prefix: string): Promise<string[]> {
     const keys: string[] = [];
     const walk = async (dir: string): Promise<void> => {
-      const response = await this.send('GET', `${dir}/`.replace(/^\/+/, '') || '.');
+      const response = await this.send('GET', `${dir}/`, undefined, this.dirUrl(dir));
       const text = await response.text();
       if (response.status === 404) return;
       if (!response.ok) throw new Error(`store ${this.description}: listing ${dir}/: HTTP ${response.status}`);
