@@ -217,4 +217,32 @@ describe.each(stores)('the $name store', (kind) => {
       expect(live(h, 'production')).toBe(first.id);
     }
   }, 180_000);
+
+  // Store-independent: once, with the dir store.
+  if (kind.name !== 'dir') return;
+
+  it('promote refuses while the source hosts disagree, or its release is marked bad; production unchanged', async () => {
+    const build = await project.run(['build']);
+    expect(build.code, build.stderr).toBe(0);
+    const id = builtId(build.stderr + build.stdout);
+    const one = await project.run(['--hosts', 'web1', 'deploy', '--artifact', id]);
+    expect(one.code, one.stderr).toBe(0);
+    const disagree = await project.run(['--env', 'production', 'promote:staging']);
+    expect(disagree.code).toBe(1);
+    expect(disagree.stderr).toContain(`the hosts of staging disagree: web1 runs ${id}, web2 runs ${first.id}`);
+
+    const back = await project.run(['--hosts', 'web1', `rollback:${first.id}`]);
+    expect(back.code, back.stderr).toBe(0);
+    const meta = path.join(root(fleet.hosts[1], 'staging'), 'releases', first.id, '.slipway/release.json');
+    const text = readFileSync(meta, 'utf8');
+    writeFileSync(meta, JSON.stringify({ ...JSON.parse(text), status: 'bad', reason: 'broke checkout' }));
+    try {
+      const bad = await project.run(['--env', 'production', 'promote:staging']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain(`release ${first.id} is marked bad on web2 (broke checkout)`);
+    } finally {
+      writeFileSync(meta, text);
+    }
+    for (const h of fleet.hosts) expect(live(h, 'production')).toBe(first.id);
+  }, 180_000);
 });
