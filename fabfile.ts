@@ -2,9 +2,11 @@
 // This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
 import {
   type Artifact,
+  artifacts,
   artifactToDeploy,
   buildArtifact,
   check,
+  checkArtifactsArgs,
   checkPromoteArgs,
   checkRestartConfig,
   checkRollbackArgs,
@@ -72,6 +74,11 @@ await runTasks(
       'promote:<env>: deploy exactly the artifact <env> runs now (same id, same bytes)',
       async (run) => ship(run, await promotedArtifact(run)),
       { check: checkPromoteArgs },
+    ),
+    artifacts: task(
+      "The store's artifacts: latest, where each runs; artifacts:purge removes those beyond artifacts.keep",
+      artifacts,
+      { check: checkArtifactsArgs },
     ),
   },
   { root: import.meta.dirname },

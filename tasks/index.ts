@@ -38,3 +38,4 @@ export { unlock } from './builtin/unlock.js';
 export { checkRestartConfig, restart } from './builtin/restart.js';
 export { status } from './builtin/status.js';
 export { checkPromoteArgs, promotedArtifact } from './builtin/promote.js';
+export { artifacts, checkArtifactsArgs } from './builtin/artifacts.js';

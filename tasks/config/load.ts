@@ -241,6 +241,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
     env,
     projectRoot,
+    environments: Object.keys(raw.environments),
     ...(merged.artifacts ? { artifacts: resolveArtifacts(projectRoot, merged.artifacts) } : {}),
   };
 }

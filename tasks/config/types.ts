@@ -51,6 +51,8 @@ export type ResolvedConfig = Pick<
     /** Values read from .env files: usable in templates, never printed. */
     env: Record<string, string>;
     projectRoot: string;
+    /** Every environment the config names (this one is `environment`). */
+    environments: string[];
     /** Set when the config has `artifacts`: every default applied, a dir store's path absolute. */
     artifacts?: ArtifactsConfig;
   };

@@ -245,4 +245,30 @@ describe.each(stores)('the $name store', (kind) => {
     }
     for (const h of fleet.hosts) expect(live(h, 'production')).toBe(first.id);
   }, 180_000);
+
+  it('artifacts lists latest and where each runs; artifacts:purge keeps artifacts.keep, latest and the live ones', async () => {
+    const ids = () =>
+      readdirSync(store.file('hello/staging'))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => f.replace(/\.json$/, ''))
+        .sort();
+    const before = ids();
+    expect(before.length).toBe(4);
+    const latest = readFileSync(store.file('hello/staging/latest'), 'utf8').trim();
+    const list = await project.run(['artifacts']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`${first.id} .*\\(live: production, staging\\)`));
+    expect(list.stdout).toMatch(new RegExp(`${latest} .*\\(latest\\)`));
+    expect(ids()).toEqual(before);
+
+    project.writeConfig({ artifacts: { store: store.store, keep: 1 } });
+    const purge = await project.run(['artifacts:purge']);
+    expect(purge.code, purge.stderr).toBe(0);
+    expect(ids()).toEqual([first.id, latest].sort());
+    for (const id of before.filter((i) => i !== first.id && i !== latest)) {
+      expect(existsSync(store.file(`hello/staging/${id}.tar.gz`))).toBe(false);
+      expect(purge.stdout).toMatch(new RegExp(`${id} .*\\(removed\\)`));
+    }
+    for (const h of fleet.hosts) expect(live(h, 'production')).toBe(first.id);
+  }, 180_000);
 });
