@@ -272,3 +272,46 @@ describe.each(stores)('the $name store', (kind) => {
     for (const h of fleet.hosts) expect(live(h, 'production')).toBe(first.id);
   }, 180_000);
 });
+
+describe('artifact input refused before any host is touched', () => {
+  let project: Project;
+  let storeDir: string;
+  beforeAll(() => {
+    storeDir = mkdtempSync(path.join(tmpdir(), 'slipway-store-'));
+    project = makeProject();
+  });
+  afterAll(() => {
+    project?.cleanup();
+    rmSync(storeDir, { recursive: true, force: true });
+  });
+
+  it('--artifact, build and promote without a store or a source: exit 2, naming what to add', async () => {
+    const deploy = await project.run(['deploy', '--artifact', 'latest']);
+    expect(deploy.code).toBe(2);
+    expect(deploy.stderr).toContain('--artifact needs artifacts.store in the config');
+    const build = await project.run(['build']);
+    expect(build.code).toBe(2);
+    expect(build.stderr).toContain("build needs an artifact store: add artifacts: { store: { type: 'dir'");
+    const promote = await project.run(['promote']);
+    expect(promote.code).toBe(2);
+    expect(promote.stderr).toContain('promote needs the environment to promote from');
+    expect(project.snapshot()).toEqual([]);
+  });
+
+  it('an artifact of a compat level this slipway does not know is refused; an unknown id lists the ids', async () => {
+    project.writeConfig({ artifacts: { store: { type: 'dir', path: storeDir } } });
+    const build = await project.run(['build']);
+    expect(build.code, build.stderr).toBe(0);
+    const id = builtId(build.stderr + build.stdout);
+    const manifest = path.join(storeDir, `hello/local/${id}.json`);
+    writeFileSync(manifest, JSON.stringify({ ...JSON.parse(readFileSync(manifest, 'utf8')), compat: 99 }));
+    const deploy = await project.run(['deploy', '--artifact', 'latest']);
+    expect(deploy.code).toBe(1);
+    expect(deploy.stderr).toContain(`artifact ${id} has compat level 99; this slipway deploys levels 1`);
+    const unknown = await project.run(['deploy', '--artifact', '2020.01.01-00.00.00-abcdef0']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain(`no artifact 2020.01.01-00.00.00-abcdef0 in dir ${storeDir} under hello/local`);
+    expect(unknown.stderr).toContain(`artifacts: ${id}`);
+    expect(project.snapshot()).toEqual([]);
+  });
+});

@@ -150,3 +150,11 @@ describe('--rolling accepts only plain whole numbers', () => {
     expect(parseCommandLine(['--rolling', '3', 'deploy']).options.rolling).toBe(3);
   });
 });
+
+describe('--artifact', () => {
+  it('takes an id or latest; empty is a usage error', () => {
+    expect(parseCommandLine(['--artifact', 'latest', 'deploy']).options.artifact).toBe('latest');
+    expect(parseCommandLine(['deploy']).options.artifact).toBeUndefined();
+    expect(usageError(() => parseCommandLine(['--artifact', ' ', 'deploy'])).message).toBe('--artifact needs a value');
+  });
+});
