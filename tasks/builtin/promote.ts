@@ -12,6 +12,11 @@ export function checkPromoteArgs(args: string[], config: ResolvedConfig): void {
   if (args.length !== 1) {
     throw new UsageError('promote needs the environment to promote from, as in `--env production promote:staging`');
   }
+  if (!config.environments.includes(args[0])) {
+    throw new UsageError(
+      `promote:${args[0]}: no environment "${args[0]}"; environments: ${config.environments.join(', ')}`,
+    );
+  }
   if (args[0] === config.environment) {
     throw new UsageError(`promote:${args[0]}: promoting "${args[0]}" into itself; choose the target with --env`);
   }

@@ -295,6 +295,9 @@ describe('artifact input refused before any host is touched', () => {
     const promote = await project.run(['promote']);
     expect(promote.code).toBe(2);
     expect(promote.stderr).toContain('promote needs the environment to promote from');
+    const unknown = await project.run(['promote:staging']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('promote:staging: no environment "staging"; environments: local');
     expect(project.snapshot()).toEqual([]);
   });
 
