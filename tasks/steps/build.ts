@@ -11,6 +11,7 @@ import { chooseReleaseId, environmentKey } from '../release/rules.js';
 import type { HostState } from '../release/state.js';
 import { renderTemplates } from '../release/templates.js';
 import { type Artifact, listArtifactIds, publishArtifact } from '../store/artifacts.js';
+import { artifactKeys } from '../store/keys.js';
 import { openStore } from '../store/open-store.js';
 
 const execFileP = promisify(execFile);
@@ -88,9 +89,15 @@ export async function buildArtifact(run: TaskRun): Promise<Artifact> {
     lockfile: archive.lockfile,
     files,
   };
-  const artifact = await publishArtifact(store, archive.file, manifest);
   const kb = (archive.bytes / 1024).toFixed(1);
   const env = envKey ? `, environment ${envKey} inside` : '';
-  run.log.line(`artifact ${id} published to ${store.description} (${kb} KiB, ${files.length} files${env})`);
+  const what = `(${kb} KiB, ${files.length} files${env})`;
+  if (run.options.dryRun) {
+    // Nothing is published: the hosts' dry run shows the fetch of the key it would have.
+    run.log.line(`artifact ${id} would be published to ${store.description} ${what}`);
+    return { store, key: artifactKeys(manifest.application, manifest.environment).archive(id), manifest };
+  }
+  const artifact = await publishArtifact(store, archive.file, manifest);
+  run.log.line(`artifact ${id} published to ${store.description} ${what}`);
   return artifact;
 }

@@ -317,4 +317,14 @@ describe('artifact input refused before any host is touched', () => {
     expect(unknown.stderr).toContain(`artifacts: ${id}`);
     expect(project.snapshot()).toEqual([]);
   });
+
+  it('deploy --dry-run with a store publishes nothing and changes no host', async () => {
+    const before = readdirSync(path.join(storeDir, 'hello/local')).sort();
+    const dry = await project.run(['deploy', '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/artifact \S+ would be published to dir /);
+    expect(dry.stdout).toMatch(/would fetch hello\/local\/\S+\.tar\.gz/);
+    expect(readdirSync(path.join(storeDir, 'hello/local')).sort()).toEqual(before);
+    expect(project.snapshot()).toEqual([]);
+  });
 });
