@@ -12,7 +12,7 @@ import type { HostState } from '../release/state.js';
 import { renderTemplates } from '../release/templates.js';
 import { type Artifact, listArtifactIds, publishArtifact } from '../store/artifacts.js';
 import { artifactKeys } from '../store/keys.js';
-import { openStore } from '../store/open-store.js';
+import { openStore, storeEnv } from '../store/open-store.js';
 
 const execFileP = promisify(execFile);
 
@@ -49,7 +49,7 @@ export async function buildArtifact(run: TaskRun): Promise<Artifact> {
         `got "${type}": use 'host'`,
     );
   }
-  const store = await openStore(artifacts.store);
+  const store = await openStore(artifacts.store, storeEnv(run.config));
   let files: ManifestFile[] = [];
   let envKey: string | null = null;
   const archive = await buildArchive(run.config, {

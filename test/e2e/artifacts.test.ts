@@ -27,13 +27,16 @@ import {
   type TestHost,
 } from '../helpers/sshd.js';
 
+/** The http store's user and password for PUT/DELETE (the test project's .env); hosts GET without. */
+const STORE_AUTH = 'deployer:store-password-7f3c1e';
+
 let fleet: SshFleet;
 let relays: CountingRelays;
 let dav: DavServer;
 beforeAll(async () => {
   fleet = await startSshHosts(3);
   relays = await startCountingRelays(fleet);
-  dav = await startDavServer();
+  dav = await startDavServer('127.0.0.9', { auth: STORE_AUTH });
 }, 120_000);
 afterAll(async () => {
   await dav?.stop();
@@ -79,6 +82,7 @@ const stores = [
       chmodSync(dir, 0o755);
       return {
         store: { type: 'dir', path: dir },
+        dotenv: '',
         file: (key: string) => path.join(dir, key),
         down: () => renameSync(dir, `${dir}.away`),
         up: () => renameSync(`${dir}.away`, dir),
@@ -91,6 +95,7 @@ const stores = [
     setup() {
       return {
         store: { type: 'http', url: dav.url },
+        dotenv: `SLIPWAY_STORE_AUTH=${STORE_AUTH}\n`,
         file: (key: string) => path.join(dav.root, key),
         down: () => dav.stopServer(),
         up: () => dav.start(),
@@ -120,6 +125,7 @@ describe.each(stores)('the $name store', (kind) => {
       },
     });
     writeFileSync(path.join(project.dir, '.env.production'), 'GREETING=from-production-env\n');
+    writeFileSync(path.join(project.dir, '.env'), store.dotenv);
   });
   afterAll(() => {
     project?.cleanup();
@@ -133,6 +139,7 @@ describe.each(stores)('the $name store', (kind) => {
     project.commit({ 'blob.bin': randomBytes(256 * 1024).toString('latin1') });
     const build = await project.run(['build']);
     expect(build.code, build.stderr).toBe(0);
+    expect(build.stdout + build.stderr).not.toContain('store-password');
     const id = builtId(build.stderr + build.stdout);
     first = manifestOf('staging', id);
     expect(first.bytes).toBeGreaterThan(256 * 1024);
@@ -172,6 +179,23 @@ describe.each(stores)('the $name store', (kind) => {
       expect(existsSync(path.join(root(h, 'staging'), 'shared/.env'))).toBe(false);
     }
   }, 180_000);
+
+  // Only the http store has credentials.
+  if (kind.name === 'http')
+    it("http: PUT needs the store's credentials (.env); without them build fails naming the 401", async () => {
+      const put = await fetch(`${dav.url}/hello/x`, { method: 'PUT', body: 'x' });
+      expect(put.status).toBe(401);
+      writeFileSync(path.join(project.dir, '.env'), '');
+      try {
+        const build = await project.run(['build']);
+        expect(build.code).toBe(1);
+        expect(build.stderr).toMatch(
+          /store http http:\/\/127\.0\.0\.9:\d+\/artifacts: PUT hello\/staging\/\S+\.tar\.gz: HTTP 401/,
+        );
+      } finally {
+        writeFileSync(path.join(project.dir, '.env'), store.dotenv);
+      }
+    }, 180_000);
 
   it('a tampered artifact is refused by its checksum on every host: nothing switches', async () => {
     project.commit({ 'server.js': `${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}// v2\n` });
