@@ -148,9 +148,6 @@ describe.each(stores)('the $name store', (kind) => {
     expect(first.compat).toBe(1);
     expect(first.files.map((f) => f.path)).toContain('server.js');
 
-    // What an SSH session costs a host before any deploy command: login (handshake, auth) and one inspect.
-    const login = fleet.hosts.map((_, i) => relays.bytes(i));
-    expect((await project.run(['releases'])).code).toBe(0);
     const before = fleet.hosts.map((_, i) => relays.bytes(i));
     for (const h of fleet.hosts) fleet.resetCounts(h);
     const deploy = await project.run(['deploy', '--artifact', 'latest']);
@@ -161,11 +158,9 @@ describe.each(stores)('the $name store', (kind) => {
       // The fetch rides in the round trip an upload takes: a warm redeploy's bound (ssh-deploy.test.ts).
       expect(fleet.counts(h).connections).toBe(1);
       expect(fleet.counts(h).execRequests).toBeLessThanOrEqual(8);
-      const session = before[i] - login[i];
       const sent = relays.bytes(i) - before[i];
-      console.log(`${kind.name}: ${h.name} received ${sent} bytes (an SSH session with one inspect: ${session})`);
-      expect(sent, `bytes ${h.name} received beyond the login`).toBeLessThanOrEqual(session + 5 * 1024);
-      expect(sent).toBeLessThan(16 * 1024);
+      // Commands, curl's config and the rendered configs: a few KB whatever the artifact's size (here > 256 KiB).
+      expect(sent, `bytes ${h.name} received from the deployer`).toBeLessThan(16 * 1024);
     }
   }, 180_000);
 
