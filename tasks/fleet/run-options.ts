@@ -1,8 +1,7 @@
 // What the task run (the engine) needs to know of how it was asked to run; the CLI builds it from its options.
+import type { WaveSize } from '../config/rollout.js';
 import type { ResolvedConfig } from '../config/types.js';
 import type { HostRun } from './host-run.js';
-
-import type { WaveSize } from '../config/rollout.js';
 
 export interface RunOptions {
   /** Print every step and command, change nothing. */
