@@ -30,7 +30,18 @@ const failOn = (hosts: TestHost[]) => {
 const config = (rollout?: Record<string, unknown>) => ({
   knownHosts: fleet.knownHosts,
   dependencies: { type: 'none' },
-  hooks: { afterSwitch: [{ name: 'probe', commands: ['test ! -e /srv/fail-after-switch'] }] },
+  hooks: {
+    afterSwitch: [
+      {
+        name: 'probe',
+        commands: [
+          'test ! -e /srv/fail-after-switch',
+          // A host with /srv/slow-after-switch says it started, then takes its time (to be interrupted there).
+          'if [ -e /srv/slow-after-switch ]; then touch /srv/waves/slow-started; sleep 30; fi',
+        ],
+      },
+    ],
+  },
   ...(rollout ? { rollout } : {}),
 });
 
@@ -162,4 +173,28 @@ describe('waves on 30 hosts', () => {
     expect(lines.filter((l) => /^✓ web\d+ +upload/.test(l))).toHaveLength(30);
     failOn([]);
   }, 180_000);
+
+  it('Ctrl-C during wave 2: its hosts and the canary go back (marked bad), the later waves never switch; 130', async () => {
+    project.writeConfig(config());
+    failOn([]);
+    const before = fleet.hosts.map(live);
+    const slow = fleet.hosts[1];
+    writeFileSync(path.join(slow.srvDir, 'slow-after-switch'), '');
+    const child = project.start(['deploy', '--waves', '1,10%,50%']);
+    const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const started = path.join(root(slow), 'slow-started');
+    while (!existsSync(started)) await new Promise((r) => setTimeout(r, 50));
+    process.kill(child.pid!, 'SIGINT');
+    expect(await exit, out).toBe(130);
+    rmSync(path.join(slow.srvDir, 'slow-after-switch'));
+    rmSync(started);
+    const id = releaseIdOf(out);
+    expect(fleet.hosts.map(live)).toEqual(before);
+    for (const h of fleet.hosts.slice(0, 3)) expect(statusOf(h, id), h.name).toBe('bad');
+    for (const h of fleet.hosts.slice(3)) expect(releases(h), h.name).not.toContain(id);
+    expect(out).toContain('never switched: 27 hosts');
+  }, 120_000);
 });
