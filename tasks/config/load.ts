@@ -243,6 +243,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     projectRoot,
     environments: Object.keys(raw.environments),
     ...(merged.artifacts ? { artifacts: resolveArtifacts(projectRoot, merged.artifacts) } : {}),
+    delta: merged.delta ?? true,
   };
 }
 

@@ -152,6 +152,8 @@ export const settings = {
   services: servicesSchema,
   healthcheck: healthcheckSchema,
   artifacts: artifactsSchema,
+  /** Delta releases: a host with a verified earlier release gets only what changed (default true). */
+  delta: z.boolean(),
 };
 
 const environmentSchema = z.strictObject({
@@ -183,6 +185,7 @@ export const fileSchema = z.strictObject({
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
   artifacts: settings.artifacts.optional(),
+  delta: settings.delta.optional(),
   environments: z.record(
     z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'),
     environmentSchema,

@@ -33,6 +33,8 @@ export interface ReleaseArchive {
   bytes: number;
   /** The dependency lockfile's text (package-lock.json or requirements.txt), null when there is none. */
   lockfile: string | null;
+  /** The unpacked release tree the archive was packed from (until dispose): what a delta is made from. */
+  tree?: string;
   dispose(): void;
 }
 
@@ -194,6 +196,7 @@ export async function buildArchive(
       sha256: await sha256Of(file),
       bytes: statSync(file).size,
       lockfile,
+      tree,
       dispose,
     };
   } catch (error) {
