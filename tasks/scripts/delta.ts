@@ -31,6 +31,20 @@ export const manifestFiles = (releaseDir: string) => ({
   sha256: `${releaseDir}/.slipway/manifest.sha256`,
 });
 
+/** A release's work files under tmp/ while a delta arrives and its manifest is checked (removed by discardScript). */
+export function deltaWork(deployTo: string, id: string) {
+  const at = (suffix: string) => `${layout(deployTo).tmp}/${id}.${suffix}`;
+  const work = {
+    tarball: at('delta.tar.gz'),
+    skip: at('delta.skip'),
+    kept: at('delta.kept'),
+    manifest: at('manifest'),
+  };
+  // With treeManifestScript's own files beside the manifest.
+  const all = [...Object.values(work), ...['skip', 'list', 'sums'].map((s) => `${work.manifest}.${s}`)];
+  return { ...work, all };
+}
+
 const FIND_FORMAT = '%P\\t%y\\t%m\\t%l\\n';
 // Drops the listing's lines at or under a path of the first file (the overlays).
 const DROP_OVERLAYS =
@@ -62,9 +76,7 @@ export function receiveDeltaScript(deployTo: string, id: string, delta: DeltaSpe
   const p = layout(deployTo);
   const staged = p.staging(id);
   const base = p.release(delta.base);
-  const tarball = `${p.tmp}/${id}.delta.tar.gz`;
-  const skip = `${p.tmp}/${id}.delta.skip`;
-  const kept = `${p.tmp}/${id}.delta.kept`;
+  const { tarball, skip, kept } = deltaWork(deployTo, id);
   const baseManifest = manifestFiles(base).text;
   const drop = 'FILENAME==ARGV[1]{s[$0]=1;next} !($1 in s)';
   return script(
@@ -101,8 +113,7 @@ export function receiveDeltaScript(deployTo: string, id: string, delta: DeltaSpe
 export function verifyManifestScript(deployTo: string, id: string, spec: ManifestSpec, delta?: DeltaSpec): Shell {
   const p = layout(deployTo);
   const staged = p.staging(id);
-  const out = `${p.tmp}/${id}.manifest`;
-  const kept = `${p.tmp}/${id}.delta.kept`;
+  const { manifest: out, kept } = deltaWork(deployTo, id);
   const files = manifestFiles(staged);
   return script(
     treeManifestScript(staged, out, spec.skip),

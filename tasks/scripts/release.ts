@@ -15,7 +15,7 @@ import { script, sh, type Shell } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
 import { releaseMeta, type ReleaseMeta } from '../release/metadata.js';
 import type { RenderedFile } from '../release/templates.js';
-import { type DeltaSpec, type ManifestSpec, receiveDeltaScript, verifyManifestScript } from './delta.js';
+import { type DeltaSpec, deltaWork, type ManifestSpec, receiveDeltaScript, verifyManifestScript } from './delta.js';
 
 /**
  * Marks a release bad in its metadata: `rollback` skips it and purge removes it first. The reason is
@@ -208,7 +208,7 @@ export function discardScript(deployTo: string, id: string, keepFailed: boolean)
     sh`if [ -d ${p.release(id)} ] && [ ${current} != ${currentTarget(id)} ]; then`,
     sh`  mv -T ${p.release(id)} ${p.staging(id)}`,
     sh`fi`,
-    sh`rm -f ${p.archive(id)}`,
+    sh`rm -f ${p.archive(id)} ${deltaWork(deployTo, id).all}`,
     keepFailed
       ? script(
           sh`if [ -d ${p.staging(id)} ]; then`,
