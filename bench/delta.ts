@@ -29,7 +29,14 @@ const project = makeProject({
     defaultEnvironment: 'delta',
   },
 });
-const cli = (env: string) => ['node_modules/tsx/dist/cli.mjs', 'fabfile.ts', '--config', project.configFile, '--env', env];
+const cli = (env: string) => [
+  'node_modules/tsx/dist/cli.mjs',
+  'fabfile.ts',
+  '--config',
+  project.configFile,
+  '--env',
+  env,
+];
 const sent = () => fleet.hosts.map((_, i) => relays.bytes(i));
 
 try {
@@ -55,11 +62,17 @@ try {
   for (const env of ['delta', 'full'] as const) {
     const b = median(bytes[env]);
     const share = ((100 * b) / archive).toFixed(1);
-    console.log(`  ${env.padEnd(5)}  ${summary(time[env]).text}   ${(b / 1024).toFixed(1)} KiB sent per host (${share}%)`);
+    console.log(
+      `  ${env.padEnd(5)}  ${summary(time[env]).text}   ${(b / 1024).toFixed(1)} KiB sent per host (${share}%)`,
+    );
   }
 
   // What verification costs one host: the release's manifest (every file hashed), or its inodes only.
-  const live = path.join(fleet.hosts[0].srvDir, 'delta', readlinkSync(path.join(fleet.hosts[0].srvDir, 'delta/current')));
+  const live = path.join(
+    fleet.hosts[0].srvDir,
+    'delta',
+    readlinkSync(path.join(fleet.hosts[0].srvDir, 'delta/current')),
+  );
   const out = path.join(fleet.dir, 'bench-manifest');
   const skip = overlays({ dependencies: { type: 'none' }, shared: { dirs: ['logs'], files: [] } });
   const hash: number[] = [];
@@ -69,7 +82,9 @@ try {
     inodes.push(await mustTime('inodes', 'bash', ['-c', 'find "$1" -printf "%i %P\\n" > /dev/null', '_', live]));
   }
   const du = execFileSync('du', ['-sh', live], { encoding: 'utf8' }).split('\t')[0];
-  console.log(`  verify one release (${du}): hash every file ${summary(hash).text}; list inodes ${summary(inodes).text}`);
+  console.log(
+    `  verify one release (${du}): hash every file ${summary(hash).text}; list inodes ${summary(inodes).text}`,
+  );
   writeFileSync(out, '');
 } finally {
   project.cleanup();
