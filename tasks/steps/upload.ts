@@ -8,7 +8,13 @@ import { CommandFailed } from '../hosts/host.js';
 import { type Shell, script, sh } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
 import { deltaBases } from '../release/delta.js';
-import { baseManifest, buildDelta, type DeltaArchive, treeManifest } from '../release/delta-archive.js';
+import {
+  baseManifest,
+  buildDelta,
+  type DeltaArchive,
+  type TreeManifest,
+  treeManifest,
+} from '../release/delta-archive.js';
 import { releaseMeta } from '../release/metadata.js';
 import { linkEnvironmentScript } from '../scripts/environment.js';
 import { NGINX_REJECTED, nginxCheckScript } from '../scripts/nginx-check.js';
@@ -96,6 +102,11 @@ export async function stageOnHost(run: TaskRun, h: HostRun, release: Release, de
   return created.length ? `; created empty (0600): ${created.join(', ')}` : '';
 }
 
+const prepared = new WeakMap<
+  Release,
+  { manifest: Promise<TreeManifest | null>; deltas: Map<string, Promise<DeltaArchive>> }
+>();
+
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 
 /**
@@ -105,8 +116,12 @@ const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
  */
 export function upload(run: TaskRun, release: Release) {
   const { archive } = release;
-  const manifest = run.config.delta ? treeManifest(run.config, archive) : Promise.resolve(null);
-  const deltas = new Map<string, Promise<DeltaArchive>>();
+  // Once per release, whatever the batches (--rolling): the tree's manifest, and the delta from each base.
+  if (!prepared.has(release)) {
+    const manifest = run.config.delta ? treeManifest(run.config, archive) : Promise.resolve(null);
+    prepared.set(release, { manifest, deltas: new Map() });
+  }
+  const { manifest, deltas } = prepared.get(release)!;
   return async (h: HostRun): Promise<StepOutcome> => {
     const next = await manifest;
     const check = next ? { sha256: next.sha256, skip: next.skip } : undefined;
