@@ -42,7 +42,11 @@ export async function treeManifest(config: ResolvedConfig, archive: ReleaseArchi
   if (!deltaSafe(all, skip)) return null;
   const files = releaseManifest(all, skip);
   const text = manifestText(files);
-  saveManifest(text);
+  try {
+    saveManifest(text);
+  } catch {
+    // A cache that cannot be written (a read-only home): this deploy is unaffected, the next one uploads in full.
+  }
   const always = all.filter((f) => isUnder(f.path, ['.slipway', '.env'])).map((f) => f.path);
   return { tree: archive.tree, files, text, sha256: sha256Text(text), skip, always };
 }
