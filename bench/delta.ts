@@ -5,7 +5,7 @@
 //   npx tsx bench/delta.ts [hosts=10] [runs=5] [files=1000]
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readlinkSync, writeFileSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { overlays } from '../tasks/release/delta.js';
 import { treeManifestScript } from '../tasks/scripts/delta.js';
@@ -48,13 +48,19 @@ try {
   const archiveKiB = Number(/\(([\d.]+) KiB archive\)/.exec(first.stdout)?.[1]);
   await mustTime('first full deploy', process.execPath, [...cli('full'), 'deploy']);
   const time = { delta: [] as number[], full: [] as number[] };
+  const step = { delta: [] as number[], full: [] as number[] };
   const bytes = { delta: [] as number[], full: [] as number[] };
   for (let run = 0; run < runs; run++) {
     project.commit(`change ${run}`, { [`app/data/f${run}.txt`]: text() });
     for (const env of ['delta', 'full'] as const) {
       const before = sent();
-      time[env].push(await mustTime(`deploy (${env})`, process.execPath, [...cli(env), 'deploy']));
+      const result = await timeCommand(process.execPath, [...cli(env), 'deploy']);
+      if (result.code !== 0) throw new Error(`deploy (${env}) failed:\n${result.stderr}${result.stdout}`);
+      time[env].push(result.ms);
       bytes[env].push(median(sent().map((b, i) => b - before[i])));
+      // The upload step's own time on each host, as its line prints it: the median host.
+      const uploads = [...result.stdout.matchAll(/ upload\s+([\d.]+)s /g)].map((m) => Number(m[1]) * 1000);
+      step[env].push(median(uploads));
     }
   }
   const archive = archiveKiB * 1024;
@@ -63,7 +69,8 @@ try {
     const b = median(bytes[env]);
     const share = ((100 * b) / archive).toFixed(1);
     console.log(
-      `  ${env.padEnd(5)}  ${summary(time[env]).text}   ${(b / 1024).toFixed(1)} KiB sent per host (${share}%)`,
+      `  ${env.padEnd(5)}  deploy ${summary(time[env]).text}, upload step ${summary(step[env]).text}, ` +
+        `${(b / 1024).toFixed(1)} KiB sent per host (${share}%)`,
     );
   }
 
@@ -85,7 +92,6 @@ try {
   console.log(
     `  verify one release (${du}): hash every file ${summary(hash).text}; list inodes ${summary(inodes).text}`,
   );
-  writeFileSync(out, '');
 } finally {
   project.cleanup();
   await relays.stop();
