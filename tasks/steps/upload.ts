@@ -8,6 +8,7 @@ import { CommandFailed } from '../hosts/host.js';
 import { type Shell, script, sh } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
 import { deltaBases } from '../release/delta.js';
+import type { ManifestFile } from '../release/manifest.js';
 import {
   baseManifest,
   buildDelta,
@@ -104,7 +105,11 @@ export async function stageOnHost(run: TaskRun, h: HostRun, release: Release, de
 
 const prepared = new WeakMap<
   Release,
-  { manifest: Promise<TreeManifest | null>; deltas: Map<string, Promise<DeltaArchive>> }
+  {
+    manifest: Promise<TreeManifest | null>;
+    bases: Map<string, ManifestFile[] | null>;
+    deltas: Map<string, Promise<DeltaArchive>>;
+  }
 >();
 
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
@@ -119,18 +124,20 @@ export function upload(run: TaskRun, release: Release) {
   // Once per release, whatever the batches (--rolling): the tree's manifest, and the delta from each base.
   if (!prepared.has(release)) {
     const manifest = run.config.delta ? treeManifest(run.config, archive) : Promise.resolve(null);
-    prepared.set(release, { manifest, deltas: new Map() });
+    prepared.set(release, { manifest, bases: new Map(), deltas: new Map() });
   }
-  const { manifest, deltas } = prepared.get(release)!;
+  const { manifest, bases, deltas } = prepared.get(release)!;
+  const cached = (sha: string) => {
+    if (!bases.has(sha)) bases.set(sha, baseManifest(sha));
+    return bases.get(sha) ?? null;
+  };
   return async (h: HostRun): Promise<StepOutcome> => {
     const next = await manifest;
     const check = next ? { sha256: next.sha256, skip: next.skip } : undefined;
     let why = '';
-    const base = deltaBases(h.state)
-      .map((b) => ({ ...b, files: baseManifest(b.sha256) }))
-      .find((b) => b.files !== null);
-    if (next && base?.files) {
-      const files = base.files;
+    const base = next ? deltaBases(h.state).find((b) => cached(b.sha256) !== null) : undefined;
+    if (next && base) {
+      const files = cached(base.sha256)!;
       if (!deltas.has(base.sha256)) deltas.set(base.sha256, buildDelta(archive, next, { ...base, files }));
       const delta = await deltas.get(base.sha256)!;
       const { plan } = delta;
