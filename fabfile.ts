@@ -72,7 +72,12 @@ await runTasks(
     }),
     promote: task(
       'promote:<env>: deploy exactly the artifact <env> runs now (same id, same bytes)',
-      async (run) => ship(run, await promotedArtifact(run)),
+      async (run) => {
+        // <env>'s hosts are read while these are being locked: a refusal then only gives the locks back.
+        const source = promotedArtifact(run);
+        source.catch(() => undefined); // its failure is the deploy's, where ship awaits it
+        await ship(run, source);
+      },
       { check: checkPromoteArgs },
     ),
     artifacts: task(
@@ -85,10 +90,10 @@ await runTasks(
 );
 
 /** The deploy itself, from the archive built here or from an artifact the hosts fetch from the store. */
-async function ship(run: TaskRun, from: ReleaseArchive | Artifact): Promise<void> {
+async function ship(run: TaskRun, from: ReleaseArchive | Artifact | Promise<Artifact>): Promise<void> {
   // Every host stays locked until this block ends: a step added anywhere in it runs locked.
   await run.locked('deploy', async () => {
-    const release = await newRelease(run, from);
+    const release = await newRelease(run, await from);
     // All hosts at once, or --rolling N at a time.
     for (const batch of run.batches()) {
       // Until it is live, a failure removes the new release everywhere ('cleanup').

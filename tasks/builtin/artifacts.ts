@@ -7,7 +7,7 @@ import type { TaskRun } from '../fleet/task-run.js';
 import { SlipwayError, UsageError } from '../lib/errors.js';
 import { type Artifact, listArtifactIds, readArtifactAt } from '../store/artifacts.js';
 import { artifactKeys } from '../store/keys.js';
-import { openStore } from '../store/open-store.js';
+import { openStore, storeEnv } from '../store/open-store.js';
 import { planArtifactPurge } from '../store/purge-plan.js';
 import type { ArtifactStore } from '../store/store.js';
 import { artifactsConfig } from '../steps/build.js';
@@ -51,7 +51,7 @@ async function storeEnvironments(store: ArtifactStore, application: string): Pro
 export async function artifacts(run: TaskRun): Promise<void> {
   const config = artifactsConfig(run, 'artifacts');
   const purge = run.args[0] === 'purge';
-  const store = await openStore(config.store);
+  const store = await openStore(config.store, storeEnv(run.config));
   const { runs, unread } = await liveEverywhere(run);
   if (unread.length) {
     const message = `could not read the hosts of ${unread.join(', ')}`;

@@ -5,12 +5,17 @@ import type { TaskRun } from '../fleet/task-run.js';
 import { UsageError } from '../lib/errors.js';
 import { ArtifactRefused } from '../release/manifest.js';
 import { type Artifact, readArtifactAt } from '../store/artifacts.js';
-import { openStore } from '../store/open-store.js';
+import { openStore, storeEnv } from '../store/open-store.js';
 import { checkTemplates, logArtifact } from '../steps/artifact.js';
 
 export function checkPromoteArgs(args: string[], config: ResolvedConfig): void {
   if (args.length !== 1) {
     throw new UsageError('promote needs the environment to promote from, as in `--env production promote:staging`');
+  }
+  if (!config.environments.includes(args[0])) {
+    throw new UsageError(
+      `promote:${args[0]}: no environment "${args[0]}"; environments: ${config.environments.join(', ')}`,
+    );
   }
   if (args[0] === config.environment) {
     throw new UsageError(`promote:${args[0]}: promoting "${args[0]}" into itself; choose the target with --env`);
@@ -45,7 +50,7 @@ export async function promotedArtifact(run: TaskRun): Promise<Artifact> {
     throw new ArtifactRefused(`promote: the hosts of ${from} run different bytes as ${id}: ${[...sums].join('; ')}`);
   const { key, sha256 } = recorded[0]!;
   if (!source.config.artifacts) throw new ArtifactRefused(`promote: environment ${from} has no artifacts.store`);
-  const store = await openStore(source.config.artifacts.store);
+  const store = await openStore(source.config.artifacts.store, storeEnv(source.config));
   const artifact = await readArtifactAt(store, key);
   if (artifact.manifest.id !== id || artifact.manifest.sha256 !== sha256) {
     throw new ArtifactRefused(

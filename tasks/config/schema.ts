@@ -102,7 +102,12 @@ export const storeSchema = z.discriminatedUnion('type', [
   /** A local or mounted folder; hosts read the same path (relative: to the project root). */
   z.strictObject({ type: z.literal('dir'), path: z.string().min(1) }),
   /** A WebDAV-capable server (nginx with dav_methods PUT DELETE): PUT to publish, GET to fetch. */
-  z.strictObject({ type: z.literal('http'), url: z.url({ protocol: /^https?$/ }) }),
+  z.strictObject({
+    type: z.literal('http'),
+    url: z.url({ protocol: /^https?$/ }).refine((url) => !/^[a-z]+:\/\/[^/]*@/i.test(url), {
+      error: 'no user or password in the URL: hosts fetch it as it is; restrict PUT/DELETE on the server instead',
+    }),
+  }),
 ]);
 
 export const artifactsSchema = z.strictObject({

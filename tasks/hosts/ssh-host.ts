@@ -153,12 +153,7 @@ export async function openConnection(
       readyTimeout: config.connectTimeoutSeconds * 1000,
       keepaliveInterval: 10_000,
       keepaliveCountMax: 3,
-      algorithms: {
-        // Compressed once authenticated (zlib@openssh.com; 'none' for a server without it): the scripts a task
-        // sends are repetitive text (a deploy from the artifact store: 13.5 KB to a host before, 5.6 KB after).
-        compress: ['zlib@openssh.com', 'none'],
-        ...(known.length ? { serverHostKey: hostKeyAlgorithms(known) as never } : {}),
-      },
+      ...(known.length ? { algorithms: { serverHostKey: hostKeyAlgorithms(known) as never } } : {}),
       hostVerifier: (key: Buffer) => {
         const verdict = verifyHostKey(knownHosts, knownName, key, trustNewHosts);
         if (!verdict.ok) rejection = verdict.reason;

@@ -20,7 +20,7 @@ export function curlConfig(url: string): string {
 export function fetchScript(deployTo: string, id: string, key: string, sha256: string, from: FetchFrom): Shell {
   const p = layout(deployTo);
   const archive = p.archive(id);
-  const conf = `${p.tmp}/fetch-${id}.curl`;
+  const conf = p.fetchConfig(id);
   const get =
     'path' in from
       ? sh`cat -- ${from.path} > ${archive}`

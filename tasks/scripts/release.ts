@@ -208,7 +208,7 @@ export function discardScript(deployTo: string, id: string, keepFailed: boolean)
     sh`if [ -d ${p.release(id)} ] && [ ${current} != ${currentTarget(id)} ]; then`,
     sh`  mv -T ${p.release(id)} ${p.staging(id)}`,
     sh`fi`,
-    sh`rm -f ${p.archive(id)} ${deltaWork(deployTo, id).all}`,
+    sh`rm -f ${p.archive(id)} ${p.fetchConfig(id)} ${deltaWork(deployTo, id).all}`,
     keepFailed
       ? script(
           sh`if [ -d ${p.staging(id)} ]; then`,

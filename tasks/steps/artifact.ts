@@ -4,7 +4,7 @@ import type { TaskRun } from '../fleet/task-run.js';
 import { UsageError } from '../lib/errors.js';
 import { renderTemplates } from '../release/templates.js';
 import { type Artifact, readArtifact } from '../store/artifacts.js';
-import { openStore } from '../store/open-store.js';
+import { openStore, storeEnv } from '../store/open-store.js';
 import { buildArtifact } from './build.js';
 
 export async function artifactToDeploy(run: TaskRun): Promise<Artifact | undefined> {
@@ -16,7 +16,7 @@ export async function artifactToDeploy(run: TaskRun): Promise<Artifact | undefin
     return undefined;
   }
   if (!which) return buildArtifact(run);
-  const store = await openStore(artifacts.store);
+  const store = await openStore(artifacts.store, storeEnv(run.config));
   const artifact = await readArtifact(store, run.config.application, run.config.environment, which);
   await checkTemplates(run, artifact);
   logArtifact(run, artifact);

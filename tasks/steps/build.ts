@@ -11,7 +11,8 @@ import { chooseReleaseId, environmentKey } from '../release/rules.js';
 import type { HostState } from '../release/state.js';
 import { renderTemplates } from '../release/templates.js';
 import { type Artifact, listArtifactIds, publishArtifact } from '../store/artifacts.js';
-import { openStore } from '../store/open-store.js';
+import { artifactKeys } from '../store/keys.js';
+import { openStore, storeEnv } from '../store/open-store.js';
 
 const execFileP = promisify(execFile);
 
@@ -48,7 +49,7 @@ export async function buildArtifact(run: TaskRun): Promise<Artifact> {
         `got "${type}": use 'host'`,
     );
   }
-  const store = await openStore(artifacts.store);
+  const store = await openStore(artifacts.store, storeEnv(run.config));
   let files: ManifestFile[] = [];
   let envKey: string | null = null;
   const archive = await buildArchive(run.config, {
@@ -88,9 +89,15 @@ export async function buildArtifact(run: TaskRun): Promise<Artifact> {
     lockfile: archive.lockfile,
     files,
   };
-  const artifact = await publishArtifact(store, archive.file, manifest);
   const kb = (archive.bytes / 1024).toFixed(1);
   const env = envKey ? `, environment ${envKey} inside` : '';
-  run.log.line(`artifact ${id} published to ${store.description} (${kb} KiB, ${files.length} files${env})`);
+  const what = `(${kb} KiB, ${files.length} files${env})`;
+  if (run.options.dryRun) {
+    // Nothing is published: the hosts' dry run shows the fetch of the key it would have.
+    run.log.line(`artifact ${id} would be published to ${store.description} ${what}`);
+    return { store, key: artifactKeys(manifest.application, manifest.environment).archive(id), manifest };
+  }
+  const artifact = await publishArtifact(store, archive.file, manifest);
+  run.log.line(`artifact ${id} published to ${store.description} ${what}`);
   return artifact;
 }

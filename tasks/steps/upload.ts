@@ -29,7 +29,7 @@ export interface Delivery {
   what: 'upload' | 'fetch';
   /** The fetch commands (scripts/fetch.ts); unset: the archive comes first on stdin. */
   fetch?: Shell;
-  /** What goes on stdin before the rendered files (the archive, or curl's config); its size in bytes. */
+  /** What goes on stdin before the rendered files: the archive, or curl's config (nothing for a path). */
   head: () => AsyncIterable<Buffer>;
   headNote: string;
   dotenv?: string;
@@ -80,7 +80,9 @@ export async function stageOnHost(run: TaskRun, h: HostRun, release: Release, de
   );
   const dotenvNote =
     delivery.dotenv === undefined ? [] : [`the .env file (${Buffer.byteLength(delivery.dotenv)} bytes)`];
-  const stdinNote = [delivery.headNote, ...files.map((f) => `${f.name}:\n${f.content}`), ...dotenvNote].join('\n');
+  const stdinNote = [delivery.headNote, ...files.map((f) => `${f.name}:\n${f.content}`), ...dotenvNote]
+    .filter(Boolean)
+    .join('\n');
   const stdin = Readable.from(
     (async function* () {
       yield* delivery.head();

@@ -1,6 +1,8 @@
 // The `http` store: a WebDAV-capable server (nginx: dav_methods PUT DELETE; autoindex_format json for listing).
 // PUT publishes (nginx writes the body to a temporary file and renames it into place, so a reader never sees
-// half an object), GET fetches, DELETE removes. Hosts fetch with curl from the same URL.
+// half an object), GET fetches, DELETE removes. Hosts fetch with curl from the same URL, without credentials; the
+// deployer's own requests carry HTTP basic auth when SLIPWAY_STORE_AUTH ("user:password", from the environment or
+// .env) is set.
 import { readFile } from 'node:fs/promises';
 import { checkKey } from './keys.js';
 import type { ArtifactStore, HostSource } from './store.js';
@@ -9,8 +11,11 @@ export class HttpStore implements ArtifactStore {
   readonly description: string;
   private readonly base: string;
 
-  constructor(url: string) {
+  private readonly authorization?: string;
+
+  constructor(url: string, auth?: string) {
     this.base = url.replace(/\/+$/, '');
+    if (auth) this.authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
     // A URL's user:password part is never shown.
     const shown = new URL(this.base);
     shown.username = '';
@@ -32,6 +37,7 @@ export class HttpStore implements ArtifactStore {
     try {
       response = await fetch(url, {
         method,
+        headers: this.authorization ? { authorization: this.authorization } : {},
         body: body as BodyInit | undefined,
         signal: AbortSignal.timeout(300_000),
       });

@@ -1,7 +1,7 @@
 // A prebuilt artifact: the dependency environment built once on the deployer and shipped inside, so a host of
 // the same platform with no npm at all deploys it and runs the app (a real sshd host whose npm is hidden).
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,6 +71,11 @@ describe('a prebuilt artifact', () => {
     expect(deploy.code, deploy.stderr + deploy.stdout).toBe(0);
     expect(deploy.stderr + deploy.stdout).toMatch(/dependencies \(skipped\).*prebuilt, in the artifact/);
     const id = readlinkSync(path.join(web1().srvDir, 'hello/current')).replace('releases/', '');
+    // Its own environment inside: the release records that it uses none of envs/ (purge may remove them).
+    const meta = JSON.parse(
+      readFileSync(path.join(web1().srvDir, 'hello/releases', id, '.slipway/release.json'), 'utf8'),
+    );
+    expect(meta.envKey).toBe('in-release');
     const port = await freePort();
     // server.js imports ms (a dependency): it answers only if node_modules came with the artifact.
     const run = await ssh(

@@ -1,5 +1,6 @@
 // A real WebDAV-capable nginx for the `http` artifact store: PUT/DELETE (dav_methods), JSON directory listings
 // (autoindex_format json), on a 127.0.0.x address only; started as its own process and stopped by its PID.
+// With `auth` ("user:password"), everything but GET/HEAD needs it (HTTP basic); reads stay open, as hosts fetch.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -24,7 +25,7 @@ export interface DavServer {
   stop(): Promise<void>;
 }
 
-function config(dir: string, address: string, port: number, data: string): string {
+function config(dir: string, address: string, port: number, data: string, auth: boolean): string {
   return `daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
@@ -46,7 +47,12 @@ http {
       dav_access user:rw group:r all:r;
       client_max_body_size 0;
       autoindex on;
-      autoindex_format json;
+      autoindex_format json;${
+        auth
+          ? `
+      limit_except GET { auth_basic "store"; auth_basic_user_file ${dir}/htpasswd; }`
+          : ''
+      }
     }
   }
 }
@@ -63,7 +69,7 @@ function connects(address: string, port: number): Promise<boolean> {
   });
 }
 
-export async function startDavServer(address = '127.0.0.9'): Promise<DavServer> {
+export async function startDavServer(address = '127.0.0.9', { auth }: { auth?: string } = {}): Promise<DavServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'slipway-dav-'));
   chmodSync(dir, 0o711);
   const data = path.join(dir, 'data');
@@ -76,7 +82,13 @@ export async function startDavServer(address = '127.0.0.9'): Promise<DavServer> 
   }
   const port = await freePort(address);
   const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(conf, config(dir, address, port, data));
+  // nginx reads {PLAIN} passwords from its user file: no hashing tool needed.
+  if (auth) {
+    const colon = auth.indexOf(':');
+    writeFileSync(path.join(dir, 'htpasswd'), `${auth.slice(0, colon)}:{PLAIN}${auth.slice(colon + 1)}\n`);
+    chmodSync(path.join(dir, 'htpasswd'), 0o644);
+  }
+  writeFileSync(conf, config(dir, address, port, data, auth !== undefined));
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 

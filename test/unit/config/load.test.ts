@@ -268,6 +268,8 @@ describe('artifacts', () => {
     expect(unknown).toContain('artifacts.store.type');
     const url = await configError({ ...minimal, artifacts: { store: { type: 'http', url: 'ftp://x/y' } } });
     expect(url).toContain('artifacts.store.url');
+    const secret = await configError({ ...minimal, artifacts: { store: { type: 'http', url: 'http://u:p@x/y' } } });
+    expect(secret).toContain('artifacts.store.url: no user or password in the URL');
     const keep = await configError({ ...minimal, artifacts: { keep: 0 } });
     expect(keep).toContain('artifacts.keep');
   });
