@@ -255,6 +255,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     setup: resolveSetup(merged.application, merged.setup, merged.vars?.logDir),
     environments: Object.keys(raw.environments),
     ...(merged.artifacts ? { artifacts: resolveArtifacts(projectRoot, merged.artifacts) } : {}),
+    delta: merged.delta ?? true,
   };
 }
 
