@@ -225,6 +225,17 @@ describe('npx slipway <task>: the fabfile through a cached bundle', () => {
     expect(meta().id).not.toBe(id);
   });
 
+  it('a fabfile.ts that does not build: exit 2 naming the file and the error; fixed, it runs again', () => {
+    const original = read('fabfile.ts');
+    writeFileSync(path.join(app, 'fabfile.ts'), `${original}\nexport const broken = {`);
+    const result = npx('slipway', '--list');
+    writeFileSync(path.join(app, 'fabfile.ts'), original);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`error: ${path.join(app, 'fabfile.ts')} does not build:`);
+    expect(result.stderr).toMatch(/Unexpected end of file|Expected/);
+    expect(npx('slipway', '--list').code).toBe(0);
+  });
+
   it('outside a project: exit 2, saying init writes a fabfile', () => {
     const result = spawnSync('node', [path.join(app, 'node_modules/.bin/slipway'), 'deploy'], {
       cwd: work,
