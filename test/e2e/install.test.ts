@@ -40,7 +40,7 @@ app.listen(Number(process.env.PORT ?? 8080), '127.0.0.1');
 
 beforeAll(() => {
   work = mkdtempSync(path.join(tmpdir(), 'slipway-install-'));
-  // prepack builds dist/ (tsc): what the tarball ships.
+  // prepare builds dist/ (tsc): what the tarball ships.
   const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', work], { cwd: ROOT, env });
   tarball = path.join(work, packed.toString().trim().split('\n').pop()!);
   app = path.join(work, 'My_Shop');
