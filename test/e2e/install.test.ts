@@ -58,7 +58,7 @@ beforeAll(() => {
   git(app, 'add', '-A');
   git(app, 'commit', '-qm', 'the app');
   install('--save-dev', tarball);
-}, 300_000);
+}, 600_000);
 
 afterAll(() => work && rmSync(work, { recursive: true, force: true }));
 
