@@ -26,11 +26,17 @@ interface Manifest {
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
 /**
- * Packages kept out of the bundle (native parts, loaders, the AWS SDK's size), as scripts/build-fabfile.mjs
- * does; each is imported by the absolute path it resolves to from the module that imports it.
+ * What is bundled: the project's own files, slipway and what slipway imports (zod: it starts faster)
+ * except these packages (native parts, loaders, the AWS SDK's size), as scripts/build-fabfile.mjs does.
+ * Every other package (slipway's externals, the project's own dependencies) is imported at run time by
+ * the absolute path it resolves to from its importer: the bundle lives in the cache, where a bare name
+ * may not resolve, and a dependency with native parts or its own files keeps working.
  */
 const EXTERNAL =
   /^(dotenv|esbuild|handlebars|node-ssh|p-limit|proper-lockfile|ssh-config|ssh2|tsx|zx|@aws-sdk\/[^/]+)(\/.*)?$/;
+const IN_SLIPWAY = `${path.sep}node_modules${path.sep}slipway${path.sep}`;
+const bundled = (specifier: string, importer: string) =>
+  !EXTERNAL.test(specifier) && (/^slipway(\/|$)/.test(specifier) || importer.includes(IN_SLIPWAY));
 
 /** The files that changed since the bundle was made: same size and mtime is unchanged, else the hash tells. */
 function changedInputs(inputs: Inputs): string[] {
@@ -82,6 +88,7 @@ export async function fabfileBundle(fabfile: string, onRebuild: (why: string) =>
 
 async function build(fabfile: string, dir: string, manifest: string, old: Manifest | undefined): Promise<string> {
   const esbuild = await import('esbuild');
+  const externals = new Set<string>();
   const result = await esbuild.build({
     entryPoints: [fabfile],
     bundle: true,
@@ -97,9 +104,8 @@ async function build(fabfile: string, dir: string, manifest: string, old: Manife
       {
         name: 'slipway-cache',
         setup(b) {
-          // Externals by absolute path: the bundle lives in the cache, where a bare name may not resolve.
-          b.onResolve({ filter: EXTERNAL }, async (args) => {
-            if (args.pluginData === 'slipway-cache') return undefined;
+          b.onResolve({ filter: /^[^./]/ }, async (args) => {
+            if (args.pluginData === 'slipway-cache' || bundled(args.path, args.importer)) return undefined;
             const found = await b.resolve(args.path, {
               kind: args.kind,
               resolveDir: args.resolveDir,
@@ -107,6 +113,8 @@ async function build(fabfile: string, dir: string, manifest: string, old: Manife
               pluginData: 'slipway-cache',
             });
             if (found.errors.length) return { errors: found.errors };
+            // Recorded with the inputs: once a reinstall moves or changes it, the bundle is made again.
+            if (path.isAbsolute(found.path)) externals.add(found.path);
             return { path: found.path, external: true };
           });
           // import.meta.dirname / filename / url in the project's own files mean those files, not the bundle.
@@ -131,7 +139,7 @@ async function build(fabfile: string, dir: string, manifest: string, old: Manife
   });
   const cwd = path.dirname(fabfile);
   const inputs: Inputs = Object.fromEntries(
-    Object.keys(result.metafile.inputs).map((file) => {
+    [...Object.keys(result.metafile.inputs), ...externals].map((file) => {
       const where = path.resolve(cwd, file);
       const { size, mtimeMs } = statSync(where);
       return [where, [size, mtimeMs, sha256(readFileSync(where))]];

@@ -68,6 +68,28 @@ describe('fabfileBundle', () => {
     expect(why).toEqual([]);
   });
 
+  it("the project's own packages stay out of the bundle, imported by absolute path; moved, it bundles again", async () => {
+    const dir = project();
+    const pkg = path.join(dir, 'node_modules/greet');
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'greet', type: 'module', main: 'index.js' }));
+    writeFileSync(path.join(pkg, 'index.js'), "export const greet = 'hi from greet';\n");
+    writeFileSync(path.join(dir, 'words.ts'), "export { greet as word } from 'greet';\n");
+    const fabfile = path.join(dir, 'fabfile.ts');
+    const bundle = await fabfileBundle(fabfile, () => undefined);
+    const text = readFileSync(bundle, 'utf8');
+    expect(text).toContain(JSON.stringify(path.join(pkg, 'index.js')));
+    expect(text).not.toContain('hi from greet');
+    expect(runBundle(bundle)).toBe(`hi from greet ${dir}`);
+    // A reinstall that lays the package out differently: the recorded file is gone, so it bundles again.
+    execFileSync('mv', [path.join(pkg, 'index.js'), path.join(pkg, 'main.js')]);
+    writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'greet', type: 'module', main: 'main.js' }));
+    const why: string[] = [];
+    const again = await fabfileBundle(fabfile, (w) => why.push(w));
+    expect(why.join()).toContain('node_modules/greet/index.js changed');
+    expect(runBundle(again)).toBe(`hi from greet ${dir}`);
+  });
+
   it('a module gone, or the bundle removed from the cache: bundles again (or fails naming the import)', async () => {
     const dir = project();
     const fabfile = path.join(dir, 'fabfile.ts');
