@@ -26,6 +26,7 @@ export { rollBackOnFailure } from './steps/auto-rollback.js';
 export { restartServices } from './steps/restart.js';
 export { healthCheck } from './steps/health.js';
 export { purgeReleases } from './steps/purge.js';
+export { withNotifications } from './steps/notify.js';
 // The built-in tasks.
 export { checkRollbackArgs, rollback } from './builtin/rollback.js';
 export { listReleases } from './builtin/releases.js';
@@ -33,3 +34,10 @@ export { check } from './builtin/check.js';
 export { unlock } from './builtin/unlock.js';
 export { checkRestartConfig, restart } from './builtin/restart.js';
 export { status } from './builtin/status.js';
+export { checkLogsArgs, logs } from './builtin/logs.js';
+export { checkSshArgs, ssh } from './builtin/ssh.js';
+export { checkRunArgs, runCommand } from './builtin/run-command.js';
+export { checkPullArgs, pull } from './builtin/pull.js';
+// Artifact stores.
+export type { ArtifactStore, HostSource } from './store/store.js';
+export { openS3Store } from './store/s3.js';

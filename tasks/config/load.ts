@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import type { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
+import { isRemoteRepository } from '../lib/paths.js';
 import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from '../lib/redact.js';
 import type { servicesSchema } from './schema.js';
 import type { HostConfig, ResolvedConfig, Services } from './types.js';
@@ -235,7 +236,9 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
 
   return {
     application: merged.application,
-    repository: path.resolve(projectRoot, merged.repository ?? '.'),
+    repository: isRemoteRepository(merged.repository ?? '.')
+      ? merged.repository!
+      : path.resolve(projectRoot, merged.repository ?? '.'),
     ref: ref ?? merged.ref ?? 'HEAD',
     subdirectory: merged.subdirectory,
     keepReleases: merged.keepReleases ?? 5,
@@ -246,7 +249,12 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     port: merged.port ?? 8080,
     serverName: merged.serverName ?? 'localhost',
     runAs: merged.runAs,
-    hooks: { beforeSwitch: merged.hooks?.beforeSwitch ?? [], afterSwitch: merged.hooks?.afterSwitch ?? [] },
+    hooks: {
+      beforeSwitch: merged.hooks?.beforeSwitch ?? [],
+      afterSwitch: merged.hooks?.afterSwitch ?? [],
+      onSuccess: merged.hooks?.onSuccess ?? [],
+      onFailure: merged.hooks?.onFailure ?? [],
+    },
     parallel: merged.parallel,
     knownHosts: merged.knownHosts,
     connectTimeoutSeconds: merged.connectTimeoutSeconds ?? 10,
@@ -258,5 +266,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
     env,
     projectRoot,
+    configFile: file,
+    data: merged.data && { dirs: merged.data.dirs ?? [], files: merged.data.files ?? [], dump: merged.data.dump },
+    protected: (chosen as { protected?: boolean }).protected ?? false,
   };
 }

@@ -1,12 +1,14 @@
 // The config's TypeScript types, as given by the zod schema (schema.ts) and after loading (ResolvedConfig).
 import type { z } from 'zod';
-import type { fileSchema, hostSchema, settings, stageSchema } from './schema.js';
+import type { fileSchema, hostSchema, notificationSchema, settings, stageSchema } from './schema.js';
 
 export type SlipwayConfig = z.input<typeof fileSchema>;
 
 export type HostConfig = z.output<typeof hostSchema>;
 
 export type Stage = z.output<typeof stageSchema>;
+
+export type Notification = z.output<typeof notificationSchema>;
 
 export interface Services {
   sudo: string;
@@ -51,6 +53,12 @@ export type ResolvedConfig = Pick<
     /** Values read from .env files: usable in templates, never printed. */
     env: Record<string, string>;
     projectRoot: string;
+    /** The config file this was loaded from (a task may load another environment of it: pull). */
+    configFile: string;
+    /** What `pull` copies from this environment's hosts (paths in the shared dir). */
+    data?: { dirs: string[]; files: string[]; dump?: { command: string; file: string } };
+    /** `pull` writes into this environment only with --yes or a confirmation on a terminal. */
+    protected: boolean;
   };
 
 export type DependencyType = ResolvedConfig['dependencies']['type'];

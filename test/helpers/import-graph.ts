@@ -12,6 +12,7 @@ export const LAYERS = [
   'config',
   'lock',
   'release',
+  'store',
   'scripts',
   'hosts',
   'fleet',

@@ -59,7 +59,7 @@ describe('loadConfig', () => {
       vars: {},
       port: 8080,
       serverName: 'localhost',
-      hooks: { beforeSwitch: [], afterSwitch: [] },
+      hooks: { beforeSwitch: [], afterSwitch: [], onSuccess: [], onFailure: [] },
       connectTimeoutSeconds: 10,
       environment: 'local',
       env: {},
@@ -247,5 +247,59 @@ describe('healthcheck config', () => {
     expect((error as Error).message).toContain(
       'healthcheck.timeoutSeconds: must be at least (successes − 1) × intervalSeconds = 30 s',
     );
+  });
+  it('data (for pull) and protected: read per environment; items inside each other or outside shared refused', async () => {
+    const data = { dirs: ['uploads'], files: ['config/site.json'], dump: { command: 'pg_dump app', file: 'db.sql' } };
+    const config = {
+      ...minimal,
+      data,
+      environments: {
+        ...minimal.environments,
+        production: { protected: true, hosts: [{ name: 'p', host: 'p', deployTo: '/srv/app' }] },
+      },
+    };
+    const local = (await load(config)).config;
+    expect(local.data).toEqual(data);
+    expect(local.protected).toBe(false);
+    expect((await load(config, { environment: 'production' })).config.protected).toBe(true);
+    expect((await load(minimal)).config.data).toBeUndefined();
+    const message = await configError({
+      ...minimal,
+      data: { dirs: ['uploads', '../etc'], files: ['uploads/a.txt'], dump: { command: '', file: 'uploads' } },
+    });
+    expect(message).toContain('data.dirs.1: must be a path inside the release');
+    expect(message).toContain('data.dump.command: Too small');
+    expect(await configError({ ...minimal, data: { files: ['uploads/a.txt'], dirs: ['uploads'] } })).toContain(
+      'data: "uploads/a.txt" is inside "uploads"',
+    );
+    expect(await configError({ ...minimal, data: {} })).toContain('data: give dirs, files or dump');
+    expect(
+      await configError({ ...minimal, environments: { local: { ...minimal.environments.local, protected: 'yes' } } }),
+    ).toContain('environments.local.protected: Invalid input: expected boolean');
+  });
+});
+
+describe('remote repositories and notifications', () => {
+  it('a repository URL is kept as written; a path is resolved from the config file', async () => {
+    const url = 'ssh://git@example.com:2222/org/app.git';
+    expect((await load({ ...minimal, repository: url })).config.repository).toBe(url);
+    const { dir, config } = await load({ ...minimal, repository: 'app' });
+    expect(config.repository).toBe(path.join(dir, 'app'));
+  });
+
+  it('notifications run on the deployer unless `on: hosts`; no cwd, and `on` is one of the two', async () => {
+    const hooks = {
+      onSuccess: [{ name: 'chat', commands: ['true'] }],
+      onFailure: [{ name: 'h', on: 'hosts', commands: ['true'] }],
+    };
+    const { config } = await load({ ...minimal, hooks });
+    expect(config.hooks.onSuccess).toEqual([{ name: 'chat', on: 'deployer', commands: ['true'] }]);
+    expect(config.hooks.onFailure[0].on).toBe('hosts');
+    const bad = await configError({
+      ...minimal,
+      hooks: { onFailure: [{ name: 'x', on: 'web1', cwd: 'a', commands: [] }] },
+    });
+    expect(bad).toContain('hooks.onFailure.0.on:');
+    expect(bad).toContain('hooks.onFailure.0.cwd: unknown key');
   });
 });
