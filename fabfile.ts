@@ -4,6 +4,7 @@ import {
   check,
   checkPullArgs,
   checkRestartConfig,
+  checkSetup,
   checkRollbackArgs,
   cutover,
   discard,
@@ -22,6 +23,8 @@ import {
   rollback,
   runHooks,
   runTasks,
+  setup,
+  setupConnection,
   sh,
   status,
   task,
@@ -88,6 +91,10 @@ await runTasks(
     status: task('Per host: live release, supervisor status, nginx config check, health check', status),
     pull: task("Copy another environment's data here (config data): pull:<from-environment>[,<host>]", pull, {
       check: checkPullArgs,
+    }),
+    setup: task('Prepare fresh hosts as root (setup.user): deploy user, keys, deploy root, helper, sudo rule', setup, {
+      check: checkSetup,
+      connectAs: setupConnection,
     }),
     // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
     migrate: task('Run database migrations in the live release on hosts with role db', (run) =>

@@ -41,3 +41,4 @@ export { checkPullArgs, pull } from './builtin/pull.js';
 // Artifact stores.
 export type { ArtifactStore, HostSource } from './store/store.js';
 export { openS3Store } from './store/s3.js';
+export { checkSetup, setup, setupConnection } from './builtin/setup.js';

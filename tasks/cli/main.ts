@@ -2,7 +2,7 @@
 // (0 ok, 1 a task failed, 2 usage or config error, 130/143 interrupted).
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
-import type { ResolvedConfig } from '../config/types.js';
+import type { HostConfig, ResolvedConfig } from '../config/types.js';
 import { HostRun } from '../fleet/host-run.js';
 import type { RunOptions } from '../fleet/run-options.js';
 import { selectHosts } from '../fleet/select-hosts.js';
@@ -25,14 +25,16 @@ export interface TaskDefinition {
   accepts?: { follow?: boolean; command?: boolean };
   /** false: the task opens no connection of slipway's (ssh uses the user's OpenSSH): none is opened ahead. */
   connects?: false;
+  /** Connects to each host as someone else than the deploy user (`setup`: the admin user). */
+  connectAs?(host: HostConfig, config: ResolvedConfig): HostConfig;
 }
 
 export function task(
   help: string,
   run: (run: TaskRun) => Promise<void>,
-  { check, accepts, connects }: Pick<TaskDefinition, 'check' | 'accepts' | 'connects'> = {},
+  { check, accepts, connects, connectAs }: Pick<TaskDefinition, 'check' | 'accepts' | 'connects' | 'connectAs'> = {},
 ): TaskDefinition {
-  return { help, run, check, accepts, connects };
+  return { help, run, check, accepts, connects, connectAs };
 }
 
 /** `--follow` or `-- COMMAND` given to tasks none of which takes it would be ignored: a usage error instead. */
@@ -95,24 +97,30 @@ async function runCalls(
   if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);
   log.hostWidth(selected.map((h) => h.name));
   // Hosts connect while a task does its local work (e.g. building the release archive); a task's
-  // first step on the hosts waits for them.
-  let connecting: Promise<Host[]> | undefined;
-  const connectAll = () => {
-    connecting ??= connectHosts(config, selected, {
-      trustNewHosts: options.trustNewHosts,
-      onNotice: (text) => log.warn(text),
-    }).then((hosts) => (options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts));
-    connecting.catch(() => undefined);
+  // first step on the hosts waits for them. One connection per host and identity (the deploy user, or
+  // a task's connectAs), opened when the first task needing it starts.
+  const connections = new Map<TaskDefinition['connectAs'], Promise<Host[]>>();
+  const connectionFor = (definition: TaskDefinition) => {
+    const as = definition.connectAs;
+    let connecting = connections.get(as);
+    if (!connecting) {
+      connecting = connectHosts(config, as ? selected.map((h) => as(h, config)) : selected, {
+        trustNewHosts: options.trustNewHosts,
+        onNotice: (text) => log.warn(text),
+      }).then((hosts) => (options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts));
+      connecting.catch(() => undefined);
+      connections.set(as, connecting);
+    }
     return connecting;
   };
-  // At once, unless no task given connects (then only if one asks after all).
-  if (calls.some((c) => tasks[c.name].connects !== false)) connectAll();
+  // At once for the first task, unless it opens none of slipway's (then only if it asks after all).
+  if (tasks[calls[0].name].connects !== false) connectionFor(tasks[calls[0].name]);
   try {
     for (const call of calls) {
       const started = performance.now();
       const hostRuns = selected.map((c) => new HostRun(c));
       const connect = async () => {
-        for (const [i, host] of (await connectAll()).entries()) hostRuns[i].connected(host);
+        for (const [i, host] of (await connectionFor(tasks[call.name])).entries()) hostRuns[i].connected(host);
       };
       const run = new TaskRun(config, runOptions(options), log, hostRuns, call.args, connect);
       const result = taskResult(call, hostRuns);
@@ -140,8 +148,10 @@ async function runCalls(
       log.line(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
     }
   } finally {
-    const hosts = (await connecting?.catch(() => undefined)) ?? [];
-    await Promise.all(hosts.map((h) => h.close()));
+    for (const connecting of connections.values()) {
+      const hosts = await connecting.catch(() => [] as Host[]);
+      await Promise.all(hosts.map((h) => h.close()));
+    }
   }
 }
 

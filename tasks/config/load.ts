@@ -11,8 +11,8 @@ import type { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { isRemoteRepository } from '../lib/paths.js';
 import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from '../lib/redact.js';
-import type { servicesSchema } from './schema.js';
-import type { HostConfig, ResolvedConfig, Services } from './types.js';
+import type { servicesSchema, setupSchema } from './schema.js';
+import type { HostConfig, ResolvedConfig, Services, SetupConfig } from './types.js';
 
 function resolveServices(application: string, raw: z.output<typeof servicesSchema> | undefined): Services | undefined {
   if (!raw) return undefined;
@@ -269,5 +269,34 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     configFile: file,
     data: merged.data && { dirs: merged.data.dirs ?? [], files: merged.data.files ?? [], dump: merged.data.dump },
     protected: (chosen as { protected?: boolean }).protected ?? false,
+    setup: resolveSetup(merged.application, merged.setup, merged.vars?.logDir),
+  };
+}
+
+/** setup's defaults: root, and the helper's config as README's "Preparing a server" writes it on Debian. */
+function resolveSetup(
+  application: string,
+  raw: z.output<typeof setupSchema> | undefined,
+  logDir: string | number | boolean | undefined,
+): SetupConfig {
+  const helper = raw?.helper ?? {};
+  return {
+    user: raw?.user ?? 'root',
+    privateKey: raw?.privateKey,
+    passphraseEnv: raw?.passphraseEnv,
+    authorizedKeys: raw?.authorizedKeys,
+    helper: {
+      site: helper.site ?? `/etc/nginx/sites-available/${application}.conf`,
+      enabled: helper.enabled ?? `/etc/nginx/sites-enabled/${application}.conf`,
+      nginxTest: helper.nginxTest ?? '/usr/sbin/nginx -t -q',
+      nginxReload: helper.nginxReload ?? '/usr/sbin/nginx -s reload',
+      programFile: helper.programFile ?? `/etc/supervisor/conf.d/${application}.conf`,
+      supervisorctl: helper.supervisorctl ?? '/usr/bin/supervisorctl',
+      allowedPaths: helper.allowedPaths ?? [
+        typeof logDir === 'string' ? logDir : `/var/log/slipway/${application}`,
+        '/var/log/nginx',
+      ],
+      stateDir: helper.stateDir ?? `/var/lib/slipway/${application}`,
+    },
   };
 }

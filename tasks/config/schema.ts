@@ -109,6 +109,36 @@ export const healthcheckSchema = z
     },
   });
 
+const helperPath = z.string().regex(/^\/[^\0\n\r]*$/, 'an absolute path on one line');
+const helperLine = z.string().regex(/^[^\0\n\r]+$/, 'a command on one line');
+
+/**
+ * How `setup` prepares a host (tasks/builtin/setup.ts): as whom it connects, the deploy user's public keys,
+ * and, with services.helper, the helper's own root-owned config (/etc/slipway/<application>.conf).
+ */
+export const setupSchema = z.strictObject({
+  /** The admin user setup connects as: root, or a user with passwordless sudo (default root). */
+  user: z.string().min(1).optional(),
+  /** Its key (default: the host's privateKey, else ssh-agent / ~/.ssh/config). */
+  privateKey: z.string().min(1).optional(),
+  passphraseEnv: z.string().min(1).optional(),
+  /** Public key files (.pub) authorized for the deploy user (default: each host's privateKey + ".pub"). */
+  authorizedKeys: z.array(z.string().min(1)).min(1).optional(),
+  /** The helper's config, where the host's nginx and supervisor differ from Debian's (one line each: key=value). */
+  helper: z
+    .strictObject({
+      site: helperPath.optional(),
+      enabled: helperPath.optional(),
+      nginxTest: helperLine.optional(),
+      nginxReload: helperLine.optional(),
+      programFile: helperPath.optional(),
+      supervisorctl: helperLine.optional(),
+      allowedPaths: z.array(helperPath.regex(/^\S+$/, 'a path without spaces')).optional(),
+      stateDir: helperPath.optional(),
+    })
+    .optional(),
+});
+
 /**
  * What `pull` copies from an environment's host (paths in its shared dir), and a dump command whose output it
  * copies into `dump.file`. No item may lie inside another: each is replaced whole.
@@ -169,6 +199,7 @@ export const settings = {
   services: servicesSchema,
   healthcheck: healthcheckSchema,
   data: dataSchema,
+  setup: setupSchema,
 };
 
 const environmentSchema = z.strictObject({
@@ -204,6 +235,7 @@ export const fileSchema = z.strictObject({
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
   data: settings.data.optional(),
+  setup: settings.setup.optional(),
   environments: z.record(
     z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'),
     environmentSchema,

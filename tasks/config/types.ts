@@ -21,6 +21,25 @@ export interface Services {
   supervisor?: { program: string; ctl: string; name: string };
 }
 
+/** `setup` with its defaults applied (load.ts): as whom it connects, and the helper's config it writes. */
+export interface SetupConfig {
+  user: string;
+  privateKey?: string;
+  passphraseEnv?: string;
+  /** Public key files for the deploy user; unset: each host's privateKey + ".pub". */
+  authorizedKeys?: string[];
+  helper: {
+    site: string;
+    enabled: string;
+    nginxTest: string;
+    nginxReload: string;
+    programFile: string;
+    supervisorctl: string;
+    allowedPaths: string[];
+    stateDir: string;
+  };
+}
+
 /** The settings as the schema gives them (an environment's override merged over the top level's). */
 type Settings = { [K in keyof typeof settings]: z.output<(typeof settings)[K]> };
 
@@ -59,6 +78,7 @@ export type ResolvedConfig = Pick<
     data?: { dirs: string[]; files: string[]; dump?: { command: string; file: string } };
     /** `pull` writes into this environment only with --yes or a confirmation on a terminal. */
     protected: boolean;
+    setup: SetupConfig;
   };
 
 export type DependencyType = ResolvedConfig['dependencies']['type'];

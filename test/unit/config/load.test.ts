@@ -303,3 +303,31 @@ describe('remote repositories and notifications', () => {
     expect(bad).toContain('hooks.onFailure.0.cwd: unknown key');
   });
 });
+
+describe('setup', () => {
+  it("defaults: root, and the helper's config as README writes it (its log dir from vars.logDir)", async () => {
+    const { config } = await load({ ...minimal, vars: { logDir: '/var/log/hello' } });
+    expect(config.setup).toEqual({
+      user: 'root',
+      helper: {
+        site: '/etc/nginx/sites-available/hello.conf',
+        enabled: '/etc/nginx/sites-enabled/hello.conf',
+        nginxTest: '/usr/sbin/nginx -t -q',
+        nginxReload: '/usr/sbin/nginx -s reload',
+        programFile: '/etc/supervisor/conf.d/hello.conf',
+        supervisorctl: '/usr/bin/supervisorctl',
+        allowedPaths: ['/var/log/hello', '/var/log/nginx'],
+        stateDir: '/var/lib/slipway/hello',
+      },
+    });
+  });
+
+  it('a helper value on two lines (it would add a line to the root-owned config), an unknown key: exit 2', async () => {
+    const message = await configError({
+      ...minimal,
+      setup: { helper: { nginxTest: 'nginx -t\nsite=/etc/passwd' }, x: 1 },
+    });
+    expect(message).toContain('setup.helper.nginxTest: a command on one line');
+    expect(message).toContain('setup.x: unknown key');
+  });
+});
