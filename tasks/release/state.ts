@@ -11,6 +11,8 @@ export interface HostState {
   runtime: { node: string; python: string; platform: string };
   nginx: string | null;
   writable: boolean;
+  /** Per release: the sha256 of the manifest the host verified it by (a delta's possible base). */
+  manifests?: Record<string, string>;
 }
 
 export function badReleases(state: HostState): string[] {

@@ -4,6 +4,9 @@ import { sh } from '../lib/sh.js';
 import type { ReleaseMeta } from '../release/metadata.js';
 import { isReleaseId } from '../release/rules.js';
 import type { HostState } from '../release/state.js';
+import { manifestFiles } from './delta.js';
+
+const MANIFEST_SHA = manifestFiles('.').sha256.slice(2);
 
 const probeRuntime = {
   node: sh`echo "@@node $(node --version 2>/dev/null)"`,
@@ -29,6 +32,7 @@ if [ -d ${p.releases} ]; then for r in ${p.releases}/*; do
     m=\${m//$'\n'/}
     printf '@@meta %s %s\n' "$n" "\${m:0:8192}"
   fi
+  if [ -f "$r"/${MANIFEST_SHA} ]; then s=; read -r s < "$r"/${MANIFEST_SHA} || true; echo "@@manifest $n $s"; fi
 done; fi
 if [ -d ${p.envs} ]; then for e in ${p.envs}/*; do [ -e "$e"/${COMPLETE} ] && echo "@@env \${e##*/}"; done; fi
 ${probeRuntime[runtime]}
@@ -67,6 +71,10 @@ export function parseInspection(output: string): HostState {
     else if (key === 'node' || key === 'python' || key === 'platform') state.runtime[key] = value.trim();
     else if (key === 'nginx') state.nginx = value.trim() || null;
     else if (key === 'writable') state.writable = true;
+    else if (key === 'manifest') {
+      const [id, sha] = value.split(' ');
+      if (isReleaseId(id) && /^[0-9a-f]{64}$/.test(sha ?? '')) state.manifests = { ...state.manifests, [id]: sha };
+    }
   }
   state.releases.sort();
   return state;
