@@ -47,6 +47,8 @@ import {
   unlock,
   upload,
   withNotifications,
+  inWaves,
+  bake,
 } from './tasks/index.js';
 
 await runTasks(
@@ -60,6 +62,7 @@ await runTasks(
         // Without a store: git archive + template check, before any host changes.
         await ship(run, artifact ?? (await packRelease(run)));
       }),
+      { accepts: { waves: true } }, // --waves: ship's inWaves reads it
     ),
     rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback, {
       check: checkRollbackArgs,
@@ -80,7 +83,7 @@ await runTasks(
         source.catch(() => undefined); // its failure is the deploy's, where ship awaits it
         await ship(run, source);
       }),
-      { check: checkPromoteArgs },
+      { check: checkPromoteArgs, accepts: { waves: true } },
     ),
     artifacts: task(
       "The store's artifacts: latest, where each runs; artifacts:purge removes those beyond artifacts.keep",
@@ -142,15 +145,20 @@ async function ship(run: TaskRun, from: ReleaseArchive | Artifact | Promise<Arti
           await batch.each('dependencies', installDependencies(batch, release));
           await batch.each('configs', installConfigs(batch, release.id));
           await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
-          await cutover(batch, release.id, release.archive.ref); // only once every host of the batch is ready
         },
         'cleanup',
         discard(batch, release),
       );
-      await rollBackOnFailure(batch, release, async () => {
-        await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
-        await batch.each('restart', restartServices(batch));
-        await batch.each('health', healthCheck(batch, release.id));
+      // Every host of the batch is ready. Live wave by wave (--waves, rollout.waves; else one wave), the next only
+      // once this one passed; past rollout.maxFailures every switched host goes back, the rest never switch.
+      await inWaves(batch, release, async (wave) => {
+        await wave.undoable(() => cutover(wave, release.id, release.archive.ref), 'cleanup', discard(wave, release));
+        await rollBackOnFailure(wave, release, async () => {
+          await wave.each('after-switch', runHooks(wave, 'afterSwitch', release.id));
+          await wave.each('restart', restartServices(wave));
+          await wave.each('health', healthCheck(wave, release.id));
+          await bake(wave, release.id); // rollout.bakeSeconds: the health check keeps passing that long
+        });
       });
     }
     // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
