@@ -203,7 +203,11 @@ describe('purge, with the program running as runAs (item 24)', () => {
     const pid = programPid();
     expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m);
     project.commit({ 'server.js': `// b\n${readFileSync(path.join(project.dir, 'app/server.js'), 'utf8')}` }, 'b');
+    // A one-host switch is held back until the host's next command (TaskRun.hold): an afterSwitch hook on the
+    // host sends it, so the deploy is killed after its switch went out, before the restart.
+    project.writeConfig({ hooks: { afterSwitch: [{ name: 'switched', commands: ['true'] }] } });
     const killed = await project.run(['deploy'], { env: { SLIPWAY_FAULT: 'kill:before:restart' } });
+    project.writeConfig();
     expect(killed.code).toBe(137); // the fault point SIGKILLs the deploy after its switch, before the restart
     expect(liveIn(root)).not.toBe(`releases/${a}`);
     expect(programPid()).toBe(pid);
