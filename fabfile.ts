@@ -6,10 +6,12 @@ import {
   checkRollbackArgs,
   cutover,
   discard,
+  drainSlot,
   healthCheck,
   installConfigs,
   installDependencies,
   listReleases,
+  moveTraffic,
   mustRun,
   newRelease,
   packRelease,
@@ -21,6 +23,7 @@ import {
   runHooks,
   runTasks,
   sh,
+  startSlot,
   status,
   task,
   unlock,
@@ -43,6 +46,12 @@ await runTasks(
               await batch.each('dependencies', installDependencies(batch, release));
               await batch.each('configs', installConfigs(batch, release.id));
               await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
+              // blue-green: the release starts in the idle slot, checked there on every host; then traffic moves.
+              await batch.each(
+                'start-slot',
+                startSlot(batch, () => release.id, 'deploy'),
+              );
+              await batch.each('move-traffic', moveTraffic(batch));
               await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
             },
             'cleanup',
@@ -53,6 +62,8 @@ await runTasks(
             await batch.each('restart', restartServices(batch));
             await batch.each('health', healthCheck(batch, release.id));
           });
+          // blue-green: the old slot finishes its in-flight requests and stops.
+          await batch.each('drain-slot', drainSlot(batch));
         }
         // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
         // lock, if you add a step after it).

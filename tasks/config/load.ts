@@ -8,8 +8,8 @@ import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from '../lib/redact.js';
-import type { servicesSchema } from './schema.js';
-import type { HostConfig, ResolvedConfig, Services } from './types.js';
+import type { cutoverSchema, servicesSchema } from './schema.js';
+import type { Cutover, HostConfig, ResolvedConfig, Services } from './types.js';
 
 function resolveServices(application: string, raw: z.output<typeof servicesSchema> | undefined): Services | undefined {
   if (!raw) return undefined;
@@ -215,6 +215,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     supervisor: merged.templates?.supervisor ?? true,
   };
   checkServiceTemplates(file, services, templates);
+  const cutover = resolveCutover(file, merged.cutover, services, merged.healthcheck !== undefined);
 
   return {
     application: merged.application,
@@ -241,5 +242,35 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
     env,
     projectRoot,
+    cutover,
+  };
+}
+
+/**
+ * blue-green runs the release as two supervisor programs behind nginx and checks the new one before
+ * traffic moves: without nginx, supervisor and a health check it cannot. Refused at load, saying why.
+ */
+function resolveCutover(
+  file: string,
+  raw: z.output<typeof cutoverSchema> | undefined,
+  services: Services | undefined,
+  healthcheck: boolean,
+): Cutover {
+  if (!raw || raw.strategy === 'restart') return { strategy: 'restart' };
+  const missing = [
+    !services?.nginx && 'services.nginx (nginx moves the traffic from one slot to the other)',
+    !services?.supervisor && 'services.supervisor (it runs the two slots)',
+    !healthcheck && 'healthcheck (the new slot is checked on its own socket or port before traffic moves)',
+  ].filter(Boolean);
+  if (missing.length)
+    throw new ConfigError(
+      `invalid config ${file}:\n  cutover.strategy: 'blue-green' needs ${missing.join(', and ')}; ` +
+        "or use strategy: 'restart'",
+    );
+  return {
+    strategy: 'blue-green',
+    listen: raw.listen ?? 'socket',
+    ...(raw.ports ? { ports: raw.ports } : {}),
+    drainSeconds: raw.drainSeconds ?? 10,
   };
 }

@@ -97,6 +97,25 @@ export const healthcheckSchema = z
     },
   });
 
+/** How traffic moves to a new release: restart in place (today's), or blue-green slots side by side. */
+export const cutoverSchema = z
+  .strictObject({
+    strategy: z.enum(['restart', 'blue-green']),
+    /** blue-green: the slots listen on unix sockets <deployTo>/run/<slot>.sock (default) or on ports[0] / ports[1]. */
+    listen: z.enum(['socket', 'port']).optional(),
+    ports: z.tuple([z.number().int().min(1).max(65535), z.number().int().min(1).max(65535)]).optional(),
+    /** blue-green: seconds the old slot gets to finish its in-flight requests after SIGTERM (stopwaitsecs). */
+    drainSeconds: z.number().int().min(1).max(3600).optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.listen === 'port' && !c.ports)
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: "listen: 'port' needs ports: [blue, green]" });
+    if (c.ports && c.ports[0] === c.ports[1])
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'the two slots need two different ports' });
+    if (c.ports && c.listen !== 'port')
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: "only used with listen: 'port'" });
+  });
+
 /**
  * Keys that may be set at the top level and overridden per environment. Their defaults are applied
  * once, by load.ts, after an environment's keys are merged over the top level's: a zod default here
@@ -135,6 +154,7 @@ export const settings = {
   keepConnectionsMaxAge: z.number().int().min(1).max(86_400),
   services: servicesSchema,
   healthcheck: healthcheckSchema,
+  cutover: cutoverSchema,
 };
 
 const environmentSchema = z.strictObject({
@@ -165,6 +185,7 @@ export const fileSchema = z.strictObject({
   keepConnectionsMaxAge: settings.keepConnectionsMaxAge.optional(),
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
+  cutover: settings.cutover.optional(),
   environments: z.record(
     z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'),
     environmentSchema,

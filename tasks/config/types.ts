@@ -51,6 +51,12 @@ export type ResolvedConfig = Pick<
     /** Values read from .env files: usable in templates, never printed. */
     env: Record<string, string>;
     projectRoot: string;
+    cutover: Cutover;
   };
+
+/** The cutover after loading: restart (in place), or blue-green with its listen mode and drain time. */
+export type Cutover =
+  | { strategy: 'restart' }
+  | { strategy: 'blue-green'; listen: 'socket' | 'port'; ports?: [number, number]; drainSeconds: number };
 
 export type DependencyType = ResolvedConfig['dependencies']['type'];

@@ -70,18 +70,19 @@ export function switchTo(run: TaskRun, id: string, action: 'deploy' | 'rollback'
   return async (h: HostRun): Promise<StepOutcome> => {
     const from = h.state.live;
     const logLine = revisionLine(action, id, { from: from ?? '', ...(ref ? { ref } : {}) });
-    // A deploy restarts in its own step after the switch; a rollback does it all in one round trip.
-    const command =
-      action === 'rollback' ? returnToScript(run, h, id, logLine) : switchScript(h.paths.root, id, logLine);
+    // A deploy restarts in its own step after the switch; a rollback does it all in one round trip (blue-green:
+    // its start-slot and move-traffic steps did, before the switch).
+    const returns = action === 'rollback' && run.config.cutover.strategy === 'restart';
+    const command = returns ? returnToScript(run, h, id, logLine) : switchScript(h.paths.root, id, logLine);
     const running = run.exec(h, 'switch', command);
-    const output = await (action === 'rollback' ? wentBack(h, id, running) : running);
+    const output = await (returns ? wentBack(h, id, running) : running);
     h.report.previous = from;
     h.report.live = id;
     h.state.live = id;
     h.state.releases = [...new Set([...h.state.releases, id])].sort();
     const move = `${from ?? '(none)'} → ${id}`;
     const healthy = healthyIn(output);
-    const checks = action === 'rollback' && run.config.healthcheck ? ' and check its health' : '';
+    const checks = returns && run.config.healthcheck ? ' and check its health' : '';
     return run.tell(`${move}${healthy && `; ${healthy}`}`, `switch ${move}${checks}`);
   };
 }

@@ -64,6 +64,7 @@ describe('loadConfig', () => {
       environment: 'local',
       env: {},
       projectRoot: dir,
+      cutover: { strategy: 'restart' },
     });
     expect(config.services).toBeUndefined();
     expect(config.healthcheck).toBeUndefined();

@@ -24,6 +24,7 @@ describe('renderTemplates', () => {
     env: { PEM: pem, TOKEN: 'tok-unit-value' },
     templates: { dir, nginx: false, supervisor: false },
     projectRoot: scratch,
+    cutover: { strategy: 'restart' },
   } as unknown as ResolvedConfig;
   const host = { name: 'web1', deployTo: '/srv/app', roles: [] } as never;
   afterEach(() => {
