@@ -267,6 +267,13 @@ function resolveCutover(
       `invalid config ${file}:\n  cutover.strategy: 'blue-green' needs ${missing.join(', and ')}; ` +
         "or use strategy: 'restart'",
     );
+  const unsupported = [
+    raw.listen === 'port' && "cutover.listen: 'port' is not supported yet; use listen: 'socket' (the default)",
+    services?.helper &&
+      "cutover.strategy: 'blue-green' through services.helper is not supported yet; use services.sudo or daemons " +
+        'run by the deploy user (see "Blue-green cutover" in README)',
+  ].filter(Boolean);
+  if (unsupported.length) throw new ConfigError(`invalid config ${file}:\n  ${unsupported.join('\n  ')}`);
   return {
     strategy: 'blue-green',
     listen: raw.listen ?? 'socket',
