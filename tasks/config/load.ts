@@ -269,9 +269,6 @@ function resolveCutover(
     );
   const unsupported = [
     raw.listen === 'port' && "cutover.listen: 'port' is not supported yet; use listen: 'socket' (the default)",
-    services?.helper &&
-      "cutover.strategy: 'blue-green' through services.helper is not supported yet; use services.sudo or daemons " +
-        'run by the deploy user (see "Blue-green cutover" in README)',
   ].filter(Boolean);
   if (unsupported.length) throw new ConfigError(`invalid config ${file}:\n  ${unsupported.join('\n  ')}`);
   return {

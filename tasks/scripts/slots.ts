@@ -8,6 +8,7 @@ import { raw, script, sh, type Shell } from '../lib/sh.js';
 import type { SlotState } from '../release/state.js';
 import type { Slot } from '../release/templates.js';
 import { type HealthCheck, healthCheckScript } from './health.js';
+import { helperCommand } from './services-helper.js';
 
 export type BlueGreen = Extract<Cutover, { strategy: 'blue-green' }>;
 
@@ -42,10 +43,10 @@ const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '
 
 /**
  * Composes the programs file from the slots' rendered sections (a release renders supervisor.<slot>.conf for
- * each slot), installs it atomically where services.supervisor.program says, and has supervisor reread it.
- * Private while composed (umask 077): a section may hold a value from .env.
+ * each slot), installs it atomically where services.supervisor.program says, and (`reread`) has supervisor
+ * read it. Private while composed (umask 077): a section may hold a value from .env.
  */
-function installProgramsScript(services: Services, deployTo: string, sections: SlotSection[]): Shell {
+function installProgramsScript(services: Services, deployTo: string, sections: SlotSection[], reread: boolean): Shell {
   const p = layout(deployTo);
   const target = services.supervisor?.program ?? '';
   const s = sudo(services);
@@ -71,7 +72,7 @@ function installProgramsScript(services: Services, deployTo: string, sections: S
     sh`${s}cp ${p.programsNext} ${`${target}.slipway-new`}`,
     sh`${s}mv -f ${`${target}.slipway-new`} ${target}`,
     sh`rm -f ${p.programsNext}`,
-    sh`${s}${raw(services.supervisor?.ctl ?? '')} reread >/dev/null`,
+    reread ? sh`${s}${raw(services.supervisor?.ctl ?? '')} reread >/dev/null` : undefined,
   );
 }
 
@@ -99,10 +100,18 @@ export function startSlotScript(services: Services, deployTo: string, start: Sta
     sh`set -e`,
     sh`mkdir -p ${layout(deployTo).run}`,
     writeSlotStateScript(deployTo, start.state),
-    installProgramsScript(services, deployTo, sections),
-    sh`${ctl} update ${program} >/dev/null`,
-    // Already started by update when its section changed (autostart); started here when it had not.
-    sh`${ctl} start ${program} >/dev/null 2>&1 || true`,
+    services.helper
+      ? // The helper reads the release's section as the deploy user, checks it, keeps the live slot's as installed.
+        helperCommand(services, 'slot-start', start.slot, start.release)
+      : script(
+          installProgramsScript(services, deployTo, sections, true),
+          // update (re)starts the program when its section changed (autostart); when it had not (a run killed
+          // after stopping it), it is started here. The health check judges either way.
+          sh`updated=$(${ctl} update ${program} 2>&1) || true`,
+          sh`if [ -z "$updated" ]; then`,
+          sh`  ${ctl} start ${program} >/dev/null 2>&1 || true`,
+          sh`fi`,
+        ),
     sh`( ${healthCheckScript(start.check, services, start.slot)} )`,
   );
 }
@@ -133,8 +142,9 @@ export interface StopSlot {
 
 /**
  * Stops a slot: supervisor sends SIGTERM and waits up to stopwaitsecs (≥ drainSeconds) while the program
- * finishes its in-flight requests; then its section loses autostart, so that after a reboot only the live
- * slot starts.
+ * finishes its in-flight requests; then its section loses autostart in the file, so that after a reboot
+ * only the live slot starts. supervisord reads that at its start; the running one learns it at the next
+ * start-slot's reread (its `update` names only the slot it starts), so the stop is one supervisorctl call.
  */
 export function stopSlotScript(services: Services, deployTo: string, stop: StopSlot): Shell {
   const ctl = sh`${sudo(services)}${raw(services.supervisor?.ctl ?? '')}`;
@@ -144,9 +154,12 @@ export function stopSlotScript(services: Services, deployTo: string, stop: StopS
   if (stop.live) sections.push(stop.live);
   return script(
     sh`set -e`,
-    sh`${ctl} stop ${program} >/dev/null 2>&1 || true`,
-    installProgramsScript(services, deployTo, sections),
-    sh`${ctl} update ${program} >/dev/null`,
+    services.helper
+      ? helperCommand(services, 'slot-stop', stop.slot)
+      : script(
+          sh`${ctl} stop ${program} >/dev/null 2>&1 || true`,
+          installProgramsScript(services, deployTo, sections, false),
+        ),
     writeSlotStateScript(deployTo, stop.state),
   );
 }
