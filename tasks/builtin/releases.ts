@@ -8,7 +8,8 @@ export function describeSlots(slots: SlotState): string {
   const each = SLOTS.map((s) => `${s} ${slots[s] ?? '(empty)'}${s === slots.live ? ' (live)' : ''}`);
   const op = slots.operation;
   const unfinished = op
-    ? `; unfinished: ${op.action} of ${op.release} into ${op.slot}, at ${op.step} since ${op.at} (the next run recovers)`
+    ? `; unfinished: ${op.action} of ${op.release} into ${op.slot}, at ${op.step} since ${op.at} ` +
+      '(the next run recovers)'
     : '';
   return `slots: ${each.join(', ')}${unfinished}`;
 }
@@ -38,9 +39,8 @@ export async function listReleases(run: TaskRun): Promise<void> {
       const bad = r.status === 'bad' ? `  BAD${r.reason ? `: ${r.reason}` : ''}` : '';
       // blue-green: the slot(s) the release is in.
       const inSlots = SLOTS.filter((s) => slots?.[s] === r.id).map((s) => (s === slots?.live ? `${s}, live` : s));
-      run.log.line(
-        `  ${mark} ${r.id}  ${r.deployedAt ?? '?'}  ref ${r.ref ?? '?'}${bad}${inSlots.length ? `  [${inSlots.join('; ')}]` : ''}`,
-      );
+      const where = inSlots.length ? `  [${inSlots.join('; ')}]` : '';
+      run.log.line(`  ${mark} ${r.id}  ${r.deployedAt ?? '?'}  ref ${r.ref ?? '?'}${bad}${where}`);
     }
     if (slots) run.log.line(`  ${describeSlots(slots)}`);
   }

@@ -33,7 +33,8 @@ const PYTHON_GET = [
 const PYTHON_GET_UNIX = [
   'import sys,socket,http.client as h,urllib.parse as p',
   'c=h.HTTPConnection("localhost", timeout=5); c.sock=socket.socket(socket.AF_UNIX); c.sock.settimeout(5)',
-  'c.sock.connect(sys.argv[3]); u=p.urlsplit(sys.argv[1]); c.request("GET", u.path + ("?" + u.query if u.query else ""))',
+  'c.sock.connect(sys.argv[3]); u=p.urlsplit(sys.argv[1])',
+  'c.request("GET", u.path + ("?" + u.query if u.query else ""))',
   'r=c.getresponse(); open(sys.argv[2],"wb").write(r.read()); print(r.status)',
 ].join('\n');
 

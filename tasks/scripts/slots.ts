@@ -55,7 +55,7 @@ function installProgramsScript(services: Services, deployTo: string, sections: S
     ...sections.map((x) =>
       script(
         sh`if [ ! -f ${rendered(x)} ]; then`,
-        sh`  echo ${`release ${x.release} has no .slipway/supervisor.${x.slot}.conf (rendered from supervisor.conf.hbs)`} >&2`,
+        sh`  echo ${`release ${x.release} has no .slipway/supervisor.${x.slot}.conf (from supervisor.conf.hbs)`} >&2`,
         sh`  exit 1`,
         sh`fi`,
       ),

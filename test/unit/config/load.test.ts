@@ -285,7 +285,7 @@ describe('cutover', () => {
     expect(await configError(noNginx, { files })).not.toContain('services.supervisor');
   });
 
-  it("a bad strategy, ports without listen 'port', listen 'port' (not supported yet): exit 2 naming the key", async () => {
+  it("a bad strategy, ports without listen 'port', listen 'port' (not yet): exit 2 naming the key", async () => {
     expect(await configError(bg({ cutover: { strategy: 'green' } }))).toMatch(/cutover\.strategy: /);
     const ports = bg({ services, healthcheck: health, cutover: { strategy: 'blue-green', ports: [9001, 9002] } });
     expect(await configError(ports, { files })).toContain("cutover.ports: only used with listen: 'port'");

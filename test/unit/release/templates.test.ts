@@ -55,7 +55,7 @@ describe('renderTemplates', () => {
 });
 
 describe('renderTemplates with cutover blue-green', () => {
-  it('renders the program once per slot (program, socket, release path, drainSeconds); the site uses live.sock', async () => {
+  it('renders the program once per slot (program, socket, release path, drain); the site uses live.sock', async () => {
     const config = {
       application: 'hello',
       environment: 'local',
