@@ -2,7 +2,9 @@
 // This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
 import {
   check,
+  checkPullArgs,
   checkRestartConfig,
+  checkSetup,
   checkRollbackArgs,
   cutover,
   discard,
@@ -15,6 +17,7 @@ import {
   mustRun,
   newRelease,
   packRelease,
+  pull,
   purgeReleases,
   restart,
   restartServices,
@@ -22,54 +25,67 @@ import {
   rollback,
   runHooks,
   runTasks,
+  setup,
+  setupConnection,
   sh,
   startSlot,
   status,
   task,
   unlock,
   upload,
+  withNotifications,
+  logs,
+  checkLogsArgs,
+  ssh,
+  checkSshArgs,
+  runCommand,
+  checkRunArgs,
 } from './tasks/index.js';
 
 await runTasks(
   {
-    deploy: task('Ship the ref to every host: prepare everywhere, then switch', async (run) => {
-      const archive = await packRelease(run); // git archive + template check, before any host changes
-      // Every host stays locked until this block ends: a step added anywhere in it runs locked.
-      await run.locked('deploy', async () => {
-        const release = await newRelease(run, archive);
-        // All hosts at once, or --rolling N at a time.
-        for (const batch of run.batches()) {
-          // Until it is live, a failure removes the new release everywhere ('cleanup').
-          await batch.undoable(
-            async () => {
-              await batch.each('upload', upload(batch, release));
-              await batch.each('dependencies', installDependencies(batch, release));
-              await batch.each('configs', installConfigs(batch, release.id));
-              await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
-              // blue-green: the release starts in the idle slot, checked there on every host; then traffic moves.
-              await batch.each(
-                'start-slot',
-                startSlot(batch, () => release.id, 'deploy'),
-              );
-              await batch.each('move-traffic', moveTraffic(batch));
-              await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
-            },
-            'cleanup',
-            discard(batch, release),
-          );
-          await rollBackOnFailure(batch, release, async () => {
-            await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
-            await batch.each('restart', restartServices(batch));
-            await batch.each('health', healthCheck(batch, release.id));
-          });
-          // blue-green: the old slot finishes its in-flight requests and stops.
-          await batch.each('drain-slot', drainSlot(batch));
-        }
-        // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
-        // lock, if you add a step after it).
-        await run.atEnd('purge', purgeReleases(run));
-      });
-    }),
+    // Wrapped: then hooks.onSuccess, or on failure hooks.onFailure (a failing notification only warns).
+    deploy: task(
+      'Ship the ref to every host: prepare everywhere, then switch',
+      withNotifications(async (run) => {
+        const archive = await packRelease(run); // git archive + template check, before any host changes
+        // Every host stays locked until this block ends: a step added anywhere in it runs locked.
+        await run.locked('deploy', async () => {
+          const release = await newRelease(run, archive);
+          // All hosts at once, or --rolling N at a time.
+          for (const batch of run.batches()) {
+            // Until it is live, a failure removes the new release everywhere ('cleanup').
+            await batch.undoable(
+              async () => {
+                await batch.each('upload', upload(batch, release));
+                await batch.each('dependencies', installDependencies(batch, release));
+                await batch.each('configs', installConfigs(batch, release.id));
+                await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
+                // blue-green: the release starts in the idle slot, checked there on every host; then traffic moves.
+                await batch.each(
+                  'start-slot',
+                  startSlot(batch, () => release.id, 'deploy'),
+                );
+                await batch.each('move-traffic', moveTraffic(batch));
+                await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
+              },
+              'cleanup',
+              discard(batch, release),
+            );
+            await rollBackOnFailure(batch, release, async () => {
+              await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
+              await batch.each('restart', restartServices(batch));
+              await batch.each('health', healthCheck(batch, release.id));
+            });
+            // blue-green: the old slot finishes its in-flight requests and stops.
+            await batch.each('drain-slot', drainSlot(batch));
+          }
+          // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
+          // lock, if you add a step after it).
+          await run.atEnd('purge', purgeReleases(run));
+        });
+      }),
+    ),
     rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback, {
       check: checkRollbackArgs,
     }),
@@ -84,6 +100,13 @@ await runTasks(
     unlock: task('Print who holds the deploy lock, then remove it', unlock),
     restart: task('Restart the program on every host (and reload nginx)', restart, { check: checkRestartConfig }),
     status: task('Per host: live release, supervisor status, nginx config check, health check', status),
+    pull: task("Copy another environment's data here (config data): pull:<from-environment>[,<host>]", pull, {
+      check: checkPullArgs,
+    }),
+    setup: task('Prepare fresh hosts as root (setup.user): deploy user, keys, deploy root, helper, sudo rule', setup, {
+      check: checkSetup,
+      connectAs: setupConnection,
+    }),
     // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
     migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
       run.each(
@@ -92,6 +115,18 @@ await runTasks(
         run.withRole('db'),
       ),
     ),
+    logs: task("The program's stdout/stderr logs per host (logs:200 lines); --follow streams", logs, {
+      check: checkLogsArgs,
+      accepts: { follow: true },
+    }),
+    ssh: task('A shell in the live release on one host (ssh:web1); ssh:web1 -- CMD runs CMD', ssh, {
+      check: checkSshArgs,
+      accepts: { command: true },
+      connects: false, // it runs your own OpenSSH client instead
+    }),
+    run: task('Run a shell command in the live release on the hosts: run:"npm run x"', runCommand, {
+      check: checkRunArgs,
+    }),
   },
   { root: import.meta.dirname },
 );

@@ -30,6 +30,7 @@ export { purgeReleases } from './steps/purge.js';
 export { startSlot } from './steps/start-slot.js';
 export { moveTraffic } from './steps/move-traffic.js';
 export { drainSlot } from './steps/drain-slot.js';
+export { withNotifications } from './steps/notify.js';
 // The built-in tasks.
 export { checkRollbackArgs, rollback } from './builtin/rollback.js';
 export { listReleases } from './builtin/releases.js';
@@ -37,3 +38,11 @@ export { check } from './builtin/check.js';
 export { unlock } from './builtin/unlock.js';
 export { checkRestartConfig, restart } from './builtin/restart.js';
 export { status } from './builtin/status.js';
+export { checkLogsArgs, logs } from './builtin/logs.js';
+export { checkSshArgs, ssh } from './builtin/ssh.js';
+export { checkRunArgs, runCommand } from './builtin/run-command.js';
+export { checkPullArgs, pull } from './builtin/pull.js';
+// Artifact stores.
+export type { ArtifactStore, HostSource } from './store/store.js';
+export { openS3Store } from './store/s3.js';
+export { checkSetup, setup, setupConnection } from './builtin/setup.js';

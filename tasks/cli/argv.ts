@@ -18,6 +18,12 @@ export interface CliOptions {
   keepFailed: boolean;
   trustNewHosts: boolean;
   autoRollback: boolean;
+  /** `--follow`: stream until Ctrl-C (logs). */
+  follow: boolean;
+  /** The words after `--` (ssh): a command to run instead of a shell. */
+  command?: string[];
+  /** Proceed without asking (pull into a protected environment). */
+  yes: boolean;
 }
 
 export interface TaskCall {
@@ -58,6 +64,7 @@ function parseOptions(argv: string[]) {
       args: argv,
       allowPositionals: true,
       strict: true,
+      tokens: true,
       options: {
         env: { type: 'string' },
         config: { type: 'string' },
@@ -73,6 +80,8 @@ function parseOptions(argv: string[]) {
         'keep-failed': { type: 'boolean', default: false },
         'trust-new-hosts': { type: 'boolean', default: false },
         'no-auto-rollback': { type: 'boolean', default: false },
+        follow: { type: 'boolean', default: false },
+        yes: { type: 'boolean', default: false },
       },
     });
   } catch (error) {
@@ -92,6 +101,14 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
     if (!Number.isInteger(rolling) || rolling < 1)
       throw new UsageError(`--rolling: expected a whole number ≥ 1, got "${v.rolling}"`);
   }
+  // The words after `--` are a command (ssh:<host> -- ls -la), not task calls; each word stays one argument.
+  const terminator = parsed.tokens.find((t) => t.kind === 'option-terminator');
+  const commandWords = terminator
+    ? parsed.tokens.filter((t) => t.kind === 'positional' && t.index > terminator.index).length
+    : 0;
+  if (terminator && commandWords === 0)
+    throw new UsageError('`--` needs a command after it, as in: ssh:web1 -- ls -la');
+  const taskWords = parsed.positionals.slice(0, parsed.positionals.length - commandWords);
   return {
     options: {
       env: v.env,
@@ -108,12 +125,15 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
       keepFailed: v['keep-failed']!,
       trustNewHosts: v['trust-new-hosts']!,
       autoRollback: !v['no-auto-rollback'],
+      follow: v.follow!,
+      ...(terminator ? { command: parsed.positionals.slice(taskWords.length) } : {}),
+      yes: v.yes!,
     },
-    calls: parsed.positionals.map(parseTaskCall),
+    calls: taskWords.map(parseTaskCall),
   };
 }
 
-export const USAGE = `usage: npx tsx fabfile.ts [options] TASK[:ARG[,ARG...]] [TASK...]
+export const USAGE = `usage: npx tsx fabfile.ts [options] TASK[:ARG[,ARG...]] [TASK...] [-- COMMAND...]
 
 options:
   --env NAME           environment to act on (default: config defaultEnvironment, else "local")
@@ -128,5 +148,8 @@ options:
   --trust-new-hosts    accept and record host keys not yet known (never a changed key)
   --no-auto-rollback   leave a release that failed its health check live
   --json               print one JSON result on stdout (human output goes to stderr)
+  --yes                pull into a protected environment without asking
   --list               list the tasks
-  -h, --help           this help`;
+  -h, --help           this help
+  --follow             logs: keep streaming new lines until Ctrl-C
+  -- COMMAND...        ssh: run COMMAND (each word one argument) in the live release instead of a shell`;

@@ -2,7 +2,7 @@
 // (0 ok, 1 a task failed, 2 usage or config error, 130/143 interrupted).
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
-import type { ResolvedConfig } from '../config/types.js';
+import type { HostConfig, ResolvedConfig } from '../config/types.js';
 import { HostRun } from '../fleet/host-run.js';
 import type { RunOptions } from '../fleet/run-options.js';
 import { selectHosts } from '../fleet/select-hosts.js';
@@ -21,14 +21,33 @@ export interface TaskDefinition {
   run(run: TaskRun): Promise<void>;
   /** Refuses the task's arguments or the config (UsageError / ConfigError) before any host is touched. */
   check?(args: string[], config: ResolvedConfig): void;
+  /** The command-line parts only some tasks take: `--follow` (logs), `-- COMMAND...` (ssh). */
+  accepts?: { follow?: boolean; command?: boolean };
+  /** false: the task opens no connection of slipway's (ssh uses the user's OpenSSH): none is opened ahead. */
+  connects?: false;
+  /** Connects to each host as someone else than the deploy user (`setup`: the admin user). */
+  connectAs?(host: HostConfig, config: ResolvedConfig): HostConfig;
 }
 
 export function task(
   help: string,
   run: (run: TaskRun) => Promise<void>,
-  { check }: Pick<TaskDefinition, 'check'> = {},
+  { check, accepts, connects, connectAs }: Pick<TaskDefinition, 'check' | 'accepts' | 'connects' | 'connectAs'> = {},
 ): TaskDefinition {
-  return { help, run, check };
+  return { help, run, check, accepts, connects, connectAs };
+}
+
+/** `--follow` or `-- COMMAND` given to tasks none of which takes it would be ignored: a usage error instead. */
+function checkAccepted(tasks: Record<string, TaskDefinition>, calls: TaskCall[], options: CliOptions): void {
+  const parts = [
+    ['follow', '--follow', options.follow],
+    ['command', '-- COMMAND', options.command !== undefined],
+  ] as const;
+  for (const [key, shown, given] of parts) {
+    if (!given || calls.some((c) => tasks[c.name].accepts?.[key])) continue;
+    const takers = Object.keys(tasks).filter((name) => tasks[name].accepts?.[key]);
+    throw new UsageError(`${shown}: none of the tasks given takes it (${takers.join(', ') || 'no task'} does)`);
+  }
 }
 
 function taskList(tasks: Record<string, TaskDefinition>): string {
@@ -53,8 +72,8 @@ const SIGNAL_SETTLE_MS = 150;
 
 /** What the task run needs of the command line's options. */
 function runOptions(options: CliOptions): RunOptions {
-  const { dryRun, rolling, autoRollback, keepFailed, force } = options;
-  return { dryRun, rolling, autoRollback, keepFailed, force };
+  const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts } = options;
+  return { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts };
 }
 
 async function runCalls(
@@ -78,18 +97,30 @@ async function runCalls(
   if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);
   log.hostWidth(selected.map((h) => h.name));
   // Hosts connect while a task does its local work (e.g. building the release archive); a task's
-  // first step on the hosts waits for them.
-  const connecting = connectHosts(config, selected, {
-    trustNewHosts: options.trustNewHosts,
-    onNotice: (text) => log.warn(text),
-  }).then((hosts) => (options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts));
-  connecting.catch(() => undefined);
+  // first step on the hosts waits for them. One connection per host and identity (the deploy user, or
+  // a task's connectAs), opened when the first task needing it starts.
+  const connections = new Map<TaskDefinition['connectAs'], Promise<Host[]>>();
+  const connectionFor = (definition: TaskDefinition) => {
+    const as = definition.connectAs;
+    let connecting = connections.get(as);
+    if (!connecting) {
+      connecting = connectHosts(config, as ? selected.map((h) => as(h, config)) : selected, {
+        trustNewHosts: options.trustNewHosts,
+        onNotice: (text) => log.warn(text),
+      }).then((hosts) => (options.dryRun ? hosts.map((h): Host => new DryRunHost(h, log)) : hosts));
+      connecting.catch(() => undefined);
+      connections.set(as, connecting);
+    }
+    return connecting;
+  };
+  // At once for the first task, unless it opens none of slipway's (then only if it asks after all).
+  if (tasks[calls[0].name].connects !== false) connectionFor(tasks[calls[0].name]);
   try {
     for (const call of calls) {
       const started = performance.now();
       const hostRuns = selected.map((c) => new HostRun(c));
       const connect = async () => {
-        for (const [i, host] of (await connecting).entries()) hostRuns[i].connected(host);
+        for (const [i, host] of (await connectionFor(tasks[call.name])).entries()) hostRuns[i].connected(host);
       };
       const run = new TaskRun(config, runOptions(options), log, hostRuns, call.args, connect);
       const result = taskResult(call, hostRuns);
@@ -117,8 +148,10 @@ async function runCalls(
       log.line(`${call.name}: done in ${result.seconds.toFixed(2)}s${liveNote}`);
     }
   } finally {
-    const hosts = await connecting.catch(() => [] as Host[]);
-    await Promise.all(hosts.map((h) => h.close()));
+    for (const connecting of connections.values()) {
+      const hosts = await connecting.catch(() => [] as Host[]);
+      await Promise.all(hosts.map((h) => h.close()));
+    }
   }
 }
 
@@ -152,6 +185,8 @@ export async function runTasks(
   let stopping: Promise<never> | undefined;
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
     const code = signal === 'SIGINT' ? 130 : 143;
+    // A program on this terminal (the ssh task's) got this Ctrl-C too, and it is that program's to act on.
+    if (signal === 'SIGINT' && active?.inForeground) return;
     if (interruptedAt !== undefined) {
       if (performance.now() - interruptedAt < SIGNAL_ECHO_MS) return;
       log.error(`${signal} again: exiting at once, cleanup unfinished (\`unlock\` removes a lock left behind)`);
@@ -186,6 +221,7 @@ export async function runTasks(
     if (!calls.length) throw new UsageError(`no task given; tasks:\n${taskList(tasks)}`);
     const unknown = calls.find((c) => !(c.name in tasks));
     if (unknown) throw new UsageError(`unknown task "${unknown.name}"; tasks: ${Object.keys(tasks).join(', ')}`);
+    checkAccepted(tasks, calls, options);
     await runCalls(
       tasks,
       calls,

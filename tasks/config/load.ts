@@ -7,9 +7,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
+import { isRemoteRepository } from '../lib/paths.js';
 import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from '../lib/redact.js';
-import type { cutoverSchema, servicesSchema } from './schema.js';
-import type { Cutover, HostConfig, ResolvedConfig, Services } from './types.js';
+import type { cutoverSchema, servicesSchema, setupSchema } from './schema.js';
+import type { Cutover, HostConfig, ResolvedConfig, Services, SetupConfig } from './types.js';
 
 function resolveServices(application: string, raw: z.output<typeof servicesSchema> | undefined): Services | undefined {
   if (!raw) return undefined;
@@ -219,7 +220,9 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
 
   return {
     application: merged.application,
-    repository: path.resolve(projectRoot, merged.repository ?? '.'),
+    repository: isRemoteRepository(merged.repository ?? '.')
+      ? merged.repository!
+      : path.resolve(projectRoot, merged.repository ?? '.'),
     ref: ref ?? merged.ref ?? 'HEAD',
     subdirectory: merged.subdirectory,
     keepReleases: merged.keepReleases ?? 5,
@@ -230,7 +233,12 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     port: merged.port ?? 8080,
     serverName: merged.serverName ?? 'localhost',
     runAs: merged.runAs,
-    hooks: { beforeSwitch: merged.hooks?.beforeSwitch ?? [], afterSwitch: merged.hooks?.afterSwitch ?? [] },
+    hooks: {
+      beforeSwitch: merged.hooks?.beforeSwitch ?? [],
+      afterSwitch: merged.hooks?.afterSwitch ?? [],
+      onSuccess: merged.hooks?.onSuccess ?? [],
+      onFailure: merged.hooks?.onFailure ?? [],
+    },
     parallel: merged.parallel,
     knownHosts: merged.knownHosts,
     connectTimeoutSeconds: merged.connectTimeoutSeconds ?? 10,
@@ -243,6 +251,38 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     env,
     projectRoot,
     cutover,
+    configFile: file,
+    data: merged.data && { dirs: merged.data.dirs ?? [], files: merged.data.files ?? [], dump: merged.data.dump },
+    protected: (chosen as { protected?: boolean }).protected ?? false,
+    setup: resolveSetup(merged.application, merged.setup, merged.vars?.logDir),
+  };
+}
+
+/** setup's defaults: root, and the helper's config as README's "Preparing a server" writes it on Debian. */
+function resolveSetup(
+  application: string,
+  raw: z.output<typeof setupSchema> | undefined,
+  logDir: string | number | boolean | undefined,
+): SetupConfig {
+  const helper = raw?.helper ?? {};
+  return {
+    user: raw?.user ?? 'root',
+    privateKey: raw?.privateKey,
+    passphraseEnv: raw?.passphraseEnv,
+    authorizedKeys: raw?.authorizedKeys,
+    helper: {
+      site: helper.site ?? `/etc/nginx/sites-available/${application}.conf`,
+      enabled: helper.enabled ?? `/etc/nginx/sites-enabled/${application}.conf`,
+      nginxTest: helper.nginxTest ?? '/usr/sbin/nginx -t -q',
+      nginxReload: helper.nginxReload ?? '/usr/sbin/nginx -s reload',
+      programFile: helper.programFile ?? `/etc/supervisor/conf.d/${application}.conf`,
+      supervisorctl: helper.supervisorctl ?? '/usr/bin/supervisorctl',
+      allowedPaths: helper.allowedPaths ?? [
+        typeof logDir === 'string' ? logDir : `/var/log/slipway/${application}`,
+        '/var/log/nginx',
+      ],
+      stateDir: helper.stateDir ?? `/var/lib/slipway/${application}`,
+    },
   };
 }
 

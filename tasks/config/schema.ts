@@ -32,6 +32,18 @@ export const stageSchema = z.strictObject({
   commands: z.array(z.string().min(1)),
 });
 
+/**
+ * A notification (hooks.onSuccess / hooks.onFailure): commands run after a deploy, on the deployer (in the
+ * project's folder) or on each host (in its deploy root), with SLIPWAY_* variables saying what happened.
+ */
+export const notificationSchema = z.strictObject({
+  name: z.string().min(1),
+  on: z.enum(['deployer', 'hosts']).default('deployer'),
+  roles: z.array(z.string()).optional(),
+  env: stageSchema.shape.env,
+  commands: z.array(z.string().min(1)),
+});
+
 const absolutePath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');
 
 const nginxSchema = z.strictObject({
@@ -116,6 +128,55 @@ export const cutoverSchema = z
       ctx.addIssue({ code: 'custom', path: ['ports'], message: "only used with listen: 'port'" });
   });
 
+const helperPath = z.string().regex(/^\/[^\0\n\r]*$/, 'an absolute path on one line');
+const helperLine = z.string().regex(/^[^\0\n\r]+$/, 'a command on one line');
+
+/**
+ * How `setup` prepares a host (tasks/builtin/setup.ts): as whom it connects, the deploy user's public keys,
+ * and, with services.helper, the helper's own root-owned config (/etc/slipway/<application>.conf).
+ */
+export const setupSchema = z.strictObject({
+  /** The admin user setup connects as: root, or a user with passwordless sudo (default root). */
+  user: z.string().min(1).optional(),
+  /** Its key (default: the host's privateKey, else ssh-agent / ~/.ssh/config). */
+  privateKey: z.string().min(1).optional(),
+  passphraseEnv: z.string().min(1).optional(),
+  /** Public key files (.pub) authorized for the deploy user (default: each host's privateKey + ".pub"). */
+  authorizedKeys: z.array(z.string().min(1)).min(1).optional(),
+  /** The helper's config, where the host's nginx and supervisor differ from Debian's (one line each: key=value). */
+  helper: z
+    .strictObject({
+      site: helperPath.optional(),
+      enabled: helperPath.optional(),
+      nginxTest: helperLine.optional(),
+      nginxReload: helperLine.optional(),
+      programFile: helperPath.optional(),
+      supervisorctl: helperLine.optional(),
+      allowedPaths: z.array(helperPath.regex(/^\S+$/, 'a path without spaces')).optional(),
+      stateDir: helperPath.optional(),
+    })
+    .optional(),
+});
+
+/**
+ * What `pull` copies from an environment's host (paths in its shared dir), and a dump command whose output it
+ * copies into `dump.file`. No item may lie inside another: each is replaced whole.
+ */
+export const dataSchema = z
+  .strictObject({
+    dirs: z.array(pathInRelease).optional(),
+    files: z.array(pathInRelease).optional(),
+    dump: z.strictObject({ command: z.string().min(1), file: pathInRelease }).optional(),
+  })
+  .superRefine((data, ctx) => {
+    const items = [...(data.dirs ?? []), ...(data.files ?? []), ...(data.dump ? [data.dump.file] : [])];
+    if (!items.length) ctx.addIssue({ code: 'custom', message: 'give dirs, files or dump: what pull copies' });
+    for (const [i, a] of items.entries()) {
+      const b = items.find((other, j) => j !== i && (other === a || a.startsWith(`${other}/`)));
+      if (b) ctx.addIssue({ code: 'custom', message: `"${a}" is ${a === b ? 'listed twice' : `inside "${b}"`}` });
+    }
+  });
+
 /**
  * Keys that may be set at the top level and overridden per environment. Their defaults are applied
  * once, by load.ts, after an environment's keys are merged over the top level's: a zod default here
@@ -144,6 +205,8 @@ export const settings = {
   hooks: z.strictObject({
     beforeSwitch: z.array(stageSchema).optional(),
     afterSwitch: z.array(stageSchema).optional(),
+    onSuccess: z.array(notificationSchema).optional(),
+    onFailure: z.array(notificationSchema).optional(),
   }),
   parallel: z.number().int().min(1),
   knownHosts: z.string().min(1),
@@ -155,13 +218,19 @@ export const settings = {
   services: servicesSchema,
   healthcheck: healthcheckSchema,
   cutover: cutoverSchema,
+  data: dataSchema,
+  setup: setupSchema,
 };
 
 const environmentSchema = z.strictObject({
   hosts: z.array(hostSchema).min(1),
   ...Object.fromEntries(Object.entries(settings).map(([k, s]) => [k, s.optional()])),
+  /** `pull` writes into it only with --yes, or when confirmed on a terminal. */
+  protected: z.boolean().optional(),
 }) as z.ZodType<
-  { hosts: z.input<typeof hostSchema>[] } & Partial<{ [K in keyof typeof settings]: z.input<(typeof settings)[K]> }>
+  { hosts: z.input<typeof hostSchema>[] } & Partial<{ [K in keyof typeof settings]: z.input<(typeof settings)[K]> }> & {
+      protected?: boolean;
+    }
 >;
 
 export const fileSchema = z.strictObject({
@@ -186,6 +255,8 @@ export const fileSchema = z.strictObject({
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
   cutover: settings.cutover.optional(),
+  data: settings.data.optional(),
+  setup: settings.setup.optional(),
   environments: z.record(
     z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'),
     environmentSchema,

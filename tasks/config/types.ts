@@ -1,12 +1,14 @@
 // The config's TypeScript types, as given by the zod schema (schema.ts) and after loading (ResolvedConfig).
 import type { z } from 'zod';
-import type { fileSchema, hostSchema, settings, stageSchema } from './schema.js';
+import type { fileSchema, hostSchema, notificationSchema, settings, stageSchema } from './schema.js';
 
 export type SlipwayConfig = z.input<typeof fileSchema>;
 
 export type HostConfig = z.output<typeof hostSchema>;
 
 export type Stage = z.output<typeof stageSchema>;
+
+export type Notification = z.output<typeof notificationSchema>;
 
 export interface Services {
   sudo: string;
@@ -17,6 +19,25 @@ export interface Services {
   helper?: { command: string; application: string };
   nginx?: { site: string; enabled: string; test: string; reload: string };
   supervisor?: { program: string; ctl: string; name: string };
+}
+
+/** `setup` with its defaults applied (load.ts): as whom it connects, and the helper's config it writes. */
+export interface SetupConfig {
+  user: string;
+  privateKey?: string;
+  passphraseEnv?: string;
+  /** Public key files for the deploy user; unset: each host's privateKey + ".pub". */
+  authorizedKeys?: string[];
+  helper: {
+    site: string;
+    enabled: string;
+    nginxTest: string;
+    nginxReload: string;
+    programFile: string;
+    supervisorctl: string;
+    allowedPaths: string[];
+    stateDir: string;
+  };
 }
 
 /** The settings as the schema gives them (an environment's override merged over the top level's). */
@@ -51,6 +72,13 @@ export type ResolvedConfig = Pick<
     /** Values read from .env files: usable in templates, never printed. */
     env: Record<string, string>;
     projectRoot: string;
+    /** The config file this was loaded from (a task may load another environment of it: pull). */
+    configFile: string;
+    /** What `pull` copies from this environment's hosts (paths in the shared dir). */
+    data?: { dirs: string[]; files: string[]; dump?: { command: string; file: string } };
+    /** `pull` writes into this environment only with --yes or a confirmation on a terminal. */
+    protected: boolean;
+    setup: SetupConfig;
     cutover: Cutover;
   };
 

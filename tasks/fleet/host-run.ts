@@ -2,8 +2,9 @@
 // whose typed fields are also how the steps hand values on (the release live before the switch, the configs
 // that changed).
 import type { HostConfig } from '../config/types.js';
-import type { HeldLock, Host } from '../hosts/host.js';
+import { type HeldLock, type Host, mustRun } from '../hosts/host.js';
 import { layout } from '../lib/paths.js';
+import type { Shell } from '../lib/sh.js';
 import type { LockOwner } from '../lock/owner.js';
 import type { HostState, SlotState } from '../release/state.js';
 import type { Slot } from '../release/templates.js';
@@ -72,6 +73,7 @@ export class HostRun {
   /** Taken by `locked`. */
   lock?: HeldLock;
   private connectedHost?: Host;
+  private rawHost?: Host;
   private readState?: HostState;
 
   constructor(readonly config: HostConfig) {
@@ -90,7 +92,47 @@ export class HostRun {
   }
 
   connected(host: Host): void {
-    this.connectedHost = host;
+    // Each batch of a --rolling run hands the same host again: keep the one proxy (the locks are keyed by it).
+    if (host === this.rawHost) return;
+    this.rawHost = host;
+    // Every command on the host, whoever runs it (a step, a hook, an undo), sends the held command first.
+    this.connectedHost = new Proxy(host, {
+      get: (target, key) => {
+        if (key === 'exec')
+          return (...args: Parameters<Host['exec']>) => this.sendHeld().then(() => target.exec(...args));
+        const value = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  }
+
+  private held?: HeldCommand;
+
+  /**
+   * Holds a command back (TaskRun.hold): it goes on its own just before the next command on this host, or
+   * with the lock's release (takeHeld), never dropped. Whoever sends it calls `failed` if it fails, before
+   * throwing its error.
+   */
+  hold(what: string, command: Shell, failed: (error: Error) => void): void {
+    if (this.held) throw new Error(`${this.config.name}: a command is already held back`);
+    this.held = { what, command, failed };
+  }
+
+  /** Takes the held command, to send it with another one. */
+  takeHeld(): HeldCommand | undefined {
+    const held = this.held;
+    this.held = undefined;
+    return held;
+  }
+
+  /** Sends the held command on its own; if it fails, so does the command that was to follow it. */
+  private async sendHeld(): Promise<void> {
+    const held = this.takeHeld();
+    if (!held) return;
+    await mustRun(this.host, held.what, held.command).catch((error: Error) => {
+      held.failed(error);
+      throw error;
+    });
   }
 
   /** The host's state, read when the task took the lock (or by `inspect`). */
@@ -107,6 +149,13 @@ export class HostRun {
   get stateIfRead(): HostState | undefined {
     return this.readState;
   }
+}
+
+/** A command held back on a host: what it is (for errors), the command, and what to do if it fails. */
+export interface HeldCommand {
+  what: string;
+  command: Shell;
+  failed: (error: Error) => void;
 }
 
 /** What a step may return: a detail for its output line, or 'skipped'. */

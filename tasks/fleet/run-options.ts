@@ -11,4 +11,15 @@ export interface RunOptions {
   keepFailed: boolean;
   /** Allow a rollback to a release marked bad, or to hosts that disagree. */
   force: boolean;
+  /** `logs --follow`: stream until interrupted. */
+  follow?: boolean;
+  /** `ssh -- COMMAND...`: the command's words. */
+  command?: string[];
+  /** Proceed without asking where a task would ask (pull into a protected environment). */
+  yes?: boolean;
+  /**
+   * Accept and record unknown host keys of hosts a task connects itself (pull's source host); ssh hands it on to
+   * OpenSSH as StrictHostKeyChecking=accept-new.
+   */
+  trustNewHosts?: boolean;
 }

@@ -7,6 +7,7 @@ import { faultPoint } from '../lib/faults.js';
 import type { Log } from '../lib/log.js';
 import type { Shell } from '../lib/sh.js';
 import type { HostState } from '../release/state.js';
+import { heldThenScript, splitHeldOutput } from '../scripts/held.js';
 import { inspectScript, parseInspection } from '../scripts/inspect.js';
 import { type HostRun, liveRelease, type StepOutcome } from './host-run.js';
 import { lockAll } from './lock-all.js';
@@ -43,6 +44,8 @@ interface RunShared {
   aborting?: Promise<void>;
   /** Work under way that an interrupt must wait for rather than kill (putting hosts back on a release). */
   finishing?: number;
+  /** Programs running on this terminal (ssh): Ctrl-C is theirs. */
+  foreground?: number;
 }
 
 export class TaskRun {
@@ -75,6 +78,24 @@ export class TaskRun {
   async exec(h: HostRun, what: string, command: Shell): Promise<string> {
     const releaseLock = this.shared.givingBack?.has(h) ? this.shared.releaseLock : undefined;
     return releaseLock ? releaseLock(h, what, command) : mustRun(h.host, what, command);
+  }
+
+  /**
+   * Holds a step's command back on a host instead of sending it (the deploy's switch, when nothing could need
+   * it undone on another host; see cutover): it goes on its own just before the next command on that host,
+   * whoever sends it (HostRun.connected), or at the block's end in the round trip of the last queued step and
+   * the unlock; never dropped (an interrupt's unlock carries it too). A step after it that sends nothing (a hook
+   * stage with no stages, a restart with no services) leaves it held. If it fails once sent, `failed` runs,
+   * then its error fails the command that sent it (or the block's end). Only where `canHold`.
+   */
+  hold(h: HostRun, what: string, command: Shell, failed: (error: Error) => void): void {
+    if (!this.canHold) throw new Error(`${what}: a command is held back only inside a locked block, not dry-run`);
+    h.hold(what, command, failed);
+  }
+
+  /** Inside a `locked` block (its unlock carries what is still held), and not --dry-run (it prints in order). */
+  get canHold(): boolean {
+    return Boolean(this.shared.releaseLock) && !this.options.dryRun;
   }
 
   /**
@@ -112,9 +133,18 @@ export class TaskRun {
     const groups: HostRun[][] = [];
     for (let i = 0; i < this.hosts.length; i += size) groups.push(this.hosts.slice(i, i + size));
     if (groups.length === 1) return [this];
-    return groups.map(
+    const runs = groups.map(
       (hosts) => new TaskRun(this.config, this.options, this.log, hosts, this.args, this.connect, this.shared),
     );
+    for (const batch of runs.slice(0, -1)) batch.batchFollows = true;
+    return runs;
+  }
+
+  private batchFollows = false;
+
+  /** False for a --rolling batch that another batch follows. */
+  get lastBatch(): boolean {
+    return !this.batchFollows;
   }
 
   private async limited<T>(targets: HostRun[], fn: (h: HostRun) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
@@ -164,18 +194,33 @@ export class TaskRun {
       task,
       (host) => inspectScript(host.deployTo, this.config.dependencies.type),
     );
+    // Gives back a host's lock; a command given runs first, in the same round trip, and before it the host's held
+    // command (TaskRun.hold) if it has one: `command` runs only if that one succeeded.
+    const giveBack = async (h: HostRun, what = 'unlock', command?: Shell): Promise<string | undefined> => {
+      const lock = locks.get(h.host);
+      if (!lock) return command && mustRun(h.host, what, command);
+      locks.delete(h.host);
+      const held = h.takeHeld();
+      if (!held) {
+        const result = await lock.release(command);
+        if (command && result?.code !== 0) throw new CommandFailed(h.host.name, what, result!);
+        return result?.stdout;
+      }
+      const result = (await lock.release(command ? heldThenScript(held.command, command) : held.command))!;
+      const out = command ? splitHeldOutput(result.stdout) : { held: result.stdout, next: null };
+      // Alone, or no marker: the held command failed, and `command` never ran.
+      if (result.code !== 0 && out.next === null) {
+        const failed = new CommandFailed(h.host.name, held.what, result);
+        held.failed(failed);
+        throw failed;
+      }
+      if (result.code !== 0) throw new CommandFailed(h.host.name, what, { ...result, stdout: out.next ?? '' });
+      return command && (out.next ?? '');
+    };
     // Called by the task's end and by an interrupt's cleanup, which can meet: each lock goes back once.
     let releasing: Promise<void> | undefined;
-    const release = () =>
-      (releasing ??= Promise.all([...locks.values()].map((l) => l.release())).then(() => locks.clear()));
-    this.shared.releaseLock = async (h, what, command) => {
-      const lock = locks.get(h.host);
-      if (!lock) return mustRun(h.host, what, command);
-      locks.delete(h.host);
-      const result = (await lock.release(command))!;
-      if (result.code !== 0) throw new CommandFailed(h.host.name, what, result);
-      return result.stdout;
-    };
+    const release = () => (releasing ??= Promise.all(this.hosts.map((h) => giveBack(h))).then(() => locks.clear()));
+    this.shared.releaseLock = async (h, what, command) => (await giveBack(h, what, command)) ?? '';
     this.shared.cleanups.add(release);
     try {
       await this.each('lock', async (h) => {
@@ -258,6 +303,20 @@ export class TaskRun {
     } finally {
       this.shared.finishing--;
     }
+  }
+
+  /** Runs a program on this terminal (the ssh task's shell): while it runs, Ctrl-C is the program's, not the run's. */
+  async foreground<T>(work: () => Promise<T>): Promise<T> {
+    this.shared.foreground = (this.shared.foreground ?? 0) + 1;
+    try {
+      return await work();
+    } finally {
+      this.shared.foreground--;
+    }
+  }
+
+  get inForeground(): boolean {
+    return (this.shared.foreground ?? 0) > 0;
   }
 
   /**

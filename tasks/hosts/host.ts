@@ -1,5 +1,5 @@
 // The Host interface every step talks to; local (zx) and SSH (node-ssh) implement it.
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { SlipwayError } from '../lib/errors.js';
 import { secrets } from '../lib/redact.js';
 import type { Shell } from '../lib/sh.js';
@@ -11,6 +11,8 @@ export interface ExecOptions {
   stdinNote?: string;
   /** Safe to run under --dry-run: reads state, changes nothing. */
   readonly?: boolean;
+  /** Streams stdout here (ended when the command ends) instead of collecting it: ExecResult.stdout is then ''. */
+  stdout?: Writable;
 }
 
 export interface ExecResult {

@@ -1,7 +1,9 @@
 // The local target: commands run under bash via zx; the deploy lock is proper-lockfile's. While it is
 // held, each command first checks that the lock is still this run's (same lock dir, our token in its
 // owner file), and a lock proper-lockfile finds compromised stops the run's commands at once.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { ConfigError } from '../lib/errors.js';
 import { layout } from '../lib/paths.js';
 import { type Shell, script, sh } from '../lib/sh.js';
@@ -64,6 +66,7 @@ export class LocalHost implements Host {
   async exec(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
     if (this.held && !this.lockLost && !this.stillOurs(this.held)) this.onLockLost();
     if (this.lockLost) throw new LockLost(this.name);
+    if (options.stdout) return this.streamed(command, options);
     const { $ } = await import('zx');
     // Its own process group, as a remote command is: a Ctrl-C reaches the deploy, which stops it (interrupt).
     const child = $({
@@ -80,6 +83,36 @@ export class LocalHost implements Host {
       return { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
     } finally {
       this.running.delete(child);
+    }
+  }
+
+  /** exec with stdout streamed to options.stdout (zx would also keep all of it in memory). */
+  private async streamed(command: Shell, options: ExecOptions): Promise<ExecResult> {
+    const stdout = options.stdout!;
+    const child = spawn('bash', ['-c', diesWithThisProcess(command).text], {
+      detached: true,
+      stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    const running = { pid: child.pid };
+    this.running.add(running);
+    const stdin = options.stdin;
+    if (child.stdin && stdin !== undefined) {
+      child.stdin.on('error', () => undefined);
+      if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) child.stdin.end(stdin);
+      else (stdin as Readable).pipe(child.stdin);
+    }
+    child.stdout!.pipe(stdout);
+    const err: Buffer[] = [];
+    child.stderr!.on('data', (d: Buffer) => err.push(d));
+    try {
+      const code = await new Promise<number | null>((resolve) => {
+        child.on('error', () => resolve(null));
+        child.on('close', (status) => resolve(status));
+      });
+      if (this.lockLost) throw new LockLost(this.name);
+      return { code, stdout: '', stderr: Buffer.concat(err).toString('utf8') };
+    } finally {
+      this.running.delete(running);
     }
   }
 

@@ -246,6 +246,7 @@ export class SshHost implements Host {
   }
 
   private send(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.lost) options.stdout?.end();
     if (this.lost)
       return Promise.resolve({
         code: null,
@@ -255,7 +256,10 @@ export class SshHost implements Host {
     return new Promise((resolve) => {
       // sshd makes the login shell a session leader: its pid is the group to kill on interrupt.
       this.transport.exec(`echo "@@pid $$"; exec bash -c ${quote(command.text)}`, (error, channel) => {
-        if (error) return resolve({ code: null, stdout: '', stderr: error.message });
+        if (error) {
+          options.stdout?.end();
+          return resolve({ code: null, stdout: '', stderr: error.message });
+        }
         this.channels.set(channel, undefined);
         const out: Buffer[] = [];
         const err: Buffer[] = [];
@@ -268,12 +272,17 @@ export class SshHost implements Host {
               d = d.subarray(match[0].length);
             }
           }
-          out.push(d);
+          if (!options.stdout) out.push(d);
+          else if (d.length && !options.stdout.write(d)) {
+            channel.pause();
+            options.stdout.once('drain', () => channel.resume());
+          }
         });
         channel.stderr.on('data', (d: Buffer) => err.push(d));
         channel.on('exit', (exitCode: number | null) => (code = typeof exitCode === 'number' ? exitCode : null));
         channel.on('close', () => {
           this.channels.delete(channel);
+          options.stdout?.end();
           resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
         });
         const stdin = options.stdin;

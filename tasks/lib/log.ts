@@ -1,4 +1,6 @@
 // Human output: one line per step per host with its duration, secrets redacted, colour only on a terminal.
+import { StringDecoder } from 'node:string_decoder';
+import { Writable } from 'node:stream';
 import { secrets } from './redact.js';
 
 export class Log {
@@ -65,6 +67,33 @@ export class Log {
     for (const line of this.redact(text).split('\n'))
       this.line(`  ${host.padEnd(this.width)}  ${this.paint(90, line)}`);
   }
+}
+
+/** A host's own output (logs, run, notifications): each line after the host's name, not greyed. */
+export function hostOutput(log: Log, host: string, text: string): void {
+  for (const line of log.redact(text).split('\n')) log.line(`${host} ${line}`);
+}
+
+/**
+ * A stream for ExecOptions.stdout that hands on each line as it arrives (the last, unterminated one at the end):
+ * streamed output is never all kept in memory (`logs --follow` runs until Ctrl-C).
+ */
+export function lineWriter(onLine: (line: string) => void): Writable {
+  const decoder = new StringDecoder('utf8');
+  let partial = '';
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const lines = (partial + decoder.write(chunk)).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) onLine(line);
+      done();
+    },
+    final(done) {
+      const rest = partial + decoder.end();
+      if (rest) onLine(rest);
+      done();
+    },
+  });
 }
 
 export const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;

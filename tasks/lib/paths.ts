@@ -126,3 +126,11 @@ export function sharedItems(shared: { files: string[]; dirs: string[] }) {
   const linked = [...dirs, ...files].filter((item) => !dirs.some((d) => item.startsWith(`${d}/`)));
   return { dirs, files, linked };
 }
+
+/**
+ * A repository given as a URL, kept as written (ssh://, https://, http://, git://, file://, or scp-like
+ * user@host:path); anything else is a local path, resolved from the project root.
+ */
+export function isRemoteRepository(repository: string): boolean {
+  return /^(ssh|https?|git|file):\/\//.test(repository) || /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.test(repository);
+}

@@ -24,6 +24,9 @@ function lockPaths(deployTo: string) {
   return { root: p.root, dir: p.lock, owner: p.lockOwner, guard: p.lockGuard };
 }
 
+/** What the mark of a deploy root says (its presence is what counts). */
+export const ROOT_MARK_TEXT = 'slipway deploy root: slipway may create and delete anything in this folder';
+
 /**
  * Makes sure deployTo is a slipway deploy root before anything in it changes: marked already, or
  * marked now if it is missing, empty, or an older slipway's root (releases/ and revisions.log).
@@ -39,7 +42,7 @@ export function claimRootScript(deployTo: string): Shell {
     sh`  if [ ! -e ${root.root} ] || [ \${#entries[@]} -eq 0 ] ||`,
     sh`    { [ -d ${root.releases} ] && [ -f ${root.revisions} ]; }; then`,
     sh`    mkdir -p ${root.root}`,
-    sh`    echo 'slipway deploy root: slipway may create and delete anything in this folder' > ${root.rootMark}`,
+    sh`    echo ${ROOT_MARK_TEXT} > ${root.rootMark}`,
     sh`  else`,
     sh`    echo @@not-deploy-root`,
     sh`    exit 0`,

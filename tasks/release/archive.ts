@@ -20,7 +20,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ResolvedConfig } from '../config/types.js';
 import { ConfigError } from '../lib/errors.js';
-import { releaseFiles, sharedItems } from '../lib/paths.js';
+import { isRemoteRepository, releaseFiles, sharedItems } from '../lib/paths.js';
+import { displayUrl, uncommittedChanges, updateMirror } from './repository.js';
 import type { RenderedFile } from './templates.js';
 
 const execFileP = promisify(execFile);
@@ -33,6 +34,8 @@ export interface ReleaseArchive {
   bytes: number;
   /** The dependency lockfile's text (package-lock.json or requirements.txt), null when there is none. */
   lockfile: string | null;
+  /** A local working tree's tracked files with uncommitted changes (the release has the commit's version). */
+  uncommitted: string[];
   dispose(): void;
 }
 
@@ -42,11 +45,12 @@ async function git(cwd: string, args: string[]) {
   });
 }
 
-export async function resolveCommit(repository: string, ref: string): Promise<string> {
+/** `shown`: how messages name the repository (a remote one's URL rather than its mirror's path). */
+export async function resolveCommit(repository: string, ref: string, shown = repository): Promise<string> {
   if (!existsSync(repository)) throw new ConfigError(`repository not found: ${repository}`);
   const inside = await git(repository, ['rev-parse', '--git-dir']).catch(() => null);
   if (!inside) throw new ConfigError(`not a git repository: ${repository}; set "repository" to the path of one`);
-  if (ref.startsWith('-')) throw new ConfigError(`unknown ref "${ref}" in ${repository}`);
+  if (ref.startsWith('-')) throw new ConfigError(`unknown ref "${ref}" in ${shown}`);
   const found = await git(repository, [
     'rev-parse',
     '--verify',
@@ -54,7 +58,7 @@ export async function resolveCommit(repository: string, ref: string): Promise<st
     '--end-of-options',
     `${ref}^{commit}`,
   ]).catch(() => null);
-  if (!found) throw new ConfigError(`unknown ref "${ref}" in ${repository}: not a branch, tag or commit there`);
+  if (!found) throw new ConfigError(`unknown ref "${ref}" in ${shown}: not a branch, tag or commit there`);
   return found.stdout.trim();
 }
 
@@ -123,10 +127,16 @@ function refuseLinks(tree: string, config: ResolvedConfig, what: string): void {
 }
 
 export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchive> {
-  const commit = await resolveCommit(config.repository, config.ref);
+  const remote = isRemoteRepository(config.repository);
+  // A remote repository: its mirror in the user's cache, fetched now (repository.ts).
+  const repository = remote ? await updateMirror(config.repository) : config.repository;
   const sub = config.subdirectory?.replace(/^\/+|\/+$/g, '');
+  const [commit, uncommitted] = await Promise.all([
+    resolveCommit(repository, config.ref, remote ? displayUrl(config.repository) : repository),
+    remote ? [] : uncommittedChanges(repository, sub),
+  ]);
   if (sub) {
-    const kind = await git(config.repository, ['cat-file', '-t', `${commit}:${sub}`]).catch(() => null);
+    const kind = await git(repository, ['cat-file', '-t', `${commit}:${sub}`]).catch(() => null);
     if (kind?.stdout.trim() !== 'tree')
       throw new ConfigError(`subdirectory "${sub}" is not a folder of ${config.ref} (${commit.slice(0, 7)})`);
   }
@@ -143,9 +153,10 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
         treeish,
         into,
       ]);
-    await tar(config.repository, sub ? `${commit}:${sub}` : commit, tree);
-    for (const { sha, where } of await submodules(config.repository, commit, sub)) {
-      const checkout = path.join(config.repository, where);
+    await tar(repository, sub ? `${commit}:${sub}` : commit, tree);
+    for (const { sha, where } of await submodules(repository, commit, sub)) {
+      if (remote) throw new ConfigError(`submodule ${where}: a remote repository's submodules are not fetched (yet)`);
+      const checkout = path.join(repository, where);
       if (!existsSync(path.join(checkout, '.git')))
         throw new Error(`submodule ${where} is not checked out; run git submodule update --init`);
       await tar(checkout, sha, path.join(tree, sub ? path.relative(sub, where) : where));
@@ -182,6 +193,7 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
       sha256: await sha256Of(file),
       bytes: statSync(file).size,
       lockfile: lockPath ? readFileSync(lockPath, 'utf8') : null,
+      uncommitted,
       dispose,
     };
   } catch (error) {

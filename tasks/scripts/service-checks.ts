@@ -5,6 +5,8 @@
 import type { Services } from '../config/types.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
 import { privilegedCommands, statusCommands } from './services.js';
+import { helperSubcommands } from './services-helper.js';
+import { helperSudoers } from './helper-setup.js';
 
 export interface Verdict {
   name: string;
@@ -110,10 +112,10 @@ const SUDO_RULES =
 /** With the helper: as root, README's "Preparing a server" (the helper, its config, its one sudo rule). */
 function helperSetup(services: Services, user: string, app: string): string {
   const helper = services.helper!.command;
+  const rule = helperSudoers(user, helper, app, helperSubcommands(services, true)).trim().split('\n').at(-1);
   return (
     `as root, README's "Preparing a server": install server/slipway-services as ${helper}, ` +
-    `its config /etc/slipway/${app}.conf, ` +
-    `and "${user} ALL=(root) NOPASSWD: ${helper}" in /etc/sudoers.d/slipway-${app}`
+    `its config /etc/slipway/${app}.conf, and its sudo rule in /etc/sudoers.d/slipway-${app}: "${rule}"`
   );
 }
 

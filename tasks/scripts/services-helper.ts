@@ -38,14 +38,24 @@ export function helperCommand(services: Services, subcommand: HelperSubcommand, 
  * about (`sudo -n -l <command>`). The one sudo rule allows them all, or none.
  */
 export function helperPrivilegedCommands(services: Services, releaseId: string): Shell[] {
-  const subcommands: HelperSubcommand[] = [
+  const subcommands = helperSubcommands(services, false).filter((c) => c !== 'install');
+  return [helperArguments(services, 'install', releaseId), ...subcommands.map((c) => helperArguments(services, c))];
+}
+
+/**
+ * The helper's subcommands a deploy calls (install first), and with `readOnly` also `test`, which
+ * `status` and `check` call: what setup's sudo rule allows, each with exactly these arguments.
+ */
+export function helperSubcommands(services: Services, readOnly: boolean): HelperSubcommand[] {
+  return [
+    'install',
     'restore',
     'commit',
     // status and tail: the health check's view of the program, and its stderr when it fails.
     ...(services.supervisor ? (['restart', 'pid', 'status', 'tail'] as const) : []),
     ...(services.nginx ? (['reload'] as const) : []),
+    ...(services.nginx && readOnly ? (['test'] as const) : []),
   ];
-  return [helperArguments(services, 'install', releaseId), ...subcommands.map((c) => helperArguments(services, c))];
 }
 
 /**

@@ -25,6 +25,12 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
     const mark = markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
     const previous = h.report.previous;
     try {
+      // Its switch was held back and failed once sent (TaskRun.hold): the host never left the release it had.
+      if (h.state.live !== release.id) {
+        return await mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(
+          () => `marked bad; it never went live here (its switch failed), ${liveRelease(h)} still live`,
+        );
+      }
       if (!goBack || !previous) {
         return await mustRun(h.host, 'marking the release bad', mark.script, { stdin: mark.stdin }).then(
           () => 'marked bad, left live',

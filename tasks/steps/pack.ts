@@ -15,6 +15,13 @@ export async function packRelease(run: TaskRun): Promise<ReleaseArchive> {
     archive.dispose();
     throw error;
   }
+  if (archive.uncommitted.length) {
+    const files = archive.uncommitted.slice(0, 5).join(', ') + (archive.uncommitted.length > 5 ? ', …' : '');
+    run.log.warn(
+      `${archive.uncommitted.length} file(s) with uncommitted changes (${files}): the release is built from ` +
+        `commit ${archive.commit.slice(0, 7)} (ref ${archive.ref}), not from the working tree`,
+    );
+  }
   const kb = (archive.bytes / 1024).toFixed(1);
   run.log.line(`release: ${archive.commit.slice(0, 7)} from ref ${archive.ref} (${kb} KiB archive)`);
   return archive;

@@ -104,3 +104,59 @@ describe('the lock is held for the whole locked block, on every host', () => {
     }
   });
 });
+
+describe('one host: its switch held back to ride on the unlock (TaskRun.hold)', () => {
+  it('failing there, it is reported as the switch failing, the host stays on its release and is unlocked', async () => {
+    const [web1] = fleet.hosts;
+    const one = makeProject({ config: { knownHosts: fleet.knownHosts }, hosts: [fleet.configHost(web1, '/srv/held')] });
+    const held = path.join(web1.srvDir, 'held');
+    const blocker = path.join(held, '.current.next');
+    try {
+      const first = await one.run(['deploy']);
+      expect(first.code, first.stderr).toBe(0);
+      const before = releaseIdOf(first.stdout);
+      mkdirSync(blocker);
+      const result = await one.run(['deploy']);
+      expect(result.code, result.stdout).toBe(1);
+      expect(result.stdout + result.stderr).toMatch(/switch \(failed\)/);
+      expect(result.stdout).toContain(`${web1.name}: live ${before}`);
+      expect(result.stderr).toMatch(/switch failed on/);
+      expect(readlinkSync(path.join(held, 'current'))).toBe(`releases/${before}`);
+      expect(existsSync(path.join(held, 'deploy.lock.owner'))).toBe(false);
+      rmSync(blocker, { recursive: true, force: true });
+      const next = await one.run(['deploy']);
+      expect(next.code, next.stderr).toBe(0);
+    } finally {
+      rmSync(blocker, { recursive: true, force: true });
+      one.cleanup();
+    }
+  });
+
+  it('sent by an afterSwitch hook and failing: the release never went live there, and the output says so', async () => {
+    const [web1] = fleet.hosts;
+    const one = makeProject({
+      config: { knownHosts: fleet.knownHosts, hooks: { afterSwitch: [{ name: 'note', commands: ['true'] }] } },
+      hosts: [fleet.configHost(web1, '/srv/held-hook')],
+    });
+    const held = path.join(web1.srvDir, 'held-hook');
+    const blocker = path.join(held, '.current.next');
+    try {
+      const first = await one.run(['deploy']);
+      expect(first.code, first.stderr).toBe(0);
+      const before = releaseIdOf(first.stdout);
+      mkdirSync(blocker);
+      const result = await one.run(['deploy']);
+      const output = result.stdout + result.stderr;
+      expect(result.code, output).toBe(1);
+      expect(readlinkSync(path.join(held, 'current'))).toBe(`releases/${before}`);
+      // Before: "marked bad, left live", of a release that was never live on the host.
+      expect(output).not.toMatch(/left live/);
+      expect(output).toMatch(/never went live/);
+      expect(result.stdout).toContain(`${web1.name}: live ${before}`);
+      expect(existsSync(path.join(held, 'deploy.lock.owner'))).toBe(false);
+    } finally {
+      rmSync(blocker, { recursive: true, force: true });
+      one.cleanup();
+    }
+  });
+});

@@ -28,6 +28,11 @@ import { DEPLOY_USER, type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const HELPER = '/usr/local/sbin/slipway-services';
+/** README's sudo rule for the helper (what `setup` writes): exactly the calls a deploy, status and check make. */
+const README_SUDO_RULE =
+  `${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER} hello install *, ${HELPER} hello restore, ${HELPER} hello commit, ` +
+  `${HELPER} hello restart, ${HELPER} hello pid, ${HELPER} hello status, ${HELPER} hello tail, ` +
+  `${HELPER} hello reload, ${HELPER} hello test`;
 
 describe('the install script without the helper (local target)', () => {
   let scratch: string;
@@ -196,7 +201,7 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
       path.join(ROOT, 'server/slipway-services'),
       path.join(sbin, 'slipway-services'),
     ]);
-    writeFileSync(path.join(sudoers, 'slipway-test'), `${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}\n`, {
+    writeFileSync(path.join(sudoers, 'slipway-test'), `${README_SUDO_RULE}\n`, {
       mode: 0o440,
     });
     execFileSync('visudo', ['-c', '-q', '-f', path.join(sudoers, 'slipway-test')]);
@@ -321,8 +326,9 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
         expect(sudo?.[1]).toMatch(
           new RegExp(`^refuse 8 of 8 commands a deploy runs, e\\.g\\. ${HELPER} hello install \\S+: sudo: `),
         );
-        const sudoersLine = `"${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}"`;
-        expect(sudo?.[2]).toContain(`/etc/slipway/hello.conf, and ${sudoersLine} in /etc/sudoers.d/slipway-hello`);
+        expect(sudo?.[2]).toContain(
+          `/etc/slipway/hello.conf, and its sudo rule in /etc/sudoers.d/slipway-hello: "${README_SUDO_RULE}"`,
+        );
         expect(result.stdout).toMatch(/^✗ web1 +nginx -t +.*sudo: .*\n +fix: let slipway run it through sudo/m);
         expect(result.stdout).not.toMatch(/^✓ web1 +(sudo|nginx|supervisorctl)/m);
       } finally {
@@ -355,20 +361,37 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     expect(Number(pid.out.trim())).toBeGreaterThan(1);
   });
 
-  it('ids, names and subcommands the helper does not know are refused (exit 2)', async () => {
-    const before = installed();
-    for (const args of [
-      'hello install ../../../etc',
-      'hello install',
-      `../hello install ${first}`,
-      'nothere install 2030.01.01-00.00.00-abcdef0',
-      'hello sh -c id',
-    ]) {
-      const result = await asDeployUser(`sudo -n ${HELPER} ${args}`);
-      expect(result.code, `${args}: ${result.out}`).toBe(2);
-    }
-    expect(installed()).toEqual(before);
-  });
+  it(
+    'ids, names and subcommands the helper does not know are refused: by the sudo rule (exit 1), ' +
+      'and by the helper itself under a rule allowing it any arguments (exit 2)',
+    async () => {
+      const before = installed();
+      const calls = [
+        'hello install ../../../etc',
+        'hello install',
+        `../hello install ${first}`,
+        'nothere install 2030.01.01-00.00.00-abcdef0',
+        'hello sh -c id',
+      ];
+      for (const args of calls) {
+        const result = await asDeployUser(`sudo -n ${HELPER} ${args}`);
+        // Only `install <anything>` passes README's rule; the helper refuses that id.
+        expect(result.code, `${args}: ${result.out}`).toBe(args === calls[0] ? 2 : 1);
+        if (args !== calls[0]) expect(result.out).toMatch(/^sudo: /m);
+      }
+      const rule = path.join(setup, 'sudoers.d/slipway-test');
+      writeFileSync(rule, `${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER}\n`, { mode: 0o440 });
+      try {
+        for (const args of calls) {
+          const result = await asDeployUser(`sudo -n ${HELPER} ${args}`);
+          expect(result.code, `${args}: ${result.out}`).toBe(2);
+        }
+      } finally {
+        writeFileSync(rule, `${README_SUDO_RULE}\n`, { mode: 0o440 });
+      }
+      expect(installed()).toEqual(before);
+    },
+  );
 
   it(
     'a forged release is refused as a whole: symlinks, another program, ' +

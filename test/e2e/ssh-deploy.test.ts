@@ -48,12 +48,13 @@ describe('one SSH host (login shell /bin/sh)', () => {
     expect(readFileSync(path.join(root(web1()), 'revisions.log'), 'utf8')).toContain(`deploy ${id}`);
   });
 
-  it('a warm redeploy uses one connection and at most 8 exec requests; a rollback at most 2', async () => {
+  it('a warm redeploy uses one connection and at most 3 exec requests; a rollback at most 2', async () => {
     fleet.resetCounts(web1());
     expect((await project.run(['deploy'])).code).toBe(0);
     const deploy = fleet.counts(web1());
     expect(deploy.connections).toBe(1);
-    expect(deploy.execRequests).toBeLessThanOrEqual(8);
+    // lock + read state; upload + publish; the switch held back to ride with purge + unlock (TaskRun.hold).
+    expect(deploy.execRequests).toBeLessThanOrEqual(3);
     expect(deploy.subsystemRequests).toBe(0);
     fleet.resetCounts(web1());
     expect((await project.run(['rollback'])).code).toBe(0);
@@ -141,6 +142,27 @@ describe('five SSH hosts', () => {
     for (const h of fleet.hosts) expect(live(h)).toBe(ids[ids.length - 3]);
     expect((await project.run(['rollback:current'])).code).toBe(0);
     for (const h of fleet.hosts) expect(live(h)).toBe(ids[ids.length - 1]);
+  });
+
+  it('a warm redeploy is 4 exec requests per host: the switch goes on its own, before any host unlocks', async () => {
+    expect((await project.run(['deploy'])).code).toBe(0);
+    for (const h of fleet.hosts) fleet.resetCounts(h);
+    expect((await project.run(['deploy'])).code).toBe(0);
+    // lock + read state; upload + publish; switch; purge + unlock. Held back to ride on the unlock, a switch
+    // failing on one host would find the others already unlocked, with nobody to put them back under the lock.
+    for (const h of fleet.hosts) expect(fleet.counts(h).execRequests, h.name).toBe(4);
+  });
+
+  it('--rolling 1: each host switches before the next batch starts; only the last batch holds its switch', async () => {
+    for (const h of fleet.hosts) fleet.resetCounts(h);
+    const result = await project.run(['deploy', '--rolling', '1']);
+    expect(result.code, result.stderr).toBe(0);
+    const id = releaseIdOf(result.stdout);
+    expect(fleet.hosts.map(live)).toEqual(fleet.hosts.map(() => id));
+    // Held, an early batch's switch would wait for its unlock at the very end, off the new release meanwhile.
+    const counts = fleet.hosts.map((h) => fleet.counts(h).execRequests);
+    expect(counts).toEqual([4, 4, 4, 4, 3]);
+    for (const h of fleet.hosts) expect(existsSync(path.join(root(h), 'deploy.lock')), h.name).toBe(false);
   });
 
   it("two concurrent deploys: one runs, the other names the owner and leaves the winner's locks alone", async () => {

@@ -7,7 +7,20 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Directories under tasks/, lowest first; '.' is tasks/ itself (index.ts). fabfile.ts sits above them all. */
-export const LAYERS = ['lib', 'config', 'lock', 'release', 'scripts', 'hosts', 'fleet', 'steps', 'builtin', 'cli', '.'];
+export const LAYERS = [
+  'lib',
+  'config',
+  'lock',
+  'release',
+  'store',
+  'scripts',
+  'hosts',
+  'fleet',
+  'steps',
+  'builtin',
+  'cli',
+  '.',
+];
 export const ENTRY = 'tasks/index.ts';
 
 export interface Edge {

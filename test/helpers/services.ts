@@ -60,6 +60,8 @@ export interface ServiceStack {
   deployConfig(): Record<string, unknown>;
   /** Stops supervisord, its programs and their leftovers, then nginx; waits for them to be gone; removes dir. */
   stop(): Promise<void>;
+  /** Stops supervisord alone (and its programs), as a host whose supervisor died. */
+  stopSupervisord(): Promise<void>;
 }
 
 export interface ServiceStackOptions {
@@ -71,6 +73,11 @@ export interface ServiceStackOptions {
    * nobody (a `user` directive would avoid that, at the price of a warning on every test and reload).
    */
   user?: string;
+  /**
+   * Start both daemons inside this process's mount namespace (an sshd test host's pid): they then see
+   * that host's /srv and private dirs (its /etc, for the users a test creates there) as its sessions do.
+   */
+  mountNamespaceOf?: number;
 }
 
 /** Quotes for sh only when needed, so the commands stay readable in logs and assertions. */
@@ -229,6 +236,10 @@ export async function startServiceStack(opts: ServiceStackOptions = {}): Promise
       }
     : undefined;
 
+  const inNamespace = (file: string, args: string[]): [string, string[]] =>
+    opts.mountNamespaceOf
+      ? ['nsenter', [`--mount=/proc/${opts.mountNamespaceOf}/ns/mnt`, '--', file, ...args]]
+      : [file, args];
   const dir = mkdtempSync(path.join(tmpdir(), 'slipway-services-'));
   // nginx workers run as nobody when the master is root; they must be able to reach their temp dirs.
   chmodSync(dir, 0o711);
@@ -361,7 +372,7 @@ http {
 `,
       );
       if (ids) chownTree(dir, ids.uid, ids.gid);
-      const started = await run(NGINX, nginxArgs, ids);
+      const started = await run(...inNamespace(NGINX, nginxArgs), ids);
       if (started.code === 0) break;
       if (attempt < 3 && /Address already in use/.test(started.stderr)) continue;
       throw new Error(`nginx did not start (exit ${started.code}): ${started.stderr}`);
@@ -374,7 +385,7 @@ http {
     if (!(await until(() => canConnect(nginxPort), 10_000)))
       throw new Error(`nginx does not answer on 127.0.0.1:${nginxPort}: ${tail(nginxErrorLog)}`);
 
-    const started = await run(SUPERVISORD, ['-c', supervisorConf], ids);
+    const started = await run(...inNamespace(SUPERVISORD, ['-c', supervisorConf]), ids);
     if (started.code !== 0)
       throw new Error(`supervisord did not start (exit ${started.code}): ${started.stderr}${started.stdout}`);
     // With no programs `status` prints nothing and exits 0; 3 means some program is not running
@@ -466,5 +477,9 @@ http {
       },
     }),
     stop,
+    stopSupervisord: async () => {
+      await stopSupervisor();
+      supervisordPid = 0;
+    },
   };
 }

@@ -103,7 +103,7 @@ function readPasswdEntry(user: string): { uid: number; gid: number; home: string
  * Creates the deploy user or fixes its shell. Test files run in parallel and all call this, so it
  * only writes /etc/passwd when something is actually wrong (concurrent usermods fail on the lock).
  */
-function ensureDeployUser(shell: string): { uid: number; gid: number } {
+export function ensureDeployUser(shell: string): { uid: number; gid: number } {
   if (!readPasswdEntry(DEPLOY_USER)) {
     const created = spawnSync(
       'useradd',
@@ -211,7 +211,13 @@ const tail = (file: string) =>
  */
 export async function startSshHosts(
   count: number,
-  options: { loginShell?: string; tmpfsBytes?: number; privateDirs?: Record<string, string> } = {},
+  options: {
+    loginShell?: string;
+    tmpfsBytes?: number;
+    privateDirs?: Record<string, string>;
+    /** Also each user's own ~/.ssh/authorized_keys (as sshd's default), beside the fleet's shared file. */
+    userAuthorizedKeys?: boolean;
+  } = {},
 ): Promise<SshFleet> {
   const { uid, gid } = ensureDeployUser(options.loginShell ?? '/bin/sh');
   // Privilege separation needs /run/sshd; /srv must exist to be mounted over.
@@ -343,7 +349,10 @@ export async function startSshHosts(
     // The free port can be taken by someone else before sshd binds it; then try another.
     for (let attempt = 1; ; attempt++) {
       host.port = await freePort(address);
-      writeFileSync(configFile, sshdConfig(host, home, authorizedKeys));
+      writeFileSync(
+        configFile,
+        sshdConfig(host, home, options.userAuthorizedKeys ? `${authorizedKeys} .ssh/authorized_keys` : authorizedKeys),
+      );
       try {
         await launch(host);
         return host;

@@ -150,3 +150,32 @@ describe('--rolling accepts only plain whole numbers', () => {
     expect(parseCommandLine(['--rolling', '3', 'deploy']).options.rolling).toBe(3);
   });
 });
+
+describe('`--` COMMAND and --follow', () => {
+  it('the words after `--` are the command, each kept whole, even when they look like options or tasks', () => {
+    const { options, calls } = parseCommandLine([
+      'ssh:web1',
+      '--json',
+      '--',
+      'ls',
+      '-la',
+      'my file',
+      '--env',
+      'deploy',
+    ]);
+    expect(calls).toEqual([{ name: 'ssh', args: ['web1'] }]);
+    expect(options.json).toBe(true);
+    expect(options.env).toBeUndefined();
+    expect(options.command).toEqual(['ls', '-la', 'my file', '--env', 'deploy']);
+    expect(parseCommandLine(['ssh']).options.command).toBeUndefined();
+  });
+
+  it('`--` with nothing after it is a usage error', () => {
+    expect(usageError(() => parseCommandLine(['ssh', '--'])).message).toContain('`--` needs a command after it');
+  });
+
+  it('--follow is a flag', () => {
+    expect(parseCommandLine(['logs', '--follow']).options.follow).toBe(true);
+    expect(parseCommandLine(['logs']).options.follow).toBe(false);
+  });
+});

@@ -59,7 +59,7 @@ describe('loadConfig', () => {
       vars: {},
       port: 8080,
       serverName: 'localhost',
-      hooks: { beforeSwitch: [], afterSwitch: [] },
+      hooks: { beforeSwitch: [], afterSwitch: [], onSuccess: [], onFailure: [] },
       connectTimeoutSeconds: 10,
       environment: 'local',
       env: {},
@@ -248,6 +248,88 @@ describe('healthcheck config', () => {
     expect((error as Error).message).toContain(
       'healthcheck.timeoutSeconds: must be at least (successes − 1) × intervalSeconds = 30 s',
     );
+  });
+  it('data (for pull) and protected: read per environment; items inside each other or outside shared refused', async () => {
+    const data = { dirs: ['uploads'], files: ['config/site.json'], dump: { command: 'pg_dump app', file: 'db.sql' } };
+    const config = {
+      ...minimal,
+      data,
+      environments: {
+        ...minimal.environments,
+        production: { protected: true, hosts: [{ name: 'p', host: 'p', deployTo: '/srv/app' }] },
+      },
+    };
+    const local = (await load(config)).config;
+    expect(local.data).toEqual(data);
+    expect(local.protected).toBe(false);
+    expect((await load(config, { environment: 'production' })).config.protected).toBe(true);
+    expect((await load(minimal)).config.data).toBeUndefined();
+    const message = await configError({
+      ...minimal,
+      data: { dirs: ['uploads', '../etc'], files: ['uploads/a.txt'], dump: { command: '', file: 'uploads' } },
+    });
+    expect(message).toContain('data.dirs.1: must be a path inside the release');
+    expect(message).toContain('data.dump.command: Too small');
+    expect(await configError({ ...minimal, data: { files: ['uploads/a.txt'], dirs: ['uploads'] } })).toContain(
+      'data: "uploads/a.txt" is inside "uploads"',
+    );
+    expect(await configError({ ...minimal, data: {} })).toContain('data: give dirs, files or dump');
+    expect(
+      await configError({ ...minimal, environments: { local: { ...minimal.environments.local, protected: 'yes' } } }),
+    ).toContain('environments.local.protected: Invalid input: expected boolean');
+  });
+});
+
+describe('remote repositories and notifications', () => {
+  it('a repository URL is kept as written; a path is resolved from the config file', async () => {
+    const url = 'ssh://git@example.com:2222/org/app.git';
+    expect((await load({ ...minimal, repository: url })).config.repository).toBe(url);
+    const { dir, config } = await load({ ...minimal, repository: 'app' });
+    expect(config.repository).toBe(path.join(dir, 'app'));
+  });
+
+  it('notifications run on the deployer unless `on: hosts`; no cwd, and `on` is one of the two', async () => {
+    const hooks = {
+      onSuccess: [{ name: 'chat', commands: ['true'] }],
+      onFailure: [{ name: 'h', on: 'hosts', commands: ['true'] }],
+    };
+    const { config } = await load({ ...minimal, hooks });
+    expect(config.hooks.onSuccess).toEqual([{ name: 'chat', on: 'deployer', commands: ['true'] }]);
+    expect(config.hooks.onFailure[0].on).toBe('hosts');
+    const bad = await configError({
+      ...minimal,
+      hooks: { onFailure: [{ name: 'x', on: 'web1', cwd: 'a', commands: [] }] },
+    });
+    expect(bad).toContain('hooks.onFailure.0.on:');
+    expect(bad).toContain('hooks.onFailure.0.cwd: unknown key');
+  });
+});
+
+describe('setup', () => {
+  it("defaults: root, and the helper's config as README writes it (its log dir from vars.logDir)", async () => {
+    const { config } = await load({ ...minimal, vars: { logDir: '/var/log/hello' } });
+    expect(config.setup).toEqual({
+      user: 'root',
+      helper: {
+        site: '/etc/nginx/sites-available/hello.conf',
+        enabled: '/etc/nginx/sites-enabled/hello.conf',
+        nginxTest: '/usr/sbin/nginx -t -q',
+        nginxReload: '/usr/sbin/nginx -s reload',
+        programFile: '/etc/supervisor/conf.d/hello.conf',
+        supervisorctl: '/usr/bin/supervisorctl',
+        allowedPaths: ['/var/log/hello', '/var/log/nginx'],
+        stateDir: '/var/lib/slipway/hello',
+      },
+    });
+  });
+
+  it('a helper value on two lines (it would add a line to the root-owned config), an unknown key: exit 2', async () => {
+    const message = await configError({
+      ...minimal,
+      setup: { helper: { nginxTest: 'nginx -t\nsite=/etc/passwd' }, x: 1 },
+    });
+    expect(message).toContain('setup.helper.nginxTest: a command on one line');
+    expect(message).toContain('setup.x: unknown key');
   });
 });
 

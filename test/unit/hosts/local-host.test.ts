@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LockHeld, LockLost } from '../../../tasks/lock/owner.js';
 import { LocalHost } from '../../../tasks/hosts/local-host.js';
@@ -62,4 +63,20 @@ describe('LocalHost lock', () => {
       }
     },
   );
+});
+
+describe('LocalHost exec with stdout streamed', () => {
+  it('streams stdout to the given stream (stdin from a stream too), keeps stderr and the exit code', async () => {
+    const host = new LocalHost('local', tmpdir());
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (d: Buffer) => chunks.push(d));
+    const ended = new Promise((resolve) => out.on('end', resolve));
+    const stdin = new PassThrough();
+    stdin.end(Buffer.alloc(3_000_000, 7));
+    const result = await host.exec(sh`wc -c; echo oops >&2; exit 3`, { stdin, stdout: out });
+    await ended;
+    expect(result).toEqual({ code: 3, stdout: '', stderr: 'oops\n' });
+    expect(Buffer.concat(chunks).toString().trim()).toBe('3000000');
+  });
 });
