@@ -62,10 +62,7 @@ await runTasks(
                 await batch.each('configs', installConfigs(batch, release.id));
                 await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
                 // blue-green: the release starts in the idle slot, checked there on every host; then traffic moves.
-                await batch.each(
-                  'start-slot',
-                  startSlot(batch, () => release.id, 'deploy'),
-                );
+                await batch.each('start-slot', startSlot(batch, release.id, 'deploy'));
                 await batch.each('move-traffic', moveTraffic(batch));
                 await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
               },

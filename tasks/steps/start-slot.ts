@@ -9,18 +9,18 @@ import { otherSlot, slotCheck, slotProgram, startSlotScript } from '../scripts/s
 export const NO_SLOTS: SlotState = { live: null, blue: null, green: null, operation: null };
 
 /**
- * Starts `target(h)` in the slot traffic is not on (blue on a first deploy) and waits until it answers the
+ * Starts the target release (the same on every host, or per host) in the slot traffic is not on (blue on a first deploy) and waits until it answers the
  * health check on that slot's socket: one command per host. Every host's new slot is healthy before any
  * host moves traffic (move-traffic runs after this step succeeded everywhere). A slot that does not start or
  * fails its check fails the step saying why; the run's undo stops it (see cleanup).
  */
-export function startSlot(run: TaskRun, target: (h: HostRun) => string, action: 'deploy' | 'rollback') {
+export function startSlot(run: TaskRun, target: string | ((h: HostRun) => string), action: 'deploy' | 'rollback') {
   return async (h: HostRun): Promise<StepOutcome> => {
     const cutover = run.config.cutover;
     const services = run.config.services;
     const check = run.config.healthcheck;
     if (cutover.strategy !== 'blue-green' || !services || !check) return { skipped: 'strategy restart' };
-    const id = target(h);
+    const id = typeof target === 'string' ? target : target(h);
     const slots = h.state.slots ?? NO_SLOTS;
     const live = slots.live;
     const liveRelease = live ? slots[live] : null;
