@@ -1,45 +1,55 @@
 // slipway's tasks for this project: `npx tsx fabfile.ts deploy`, `rollback[:current|:<id>]`, …
 // This file is the deploy story; change your deploy by editing it (add a step, a hook, a task).
 import {
+  type Artifact,
+  artifacts,
+  artifactToDeploy,
+  buildArtifact,
   check,
+  checkArtifactsArgs,
+  checkLogsArgs,
+  checkPromoteArgs,
   checkPullArgs,
   checkRestartConfig,
-  checkSetup,
   checkRollbackArgs,
+  checkRunArgs,
+  checkSetup,
+  checkSshArgs,
   cutover,
   discard,
   drainSlot,
+  fetchArtifact,
   healthCheck,
   installConfigs,
   installDependencies,
   listReleases,
   moveTraffic,
+  logs,
   mustRun,
   newRelease,
   packRelease,
+  promotedArtifact,
   pull,
   purgeReleases,
+  type ReleaseArchive,
   restart,
   restartServices,
   rollBackOnFailure,
   rollback,
+  runCommand,
   runHooks,
   runTasks,
   setup,
   setupConnection,
   sh,
   startSlot,
+  ssh,
   status,
+  type TaskRun,
   task,
   unlock,
   upload,
   withNotifications,
-  logs,
-  checkLogsArgs,
-  ssh,
-  checkSshArgs,
-  runCommand,
-  checkRunArgs,
 } from './tasks/index.js';
 
 await runTasks(
@@ -48,70 +58,50 @@ await runTasks(
     deploy: task(
       'Ship the ref to every host: prepare everywhere, then switch',
       withNotifications(async (run) => {
-        const archive = await packRelease(run); // git archive + template check, before any host changes
-        // Every host stays locked until this block ends: a step added anywhere in it runs locked.
-        await run.locked('deploy', async () => {
-          const release = await newRelease(run, archive);
-          // All hosts at once, or --rolling N at a time.
-          for (const batch of run.batches()) {
-            // Until it is live, a failure removes the new release everywhere ('cleanup').
-            await batch.undoable(
-              async () => {
-                await batch.each('upload', upload(batch, release));
-                await batch.each('dependencies', installDependencies(batch, release));
-                await batch.each('configs', installConfigs(batch, release.id));
-                await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
-                // blue-green: the release starts in the idle slot, checked there on every host; then traffic moves.
-                await batch.each('start-slot', startSlot(batch, release.id, 'deploy'));
-                await batch.each('move-traffic', moveTraffic(batch));
-                await cutover(batch, release.id, archive.ref); // only once every host of the batch is ready
-              },
-              'cleanup',
-              discard(batch, release),
-            );
-            await rollBackOnFailure(batch, release, async () => {
-              await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
-              await batch.each('restart', restartServices(batch));
-              await batch.each('health', healthCheck(batch, release.id));
-            });
-            // blue-green: the old slot finishes its in-flight requests and stops.
-            await batch.each('drain-slot', drainSlot(batch));
-          }
-          // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
-          // lock, if you add a step after it).
-          await run.atEnd('purge', purgeReleases(run));
-        });
+        // With artifacts.store: --artifact <id|latest> from the store, or one built and published now.
+        const artifact = await artifactToDeploy(run);
+        // Without a store: git archive + template check, before any host changes.
+        await ship(run, artifact ?? (await packRelease(run)));
       }),
     ),
     rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback, {
       check: checkRollbackArgs,
     }),
     releases: task('List the releases on each host: which is live, when, from which ref', listReleases),
-    check: task(
-      'Check the config, hosts, lock state, and that deploy roots, sudo rules, nginx -t and supervisorctl work',
-      check,
-    ),
     purge: task('Remove releases beyond keepReleases now', (run) =>
       run.locked('purge', () => run.atEnd('purge', purgeReleases(run))),
     ),
-    unlock: task('Print who holds the deploy lock, then remove it', unlock),
-    restart: task('Restart the program on every host (and reload nginx)', restart, { check: checkRestartConfig }),
-    status: task('Per host: live release, supervisor status, nginx config check, health check', status),
-    pull: task("Copy another environment's data here (config data): pull:<from-environment>[,<host>]", pull, {
-      check: checkPullArgs,
+    // Build once, ship the same bytes: the artifact store.
+    build: task('Build the release artifact once and publish it to the store (latest last)', async (run) => {
+      await buildArtifact(run);
     }),
+    promote: task(
+      'promote:<env>: deploy exactly the artifact <env> runs now (same id, same bytes)',
+      withNotifications(async (run) => {
+        // <env>'s hosts are read while these are being locked: a refusal then only gives the locks back.
+        const source = promotedArtifact(run);
+        source.catch(() => undefined); // its failure is the deploy's, where ship awaits it
+        await ship(run, source);
+      }),
+      { check: checkPromoteArgs },
+    ),
+    artifacts: task(
+      "The store's artifacts: latest, where each runs; artifacts:purge removes those beyond artifacts.keep",
+      artifacts,
+      { check: checkArtifactsArgs },
+    ),
+    // Servers: prepare, check, look after.
     setup: task('Prepare fresh hosts as root (setup.user): deploy user, keys, deploy root, helper, sudo rule', setup, {
       check: checkSetup,
       connectAs: setupConnection,
     }),
-    // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
-    migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
-      run.each(
-        'migrate',
-        (h) => mustRun(h.host, 'migrate', sh`cd ${h.paths.current} && npm run --if-present migrate`),
-        run.withRole('db'),
-      ),
+    check: task(
+      'Check the config, hosts, lock state, and that deploy roots, sudo rules, nginx -t and supervisorctl work',
+      check,
     ),
+    status: task('Per host: live release, supervisor status, nginx config check, health check', status),
+    restart: task('Restart the program on every host (and reload nginx)', restart, { check: checkRestartConfig }),
+    unlock: task('Print who holds the deploy lock, then remove it', unlock),
     logs: task("The program's stdout/stderr logs per host (logs:200 lines); --follow streams", logs, {
       check: checkLogsArgs,
       accepts: { follow: true },
@@ -124,6 +114,55 @@ await runTasks(
     run: task('Run a shell command in the live release on the hosts: run:"npm run x"', runCommand, {
       check: checkRunArgs,
     }),
+    pull: task("Copy another environment's data here (config data): pull:<from-environment>[,<host>]", pull, {
+      check: checkPullArgs,
+    }),
+    // A task of your own, from the same building blocks: migrations in the live release, on db hosts.
+    migrate: task('Run database migrations in the live release on hosts with role db', (run) =>
+      run.each(
+        'migrate',
+        (h) => mustRun(h.host, 'migrate', sh`cd ${h.paths.current} && npm run --if-present migrate`),
+        run.withRole('db'),
+      ),
+    ),
   },
   { root: import.meta.dirname },
 );
+
+/** The deploy itself, from the archive built here or from an artifact the hosts fetch from the store. */
+async function ship(run: TaskRun, from: ReleaseArchive | Artifact | Promise<Artifact>): Promise<void> {
+  // Every host stays locked until this block ends: a step added anywhere in it runs locked.
+  await run.locked('deploy', async () => {
+    const release = await newRelease(run, await from);
+    // All hosts at once, or --rolling N at a time.
+    for (const batch of run.batches()) {
+      // Until it is live, a failure removes the new release everywhere ('cleanup').
+      await batch.undoable(
+        async () => {
+          // The archive goes up to each host, or each host fetches the artifact from the store itself.
+          if (release.artifact) await batch.each('fetch', fetchArtifact(batch, release));
+          else await batch.each('upload', upload(batch, release));
+          await batch.each('dependencies', installDependencies(batch, release));
+          await batch.each('configs', installConfigs(batch, release.id));
+          await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
+          // blue-green: the release starts in the idle slot, checked there on every host; then traffic moves.
+          await batch.each('start-slot', startSlot(batch, release.id, 'deploy'));
+          await batch.each('move-traffic', moveTraffic(batch));
+          await cutover(batch, release.id, release.archive.ref); // only once every host of the batch is ready
+        },
+        'cleanup',
+        discard(batch, release),
+      );
+      await rollBackOnFailure(batch, release, async () => {
+        await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
+        await batch.each('restart', restartServices(batch));
+        await batch.each('health', healthCheck(batch, release.id));
+      });
+      // blue-green: the old slot finishes its in-flight requests and stops.
+      await batch.each('drain-slot', drainSlot(batch));
+    }
+    // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
+    // lock, if you add a step after it).
+    await run.atEnd('purge', purgeReleases(run));
+  });
+}

@@ -24,6 +24,7 @@ export interface CliOptions {
   command?: string[];
   /** Proceed without asking (pull into a protected environment). */
   yes: boolean;
+  artifact?: string;
 }
 
 export interface TaskCall {
@@ -82,6 +83,7 @@ function parseOptions(argv: string[]) {
         'no-auto-rollback': { type: 'boolean', default: false },
         follow: { type: 'boolean', default: false },
         yes: { type: 'boolean', default: false },
+        artifact: { type: 'string' },
       },
     });
   } catch (error) {
@@ -92,7 +94,7 @@ function parseOptions(argv: string[]) {
 export function parseCommandLine(argv: string[]): { options: CliOptions; calls: TaskCall[] } {
   const parsed = parseOptions(argv);
   const v = parsed.values;
-  for (const key of ['env', 'config', 'ref'] as const) {
+  for (const key of ['env', 'config', 'ref', 'artifact'] as const) {
     if (v[key] !== undefined && v[key]!.trim() === '') throw new UsageError(`--${key} needs a value`);
   }
   let rolling: number | undefined;
@@ -128,6 +130,7 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
       follow: v.follow!,
       ...(terminator ? { command: parsed.positionals.slice(taskWords.length) } : {}),
       yes: v.yes!,
+      artifact: v.artifact,
     },
     calls: taskWords.map(parseTaskCall),
   };
@@ -147,6 +150,7 @@ options:
   --force              allow rollback to a release marked bad
   --trust-new-hosts    accept and record host keys not yet known (never a changed key)
   --no-auto-rollback   leave a release that failed its health check live
+  --artifact ID        deploy this artifact from the store (an id, or "latest") instead of building one
   --json               print one JSON result on stdout (human output goes to stderr)
   --yes                pull into a protected environment without asking
   --list               list the tasks

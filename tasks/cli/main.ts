@@ -4,9 +4,9 @@ import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { HostConfig, ResolvedConfig } from '../config/types.js';
 import { HostRun } from '../fleet/host-run.js';
-import type { RunOptions } from '../fleet/run-options.js';
+import type { OtherEnvironment, RunOptions } from '../fleet/run-options.js';
 import { selectHosts } from '../fleet/select-hosts.js';
-import { TaskRun } from '../fleet/task-run.js';
+import { inspectHost, TaskRun } from '../fleet/task-run.js';
 import { BROKER_COMMAND } from '../hosts/broker.js';
 import { connectHosts } from '../hosts/connect.js';
 import { DryRunHost } from '../hosts/dry-run.js';
@@ -71,9 +71,21 @@ const SIGNAL_ECHO_MS = 1000;
 const SIGNAL_SETTLE_MS = 150;
 
 /** What the task run needs of the command line's options. */
-function runOptions(options: CliOptions): RunOptions {
-  const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts } = options;
-  return { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts };
+function runOptions(options: CliOptions, readEnvironment: RunOptions['readEnvironment']): RunOptions {
+  const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts, artifact } = options;
+  return {
+    dryRun,
+    rolling,
+    autoRollback,
+    keepFailed,
+    force,
+    follow,
+    command,
+    yes,
+    trustNewHosts,
+    artifact,
+    readEnvironment,
+  };
 }
 
 async function runCalls(
@@ -85,11 +97,8 @@ async function runCalls(
   setLog: (log: Log) => void,
   setActive: (run: TaskRun | null) => void,
 ): Promise<void> {
-  const config = await loadConfig({
-    configFile: options.config ?? path.join(root, 'deploy.config.ts'),
-    environment: options.env,
-    ref: options.ref,
-  });
+  const configFile = options.config ?? path.join(root, 'deploy.config.ts');
+  const config = await loadConfig({ configFile, environment: options.env, ref: options.ref });
   for (const call of calls) tasks[call.name].check?.(call.args, config);
   const log = new Log({ json: options.json });
   setLog(log);
@@ -115,6 +124,27 @@ async function runCalls(
   };
   // At once for the first task, unless it opens none of slipway's (then only if it asks after all).
   if (tasks[calls[0].name].connects !== false) connectionFor(tasks[calls[0].name]);
+  // Other environments a task reads (promote, artifacts): connected on demand, closed with the run's hosts.
+  const otherHosts: Host[] = [];
+  const readEnvironment = async (name: string): Promise<OtherEnvironment> => {
+    const other = await loadConfig({ configFile, environment: name });
+    const hosts = await connectHosts(other, other.hosts, {
+      trustNewHosts: options.trustNewHosts,
+      onNotice: (text) => log.warn(text),
+    });
+    otherHosts.push(...hosts);
+    const runs = other.hosts.map((c, i) => {
+      const run = new HostRun(c);
+      run.connected(hosts[i]);
+      return run;
+    });
+    await Promise.all(
+      runs.map(async (run) => {
+        run.state = await inspectHost(run.host, other.dependencies.type);
+      }),
+    );
+    return { config: other, hosts: runs };
+  };
   try {
     for (const call of calls) {
       const started = performance.now();
@@ -122,7 +152,7 @@ async function runCalls(
       const connect = async () => {
         for (const [i, host] of (await connectionFor(tasks[call.name])).entries()) hostRuns[i].connected(host);
       };
-      const run = new TaskRun(config, runOptions(options), log, hostRuns, call.args, connect);
+      const run = new TaskRun(config, runOptions(options, readEnvironment), log, hostRuns, call.args, connect);
       const result = taskResult(call, hostRuns);
       results.push(result);
       setActive(run);
@@ -152,6 +182,7 @@ async function runCalls(
       const hosts = await connecting.catch(() => [] as Host[]);
       await Promise.all(hosts.map((h) => h.close()));
     }
+    await Promise.all(otherHosts.map((h) => h.close()));
   }
 }
 

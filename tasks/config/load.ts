@@ -9,8 +9,8 @@ import type { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { isRemoteRepository } from '../lib/paths.js';
 import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from '../lib/redact.js';
-import type { cutoverSchema, servicesSchema, setupSchema } from './schema.js';
-import type { Cutover, HostConfig, ResolvedConfig, Services, SetupConfig } from './types.js';
+import type { artifactsSchema, cutoverSchema, servicesSchema, setupSchema } from './schema.js';
+import type { ArtifactsConfig, Cutover, HostConfig, ResolvedConfig, Services, SetupConfig } from './types.js';
 
 function resolveServices(application: string, raw: z.output<typeof servicesSchema> | undefined): Services | undefined {
   if (!raw) return undefined;
@@ -255,6 +255,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     data: merged.data && { dirs: merged.data.dirs ?? [], files: merged.data.files ?? [], dump: merged.data.dump },
     protected: (chosen as { protected?: boolean }).protected ?? false,
     setup: resolveSetup(merged.application, merged.setup, merged.vars?.logDir),
+    environments: Object.keys(raw.environments),
+    ...(merged.artifacts ? { artifacts: resolveArtifacts(projectRoot, merged.artifacts) } : {}),
   };
 }
 
@@ -316,5 +318,15 @@ function resolveCutover(
     listen: raw.listen ?? 'socket',
     ...(raw.ports ? { ports: raw.ports } : {}),
     drainSeconds: raw.drainSeconds ?? 10,
+  };
+}
+
+/** `artifacts` with its defaults: a dir store at <project>/.artifacts, installs on the hosts, 10 kept. */
+function resolveArtifacts(projectRoot: string, raw: z.output<typeof artifactsSchema>): ArtifactsConfig {
+  const store = raw.store ?? { type: 'dir', path: '.artifacts' };
+  return {
+    store: store.type === 'dir' ? { ...store, path: path.resolve(projectRoot, store.path) } : store,
+    dependencies: raw.dependencies ?? 'host',
+    keep: raw.keep ?? 10,
   };
 }

@@ -2,6 +2,7 @@
 // Kept apart so that zod is loaded only when a task runs, not for --list or --help.
 import { z } from 'zod';
 import { isPathInRelease, PATH_IN_RELEASE } from '../lib/paths.js';
+import { s3StoreSchema } from './s3-store.js';
 
 /** Shared items and a hook's cwd: inside the release, never `..` or absolute. */
 const pathInRelease = z
@@ -177,6 +178,29 @@ export const dataSchema = z
     }
   });
 
+/** Where `build` publishes artifacts and hosts fetch them from (tasks/store/). */
+export const storeSchema = z.discriminatedUnion('type', [
+  /** A local or mounted folder; hosts read the same path (relative: to the project root). */
+  z.strictObject({ type: z.literal('dir'), path: z.string().min(1) }),
+  /** A WebDAV-capable server (nginx with dav_methods PUT DELETE): PUT to publish, GET to fetch. */
+  z.strictObject({
+    type: z.literal('http'),
+    url: z.url({ protocol: /^https?$/ }).refine((url) => !/^[a-z]+:\/\/[^/]*@/i.test(url), {
+      error: 'no user or password in the URL: hosts fetch it as it is; restrict PUT/DELETE on the server instead',
+    }),
+  }),
+  /** Any S3-compatible service: the deployer holds the credentials, hosts fetch through presigned URLs. */
+  s3StoreSchema,
+]);
+
+export const artifactsSchema = z.strictObject({
+  store: storeSchema.optional(),
+  /** 'host': each host installs from the lockfile (default); 'prebuilt': built once on the deployer, shipped in. */
+  dependencies: z.enum(['host', 'prebuilt']).optional(),
+  /** Artifacts kept per environment by the `artifacts` task's purge (never one that is live anywhere). */
+  keep: z.number().int().min(1).optional(),
+});
+
 /**
  * Keys that may be set at the top level and overridden per environment. Their defaults are applied
  * once, by load.ts, after an environment's keys are merged over the top level's: a zod default here
@@ -220,6 +244,7 @@ export const settings = {
   cutover: cutoverSchema,
   data: dataSchema,
   setup: setupSchema,
+  artifacts: artifactsSchema,
 };
 
 const environmentSchema = z.strictObject({
@@ -257,6 +282,7 @@ export const fileSchema = z.strictObject({
   cutover: settings.cutover.optional(),
   data: settings.data.optional(),
   setup: settings.setup.optional(),
+  artifacts: settings.artifacts.optional(),
   environments: z.record(
     z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'),
     environmentSchema,

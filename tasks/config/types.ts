@@ -1,6 +1,6 @@
 // The config's TypeScript types, as given by the zod schema (schema.ts) and after loading (ResolvedConfig).
 import type { z } from 'zod';
-import type { fileSchema, hostSchema, notificationSchema, settings, stageSchema } from './schema.js';
+import type { fileSchema, hostSchema, notificationSchema, settings, stageSchema, storeSchema } from './schema.js';
 
 export type SlipwayConfig = z.input<typeof fileSchema>;
 
@@ -80,11 +80,23 @@ export type ResolvedConfig = Pick<
     protected: boolean;
     setup: SetupConfig;
     cutover: Cutover;
+    /** Every environment the config names (this one is `environment`). */
+    environments: string[];
+    /** Set when the config has `artifacts`: every default applied, a dir store's path absolute. */
+    artifacts?: ArtifactsConfig;
   };
 
 /** The cutover after loading: restart (in place), or blue-green with its listen mode and drain time. */
 export type Cutover =
   | { strategy: 'restart' }
   | { strategy: 'blue-green'; listen: 'socket' | 'port'; ports?: [number, number]; drainSeconds: number };
+
+export type StoreConfig = z.output<typeof storeSchema>;
+
+export interface ArtifactsConfig {
+  store: StoreConfig;
+  dependencies: 'host' | 'prebuilt';
+  keep: number;
+}
 
 export type DependencyType = ResolvedConfig['dependencies']['type'];

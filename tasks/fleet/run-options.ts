@@ -1,4 +1,6 @@
 // What the task run (the engine) needs to know of how it was asked to run; the CLI builds it from its options.
+import type { ResolvedConfig } from '../config/types.js';
+import type { HostRun } from './host-run.js';
 
 export interface RunOptions {
   /** Print every step and command, change nothing. */
@@ -22,4 +24,17 @@ export interface RunOptions {
    * OpenSSH as StrictHostKeyChecking=accept-new.
    */
   trustNewHosts?: boolean;
+  /** deploy --artifact: the store's artifact to deploy (an id or "latest"). */
+  artifact?: string;
+  /**
+   * Reads another environment of the same config (its hosts connected and inspected, never locked): what
+   * `promote` and `artifacts` look at. The hosts are closed when the task run ends.
+   */
+  readEnvironment?: (name: string) => Promise<OtherEnvironment>;
+}
+
+/** Another environment's config and its hosts, each with the state read from it. */
+export interface OtherEnvironment {
+  config: ResolvedConfig;
+  hosts: HostRun[];
 }

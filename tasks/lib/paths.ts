@@ -42,6 +42,8 @@ export function layout(deployTo: string) {
     staging: (id: string) => at('tmp', id),
     /** The uploaded archive, beside its staging dir. */
     archive: (id: string) => at('tmp', `${id}.tar.gz`),
+    /** curl's config (the artifact's URL) while a host fetches the release from the store. */
+    fetchConfig: (id: string) => at('tmp', `fetch-${id}.curl`),
     failed: (id: string) => at('tmp', `${FAILED_PREFIX}${id}`),
     /** Where purge moves a release or an environment before removing it, so a cut-short purge leaves no partial one. */
     purging: (id: string) => at('tmp', `purge-${id}`),

@@ -62,7 +62,7 @@ export async function resolveCommit(repository: string, ref: string, shown = rep
   return found.stdout.trim();
 }
 
-async function sha256Of(file: string): Promise<string> {
+export async function sha256Of(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
@@ -126,7 +126,17 @@ function refuseLinks(tree: string, config: ResolvedConfig, what: string): void {
   if (found.length) throw new ConfigError(`refusing the release tree of ${what}:\n  ${found.join('\n  ')}`);
 }
 
-export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchive> {
+export interface ArchiveOptions {
+  /** Put .env.<environment> in the archive (a deploy's own archive); never in a store's artifact. */
+  dotenv?: boolean;
+  /** Runs on the release tree before it is packed (an artifact's prebuilt environment and manifest). */
+  prepare?: (tree: string, lockfile: string | null) => Promise<void>;
+}
+
+export async function buildArchive(
+  config: ResolvedConfig,
+  { dotenv: withDotenv = true, prepare }: ArchiveOptions = {},
+): Promise<ReleaseArchive> {
   const remote = isRemoteRepository(config.repository);
   // A remote repository: its mirror in the user's cache, fetched now (repository.ts).
   const repository = remote ? await updateMirror(config.repository) : config.repository;
@@ -165,14 +175,12 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
     // The app's environment travels inside the archive (mode 0600), never on a command line; written
     // as a new file (O_EXCL), so never through a link.
     const dotenv = path.join(config.projectRoot, `.env.${config.environment}`);
-    if (existsSync(dotenv)) {
+    if (withDotenv && existsSync(dotenv)) {
       const files = releaseFiles(tree);
       mkdirSync(files.slipway, { recursive: true });
       rmSync(files.dotenv, { force: true });
       writeFileSync(files.dotenv, readFileSync(dotenv), { mode: 0o600, flag: 'wx' });
     }
-    const file = path.join(work, 'release.tar.gz');
-    await execFileP('tar', ['-czf', file, '-C', tree, '.']);
     const lockName =
       config.dependencies.type === 'node'
         ? 'package-lock.json'
@@ -186,13 +194,17 @@ export async function buildArchive(config: ResolvedConfig): Promise<ReleaseArchi
           `(${sub ?? 'repository root'} at ${commit.slice(0, 7)})`,
       );
     }
+    const lockfile = lockPath ? readFileSync(lockPath, 'utf8') : null;
+    await prepare?.(tree, lockfile);
+    const file = path.join(work, 'release.tar.gz');
+    await execFileP('tar', ['-czf', file, '-C', tree, '.']);
     return {
       ref: config.ref,
       commit,
       file,
       sha256: await sha256Of(file),
       bytes: statSync(file).size,
-      lockfile: lockPath ? readFileSync(lockPath, 'utf8') : null,
+      lockfile,
       uncommitted,
       dispose,
     };
@@ -210,4 +222,18 @@ export interface Release {
   envKeys: Map<string, string | null>;
   /** When this release was made: its metadata says so on every host, and a later bad mark keeps it. */
   deployedAt: string;
+  /** Set when the hosts fetch the release from the artifact store instead of receiving the archive. */
+  artifact?: ReleaseArtifact;
+}
+
+/** A release the hosts fetch from the store (archive.file is then empty: nothing is uploaded). */
+export interface ReleaseArtifact {
+  /** The archive's key in the store, recorded in the release's metadata. */
+  key: string;
+  /** How hosts get it: a path they read (dir store) or a URL for curl. */
+  source: { path: string } | { url: string };
+  /** The key of the dependency environment built into it, if prebuilt. */
+  prebuiltEnvKey: string | null;
+  /** .env.<environment>: sent to each host beside the rendered files (never in the artifact). */
+  dotenv?: string;
 }

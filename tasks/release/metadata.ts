@@ -11,6 +11,8 @@ export interface ReleaseMeta {
   status: 'ok' | 'bad';
   reason?: string;
   envKey?: string;
+  /** Deployed from the artifact store: the archive's key there and its sha256 (what `promote` compares). */
+  artifact?: { key: string; sha256: string };
 }
 
 export function deployer(): string {
@@ -22,6 +24,12 @@ export function revisionLine(action: string, id: string, detail: Record<string, 
   return [new Date().toISOString().replace(/\.\d+Z$/, 'Z'), action, id, ...fields, `by=${deployer()}`].join(' ');
 }
 
+/**
+ * The envKey of a release that carries its own dependency environment (a prebuilt artifact on a host of its
+ * platform): it uses none of envs/, so purge may remove those no other kept release uses.
+ */
+export const ENV_IN_RELEASE = 'in-release';
+
 export function releaseMeta(release: Release, envKey: string | null): ReleaseMeta {
   const { ref, commit } = release.archive;
   return {
@@ -31,6 +39,7 @@ export function releaseMeta(release: Release, envKey: string | null): ReleaseMet
     deployer: deployer(),
     deployedAt: release.deployedAt,
     status: 'ok',
-    ...(envKey ? { envKey } : {}),
+    ...(envKey ? { envKey } : release.artifact?.prebuiltEnvKey ? { envKey: ENV_IN_RELEASE } : {}),
+    ...(release.artifact ? { artifact: { key: release.artifact.key, sha256: release.archive.sha256 } } : {}),
   };
 }

@@ -66,6 +66,10 @@ export interface StageSpec {
   bytes: number;
   files: RenderedFile[];
   shared: { files: string[]; dirs: string[] };
+  /** Set: the archive is fetched from the store by this (scripts/fetch.ts), not read from stdin. */
+  fetch?: Shell;
+  /** The .env.<environment> text, after the rendered files on stdin (an artifact never holds it). */
+  dotenv?: string;
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -111,7 +115,10 @@ export function stageScript(spec: StageSpec): Shell {
   const staged = p.staging(spec.id);
   const archive = p.archive(spec.id);
   const files = releaseFiles(staged);
-  const renderedSums = spec.files.flatMap((f) => [sha256(f.content), files.rendered(f.name)]);
+  const renderedSums = [
+    ...spec.files.flatMap((f) => [sha256(f.content), files.rendered(f.name)]),
+    ...(spec.dotenv === undefined ? [] : [sha256(spec.dotenv), files.dotenv]),
+  ];
   const sharedEnvNew = `${p.sharedEnv}.new`;
   return script(
     sh`set -eu`,
@@ -128,12 +135,15 @@ export function stageScript(spec: StageSpec): Shell {
     sh`  fi`,
     sh`done`,
     sh`mkdir ${staged}`,
-    sh`(umask 077 && head -c ${spec.bytes} > ${archive})`,
-    sh`if ! echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status -; then`,
-    sh`  echo "upload corrupted: sha256 of the received archive does not match" >&2`,
-    sh`  rm -rf ${staged} ${archive}`,
-    sh`  exit 1`,
-    sh`fi`,
+    spec.fetch ??
+      script(
+        sh`(umask 077 && head -c ${spec.bytes} > ${archive})`,
+        sh`if ! echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status -; then`,
+        sh`  echo "upload corrupted: sha256 of the received archive does not match" >&2`,
+        sh`  rm -rf ${staged} ${archive}`,
+        sh`  exit 1`,
+        sh`fi`,
+      ),
     sh`tar -xzf ${archive} -C ${staged} --no-same-owner`,
     sh`rm -f ${archive}`,
     sh`mkdir -p ${files.slipway}`,
@@ -147,7 +157,13 @@ export function stageScript(spec: StageSpec): Shell {
         sh`  (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${target})`,
       );
     }),
-    spec.files.length
+    spec.dotenv === undefined
+      ? undefined
+      : script(
+          sh`rm -f ${files.dotenv} &&`,
+          sh`  (umask 077 && set -C && head -c ${Buffer.byteLength(spec.dotenv)} > ${files.dotenv})`,
+        ),
+    renderedSums.length
       ? script(
           sh`if ! printf '%s  %s\\n' ${renderedSums} | sha256sum -c --status -; then`,
           sh`  echo "upload corrupted: a rendered file arrived incomplete" >&2`,
@@ -180,7 +196,7 @@ export function discardScript(deployTo: string, id: string, keepFailed: boolean)
     sh`if [ -d ${p.release(id)} ] && [ ${current} != ${currentTarget(id)} ]; then`,
     sh`  mv -T ${p.release(id)} ${p.staging(id)}`,
     sh`fi`,
-    sh`rm -f ${p.archive(id)}`,
+    sh`rm -f ${p.archive(id)} ${p.fetchConfig(id)}`,
     keepFailed
       ? script(
           sh`if [ -d ${p.staging(id)} ]; then`,

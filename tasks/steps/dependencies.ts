@@ -12,7 +12,8 @@ import { publishScript } from '../scripts/release.js';
 export function installDependencies(run: TaskRun, release: Release) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const key = release.envKeys.get(h.host.name) ?? null;
-    if (key === null) return { skipped: 'no dependencies' };
+    if (key === null)
+      return { skipped: release.artifact?.prebuiltEnvKey ? 'prebuilt, in the artifact' : 'no dependencies' };
     if (h.state.envs.includes(key)) return run.tell(`reused envs/${key}, no install`, `reuse envs/${key}, no install`);
     const meta = releaseMeta(release, key);
     const command = script(

@@ -534,3 +534,39 @@ export async function startCuttingRelay(
       })),
   };
 }
+
+/** Relays in front of hosts, counting every byte that reaches each host's sshd (handshake, commands, stdin). */
+export interface CountingRelays {
+  /** Host entries for a deploy config that go through the relays. */
+  configHosts(deployTo: string): ConfigHost[];
+  /** The fleet's known_hosts, plus each host's key under its relay's address. */
+  knownHosts: string;
+  /** Bytes that reached host i's sshd so far. */
+  bytes(i: number): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * sshd logs its byte count ("Transferred:") only when it ends a connection itself, never when the client
+ * disconnects, so the bytes a host receives are counted by a relay on the way into it.
+ */
+export async function startCountingRelays(fleet: SshFleet): Promise<CountingRelays> {
+  const relays = await Promise.all(fleet.hosts.map((h) => startCuttingRelay(h, Infinity)));
+  const knownHosts = path.join(fleet.dir, `known_hosts_relays_${relays.map((r) => r.port).join('_')}`);
+  writeFileSync(
+    knownHosts,
+    readFileSync(fleet.knownHosts, 'utf8') +
+      fleet.hosts
+        .map((h, i) => `[${relays[i].address}]:${relays[i].port} ${readFileSync(`${h.hostKey}.pub`, 'utf8').trim()}\n`)
+        .join(''),
+  );
+  return {
+    configHosts: (deployTo) =>
+      fleet.hosts.map((h, i) => ({ ...fleet.configHost(h, deployTo), host: relays[i].address, port: relays[i].port })),
+    knownHosts,
+    bytes: (i) => relays[i].bytesSent(),
+    stop: async () => {
+      await Promise.all(relays.map((r) => r.stop()));
+    },
+  };
+}

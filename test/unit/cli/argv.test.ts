@@ -179,3 +179,11 @@ describe('`--` COMMAND and --follow', () => {
     expect(parseCommandLine(['logs']).options.follow).toBe(false);
   });
 });
+
+describe('--artifact', () => {
+  it('takes an id or latest; empty is a usage error', () => {
+    expect(parseCommandLine(['--artifact', 'latest', 'deploy']).options.artifact).toBe('latest');
+    expect(parseCommandLine(['deploy']).options.artifact).toBeUndefined();
+    expect(usageError(() => parseCommandLine(['--artifact', ' ', 'deploy'])).message).toBe('--artifact needs a value');
+  });
+});

@@ -379,3 +379,28 @@ describe('cutover', () => {
     expect(await configError(port, { files })).toContain("cutover.listen: 'port' is not supported yet");
   });
 });
+
+describe('artifacts', () => {
+  it('defaults: a dir store at <project>/.artifacts, installs on the hosts, 10 kept; a relative path from the project', async () => {
+    const { dir, config } = await load({ ...minimal, artifacts: {} });
+    expect(config.artifacts).toEqual({
+      store: { type: 'dir', path: path.join(dir, '.artifacts') },
+      dependencies: 'host',
+      keep: 10,
+    });
+    const http = await load({ ...minimal, artifacts: { store: { type: 'http', url: 'http://store:8080/a' } } });
+    expect(http.config.artifacts?.store).toEqual({ type: 'http', url: 'http://store:8080/a' });
+    expect((await load(minimal)).config.artifacts).toBeUndefined();
+  });
+
+  it('a bad store is refused at load, naming the key', async () => {
+    const unknown = await configError({ ...minimal, artifacts: { store: { type: 'ftp', url: 'x' } } });
+    expect(unknown).toContain('artifacts.store.type');
+    const url = await configError({ ...minimal, artifacts: { store: { type: 'http', url: 'ftp://x/y' } } });
+    expect(url).toContain('artifacts.store.url');
+    const secret = await configError({ ...minimal, artifacts: { store: { type: 'http', url: 'http://u:p@x/y' } } });
+    expect(secret).toContain('artifacts.store.url: no user or password in the URL');
+    const keep = await configError({ ...minimal, artifacts: { keep: 0 } });
+    expect(keep).toContain('artifacts.keep');
+  });
+});

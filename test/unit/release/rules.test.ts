@@ -10,6 +10,7 @@ import {
   sortReleases,
   planPurge,
 } from '../../../tasks/release/rules.js';
+import { ENV_IN_RELEASE } from '../../../tasks/release/metadata.js';
 import { parseInspection } from '../../../tasks/scripts/inspect.js';
 import { A, B, SAMPLE } from '../../helpers/unit.js';
 
@@ -232,6 +233,13 @@ describe('planPurge', () => {
     const state = parseInspection(
       `@@current releases/${A}\n@@release ${A}\n` +
         `@@meta ${A} {"id":"${A}","envKey":"node-2","status":"ok"}\n@@env node-1\n@@env node-2\n`,
+    );
+    expect(planPurge(state, 5)).toEqual({ releases: [], envs: ['node-1'] });
+  });
+  it('a release with its environment inside (a prebuilt artifact) keeps none of envs/', () => {
+    const state = parseInspection(
+      `@@current releases/${A}\n@@release ${A}\n` +
+        `@@meta ${A} {"id":"${A}","envKey":"${ENV_IN_RELEASE}","status":"ok"}\n@@env node-1\n`,
     );
     expect(planPurge(state, 5)).toEqual({ releases: [], envs: ['node-1'] });
   });
