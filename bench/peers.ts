@@ -1,7 +1,9 @@
 // Benchmark (not a test): slipway against Capistrano 3 and Shipit on the same real sshd hosts and the
 // same app (the sample app in a bare git repository, with a second commit for a new ref). Tools run
 // interleaved (A B C A B C …) so drift hits all alike. Installs the peers itself (Debian's capistrano,
-// npm's shipit-cli + shipit-deploy), prints a table and writes bench/RESULTS.md.
+// npm's shipit-cli + shipit-deploy), prints a table and writes bench/RESULTS.md. slipway runs through each
+// entry: `npx tsx fabfile.ts`, `node fabfile.mjs` (npm run build), and `npx slipway` (the packed package
+// installed into an app folder, its cached bundle).
 //   npx tsx bench/peers.ts [runs=5]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +30,20 @@ function installPeers(work: string) {
     'npm install --no-audit --no-fund --loglevel=error shipit-cli@5 shipit-deploy@5 >/dev/null',
     path.join(work, 'shipit'),
   );
+}
+
+/** slipway packed (npm pack) and installed into an app folder, with the fabfile `npx slipway init` writes. */
+function installSlipway(work: string): string {
+  const app = path.join(work, 'npx-app');
+  mkdirSync(app);
+  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'npx-app', private: true }));
+  const tarball = sh(`npm pack --silent --pack-destination ${work}`, ROOT).trim().split('\n').pop()!;
+  sh(`npm install --prefer-offline --no-audit --no-fund --loglevel=error --save-dev ${path.join(work, tarball)}`, app);
+  sh('npx slipway init >/dev/null', app);
+  sh('npx slipway --list >/dev/null 2>&1', app); // the first run bundles fabfile.ts; the runs measured use that
+  // npx's own start-up, the floor under `npx slipway`: a local bin that does nothing.
+  writeFileSync(path.join(app, 'node_modules/.bin/empty-bin'), '#!/usr/bin/env node\n', { mode: 0o755 });
+  return app;
 }
 
 /** The sample app in a bare repository: ref `main`, and `next` one commit later (same lockfile). */
@@ -78,7 +94,7 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
   // A deploy.config.ts, as slipway's README sets it up (the prebuilt entry compiles it on each run).
   const slipwayConfig = (hosts: Array<{ address: string; port: number }>, keepConnections = 0) => {
     const file = path.join(work, `slipway-${hosts.length}-${keepConnections}`, 'deploy.config.ts');
-    mkdirSync(path.dirname(file));
+    mkdirSync(path.dirname(file), { recursive: true });
     const deployTo = keepConnections ? '/srv/slipway-kept' : '/srv/slipway';
     const config = {
       application: 'hello',
@@ -125,6 +141,30 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
       process.execPath,
       ['fabfile.mjs', '--config', files[target], '--env', 'bench', ...args],
       { cwd: ROOT, env },
+    );
+
+  // `npx slipway`, as an app uses it (README "Deploy your own app"): the packed slipway installed into an
+  // app folder, its fabfile.ts written by `npx slipway init`, a config per target importing 'slipway'.
+  const npxApp = installSlipway(work);
+  const npxConfig = (hosts: Array<{ address: string; port: number }>) => {
+    const file = path.join(npxApp, `bench-${hosts.length}`, 'deploy.config.ts');
+    mkdirSync(path.dirname(file));
+    const text = readFileSync(slipwayConfig(hosts), 'utf8')
+      .replace(/^import \{ defineConfig \} from .*$/m, "import { defineConfig } from 'slipway';")
+      .replaceAll('/srv/slipway', '/srv/slipway-npx');
+    writeFileSync(file, text);
+    return file;
+  };
+  const npxFiles = { one: npxConfig(one), ten: npxConfig(ten) };
+  const slipwayNpx = (target: 'one' | 'ten', args: string[]) =>
+    mustTime(
+      `npx slipway ${args.join(' ')}`,
+      'npx',
+      ['slipway', '--config', npxFiles[target], '--env', 'bench', ...args],
+      {
+        cwd: npxApp,
+        env,
+      },
     );
 
   // Capistrano, as its docs set it up: Capfile, config/deploy.rb, one file per stage.
@@ -232,6 +272,12 @@ end
       rollback: (t) => slipwayMjs(t, ['rollback'], keptFiles),
     },
     {
+      name: 'slipway (npx slipway)',
+      root: 'slipway-npx',
+      deploy: (t, ref) => slipwayNpx(t, ['--ref', ref, 'deploy']),
+      rollback: (t) => slipwayNpx(t, ['rollback']),
+    },
+    {
       name: 'Capistrano',
       root: 'cap',
       deploy: (t, ref) => capistrano(t, 'deploy', ref),
@@ -320,6 +366,16 @@ try {
       'npx tsx fabfile.ts --list',
       'slipway',
       await mustTime('list', 'npx', ['tsx', 'fabfile.ts', '--list'], { cwd: ROOT }),
+    );
+    record(
+      'npx <empty local bin>',
+      'floor',
+      await mustTime('empty', 'npx', ['empty-bin'], { cwd: path.join(work, 'npx-app') }),
+    );
+    record(
+      'npx slipway --list',
+      'slipway',
+      await mustTime('list', 'npx', ['slipway', '--list'], { cwd: path.join(work, 'npx-app') }),
     );
     record(
       'node <empty file>',

@@ -3,8 +3,10 @@
 // .env files are read here, without printing.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { Plugin } from 'esbuild';
 import type { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { isRemoteRepository } from '../lib/paths.js';
@@ -107,6 +109,20 @@ async function importConfigFile(file: string): Promise<unknown> {
 }
 
 /**
+ * An app's config imports defineConfig from the package 'slipway': bundled in (tree-shaken to
+ * defineConfig, as the package declares no side effects) instead of loading every module of the package
+ * again at run time (~0.1 s). Any other package stays external.
+ */
+const bundleSlipway: Plugin = {
+  name: 'bundle-slipway',
+  setup(build) {
+    build.onResolve({ filter: /^slipway$/ }, (args) => ({
+      path: createRequire(path.join(args.resolveDir, 'deploy.config.ts')).resolve('slipway'),
+    }));
+  },
+};
+
+/**
  * Under plain node (the prebuilt fabfile.mjs) a .ts config is compiled by esbuild, with its own
  * relative imports bundled in, to a sibling temp .mjs (so that packages resolve from the project),
  * imported once and removed. tsx's loader API does the same in about 0.5 s; esbuild in under 0.1 s.
@@ -122,6 +138,7 @@ async function importTypeScript(file: string): Promise<{ default?: unknown; conf
     target: 'node20',
     write: false,
     logLevel: 'silent',
+    plugins: [bundleSlipway],
   });
   const compiled = path.join(
     path.dirname(file),
@@ -257,6 +274,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     setup: resolveSetup(merged.application, merged.setup, merged.vars?.logDir),
     environments: Object.keys(raw.environments),
     ...(merged.artifacts ? { artifacts: resolveArtifacts(projectRoot, merged.artifacts) } : {}),
+    delta: merged.delta ?? true,
   };
 }
 

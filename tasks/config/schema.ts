@@ -245,6 +245,8 @@ export const settings = {
   data: dataSchema,
   setup: setupSchema,
   artifacts: artifactsSchema,
+  /** Delta releases: a host with a verified earlier release gets only what changed (default true). */
+  delta: z.boolean(),
 };
 
 const environmentSchema = z.strictObject({
@@ -283,6 +285,7 @@ export const fileSchema = z.strictObject({
   data: settings.data.optional(),
   setup: settings.setup.optional(),
   artifacts: settings.artifacts.optional(),
+  delta: settings.delta.optional(),
   environments: z.record(
     z.string().regex(/^[A-Za-z0-9_-]+$/, 'an environment name of letters, digits, "_" and "-"'),
     environmentSchema,

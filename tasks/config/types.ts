@@ -84,6 +84,8 @@ export type ResolvedConfig = Pick<
     environments: string[];
     /** Set when the config has `artifacts`: every default applied, a dir store's path absolute. */
     artifacts?: ArtifactsConfig;
+    /** Delta releases (default true): upload only what changed since a verified release on the host. */
+    delta: boolean;
   };
 
 /** The cutover after loading: restart (in place), or blue-green with its listen mode and drain time. */

@@ -36,6 +36,8 @@ export interface ReleaseArchive {
   lockfile: string | null;
   /** A local working tree's tracked files with uncommitted changes (the release has the commit's version). */
   uncommitted: string[];
+  /** The unpacked release tree the archive was packed from (until dispose): what a delta is made from. */
+  tree?: string;
   dispose(): void;
 }
 
@@ -206,6 +208,7 @@ export async function buildArchive(
       bytes: statSync(file).size,
       lockfile,
       uncommitted,
+      tree,
       dispose,
     };
   } catch (error) {

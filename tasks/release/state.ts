@@ -25,6 +25,8 @@ export interface HostState {
   writable: boolean;
   /** blue-green: the slots, when the host has any. */
   slots?: SlotState;
+  /** Per release: the sha256 of the manifest the host verified it by (a delta's possible base). */
+  manifests?: Record<string, string>;
 }
 
 export function badReleases(state: HostState): string[] {

@@ -5,6 +5,9 @@ import type { ReleaseMeta } from '../release/metadata.js';
 import { isReleaseId } from '../release/rules.js';
 import type { HostState, SlotState } from '../release/state.js';
 import type { Slot } from '../release/templates.js';
+import { manifestFiles } from './delta.js';
+
+const MANIFEST_SHA = manifestFiles('.').sha256.slice(2);
 
 function parseSlots(json: string): Partial<SlotState> | undefined {
   try {
@@ -41,6 +44,7 @@ if [ -d ${p.releases} ]; then for r in ${p.releases}/*; do
     m=\${m//$'\n'/}
     printf '@@meta %s %s\n' "$n" "\${m:0:8192}"
   fi
+  if [ -f "$r"/${MANIFEST_SHA} ]; then s=; read -r s < "$r"/${MANIFEST_SHA} || true; echo "@@manifest $n $s"; fi
 done; fi
 if [ -d ${p.envs} ]; then for e in ${p.envs}/*; do [ -e "$e"/${COMPLETE} ] && echo "@@env \${e##*/}"; done; fi
 if [ -f ${p.slotState} ]; then
@@ -91,6 +95,10 @@ export function parseInspection(output: string): HostState {
     else if (key === 'writable') state.writable = true;
     else if (key === 'slots') slots = parseSlots(value);
     else if (key === 'liveslot') liveSlot = /^(blue|green)(\.sock)?$/.exec(value.trim())?.[1] as Slot | undefined;
+    else if (key === 'manifest') {
+      const [id, sha] = value.split(' ');
+      if (isReleaseId(id) && /^[0-9a-f]{64}$/.test(sha ?? '')) state.manifests = { ...state.manifests, [id]: sha };
+    }
   }
   state.releases.sort();
   if (slots || liveSlot) {

@@ -15,6 +15,7 @@ import { script, sh, type Shell } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
 import { releaseMeta, type ReleaseMeta } from '../release/metadata.js';
 import type { RenderedFile } from '../release/templates.js';
+import { type DeltaSpec, deltaWork, type ManifestSpec, receiveDeltaScript, verifyManifestScript } from './delta.js';
 
 /**
  * Marks a release bad in its metadata: `rollback` skips it and purge removes it first. The reason is
@@ -70,6 +71,10 @@ export interface StageSpec {
   fetch?: Shell;
   /** The .env.<environment> text, after the rendered files on stdin (an artifact never holds it). */
   dotenv?: string;
+  /** Set: stdin starts with this delta from a base release instead of the archive (scripts/delta.ts). */
+  delta?: DeltaSpec;
+  /** Set: the staged tree is checked against this manifest, kept in the release when it matches. */
+  manifest?: ManifestSpec;
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -135,17 +140,24 @@ export function stageScript(spec: StageSpec): Shell {
     sh`  fi`,
     sh`done`,
     sh`mkdir ${staged}`,
-    spec.fetch ??
-      script(
-        sh`(umask 077 && head -c ${spec.bytes} > ${archive})`,
-        sh`if ! echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status -; then`,
-        sh`  echo "upload corrupted: sha256 of the received archive does not match" >&2`,
-        sh`  rm -rf ${staged} ${archive}`,
-        sh`  exit 1`,
-        sh`fi`,
-      ),
-    sh`tar -xzf ${archive} -C ${staged} --no-same-owner`,
-    sh`rm -f ${archive}`,
+    spec.delta
+      ? receiveDeltaScript(spec.deployTo, spec.id, spec.delta)
+      : script(
+          spec.fetch ??
+            script(
+              sh`(umask 077 && head -c ${spec.bytes} > ${archive})`,
+              sh`if ! echo ${`${spec.sha256}  ${archive}`} | sha256sum -c --status -; then`,
+              sh`  echo "upload corrupted: sha256 of the received archive does not match" >&2`,
+              sh`  rm -rf ${staged} ${archive}`,
+              sh`  exit 1`,
+              sh`fi`,
+            ),
+          // Modes as the archive has them under umask 022, for every user (root's tar would keep them as they are):
+          // what a manifest says, and what a delta gives.
+          sh`tar -xzf ${archive} -C ${staged} --no-same-owner --no-same-permissions`,
+          sh`rm -f ${archive}`,
+        ),
+    spec.manifest ? verifyManifestScript(spec.deployTo, spec.id, spec.manifest, spec.delta) : undefined,
     sh`mkdir -p ${files.slipway}`,
     // After the archive, so they win over anything it holds at the same path.
     // Each a new file (rm, then O_EXCL): never written through a link, and a secret one is 0600 even where the
@@ -196,7 +208,7 @@ export function discardScript(deployTo: string, id: string, keepFailed: boolean)
     sh`if [ -d ${p.release(id)} ] && [ ${current} != ${currentTarget(id)} ]; then`,
     sh`  mv -T ${p.release(id)} ${p.staging(id)}`,
     sh`fi`,
-    sh`rm -f ${p.archive(id)} ${p.fetchConfig(id)}`,
+    sh`rm -f ${p.archive(id)} ${p.fetchConfig(id)} ${deltaWork(deployTo, id).all}`,
     keepFailed
       ? script(
           sh`if [ -d ${p.staging(id)} ]; then`,

@@ -76,11 +76,16 @@ export function restoreThroughHelper(services: Services): Shell {
   return helperCommand(services, 'restore');
 }
 
-export function restartThroughHelper(services: Services, nginxChanged: boolean | 'shell'): Shell {
+/** `explain`: lines run when the restart fails, with the helper's output in `$out`, before the script exits 1. */
+export function restartThroughHelper(services: Services, nginxChanged: boolean | 'shell', explain?: Shell): Shell {
   const reload = helperCommand(services, 'reload');
+  const restart = helperCommand(services, 'restart');
   return script(
     sh`set -e`,
-    services.supervisor ? helperCommand(services, 'restart') : undefined,
+    services.supervisor && explain
+      ? script(sh`if ! out=$(${restart} 2>&1); then`, sh`  printf '%s\\n' "$out" >&2`, explain, sh`  exit 1`, sh`fi`)
+      : undefined,
+    services.supervisor && !explain ? restart : undefined,
     services.nginx && nginxChanged === 'shell'
       ? script(sh`if [ -n "\${nginx_changed:-}" ]; then`, sh`  ${reload}`, sh`fi`)
       : undefined,

@@ -246,13 +246,35 @@ export function stderrTail(services: Services, supervisor: NonNullable<Services[
   );
 }
 
+/** The rendered supervisor program in a release (templates/supervisor.conf.hbs). */
+const RENDERED_PROGRAM = '.slipway/supervisor.conf';
+const NO_SUCH_FILE =
+  "supervisor found no such program: install it on the host, or give its absolute path (supervisord's PATH is " +
+  "its own, not your shell's)";
+
+/**
+ * After a restart that failed with supervisor's words in `$out`: what it could not start (the live
+ * release's command line) and what those words mean, which supervisor's own ("ERROR (no such file)",
+ * "ERROR (spawn error)") do not say.
+ */
+function explainRestartFailure(deployTo: string): Shell {
+  const programFile = `${layout(deployTo).current}/${RENDERED_PROGRAM}`;
+  return script(
+    sh`  printf 'its command (%s): %s\\n' ${RENDERED_PROGRAM} "$(sed -n 's/^command=//p' ${programFile} 2>/dev/null)" >&2`,
+    sh`  case "$out" in`,
+    sh`    *'no such file'*) printf '%s\\n' ${NO_SUCH_FILE} >&2;;`,
+    sh`    *'not executable'*) printf '%s\\n' 'supervisor cannot execute that file: make it executable' >&2;;`,
+    sh`  esac`,
+  );
+}
+
 /**
  * After a switch: supervisor picks up program changes and restarts the program (so it runs the new
  * `current`); nginx reloads when its site changed. `nginxChanged` true/false, or 'shell' to read the
  * `$nginx_changed` left by installConfigsScript in the same script.
  */
 export function restartScript(services: Services, deployTo: string, nginxChanged: boolean | 'shell'): Shell {
-  if (services.helper) return restartThroughHelper(services, nginxChanged);
+  if (services.helper) return restartThroughHelper(services, nginxChanged, explainRestartFailure(deployTo));
   const s = sudo(services);
   const lines: Shell[] = [configFunctions(services, deployTo)];
   const supervisor = services.supervisor;
@@ -262,6 +284,8 @@ export function restartScript(services: Services, deployTo: string, nginxChanged
       // supervisor's own words are only "ERROR (spawn error)": why the program died is in its stderr.
       sh`restart_failed() {`,
       sh`  printf 'supervisor could not restart %s:\\n%s\\n' ${supervisor.name} "$out" >&2`,
+      explainRestartFailure(deployTo),
+      sh`  { ${programStatusCommand(services, supervisor)} 2>&1 || true; } >&2`,
       stderrTail(services, supervisor),
       sh`  exit 1; }`,
       sh`${s}${ctl} reread >/dev/null && ${s}${ctl} update ${supervisor.name} >/dev/null`,

@@ -7,9 +7,19 @@ import type { TaskRun } from '../fleet/task-run.js';
 import { CommandFailed } from '../hosts/host.js';
 import { type Shell, script, sh } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
+import { deltaBases } from '../release/delta.js';
+import type { ManifestFile } from '../release/manifest.js';
+import {
+  baseManifest,
+  buildDelta,
+  type DeltaArchive,
+  type TreeManifest,
+  treeManifest,
+} from '../release/delta-archive.js';
 import { releaseMeta } from '../release/metadata.js';
 import { linkEnvironmentScript } from '../scripts/environment.js';
 import { NGINX_REJECTED, nginxCheckScript } from '../scripts/nginx-check.js';
+import { DELTA_REFUSED, type DeltaSpec, MANIFEST_KEPT, type ManifestSpec } from '../scripts/delta.js';
 import { publishScript, stageScript } from '../scripts/release.js';
 import { nginxTestCommand } from '../scripts/services.js';
 
@@ -23,7 +33,14 @@ export interface Delivery {
   head: () => AsyncIterable<Buffer>;
   headNote: string;
   dotenv?: string;
+  /** Set: head() is this delta from a base release (scripts/delta.ts), not the archive. */
+  delta?: DeltaSpec;
+  /** Set: the staged tree is checked against this manifest and keeps it (a later delta's base). */
+  manifest?: ManifestSpec;
 }
+
+/** The host refused a delta (its base is missing, or failed verification): the reason, for a full upload. */
+export class DeltaRefused extends Error {}
 
 /**
  * Stages the release on one host in one round trip that also links a ready environment, checks nginx and
@@ -45,6 +62,8 @@ export async function stageOnHost(run: TaskRun, h: HostRun, release: Release, de
     shared: run.config.shared,
     fetch: delivery.fetch,
     dotenv: delivery.dotenv,
+    delta: delivery.delta,
+    manifest: delivery.manifest,
   };
   const meta = releaseMeta(release, key);
   // Not through the helper: as root, nginx -t with a -p/-c of the deploy user's choosing would load any config
@@ -73,24 +92,85 @@ export async function stageOnHost(run: TaskRun, h: HostRun, release: Release, de
   );
   const result = await h.host.exec(command, { stdin, stdinNote });
   if (result.code !== 0) {
+    const refused = new RegExp(`^${DELTA_REFUSED} (.*)$`, 'm').exec(result.stderr);
+    if (delivery.delta && refused) throw new DeltaRefused(refused[1]);
     const nginxRejected = result.stderr.includes(`${NGINX_REJECTED}:`);
     if (nginxRejected) h.report.failedAt = 'nginx check';
     throw new CommandFailed(h.host.name, nginxRejected ? 'nginx check' : delivery.what, result);
   }
   if (envReady) h.state.meta[release.id] = meta;
+  if (delivery.manifest && result.stdout.includes(MANIFEST_KEPT))
+    h.state.manifests = { ...h.state.manifests, [release.id]: delivery.manifest.sha256 };
   const created = [...result.stdout.matchAll(/^@@created-shared (.+)$/gm)].map((m) => m[1]);
   return created.length ? `; created empty (0600): ${created.join(', ')}` : '';
 }
 
-/** The upload step: the archive on stdin, checksum-verified on the host (see stageOnHost). */
+const prepared = new WeakMap<
+  Release,
+  {
+    manifest: Promise<TreeManifest | null>;
+    bases: Map<string, ManifestFile[] | null>;
+    deltas: Map<string, Promise<DeltaArchive>>;
+  }
+>();
+
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+
+/**
+ * The upload step: the archive on stdin, checksum-verified on the host (see stageOnHost). With `delta` (the default)
+ * a host holding a release this deployer has the manifest of gets only what changed since it, in the same round
+ * trip; when the host refuses that delta (its base was changed there) the archive follows in a second one.
+ */
 export function upload(run: TaskRun, release: Release) {
+  const { archive } = release;
+  // Once per release, whatever the batches (--rolling): the tree's manifest, and the delta from each base.
+  if (!prepared.has(release)) {
+    const manifest = run.config.delta ? treeManifest(run.config, archive) : Promise.resolve(null);
+    prepared.set(release, { manifest, bases: new Map(), deltas: new Map() });
+  }
+  const { manifest, bases, deltas } = prepared.get(release)!;
+  const cached = (sha: string) => {
+    if (!bases.has(sha)) bases.set(sha, baseManifest(sha));
+    return bases.get(sha) ?? null;
+  };
   return async (h: HostRun): Promise<StepOutcome> => {
+    const next = await manifest;
+    const check = next ? { sha256: next.sha256, skip: next.skip } : undefined;
+    let why = '';
+    const base = next ? deltaBases(h.state).find((b) => cached(b.sha256) !== null) : undefined;
+    if (next && base) {
+      const files = cached(base.sha256)!;
+      if (!deltas.has(base.sha256)) deltas.set(base.sha256, buildDelta(archive, next, { ...base, files }));
+      const delta = await deltas.get(base.sha256)!;
+      const { plan } = delta;
+      const what = `${plan.changed} changed, ${plan.added} added, ${plan.removed} removed`;
+      if (delta.bytes < archive.bytes) {
+        try {
+          const createdNote = await stageOnHost(run, h, release, {
+            what: 'upload',
+            head: async function* () {
+              yield* createReadStream(delta.file) as AsyncIterable<Buffer>;
+              yield Buffer.from(delta.skipText);
+            },
+            headNote: `the delta from ${base.id} (${delta.bytes} bytes), then the paths of it not linked`,
+            delta: { ...delta, skipBytes: Buffer.byteLength(delta.skipText) },
+            manifest: check,
+          });
+          const done = `delta from ${base.id} (${what}): ${kib(delta.bytes)} of ${kib(archive.bytes)}`;
+          return run.tell(`${done}, verified${createdNote}`, `upload the ${done} and verify the release`);
+        } catch (error) {
+          if (!(error instanceof DeltaRefused)) throw error;
+          why = `full upload: ${error.message}; `;
+        }
+      } else why = `full upload: the delta from ${base.id} (${kib(delta.bytes)}) is not smaller; `;
+    }
     const createdNote = await stageOnHost(run, h, release, {
       what: 'upload',
-      head: () => createReadStream(release.archive.file) as AsyncIterable<Buffer>,
-      headNote: `the release archive (${release.archive.bytes} bytes)`,
+      head: () => createReadStream(archive.file) as AsyncIterable<Buffer>,
+      headNote: `the release archive (${archive.bytes} bytes)`,
+      manifest: check,
     });
-    const size = `${(release.archive.bytes / 1024).toFixed(1)} KiB`;
-    return run.tell(`${size}, sha256 verified${createdNote}`, `upload ${size} and verify its sha256`);
+    const size = kib(archive.bytes);
+    return run.tell(`${why}${size}, sha256 verified${createdNote}`, `upload ${size} and verify its sha256`);
   };
 }

@@ -1,6 +1,6 @@
-// Build once, ship the same bytes everywhere: the artifact store (dir, and http on a real WebDAV nginx), deploy
-// --artifact to 3 real sshd hosts that fetch it themselves, promote into another environment, and the failures:
-// the store down during the fetch, a tampered artifact.
+// Build once, ship the same bytes everywhere: the artifact store (dir, http on a real WebDAV nginx, and s3 on a
+// real OpenStack Swift with s3api), deploy --artifact to 3 real sshd hosts that fetch it themselves, promote into
+// another environment, and the failures: the store down during the fetch, a tampered artifact.
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ArtifactManifest } from '../../tasks/release/manifest.js';
 import { type DavServer, startDavServer } from '../helpers/dav.js';
@@ -26,9 +27,15 @@ import {
   startSshHosts,
   type TestHost,
 } from '../helpers/sshd.js';
+import { type SwiftServer, startSwift, swiftMissing } from '../helpers/swift.js';
 
 /** The http store's user and password for PUT/DELETE (the test project's .env); hosts GET without. */
 const STORE_AUTH = 'deployer:store-password-7f3c1e';
+
+const swiftCannot = swiftMissing();
+// Never a silent skip: the reason is printed, and the skipped test's name says it.
+if (swiftCannot)
+  console.warn(`artifacts.test.ts: s3 SKIPPED, Swift (the S3-compatible test server) cannot run here: ${swiftCannot}`);
 
 let fleet: SshFleet;
 let relays: CountingRelays;
@@ -54,7 +61,10 @@ const live = (h: TestHost, env: string) => {
 };
 const releases = (h: TestHost, env: string) =>
   existsSync(path.join(root(h, env), 'releases')) ? readdirSync(path.join(root(h, env), 'releases')).sort() : [];
-const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const sha256 = (file: string | Buffer) =>
+  createHash('sha256')
+    .update(typeof file === 'string' ? readFileSync(file) : file)
+    .digest('hex');
 const builtId = (output: string) => {
   const match = /artifact (\S+) published to/.exec(output);
   if (!match) throw new Error(`no artifact id in:\n${output}`);
@@ -73,17 +83,39 @@ function expectSameBytes(manifest: ArtifactManifest, env: string) {
   }
 }
 
-const stores = [
+/** A store under test: its config, .env, its objects by key (read and written behind slipway's back), down/up. */
+interface TestStore {
+  store: Record<string, unknown>;
+  dotenv: string;
+  /** The object's path on disk (dir and http stores only). */
+  file(key: string): string;
+  read(key: string): Promise<Buffer>;
+  write(key: string, bytes: Buffer): Promise<void>;
+  /** Strings that must appear in no output (the store's credentials). */
+  secrets: string[];
+  down(): Promise<void> | void;
+  up(): Promise<void> | void;
+  cleanup(): Promise<void> | void;
+}
+
+const onDisk = (file: (key: string) => string) => ({
+  file,
+  read: async (key: string) => readFileSync(file(key)),
+  write: async (key: string, bytes: Buffer) => writeFileSync(file(key), bytes),
+});
+
+const stores: Array<{ name: string; skip?: string; setup(): Promise<TestStore> }> = [
   {
     name: 'dir',
-    setup() {
+    async setup() {
       const dir = mkdtempSync(path.join(tmpdir(), 'slipway-store-'));
       // The deploy user on the hosts reads the artifacts by path.
       chmodSync(dir, 0o755);
       return {
         store: { type: 'dir', path: dir },
         dotenv: '',
-        file: (key: string) => path.join(dir, key),
+        ...onDisk((key: string) => path.join(dir, key)),
+        secrets: [],
         down: () => renameSync(dir, `${dir}.away`),
         up: () => renameSync(`${dir}.away`, dir),
         cleanup: () => rmSync(dir, { recursive: true, force: true }),
@@ -92,28 +124,72 @@ const stores = [
   },
   {
     name: 'http',
-    setup() {
+    async setup() {
       return {
         store: { type: 'http', url: dav.url },
         dotenv: `SLIPWAY_STORE_AUTH=${STORE_AUTH}\n`,
-        file: (key: string) => path.join(dav.root, key),
+        ...onDisk((key: string) => path.join(dav.root, key)),
+        secrets: ['store-password'],
         down: () => dav.stopServer(),
         up: () => dav.start(),
         cleanup: () => rmSync(path.join(dav.root, 'hello'), { recursive: true, force: true }),
       };
     },
   },
+  {
+    // Swift started once for the file, here (only when these tests run), stopped by PID in afterAll (cleanup).
+    name: 's3',
+    skip: swiftCannot,
+    async setup() {
+      const swift: SwiftServer = await startSwift();
+      const Bucket = 'slipway-artifacts';
+      const prefix = 'builds';
+      const credentials = { accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey };
+      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+      const s3 = new S3Client({ endpoint: swift.endpoint, region: 'us-east-1', forcePathStyle: true, credentials });
+      // The bucket is the operator's to create (README): slipway only writes into it.
+      await s3.send(new CreateBucketCommand({ Bucket }));
+      return {
+        store: { type: 's3', bucket: Bucket, prefix, endpoint: swift.endpoint, forcePathStyle: true },
+        dotenv: `AWS_ACCESS_KEY_ID=${swift.accessKeyId}\nAWS_SECRET_ACCESS_KEY=${swift.secretAccessKey}\n`,
+        file: () => {
+          throw new Error('s3 objects are not files');
+        },
+        read: async (key) => {
+          const object = await s3.send(new GetObjectCommand({ Bucket, Key: `${prefix}/${key}` }));
+          return Buffer.from(await object.Body!.transformToByteArray());
+        },
+        write: async (key, bytes) =>
+          void (await s3.send(new PutObjectCommand({ Bucket, Key: `${prefix}/${key}`, Body: bytes }))),
+        // The secret, and any presigned URL's signature (a credential for an hour).
+        secrets: [swift.secretAccessKey, 'X-Amz-Signature'],
+        down: () => swift.down(),
+        up: () => swift.up(),
+        cleanup: async () => {
+          s3.destroy();
+          await swift.stop();
+        },
+      };
+    },
+  },
 ];
 
 describe.each(stores)('the $name store', (kind) => {
+  if (kind.skip) {
+    it.skip(`SKIPPED: Swift cannot run here: ${kind.skip}`, () => undefined);
+    return;
+  }
   let project: Project;
-  let store: ReturnType<(typeof stores)[number]['setup']>;
+  let store: TestStore;
   let first: ArtifactManifest;
-  const manifestOf = (env: string, id: string) =>
-    JSON.parse(readFileSync(store.file(`hello/${env}/${id}.json`), 'utf8')) as ArtifactManifest;
+  const manifestOf = async (env: string, id: string) =>
+    JSON.parse((await store.read(`hello/${env}/${id}.json`)).toString('utf8')) as ArtifactManifest;
+  const expectNoSecrets = (output: string) => {
+    for (const secret of store.secrets) expect(output).not.toContain(secret);
+  };
 
-  beforeAll(() => {
-    store = kind.setup();
+  beforeAll(async () => {
+    store = await kind.setup();
     // Staging's hosts through relays that count the bytes reaching each sshd.
     const production = fleet.hosts.map((h) => fleet.configHost(h, '/srv/production'));
     project = makeProject({
@@ -126,10 +202,10 @@ describe.each(stores)('the $name store', (kind) => {
     });
     writeFileSync(path.join(project.dir, '.env.production'), 'GREETING=from-production-env\n');
     writeFileSync(path.join(project.dir, '.env'), store.dotenv);
-  });
-  afterAll(() => {
+  }, 180_000);
+  afterAll(async () => {
     project?.cleanup();
-    store?.cleanup();
+    await store?.cleanup();
     for (const h of fleet.hosts)
       for (const env of ['staging', 'production']) rmSync(root(h, env), { recursive: true, force: true });
   });
@@ -139,12 +215,12 @@ describe.each(stores)('the $name store', (kind) => {
     project.commit({ 'blob.bin': randomBytes(256 * 1024).toString('latin1') });
     const build = await project.run(['build']);
     expect(build.code, build.stderr).toBe(0);
-    expect(build.stdout + build.stderr).not.toContain('store-password');
+    expectNoSecrets(build.stdout + build.stderr);
     const id = builtId(build.stderr + build.stdout);
-    first = manifestOf('staging', id);
+    first = await manifestOf('staging', id);
     expect(first.bytes).toBeGreaterThan(256 * 1024);
-    expect(readFileSync(store.file('hello/staging/latest'), 'utf8').trim()).toBe(id);
-    expect(sha256(store.file(`hello/staging/${id}.tar.gz`))).toBe(first.sha256);
+    expect((await store.read('hello/staging/latest')).toString('utf8').trim()).toBe(id);
+    expect(sha256(await store.read(`hello/staging/${id}.tar.gz`))).toBe(first.sha256);
     expect(first.compat).toBe(1);
     expect(first.files.map((f) => f.path)).toContain('server.js');
 
@@ -152,6 +228,7 @@ describe.each(stores)('the $name store', (kind) => {
     for (const h of fleet.hosts) fleet.resetCounts(h);
     const deploy = await project.run(['deploy', '--artifact', 'latest']);
     expect(deploy.code, deploy.stderr + deploy.stdout).toBe(0);
+    expectNoSecrets(deploy.stdout + deploy.stderr);
     for (const h of fleet.hosts) expect(live(h, 'staging')).toBe(id);
     expectSameBytes(first, 'staging');
     for (const [i, h] of fleet.hosts.entries()) {
@@ -197,10 +274,10 @@ describe.each(stores)('the $name store', (kind) => {
     const build = await project.run(['build']);
     expect(build.code, build.stderr).toBe(0);
     const id = builtId(build.stderr + build.stdout);
-    const archive = store.file(`hello/staging/${id}.tar.gz`);
-    const bytes = readFileSync(archive);
+    const archive = `hello/staging/${id}.tar.gz`;
+    const bytes = await store.read(archive);
     bytes[bytes.length - 10] ^= 0xff;
-    writeFileSync(archive, bytes);
+    await store.write(archive, bytes);
     const before = fleet.hosts.map((h) => releases(h, 'staging'));
     const deploy = await project.run(['deploy', '--artifact', id]);
     expect(deploy.code).toBe(1);

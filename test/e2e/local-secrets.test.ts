@@ -39,8 +39,9 @@ describe('secrets from .env', () => {
     expect(JSON.parse(runs.json.stdout).ok).toBe(true);
     // The values were really there, and were redacted where they would have shown.
     expect(runs.deploy.stdout).toContain('hook sees ***');
+    // A redeploy: the delta from the live release (delta.test.ts), then the rendered files.
     expect(runs.dry.stdout).toMatch(
-      /with on stdin: the release archive \(\d+ bytes\)[\s\S]*secret\.conf:\n\s+local\s+token=\*\*\*/,
+      /with on stdin: the delta from \S+ \(\d+ bytes\)[\s\S]*secret\.conf:\n\s+local\s+token=\*\*\*/,
     );
     const live = project.live()!;
     expect(readFileSync(path.join(project.deployTo, 'releases', live, '.slipway/secret.conf'), 'utf8')).toBe(

@@ -515,6 +515,20 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     },
   );
 
+  it('a program whose command cannot be found: the deploy names that command and what supervisor meant', async () => {
+    const template = path.join(project.dir, 'templates/supervisor.conf.hbs');
+    const original = readFileSync(template, 'utf8');
+    writeFileSync(template, original.replace(/^command=.*$/m, 'command=no-such-runtime server.js'));
+    const result = await project.run(['deploy']);
+    writeFileSync(template, original);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('ERROR (no such file)');
+    expect(result.stderr).toContain('its command (.slipway/supervisor.conf): no-such-runtime server.js');
+    expect(result.stderr).toContain('supervisor found no such program: install it on the host');
+    expect(readlinkSync(path.join(deployTo, 'current'))).toBe(`releases/${first}`);
+    expect(await stack.answer(first)).toContain(`hello from release ${first}`);
+  });
+
   it('a second release, then rollback and rollback:current, each through the helper', async () => {
     const template = path.join(project.dir, 'templates/nginx.conf.hbs');
     writeFileSync(

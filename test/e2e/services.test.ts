@@ -115,6 +115,27 @@ describe('services on the local target', () => {
     },
   );
 
+  it(
+    'a program whose command cannot be started: the deploy names that command and what supervisor ' +
+      'meant (not only "ERROR (no such file)")',
+    async () => {
+      const template = path.join(project.dir, 'templates/supervisor.conf.hbs');
+      const original = readFileSync(template, 'utf8');
+      writeFileSync(template, original.replace(/^command=.*$/m, 'command=no-such-runtime server.js'));
+      try {
+        const result = await project.run(['deploy']);
+        expect(result.code).toBe(1);
+        expect(result.stderr).toContain('its command (.slipway/supervisor.conf): no-such-runtime server.js');
+        expect(result.stderr).toContain(
+          'supervisor found no such program: install it on the host, or give its absolute',
+        );
+      } finally {
+        writeFileSync(template, original);
+      }
+      expect((await project.run(['deploy'])).code).toBe(0);
+    },
+  );
+
   it('`status` shows supervisor, nginx and health per host; `restart` restarts the program', async () => {
     const status = await project.run(['status']);
     expect(status.code, status.stderr).toBe(0);

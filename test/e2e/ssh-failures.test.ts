@@ -142,6 +142,11 @@ describe('a connection cut mid-upload', () => {
       expect((await project.run(['deploy'])).code).toBe(0);
       const before = releases(h);
       const liveBefore = live(h);
+      // A new blob: the next deploy's delta carries all of it, so it too spans many packets.
+      project.commit(
+        { 'blob.bin': execFileSync('head', ['-c', '600000', '/dev/urandom']).toString('base64') },
+        'another big file',
+      );
       const relay = await startCuttingRelay({ address: h.address, port: h.port }, 200_000);
       const key = readFileSync(path.join(path.dirname(h.configFile), 'host_key.pub'), 'utf8').trim();
       const knownHosts = path.join(project.dir, 'known_hosts');

@@ -19,7 +19,9 @@ export const LAYERS = [
   'steps',
   'builtin',
   'cli',
+  'init',
   '.',
+  'bin',
 ];
 export const ENTRY = 'tasks/index.ts';
 

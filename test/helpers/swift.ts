@@ -19,6 +19,10 @@ export interface SwiftServer {
   secretAccessKey: string;
   dir: string;
   pids(): number[];
+  /** Stops the proxy (the S3 endpoint) by its PID and waits for it to be gone: the store is down, its data kept. */
+  down(): Promise<void>;
+  /** Starts the proxy again on its address and port and waits until it answers. */
+  up(): Promise<void>;
   /** Stops every server by PID, waits for them to be gone, removes the dir. */
   stop(): Promise<void>;
 }
@@ -198,54 +202,73 @@ export async function startSwift(options: SwiftOptions = {}): Promise<SwiftServe
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    for (const kind of SERVERS) {
-      const log = openSync(path.join(dir, `${kind}.log`), 'a');
-      // unshare without --fork execs: the PID is the server's own, so stopping it by PID stops it.
-      const child = spawn(
-        'unshare',
-        [
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          // setpriv: the server dies with the test process even if that is killed before it calls stop().
-          'mount --bind "$1" /etc/swift && exec setpriv --pdeathsig KILL "$2" "$3"',
-          'sh',
-          etc,
-          `/usr/bin/swift-${kind}-server`,
-          path.join(etc, `${kind}-server.conf`),
-        ],
-        { stdio: ['ignore', log, log] },
-      );
-      children.push(child);
-    }
-    const url = `http://${address}:${ports.proxy}/healthcheck`;
-    const backends: Array<[string, number]> = [
-      [address, ports.account],
-      [address, ports.container],
-      [address, ports.object],
-    ];
-    const started = Date.now();
+  const spawnServer = (kind: (typeof SERVERS)[number]) => {
+    const log = openSync(path.join(dir, `${kind}.log`), 'a');
+    // unshare without --fork execs: the PID is the server's own, so stopping it by PID stops it.
+    const child = spawn(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        // setpriv: the server dies with the test process even if that is killed before it calls stop().
+        'mount --bind "$1" /etc/swift && exec setpriv --pdeathsig KILL "$2" "$3"',
+        'sh',
+        etc,
+        `/usr/bin/swift-${kind}-server`,
+        path.join(etc, `${kind}-server.conf`),
+      ],
+      { stdio: ['ignore', log, log] },
+    );
+    children.push(child);
+    return child;
+  };
+  const url = `http://${address}:${ports.proxy}/healthcheck`;
+  const backends: Array<[string, number]> = [
+    [address, ports.account],
+    [address, ports.container],
+    [address, ports.object],
+  ];
+  const waitHealthy = async (started: ChildProcess[]) => {
+    const since = Date.now();
     while (!(await healthy(url, backends))) {
-      const dead = children.find((c) => c.exitCode !== null);
-      if (dead || Date.now() - started > 150_000) {
+      const dead = started.find((c) => c.exitCode !== null);
+      if (dead || Date.now() - since > 150_000) {
         const logs = SERVERS.map((k) => `${k}: ${readFileSync(path.join(dir, `${k}.log`), 'utf8').slice(-1500)}`);
         throw new Error(`swift did not come up on ${address}:${ports.proxy}:\n${logs.join('\n')}`);
       }
       await sleep(200);
     }
+  };
+  let proxy: ChildProcess;
+  try {
+    const started = SERVERS.map(spawnServer);
+    proxy = started[SERVERS.indexOf('proxy')];
+    await waitHealthy(started);
   } catch (error) {
     await stop();
     throw error;
   }
+  const down = async () => {
+    if (proxy.exitCode !== null || proxy.signalCode !== null) return;
+    const gone = new Promise((resolve) => proxy.once('exit', resolve));
+    proxy.kill('SIGTERM');
+    await gone;
+  };
+  const up = async () => {
+    proxy = spawnServer('proxy');
+    await waitHealthy([proxy]);
+  };
   return {
     endpoint: `http://${address}:${ports.proxy}`,
     accessKeyId: user,
     secretAccessKey: key,
     dir,
     pids: () => children.map((c) => c.pid!),
+    down,
+    up,
     stop,
   };
 }

@@ -404,3 +404,16 @@ describe('artifacts', () => {
     expect(keep).toContain('artifacts.keep');
   });
 });
+
+describe('delta', () => {
+  it('on by default; off with delta: false, also for one environment only', async () => {
+    expect((await load(minimal)).config.delta).toBe(true);
+    expect((await load({ ...minimal, delta: false })).config.delta).toBe(false);
+    const perEnv = { ...minimal, environments: { local: { ...minimal.environments.local, delta: false } } };
+    expect((await load(perEnv)).config.delta).toBe(false);
+  });
+
+  it('a value that is not true or false is refused at load, naming the key', async () => {
+    expect(await configError({ ...minimal, delta: 'yes' })).toMatch(/delta: .*boolean/);
+  });
+});

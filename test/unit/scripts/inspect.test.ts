@@ -43,6 +43,9 @@ describe('parseInspection', () => {
       `${JSON.stringify({ id: A, status: 'ok', envKey: 'node-9' })}\n`,
     );
     mkdirSync(path.join(root, 'releases', 'junk'));
+    // The sha256 of the manifest a release was verified by (a delta's base); a torn one is no manifest.
+    writeFileSync(path.join(root, 'releases', A, '.slipway/manifest.sha256'), `${'a'.repeat(64)}\n`);
+    writeFileSync(path.join(root, 'releases', B, '.slipway/manifest.sha256'), 'abc');
     mkdirSync(path.join(root, 'envs/node-9'), { recursive: true });
     writeFileSync(path.join(root, 'envs/node-9/.complete'), '');
     mkdirSync(path.join(root, 'envs/node-half'), { recursive: true }); // no .complete: not an environment
@@ -50,6 +53,7 @@ describe('parseInspection', () => {
     const state = parseInspection(execFileSync('bash', ['-c', inspectScript(root, 'node').text], { encoding: 'utf8' }));
     expect(state).toMatchObject({ live: B, releases: [A, B], envs: ['node-9'], writable: true });
     expect(state.meta[A]).toMatchObject({ envKey: 'node-9' });
+    expect(state.manifests).toEqual({ [A]: 'a'.repeat(64) });
     expect(state.runtime.node).toBe(process.version);
     expect(Math.abs(state.now - Date.now() / 1000)).toBeLessThan(60);
   });

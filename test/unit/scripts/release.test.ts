@@ -124,6 +124,9 @@ describe('discardScript, run for real', () => {
     const root = path.join(freshDir(), 'root');
     for (const id of [A, B]) mkdirSync(path.join(root, 'releases', id), { recursive: true });
     mkdirSync(path.join(root, 'tmp', C), { recursive: true });
+    // A delta cut short (a full disk) leaves its work files: discard removes them too.
+    for (const work of ['delta.tar.gz', 'delta.skip', 'delta.kept', 'manifest', 'manifest.list'])
+      writeFileSync(path.join(root, 'tmp', `${C}.${work}`), 'partial');
     execFileSync('ln', ['-s', `releases/${A}`, path.join(root, 'current')]);
     expect(bash(discardScript(root, A, false).text).code).toBe(0); // live: untouched
     expect(bash(discardScript(root, B, false).text).code).toBe(0); // published, never live: gone

@@ -1,0 +1,159 @@
+// The project's fabfile.ts as one cached ES module, for `npx slipway <task>`: bundled with esbuild into
+// node_modules/.cache/slipway/, with a manifest of every file it was bundled from (size, mtime, sha256).
+// A run whose inputs are unchanged imports the bundle at once; any change (an edit to fabfile.ts or to
+// a module it imports, slipway upgraded) bundles again first, so a run is never stale.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** The fabfile.ts of the project around `cwd`: in it or the nearest folder above that has one. */
+export function findFabfile(cwd: string): string | undefined {
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'fabfile.ts');
+    if (existsSync(file)) return file;
+    if (path.dirname(dir) === dir) return undefined;
+  }
+}
+
+/** path → [size, mtimeMs, sha256] */
+type Inputs = Record<string, [number, number, string]>;
+
+interface Manifest {
+  bundle: string;
+  inputs: Inputs;
+}
+
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * What is bundled: the project's own files, slipway and what slipway imports (zod: it starts faster)
+ * except these packages (native parts, loaders, the AWS SDK's size), as scripts/build-fabfile.mjs does.
+ * Every other package (slipway's externals, the project's own dependencies) is imported at run time by
+ * the absolute path it resolves to from its importer: the bundle lives in the cache, where a bare name
+ * may not resolve, and a dependency with native parts or its own files keeps working.
+ */
+const EXTERNAL =
+  /^(dotenv|esbuild|handlebars|node-ssh|p-limit|proper-lockfile|ssh-config|ssh2|tsx|zx|@aws-sdk\/[^/]+)(\/.*)?$/;
+const IN_SLIPWAY = `${path.sep}node_modules${path.sep}slipway${path.sep}`;
+const bundled = (specifier: string, importer: string) =>
+  !EXTERNAL.test(specifier) && (/^slipway(\/|$)/.test(specifier) || importer.includes(IN_SLIPWAY));
+
+/** The files that changed since the bundle was made: same size and mtime is unchanged, else the hash tells. */
+function changedInputs(inputs: Inputs): string[] {
+  return Object.keys(inputs).filter((file) => {
+    const [size, mtimeMs, hash] = inputs[file]!;
+    try {
+      const stat = statSync(file);
+      if (stat.size === size && stat.mtimeMs === mtimeMs) return false;
+      return sha256(readFileSync(file)) !== hash;
+    } catch {
+      return true; // gone
+    }
+  });
+}
+
+function readManifest(file: string): Manifest | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Manifest;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cache folder and the manifest's path for this fabfile (one per fabfile path). */
+export function cachePaths(fabfile: string): { dir: string; manifest: string } {
+  const dir = path.join(path.dirname(fabfile), 'node_modules', '.cache', 'slipway');
+  return { dir, manifest: path.join(dir, `fabfile-${sha256(fabfile).slice(0, 12)}.json`) };
+}
+
+/**
+ * The path of an up-to-date bundle of `fabfile`: the cached one when none of its inputs changed, else a
+ * new one. `onRebuild` hears why it bundles.
+ */
+export async function fabfileBundle(fabfile: string, onRebuild: (why: string) => void): Promise<string> {
+  const { dir, manifest } = cachePaths(fabfile);
+  const cached = readManifest(manifest);
+  if (cached) {
+    const changed = changedInputs(cached.inputs);
+    const bundle = path.join(dir, cached.bundle);
+    if (!changed.length && existsSync(bundle)) return bundle;
+    const names = changed.map((f) => path.relative(process.cwd(), f));
+    const shown = names.length > 3 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', ');
+    onRebuild(changed.length ? `${shown} changed` : 'the bundle is gone');
+  } else {
+    onRebuild('first run');
+  }
+  return build(fabfile, dir, manifest, cached);
+}
+
+async function build(fabfile: string, dir: string, manifest: string, old: Manifest | undefined): Promise<string> {
+  const esbuild = await import('esbuild');
+  const externals = new Set<string>();
+  const result = await esbuild.build({
+    entryPoints: [fabfile],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+    outfile: path.join(dir, 'fabfile.mjs'),
+    absWorkingDir: path.dirname(fabfile),
+    plugins: [
+      {
+        name: 'slipway-cache',
+        setup(b) {
+          b.onResolve({ filter: /^[^./]/ }, async (args) => {
+            if (args.pluginData === 'slipway-cache' || bundled(args.path, args.importer)) return undefined;
+            const found = await b.resolve(args.path, {
+              kind: args.kind,
+              resolveDir: args.resolveDir,
+              importer: args.importer,
+              pluginData: 'slipway-cache',
+            });
+            if (found.errors.length) return { errors: found.errors };
+            // Recorded with the inputs: once a reinstall moves or changes it, the bundle is made again.
+            if (path.isAbsolute(found.path)) externals.add(found.path);
+            return { path: found.path, external: true };
+          });
+          // import.meta.dirname / filename / url in the project's own files mean those files, not the bundle.
+          b.onLoad({ filter: /\.[cm]?[jt]s$/ }, (args) => {
+            if (args.path.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
+            const text = readFileSync(args.path, 'utf8');
+            if (!text.includes('import.meta')) return undefined;
+            const own: Record<string, string> = {
+              dirname: path.dirname(args.path),
+              filename: args.path,
+              url: `file://${args.path}`,
+            };
+            const contents = text.replace(/\bimport\.meta\.(dirname|filename|url)\b/g, (_, key: string) =>
+              JSON.stringify(own[key]),
+            );
+            const ext = path.extname(args.path);
+            return { contents, loader: ext.endsWith('ts') ? 'ts' : 'js' };
+          });
+        },
+      },
+    ],
+  });
+  const cwd = path.dirname(fabfile);
+  const inputs: Inputs = Object.fromEntries(
+    [...Object.keys(result.metafile.inputs), ...externals].map((file) => {
+      const where = path.resolve(cwd, file);
+      const { size, mtimeMs } = statSync(where);
+      return [where, [size, mtimeMs, sha256(readFileSync(where))]];
+    }),
+  );
+  const text = result.outputFiles[0]!.text;
+  const name = `fabfile-${sha256(text).slice(0, 16)}.mjs`;
+  mkdirSync(dir, { recursive: true });
+  // Each file appears whole (written aside, renamed): a run at the same moment reads the old or the new one.
+  const aside = `.${process.pid}.tmp`;
+  writeFileSync(path.join(dir, name + aside), text);
+  renameSync(path.join(dir, name + aside), path.join(dir, name));
+  writeFileSync(manifest + aside, JSON.stringify({ bundle: name, inputs } satisfies Manifest));
+  renameSync(manifest + aside, manifest);
+  if (old && old.bundle !== name) rmSync(path.join(dir, old.bundle), { force: true });
+  return path.join(dir, name);
+}
