@@ -50,6 +50,8 @@ import {
   unlock,
   upload,
   withNotifications,
+  inWaves,
+  bake,
 } from './tasks/index.js';
 
 await runTasks(
@@ -63,6 +65,7 @@ await runTasks(
         // Without a store: git archive + template check, before any host changes.
         await ship(run, artifact ?? (await packRelease(run)));
       }),
+      { accepts: { waves: true } }, // --waves: ship's inWaves reads it
     ),
     rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback, {
       check: checkRollbackArgs,
@@ -83,7 +86,7 @@ await runTasks(
         source.catch(() => undefined); // its failure is the deploy's, where ship awaits it
         await ship(run, source);
       }),
-      { check: checkPromoteArgs },
+      { check: checkPromoteArgs, accepts: { waves: true } },
     ),
     artifacts: task(
       "The store's artifacts: latest, where each runs; artifacts:purge removes those beyond artifacts.keep",
@@ -145,21 +148,33 @@ async function ship(run: TaskRun, from: ReleaseArchive | Artifact | Promise<Arti
           await batch.each('dependencies', installDependencies(batch, release));
           await batch.each('configs', installConfigs(batch, release.id));
           await batch.each('before-switch', runHooks(batch, 'beforeSwitch', release.id));
-          // blue-green: the release starts in the idle slot, checked there on every host; then traffic moves.
-          await batch.each('start-slot', startSlot(batch, release.id, 'deploy'));
-          await batch.each('move-traffic', moveTraffic(batch));
-          await cutover(batch, release.id, release.archive.ref); // only once every host of the batch is ready
         },
         'cleanup',
         discard(batch, release),
       );
-      await rollBackOnFailure(batch, release, async () => {
-        await batch.each('after-switch', runHooks(batch, 'afterSwitch', release.id));
-        await batch.each('restart', restartServices(batch));
-        await batch.each('health', healthCheck(batch, release.id));
+      // Every host of the batch is ready. Live wave by wave (--waves, rollout.waves; else one wave), the next only
+      // once this one passed; past rollout.maxFailures every switched host goes back, the rest never switch.
+      await inWaves(batch, release, async (wave) => {
+        await wave.undoable(
+          async () => {
+            // blue-green: the release starts in the idle slot, checked there on every host of the wave; then
+            // traffic moves.
+            await wave.each('start-slot', startSlot(wave, release.id, 'deploy'));
+            await wave.each('move-traffic', moveTraffic(wave));
+            await cutover(wave, release.id, release.archive.ref);
+          },
+          'cleanup',
+          discard(wave, release),
+        );
+        await rollBackOnFailure(wave, release, async () => {
+          await wave.each('after-switch', runHooks(wave, 'afterSwitch', release.id));
+          await wave.each('restart', restartServices(wave));
+          await wave.each('health', healthCheck(wave, release.id));
+          await bake(wave, release.id); // rollout.bakeSeconds: the health check keeps passing that long
+        });
+        // blue-green: the old slot finishes its in-flight requests and stops.
+        await wave.each('drain-slot', drainSlot(wave));
       });
-      // blue-green: the old slot finishes its in-flight requests and stops.
-      await batch.each('drain-slot', drainSlot(batch));
     }
     // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the
     // lock, if you add a step after it).

@@ -45,6 +45,8 @@ export { status } from './builtin/status.js';
 export { checkLogsArgs, logs } from './builtin/logs.js';
 export { checkSshArgs, ssh } from './builtin/ssh.js';
 export { checkRunArgs, runCommand } from './builtin/run-command.js';
+export { inWaves, RolloutIncomplete } from './steps/rollout.js';
+export { bake } from './steps/bake.js';
 export { checkPullArgs, pull } from './builtin/pull.js';
 // Artifact stores.
 export type { ArtifactStore, HostSource } from './store/store.js';

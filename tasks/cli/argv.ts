@@ -1,5 +1,6 @@
 // The command line, parsed into options and `task:arg,arg` invocations. Pure: no I/O.
 import { parseArgs } from 'node:util';
+import { parseWaves, type WaveSize } from '../config/rollout.js';
 import { UsageError } from '../lib/errors.js';
 
 /** The command line's options. */
@@ -22,6 +23,10 @@ export interface CliOptions {
   follow: boolean;
   /** The words after `--` (ssh): a command to run instead of a shell. */
   command?: string[];
+  /** `--waves 1,10%,100%`: go live in these waves (cumulative), overriding rollout.waves. */
+  waves?: WaveSize[];
+  /** `--verbose`: on a terminal too, a line per host per step. */
+  verbose: boolean;
   /** Proceed without asking (pull into a protected environment). */
   yes: boolean;
   artifact?: string;
@@ -82,6 +87,8 @@ function parseOptions(argv: string[]) {
         'trust-new-hosts': { type: 'boolean', default: false },
         'no-auto-rollback': { type: 'boolean', default: false },
         follow: { type: 'boolean', default: false },
+        waves: { type: 'string' },
+        verbose: { type: 'boolean', short: 'v', default: false },
         yes: { type: 'boolean', default: false },
         artifact: { type: 'string' },
       },
@@ -103,6 +110,8 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
     if (!Number.isInteger(rolling) || rolling < 1)
       throw new UsageError(`--rolling: expected a whole number ≥ 1, got "${v.rolling}"`);
   }
+  if (rolling !== undefined && v.waves !== undefined)
+    throw new UsageError('--rolling and --waves: give one (--rolling N prepares and switches N hosts at a time)');
   // The words after `--` are a command (ssh:<host> -- ls -la), not task calls; each word stays one argument.
   const terminator = parsed.tokens.find((t) => t.kind === 'option-terminator');
   const commandWords = terminator
@@ -128,6 +137,8 @@ export function parseCommandLine(argv: string[]): { options: CliOptions; calls: 
       trustNewHosts: v['trust-new-hosts']!,
       autoRollback: !v['no-auto-rollback'],
       follow: v.follow!,
+      ...(v.waves !== undefined ? { waves: parseWaves(v.waves) } : {}),
+      verbose: v.verbose!,
       ...(terminator ? { command: parsed.positionals.slice(taskWords.length) } : {}),
       yes: v.yes!,
       artifact: v.artifact,
@@ -156,4 +167,6 @@ options:
   --list               list the tasks
   -h, --help           this help
   --follow             logs: keep streaming new lines until Ctrl-C
+  --waves 1,10%,100%   deploy: go live in waves, each gated by its health check (see rollout in README)
+  -v, --verbose        on a terminal too, one line per host per step
   -- COMMAND...        ssh: run COMMAND (each word one argument) in the live release instead of a shell`;

@@ -22,7 +22,7 @@ export interface TaskDefinition {
   /** Refuses the task's arguments or the config (UsageError / ConfigError) before any host is touched. */
   check?(args: string[], config: ResolvedConfig): void;
   /** The command-line parts only some tasks take: `--follow` (logs), `-- COMMAND...` (ssh). */
-  accepts?: { follow?: boolean; command?: boolean };
+  accepts?: { follow?: boolean; command?: boolean; waves?: boolean };
   /** false: the task opens no connection of slipway's (ssh uses the user's OpenSSH): none is opened ahead. */
   connects?: false;
   /** Connects to each host as someone else than the deploy user (`setup`: the admin user). */
@@ -42,6 +42,7 @@ function checkAccepted(tasks: Record<string, TaskDefinition>, calls: TaskCall[],
   const parts = [
     ['follow', '--follow', options.follow],
     ['command', '-- COMMAND', options.command !== undefined],
+    ['waves', '--waves', options.waves !== undefined],
   ] as const;
   for (const [key, shown, given] of parts) {
     if (!given || calls.some((c) => tasks[c.name].accepts?.[key])) continue;
@@ -72,7 +73,8 @@ const SIGNAL_SETTLE_MS = 150;
 
 /** What the task run needs of the command line's options. */
 function runOptions(options: CliOptions, readEnvironment: RunOptions['readEnvironment']): RunOptions {
-  const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts, artifact } = options;
+  const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts, artifact, waves } =
+    options;
   return {
     dryRun,
     rolling,
@@ -85,6 +87,7 @@ function runOptions(options: CliOptions, readEnvironment: RunOptions['readEnviro
     trustNewHosts,
     artifact,
     readEnvironment,
+    waves,
   };
 }
 
@@ -100,7 +103,9 @@ async function runCalls(
   const configFile = options.config ?? path.join(root, 'deploy.config.ts');
   const config = await loadConfig({ configFile, environment: options.env, ref: options.ref });
   for (const call of calls) tasks[call.name].check?.(call.args, config);
-  const log = new Log({ json: options.json });
+  if (options.rolling !== undefined && config.rollout?.waves && !options.waves)
+    throw new UsageError('--rolling: the config sets rollout.waves; give one (or --waves instead)');
+  const log = new Log({ json: options.json, verbose: options.verbose });
   setLog(log);
   const selected = selectHosts(config.hosts, options.hosts, options.roles);
   if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);

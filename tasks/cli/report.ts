@@ -4,7 +4,14 @@ import type { Log } from '../lib/log.js';
 
 /** host → live release, time spent, status: the end-of-task view of a fleet. */
 export function printTable(log: Log, hostRuns: HostRun[], taskOk: boolean, dryRun: boolean): void {
-  for (const h of hostRuns) {
+  // Compact output (a terminal): the hosts by live release, and a line of its own for each failed host.
+  const rows = log.compact ? hostRuns.filter((h) => h.report.failedAt) : hostRuns;
+  if (log.compact) {
+    const on = new Map<string, number>();
+    for (const h of hostRuns) on.set(liveRelease(h), (on.get(liveRelease(h)) ?? 0) + 1);
+    for (const [id, n] of on) log.line(`  live ${id}: ${n} of ${hostRuns.length} hosts`);
+  }
+  for (const h of rows) {
     const live = liveRelease(h);
     const seconds = `${(h.report.seconds ?? 0).toFixed(2)}s`;
     // A host that did not fail itself in a failed task was left as it was (or put back).

@@ -224,6 +224,10 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
   const names = hosts.map((h) => h.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) hostErrors.push(`  environments.${name}.hosts: host name "${dup}" appears twice`);
+  if (merged.rollout?.bakeSeconds && !merged.healthcheck) {
+    const where = overrides.rollout ? `environments.${name}.rollout` : 'rollout';
+    hostErrors.push(`  ${where}.bakeSeconds: needs a healthcheck to poll during the bake (set healthcheck.url)`);
+  }
   if (hostErrors.length) throw new ConfigError(`invalid config ${file}:\n${hostErrors.join('\n')}`);
 
   const services = resolveServices(merged.application, merged.services);
@@ -263,6 +267,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     keepConnectionsMaxAge: merged.keepConnectionsMaxAge ?? 600,
     services,
     healthcheck: merged.healthcheck,
+    rollout: merged.rollout,
+    maxConnects: merged.maxConnects,
     environment: name,
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
     env,

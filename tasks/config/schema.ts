@@ -2,6 +2,7 @@
 // Kept apart so that zod is loaded only when a task runs, not for --list or --help.
 import { z } from 'zod';
 import { isPathInRelease, PATH_IN_RELEASE } from '../lib/paths.js';
+import { isWaveSize, percentOf, WAVE_SIZES } from './rollout.js';
 import { s3StoreSchema } from './s3-store.js';
 
 /** Shared items and a hook's cwd: inside the release, never `..` or absolute. */
@@ -129,6 +130,23 @@ export const cutoverSchema = z
       ctx.addIssue({ code: 'custom', path: ['ports'], message: "only used with listen: 'port'" });
   });
 
+const waveSize = z.union([z.number(), z.string()]).refine(isWaveSize, { error: WAVE_SIZES });
+
+/** Waves, bake and failure budget of a deploy (see rollout.ts and steps/rollout.ts). */
+export const rolloutSchema = z.strictObject({
+  /** Cumulative: each figure is how many hosts are on the new release once its wave is done. */
+  waves: z.array(waveSize).min(1, 'at least one wave, as in [1, "10%", "100%"]').optional(),
+  /** Seconds each wave's health check must keep passing before the next wave starts. */
+  bakeSeconds: z.number().min(0).max(3600).optional(),
+  /** Hosts that may fail across the whole rollout (a count or a percentage of the hosts) before it stops. */
+  maxFailures: z
+    .union([z.number(), z.string()])
+    .refine((v) => (typeof v === 'number' ? Number.isInteger(v) && v >= 0 : percentOf(v, true) !== undefined), {
+      error: 'a host count ≥ 0 or a percentage of the hosts from "0%" to "100%"',
+    })
+    .optional(),
+});
+
 const helperPath = z.string().regex(/^\/[^\0\n\r]*$/, 'an absolute path on one line');
 const helperLine = z.string().regex(/^[^\0\n\r]+$/, 'a command on one line');
 
@@ -242,6 +260,9 @@ export const settings = {
   services: servicesSchema,
   healthcheck: healthcheckSchema,
   cutover: cutoverSchema,
+  rollout: rolloutSchema,
+  /** SSH connections being opened at once (default 50); each bounded by connectTimeoutSeconds. */
+  maxConnects: z.number().int().min(1).max(1000),
   data: dataSchema,
   setup: setupSchema,
   artifacts: artifactsSchema,
@@ -282,6 +303,8 @@ export const fileSchema = z.strictObject({
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
   cutover: settings.cutover.optional(),
+  rollout: settings.rollout.optional(),
+  maxConnects: settings.maxConnects.optional(),
   data: settings.data.optional(),
   setup: settings.setup.optional(),
   artifacts: settings.artifacts.optional(),

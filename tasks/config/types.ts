@@ -62,7 +62,9 @@ export type ResolvedConfig = Pick<
   | 'keepConnections'
   | 'keepConnectionsMaxAge'
 > &
-  Partial<Pick<Settings, 'subdirectory' | 'runAs' | 'parallel' | 'knownHosts' | 'healthcheck'>> & {
+  Partial<
+    Pick<Settings, 'subdirectory' | 'runAs' | 'parallel' | 'knownHosts' | 'healthcheck' | 'rollout' | 'maxConnects'>
+  > & {
     shared: Required<Settings['shared']>;
     hooks: Required<Settings['hooks']>;
     templates: { dir: string; nginx: boolean; supervisor: boolean };

@@ -1,4 +1,5 @@
 // What the task run (the engine) needs to know of how it was asked to run; the CLI builds it from its options.
+import type { WaveSize } from '../config/rollout.js';
 import type { ResolvedConfig } from '../config/types.js';
 import type { HostRun } from './host-run.js';
 
@@ -26,6 +27,8 @@ export interface RunOptions {
   trustNewHosts?: boolean;
   /** deploy --artifact: the store's artifact to deploy (an id or "latest"). */
   artifact?: string;
+  /** `--waves`: the rollout's waves, overriding rollout.waves. */
+  waves?: WaveSize[];
   /**
    * Reads another environment of the same config (its hosts connected and inspected, never locked): what
    * `promote` and `artifacts` look at. The hosts are closed when the task run ends.

@@ -22,6 +22,15 @@ export class StepFailed extends SlipwayError {
   }
 }
 
+/**
+ * The failures a rollout tolerates across its waves (rollout.maxFailures): a host failing a step while
+ * there is room is left out of its wave's further steps and recorded here; past the limit the step throws.
+ */
+export interface FailureBudget {
+  limit: number;
+  failed: Array<{ host: HostRun; step: string; error: Error }>;
+}
+
 /** A step queued to the end of the `locked` block (see TaskRun.atEnd). */
 interface QueuedStep {
   step: string;
@@ -58,6 +67,8 @@ export class TaskRun {
     /** Resolves once every HostRun has its connected host. */
     private readonly connect: () => Promise<void>,
     private readonly shared: RunShared = { cleanups: new Set(), queued: [] },
+    /** Set on a rollout's waves (steps/rollout.ts): failures within it leave the host out instead of throwing. */
+    readonly budget?: FailureBudget,
   ) {}
 
   /** A step's detail: what it did, or under --dry-run what it would do (nothing it reports has happened). */
@@ -147,6 +158,16 @@ export class TaskRun {
     return !this.batchFollows;
   }
 
+  /**
+   * The same run over some of its hosts (a rollout's wave), sharing its locks, undo work and output. `followed`:
+   * another wave comes after it (so, as for a --rolling batch, a one-host wave's switch is not held back).
+   */
+  subRun(hosts: HostRun[], budget?: FailureBudget, followed = false): TaskRun {
+    const run = new TaskRun(this.config, this.options, this.log, hosts, this.args, this.connect, this.shared, budget);
+    run.batchFollows = followed || this.batchFollows;
+    return run;
+  }
+
   private async limited<T>(targets: HostRun[], fn: (h: HostRun) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
     const pLimit = (await import('p-limit')).default;
     const limit = pLimit(this.config.parallel ?? Math.max(1, targets.length));
@@ -158,6 +179,7 @@ export class TaskRun {
     await this.ready();
     if (this.shared.queued.length) await this.runQueued(false);
     await faultPoint('before', step);
+    this.log.beginStep(step, targets.length);
     const settled = await this.limited(targets, async (h) => {
       const start = performance.now();
       try {
@@ -172,11 +194,28 @@ export class TaskRun {
         throw error;
       }
     });
+    this.log.endStep(step);
     const failures = settled.flatMap((s, i) =>
       s.status === 'rejected' ? [{ host: targets[i].host.name, error: s.reason as Error }] : [],
     );
-    if (failures.length) throw new StepFailed(failures);
+    if (failures.length && !this.tolerate(step, targets, failures)) throw new StepFailed(failures);
     await faultPoint('after', step);
+  }
+
+  /** Within the failure budget: the failed hosts leave this run (the rollout puts them back), and the step goes on. */
+  private tolerate(step: string, targets: HostRun[], failures: Array<{ host: string; error: Error }>): boolean {
+    const budget = this.budget;
+    if (!budget || this.interrupted || this.shared.finishing) return false;
+    if (budget.failed.length + failures.length > budget.limit) return false;
+    for (const f of failures) {
+      const host = targets.find((h) => h.host.name === f.host)!;
+      if (this.hosts.includes(host)) this.hosts.splice(this.hosts.indexOf(host), 1);
+      budget.failed.push({ host, step, error: f.error });
+      this.log.warn(
+        `${f.host}: ${step} failed, left out of the rollout (${budget.failed.length} of ${budget.limit} failures allowed)`,
+      );
+    }
+    return true;
   }
 
   /** Reads every host's state without locking (releases, check). */
@@ -333,8 +372,14 @@ export class TaskRun {
     for (const fn of [...this.shared.cleanups].reverse()) await fn().catch(() => undefined);
     this.shared.cleanups.clear();
     this.finish();
-    for (const h of this.hosts)
-      this.log.line(`  ${h.config.name}: live ${liveRelease(h)}${h.report.unknown ? ` (${h.report.unknown})` : ''}`);
+    // Compact output (a terminal): hosts with an unknown state by name, the others counted by live release.
+    const counted = new Map<string, number>();
+    for (const h of this.hosts) {
+      if (this.log.compact && !h.report.unknown) counted.set(liveRelease(h), (counted.get(liveRelease(h)) ?? 0) + 1);
+      else
+        this.log.line(`  ${h.config.name}: live ${liveRelease(h)}${h.report.unknown ? ` (${h.report.unknown})` : ''}`);
+    }
+    for (const [id, n] of counted) this.log.line(`  live ${id}: ${n} of ${this.hosts.length} hosts`);
   }
 }
 

@@ -1,4 +1,5 @@
-// Connecting the selected hosts: local or SSH (loaded only when needed); every unreachable host named at once.
+// Connecting the selected hosts: local or SSH (loaded only when needed), at most `maxConnects` handshakes at
+// once (each bounded by connectTimeoutSeconds); every unreachable host named at once.
 import type { HostConfig, ResolvedConfig } from '../config/types.js';
 import { ConfigError, SlipwayError } from '../lib/errors.js';
 import type { Host } from './host.js';
@@ -13,9 +14,12 @@ export async function connectHosts(
   const remote = selected.some((h) => !h.local);
   // node-ssh is only loaded when a remote host needs it: the local target starts faster.
   const ssh = remote ? await import('./ssh-host.js') : undefined;
+  const limit = (await import('p-limit')).default(config.maxConnects ?? DEFAULT_MAX_CONNECTS);
   const settled = await Promise.allSettled(
     selected.map((h) =>
-      h.local ? Promise.resolve(new LocalHost(h.name, h.deployTo, h.roles)) : ssh!.connectSshHost(h, config, options),
+      h.local
+        ? Promise.resolve(new LocalHost(h.name, h.deployTo, h.roles))
+        : limit(() => ssh!.connectSshHost(h, config, options)),
     ),
   );
   const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
@@ -29,5 +33,8 @@ export async function connectHosts(
   }
   return hosts;
 }
+
+/** SSH handshakes under way at once, unless the config's maxConnects says otherwise. */
+export const DEFAULT_MAX_CONNECTS = 50;
 
 export class HostsUnreachable extends SlipwayError {}

@@ -39,19 +39,13 @@ const PYTHON_GET_UNIX = [
 ].join('\n');
 
 /**
- * GETs the URL on the host until it answers as expected `successes` times in a row, `intervalSeconds`
- * apart, or the timeout passes. With a supervisor program, an answer counts only while supervisor says
- * RUNNING, and the count starts again when its pid changed: a release that crashes and is restarted
- * between two answers is not healthy. Prints `@@healthy <what it saw>`; on failure why, supervisor's
- * state and the program's stderr.
+ * The shell functions both checks use: `get` (the URL's status; the body in $tmp; through `check.socket` when
+ * set), `program_state` (blue-green: the slot's program), `running_pid`.
  */
-export function healthCheckScript(check: HealthCheck, services?: Services, slot?: Slot): Shell {
+function probe(check: HealthCheck, services?: Services, slot?: Slot): Shell {
   const supervisor = services?.supervisor;
-  const timeout = Math.ceil(check.timeoutSeconds);
-  const times = check.successes > 1 ? ` ${check.successes} times in a row` : '';
   return script(
     sh`url=${check.url} want=${check.expectStatus} body=${check.expectBody ?? ''}`,
-    sh`successes=${check.successes} deadline=$(( $(date +%s) + ${timeout} ))`,
     sh`tmp=$(mktemp)`,
     sh`trap 'rm -f "$tmp"' EXIT`,
     sh`get() {`,
@@ -71,6 +65,61 @@ export function healthCheckScript(check: HealthCheck, services?: Services, slot?
           sh`running_pid() { printf '%s\\n' "$1" | awk '$2 == "RUNNING" { sub(/,$/, "", $4); print $4 }'; }`,
         )
       : script(sh`program_state() { :; }`, sh`running_pid() { echo -; }`),
+  );
+}
+
+/**
+ * The bake (rollout.bakeSeconds), after the health check passed: for `seconds`, every `intervalSeconds`, the URL
+ * must answer as expected from the same RUNNING process; the first answer that does not fails it (no retry).
+ * One command for the whole bake: the polls run on the host. Prints `@@healthy …`; on failure why and stderr.
+ */
+export function bakeScript(check: HealthCheck, services: Services | undefined, seconds: number): Shell {
+  const supervisor = services?.supervisor;
+  return script(
+    probe(check, services),
+    sh`end=$(( $(date +%s) + ${Math.ceil(seconds)} )) polls=0 seen=`,
+    sh`while :; do`,
+    sh`  got=$(get 2>/dev/null) || got=`,
+    sh`  state=$(program_state)`,
+    sh`  pid=$(running_pid "$state")`,
+    sh`  why=`,
+    sh`  if [ "$got" != "$want" ] || { [ -n "$body" ] && ! grep -qF -- "$body" "$tmp"; }; then`,
+    sh`    said=$(head -c 200 "$tmp" | tr '\\n' ' ')`,
+    sh`    why=$(printf '%s answered %s (expected %s%s): %s' "$url" "\${got:-nothing}" "$want" "\${body:+ with $body}" "$said")`,
+    sh`  elif [ -z "$pid" ]; then`,
+    sh`    why="supervisor says: $state"`,
+    sh`  elif [ -n "$seen" ] && [ "$pid" != "$seen" ]; then`,
+    sh`    why="the program restarted (pid $seen, now $pid)"`,
+    sh`  fi`,
+    sh`  if [ -n "$why" ]; then`,
+    sh`    printf 'unhealthy %ss into the bake: %s\\n' "$(( $(date +%s) - end + ${Math.ceil(seconds)} ))" "$why" >&2`,
+    supervisor && script(sh`    printf 'supervisor: %s\\n' "$state" >&2`, stderrTail(services!, supervisor)),
+    sh`    exit 1`,
+    sh`  fi`,
+    sh`  seen=$pid polls=$((polls + 1))`,
+    sh`  if [ "$(date +%s)" -ge "$end" ]; then`,
+    sh`    echo "@@healthy stayed healthy for ${raw(String(Math.ceil(seconds)))}s ($polls answers)"`,
+    sh`    exit 0`,
+    sh`  fi`,
+    sh`  sleep ${check.intervalSeconds}`,
+    sh`done`,
+  );
+}
+
+/**
+ * GETs the URL on the host until it answers as expected `successes` times in a row, `intervalSeconds`
+ * apart, or the timeout passes. With a supervisor program, an answer counts only while supervisor says
+ * RUNNING, and the count starts again when its pid changed: a release that crashes and is restarted
+ * between two answers is not healthy. Prints `@@healthy <what it saw>`; on failure why, supervisor's
+ * state and the program's stderr.
+ */
+export function healthCheckScript(check: HealthCheck, services?: Services, slot?: Slot): Shell {
+  const supervisor = services?.supervisor;
+  const timeout = Math.ceil(check.timeoutSeconds);
+  const times = check.successes > 1 ? ` ${check.successes} times in a row` : '';
+  return script(
+    probe(check, services, slot),
+    sh`successes=${check.successes} deadline=$(( $(date +%s) + ${timeout} ))`,
     sh`streak=0 seen= state= why=`,
     sh`while :; do`,
     sh`  got=$(get 2>/dev/null) || got=`,

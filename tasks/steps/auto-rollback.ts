@@ -11,7 +11,7 @@ import { backToOldSlotScript } from './move-traffic.js';
 import { returnToScript, wentBack } from './switch.js';
 
 /** The reason a release is marked bad when the run was interrupted past its switch. */
-const INTERRUPTED = 'interrupted';
+export const INTERRUPTED = 'interrupted';
 
 /**
  * Marks the release bad and puts every host of the batch back on the release it had (configs and
@@ -73,6 +73,11 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
   return `release ${release.id} failed after the switch and was ${what}; marked bad. Why:\n${reason}`;
 }
 
+/** Marks the release bad and puts the run's hosts back (see above), letting an interrupt wait for it: its message. */
+export function goBackFrom(run: TaskRun, release: Release, reason: string): Promise<string> {
+  return run.finishing(() => returnFromRelease(run, release, reason));
+}
+
 /**
  * Runs what follows a switch (hooks, restart, health check). If it fails or the run is interrupted,
  * the release is marked bad and the hosts of the batch go back to the release they had (see above).
@@ -80,7 +85,7 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
 export async function rollBackOnFailure(run: TaskRun, release: Release, body: () => Promise<void>): Promise<void> {
   // The body fails when an interrupt kills its command, while the interrupt's cleanup starts: go back once.
   let returning: Promise<string> | undefined;
-  const goBack = (reason: string) => (returning ??= run.finishing(() => returnFromRelease(run, release, reason)));
+  const goBack = (reason: string) => (returning ??= goBackFrom(run, release, reason));
   const unregister = run.onAbort(() => goBack(INTERRUPTED).then(() => undefined));
   try {
     await body();

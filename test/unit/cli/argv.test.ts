@@ -178,6 +178,17 @@ describe('`--` COMMAND and --follow', () => {
     expect(parseCommandLine(['logs', '--follow']).options.follow).toBe(true);
     expect(parseCommandLine(['logs']).options.follow).toBe(false);
   });
+
+  it('--waves takes cumulative host counts and percentages; not together with --rolling; -v is --verbose', () => {
+    expect(parseCommandLine(['deploy', '--waves', '1,10%,25%,100%']).options.waves).toEqual([1, '10%', '25%', '100%']);
+    expect(parseCommandLine(['deploy']).options.waves).toBeUndefined();
+    expect(usageError(() => parseCommandLine(['deploy', '--waves', '1,0%'])).message).toContain('--waves: "0%" is not');
+    expect(usageError(() => parseCommandLine(['deploy', '--waves', '1', '--rolling', '2'])).message).toContain(
+      '--rolling and --waves: give one',
+    );
+    expect(parseCommandLine(['deploy', '-v']).options.verbose).toBe(true);
+    expect(parseCommandLine(['deploy']).options.verbose).toBe(false);
+  });
 });
 
 describe('--artifact', () => {

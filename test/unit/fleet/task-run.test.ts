@@ -47,7 +47,7 @@ function fakeHost(name: string, trips: string[]): Host {
   };
 }
 
-const quiet = { step() {}, line() {}, error() {}, detail() {} } as unknown as Log;
+const quiet = { step() {}, beginStep() {}, endStep() {}, line() {}, error() {}, detail() {} } as unknown as Log;
 const config = { dependencies: { type: 'none' } } as unknown as ResolvedConfig;
 
 function oneHostRun(trips: string[]) {
