@@ -17,11 +17,13 @@ import {
   checkSshArgs,
   cutover,
   discard,
+  drainSlot,
   fetchArtifact,
   healthCheck,
   installConfigs,
   installDependencies,
   listReleases,
+  moveTraffic,
   logs,
   mustRun,
   newRelease,
@@ -40,6 +42,7 @@ import {
   setup,
   setupConnection,
   sh,
+  startSlot,
   ssh,
   status,
   type TaskRun,
@@ -152,13 +155,25 @@ async function ship(run: TaskRun, from: ReleaseArchive | Artifact | Promise<Arti
       // Every host of the batch is ready. Live wave by wave (--waves, rollout.waves; else one wave), the next only
       // once this one passed; past rollout.maxFailures every switched host goes back, the rest never switch.
       await inWaves(batch, release, async (wave) => {
-        await wave.undoable(() => cutover(wave, release.id, release.archive.ref), 'cleanup', discard(wave, release));
+        await wave.undoable(
+          async () => {
+            // blue-green: the release starts in the idle slot, checked there on every host of the wave; then
+            // traffic moves.
+            await wave.each('start-slot', startSlot(wave, release.id, 'deploy'));
+            await wave.each('move-traffic', moveTraffic(wave));
+            await cutover(wave, release.id, release.archive.ref);
+          },
+          'cleanup',
+          discard(wave, release),
+        );
         await rollBackOnFailure(wave, release, async () => {
           await wave.each('after-switch', runHooks(wave, 'afterSwitch', release.id));
           await wave.each('restart', restartServices(wave));
           await wave.each('health', healthCheck(wave, release.id));
           await bake(wave, release.id); // rollout.bakeSeconds: the health check keeps passing that long
         });
+        // blue-green: the old slot finishes its in-flight requests and stops.
+        await wave.each('drain-slot', drainSlot(wave));
       });
     }
     // Queued: runs when the block ends, its command carrying each host's unlock (or first, under the

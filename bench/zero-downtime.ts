@@ -6,7 +6,7 @@
 //   npx tsx bench/zero-downtime.ts [deploys=6] [rate=50] [scenario label…]
 // A strategy is a row of SCENARIOS: its label and the config keys it adds to the stack's deploy config.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type LatencyStats, latencyStats, startLoad } from '../test/helpers/load-client.js';
@@ -24,7 +24,15 @@ export interface Scenario {
 
 // restart is today's behaviour and default, so it adds no key. A blue-green row per listen mode is one more entry,
 // e.g. { label: 'blue-green (socket)', config: () => ({ cutover: { strategy: 'blue-green', listen: 'socket' } }) }.
-export const SCENARIOS: Scenario[] = [{ label: 'restart', config: () => ({}) }];
+export const SCENARIOS: Scenario[] = [
+  { label: 'restart', config: () => ({}) },
+  {
+    label: 'blue-green (socket)',
+    config: () => ({ cutover: { strategy: 'blue-green' } }),
+    // nginx's workers (nobody) reach <deployTo>/run/live.sock: every folder above it must let them through.
+    prepare: (project) => chmodSync(project.dir, 0o711),
+  },
+];
 
 const deploys = Number(process.argv[2] ?? 6);
 const rate = Number(process.argv[3] ?? 50);

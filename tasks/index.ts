@@ -30,6 +30,10 @@ export { rollBackOnFailure } from './steps/auto-rollback.js';
 export { restartServices } from './steps/restart.js';
 export { healthCheck } from './steps/health.js';
 export { purgeReleases } from './steps/purge.js';
+// blue-green's steps (skipped under the restart strategy), in the order a deploy runs them.
+export { startSlot } from './steps/start-slot.js';
+export { moveTraffic } from './steps/move-traffic.js';
+export { drainSlot } from './steps/drain-slot.js';
 export { withNotifications } from './steps/notify.js';
 // The built-in tasks.
 export { checkRollbackArgs, rollback } from './builtin/rollback.js';

@@ -3,6 +3,11 @@ import type { TaskRun } from '../fleet/task-run.js';
 import { UsageError } from '../lib/errors.js';
 import { parseRollbackArg, RollbackRefused, selectRollbackTarget } from '../release/rules.js';
 import { badReleases } from '../release/state.js';
+import type { HostRun } from '../fleet/host-run.js';
+import { stopStartedSlot } from '../steps/cleanup.js';
+import { drainSlot } from '../steps/drain-slot.js';
+import { moveTraffic } from '../steps/move-traffic.js';
+import { startSlot } from '../steps/start-slot.js';
 import { switchTo } from '../steps/switch.js';
 
 /** rollback, rollback:current or rollback:<id>: at most one argument. */
@@ -46,6 +51,7 @@ export function rollbackTargets(run: TaskRun): Map<string, string> {
 export async function rollback(run: TaskRun): Promise<void> {
   await run.locked('rollback', async () => {
     const targets = rollbackTargets(run);
+    if (run.config.cutover.strategy === 'blue-green') return blueGreenRollback(run, targets);
     // The block's last step: its command gives back each host's lock in the same round trip.
     await run.atEnd('switch', async (h) => {
       const target = targets.get(h.host.name)!;
@@ -54,4 +60,26 @@ export async function rollback(run: TaskRun): Promise<void> {
       return switchTo(run, target, 'rollback')(h);
     });
   });
+}
+
+/**
+ * blue-green: the same cutover as a deploy, onto the target release: started in the idle slot and checked
+ * there (every host), traffic moved, `current` switched, the old slot drained and stopped (that last step
+ * carries the unlock). A target that fails its check is stopped; traffic never left the live slot.
+ */
+async function blueGreenRollback(run: TaskRun, targets: Map<string, string>): Promise<void> {
+  const target = (h: HostRun) => targets.get(h.host.name)!;
+  await run.undoable(
+    async () => {
+      await run.each('start-slot', startSlot(run, target, 'rollback'));
+      await run.each('move-traffic', moveTraffic(run));
+      await run.each('switch', async (h) => {
+        if (!h.report.slot?.moved) return { skipped: `already on ${target(h)}` };
+        return switchTo(run, target(h), 'rollback')(h);
+      });
+    },
+    'cleanup',
+    stopStartedSlot(run),
+  );
+  await run.atEnd('drain-slot', drainSlot(run));
 }

@@ -2,7 +2,9 @@
 import type { TaskRun } from '../fleet/task-run.js';
 import { script, sh } from '../lib/sh.js';
 import { checkFor, healthCheckScript } from '../scripts/health.js';
-import { statusCommands } from '../scripts/services.js';
+import { programStatusCommand, statusCommands } from '../scripts/services.js';
+import { slotCheck } from '../scripts/slots.js';
+import { describeSlots } from './releases.js';
 
 /**
  * Which of status's facts say something is wrong:
@@ -29,11 +31,19 @@ export async function status(run: TaskRun): Promise<void> {
   const check = run.config.healthcheck;
   await run.each('status', async (h) => {
     const commands = services && statusCommands(services);
+    // blue-green: the live slot's program, checked on its own socket.
+    const slot = run.config.cutover.strategy === 'blue-green' ? (h.state.slots?.live ?? undefined) : undefined;
+    const supervisor =
+      services?.supervisor && slot ? programStatusCommand(services, services.supervisor, slot) : undefined;
     // One answer is enough here: status reports the moment, it does not judge a release.
-    const once =
-      check && healthCheckScript({ ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1, successes: 1 }, services);
+    const one = check && { ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1, successes: 1 };
+    const once = one && healthCheckScript(slot ? slotCheck(one, h.paths.root, slot) : one, services, slot);
     const lines = script(
-      commands?.supervisor ? sh`echo "@@supervisor $(${commands.supervisor} 2>&1 | head -n 1)"` : undefined,
+      supervisor
+        ? sh`echo "@@supervisor $(${supervisor} 2>&1 | head -n 1)"`
+        : commands?.supervisor
+          ? sh`echo "@@supervisor $(${commands.supervisor} 2>&1 | head -n 1)"`
+          : undefined,
       commands?.nginxTest
         ? script(
             sh`if ${commands.nginxTest} >/dev/null 2>&1; then`,
@@ -56,8 +66,10 @@ export async function status(run: TaskRun): Promise<void> {
     const output = (await h.host.exec(lines, { readonly: true })).stdout;
     const facts = Object.fromEntries([...output.matchAll(/^@@(\w+) (.*)$/gm)].map((m) => [m[1], m[2].trim()]));
     const failed = failedFacts(facts);
+    if (h.state.slots) facts.slots = describeSlots(h.state.slots).replace(/^slots: /, '');
     Object.assign(h.report, {
       live: h.state.live,
+      ...(h.state.slots ? { slots: h.state.slots } : {}),
       supervisor: facts.supervisor,
       nginx: facts.nginx,
       health: facts.health,

@@ -11,8 +11,8 @@ import type { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { isRemoteRepository } from '../lib/paths.js';
 import { MIN_SECRET_LENGTH, SECRET_KEY, secrets } from '../lib/redact.js';
-import type { artifactsSchema, servicesSchema, setupSchema } from './schema.js';
-import type { ArtifactsConfig, HostConfig, ResolvedConfig, Services, SetupConfig } from './types.js';
+import type { artifactsSchema, cutoverSchema, servicesSchema, setupSchema } from './schema.js';
+import type { ArtifactsConfig, Cutover, HostConfig, ResolvedConfig, Services, SetupConfig } from './types.js';
 
 function resolveServices(application: string, raw: z.output<typeof servicesSchema> | undefined): Services | undefined {
   if (!raw) return undefined;
@@ -237,6 +237,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     supervisor: merged.templates?.supervisor ?? true,
   };
   checkServiceTemplates(file, services, templates);
+  const cutover = resolveCutover(file, merged.cutover, services, merged.healthcheck !== undefined);
 
   return {
     application: merged.application,
@@ -272,6 +273,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
     env,
     projectRoot,
+    cutover,
     configFile: file,
     data: merged.data && { dirs: merged.data.dirs ?? [], files: merged.data.files ?? [], dump: merged.data.dump },
     protected: (chosen as { protected?: boolean }).protected ?? false,
@@ -307,6 +309,39 @@ function resolveSetup(
       ],
       stateDir: helper.stateDir ?? `/var/lib/slipway/${application}`,
     },
+  };
+}
+
+/**
+ * blue-green runs the release as two supervisor programs behind nginx and checks the new one before
+ * traffic moves: without nginx, supervisor and a health check it cannot. Refused at load, saying why.
+ */
+function resolveCutover(
+  file: string,
+  raw: z.output<typeof cutoverSchema> | undefined,
+  services: Services | undefined,
+  healthcheck: boolean,
+): Cutover {
+  if (!raw || raw.strategy === 'restart') return { strategy: 'restart' };
+  const missing = [
+    !services?.nginx && 'services.nginx (nginx moves the traffic from one slot to the other)',
+    !services?.supervisor && 'services.supervisor (it runs the two slots)',
+    !healthcheck && 'healthcheck (the new slot is checked on its own socket or port before traffic moves)',
+  ].filter(Boolean);
+  if (missing.length)
+    throw new ConfigError(
+      `invalid config ${file}:\n  cutover.strategy: 'blue-green' needs ${missing.join(', and ')}; ` +
+        "or use strategy: 'restart'",
+    );
+  const unsupported = [
+    raw.listen === 'port' && "cutover.listen: 'port' is not supported yet; use listen: 'socket' (the default)",
+  ].filter(Boolean);
+  if (unsupported.length) throw new ConfigError(`invalid config ${file}:\n  ${unsupported.join('\n  ')}`);
+  return {
+    strategy: 'blue-green',
+    listen: raw.listen ?? 'socket',
+    ...(raw.ports ? { ports: raw.ports } : {}),
+    drainSeconds: raw.drainSeconds ?? 10,
   };
 }
 

@@ -111,6 +111,25 @@ export const healthcheckSchema = z
     },
   });
 
+/** How traffic moves to a new release: restart in place (today's), or blue-green slots side by side. */
+export const cutoverSchema = z
+  .strictObject({
+    strategy: z.enum(['restart', 'blue-green']),
+    /** blue-green: the slots listen on unix sockets <deployTo>/run/<slot>.sock (default) or on ports[0] / ports[1]. */
+    listen: z.enum(['socket', 'port']).optional(),
+    ports: z.tuple([z.number().int().min(1).max(65535), z.number().int().min(1).max(65535)]).optional(),
+    /** blue-green: seconds the old slot gets to finish its in-flight requests after SIGTERM (stopwaitsecs). */
+    drainSeconds: z.number().int().min(1).max(3600).optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.listen === 'port' && !c.ports)
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: "listen: 'port' needs ports: [blue, green]" });
+    if (c.ports && c.ports[0] === c.ports[1])
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'the two slots need two different ports' });
+    if (c.ports && c.listen !== 'port')
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: "only used with listen: 'port'" });
+  });
+
 const waveSize = z.union([z.number(), z.string()]).refine(isWaveSize, { error: WAVE_SIZES });
 
 /** Waves, bake and failure budget of a deploy (see rollout.ts and steps/rollout.ts). */
@@ -240,6 +259,7 @@ export const settings = {
   keepConnectionsMaxAge: z.number().int().min(1).max(86_400),
   services: servicesSchema,
   healthcheck: healthcheckSchema,
+  cutover: cutoverSchema,
   rollout: rolloutSchema,
   /** SSH connections being opened at once (default 50); each bounded by connectTimeoutSeconds. */
   maxConnects: z.number().int().min(1).max(1000),
@@ -282,6 +302,7 @@ export const fileSchema = z.strictObject({
   keepConnectionsMaxAge: settings.keepConnectionsMaxAge.optional(),
   services: settings.services.optional(),
   healthcheck: settings.healthcheck.optional(),
+  cutover: settings.cutover.optional(),
   rollout: settings.rollout.optional(),
   maxConnects: settings.maxConnects.optional(),
   data: settings.data.optional(),

@@ -81,6 +81,7 @@ export type ResolvedConfig = Pick<
     /** `pull` writes into this environment only with --yes or a confirmation on a terminal. */
     protected: boolean;
     setup: SetupConfig;
+    cutover: Cutover;
     /** Every environment the config names (this one is `environment`). */
     environments: string[];
     /** Set when the config has `artifacts`: every default applied, a dir store's path absolute. */
@@ -88,6 +89,11 @@ export type ResolvedConfig = Pick<
     /** Delta releases (default true): upload only what changed since a verified release on the host. */
     delta: boolean;
   };
+
+/** The cutover after loading: restart (in place), or blue-green with its listen mode and drain time. */
+export type Cutover =
+  | { strategy: 'restart' }
+  | { strategy: 'blue-green'; listen: 'socket' | 'port'; ports?: [number, number]; drainSeconds: number };
 
 export type StoreConfig = z.output<typeof storeSchema>;
 

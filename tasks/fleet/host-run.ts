@@ -6,7 +6,8 @@ import { type HeldLock, type Host, mustRun } from '../hosts/host.js';
 import { layout } from '../lib/paths.js';
 import type { Shell } from '../lib/sh.js';
 import type { LockOwner } from '../lock/owner.js';
-import type { HostState } from '../release/state.js';
+import type { HostState, SlotState } from '../release/state.js';
+import type { Slot } from '../release/templates.js';
 import type { Verdict } from '../scripts/service-checks.js';
 
 /** A release as the `releases` task lists it. */
@@ -51,6 +52,19 @@ export interface HostReport {
   nginx?: string;
   health?: string;
   failed?: string[];
+  /**
+   * blue-green: the slot this run started and on which release, the slot live before it (null: none), whether
+   * traffic moved to it, and why it failed.
+   */
+  slot?: {
+    started: Slot;
+    release: string;
+    from: { slot: Slot; release: string } | null;
+    moved?: boolean;
+    failed?: string;
+  };
+  /** blue-green (`releases`, `status`): the slots as the host records them. */
+  slots?: SlotState;
 }
 
 export class HostRun {

@@ -53,6 +53,16 @@ export function layout(deployTo: string) {
     toolCache: (tool: 'npm' | 'pip') => at('cache', tool),
     /** A service config a deploy replaced (`prev`), or the mark that there was none (`none`). */
     serviceBackup: (role: string, kind: 'prev' | 'none') => at('service-backups', `${role}.${kind}`),
+    /** blue-green: the slots' sockets, the live link nginx connects through, and the slots' state. */
+    run: at('run'),
+    slotSocket: (slot: string) => at('run', `${slot}.sock`),
+    liveSocket: at('run', 'live.sock'),
+    liveSocketNext: at('run', '.live.sock.next'),
+    slotState: at('run', 'state.json'),
+    /** listen: 'port': the upstream nginx includes, naming the live slot's port. */
+    upstream: at('run', 'upstream.conf'),
+    /** The programs file being composed before it is installed. */
+    programsNext: at('run', '.programs.next'),
   };
 }
 

@@ -17,7 +17,39 @@ export interface RenderedFile {
   secret: boolean;
 }
 
-export function templateView(config: ResolvedConfig, host: HostConfig, releaseId: string) {
+/** blue-green's two slots, in the order of `cutover.ports`. */
+export const SLOTS = ['blue', 'green'] as const;
+export type Slot = (typeof SLOTS)[number];
+
+/**
+ * The variables that differ per slot (blue-green) or name the one program (restart): `program` (the
+ * supervisor program's name), `slot`, `socket` or `port` (where the slot listens), `drainSeconds`.
+ */
+function slotView(config: ResolvedConfig, host: HostConfig, slot?: Slot) {
+  const name = config.services?.supervisor?.name ?? config.application;
+  const cutover = config.cutover;
+  if (cutover.strategy === 'restart' || !slot) return { program: config.application };
+  const p = layout(host.deployTo);
+  return {
+    program: `${name}-${slot}`,
+    slot,
+    drainSeconds: cutover.drainSeconds,
+    ...(cutover.listen === 'socket'
+      ? { socket: p.slotSocket(slot) }
+      : { port: cutover.ports?.[SLOTS.indexOf(slot)] ?? config.port }),
+  };
+}
+
+/** How nginx reaches the program: a fixed address (restart, blue-green's live.sock) or an included upstream. */
+function upstreamView(config: ResolvedConfig, host: HostConfig) {
+  const cutover = config.cutover;
+  const p = layout(host.deployTo);
+  if (cutover.strategy === 'restart') return { strategy: 'restart', upstreamServer: `127.0.0.1:${config.port}` };
+  if (cutover.listen === 'socket') return { strategy: 'blue-green', upstreamServer: `unix:${p.liveSocket}` };
+  return { strategy: 'blue-green', upstreamInclude: p.upstream };
+}
+
+export function templateView(config: ResolvedConfig, host: HostConfig, releaseId: string, slot?: Slot) {
   const p = layout(host.deployTo);
   return {
     ...config.vars,
@@ -33,6 +65,8 @@ export function templateView(config: ResolvedConfig, host: HostConfig, releaseId
     serverName: config.serverName,
     ...(config.runAs ? { user: config.runAs } : {}),
     env: config.env,
+    ...upstreamView(config, host),
+    ...slotView(config, host, slot),
   };
 }
 
@@ -106,13 +140,22 @@ export async function renderTemplates(
   releaseId: string,
 ): Promise<RenderedFile[]> {
   const { compile, secrets } = await compilerFor(config);
-  const view = templateView(config, host, releaseId);
+  // blue-green: the program is rendered once per slot (supervisor.blue.conf, supervisor.green.conf), so that
+  // any release can be started in either slot.
+  const slotted = (file: string) => config.cutover.strategy === 'blue-green' && file === 'supervisor.conf.hbs';
+  const renders = templateFiles(config).flatMap(
+    (file): Array<{ file: string; slot?: Slot; name: string }> =>
+      slotted(file)
+        ? SLOTS.map((slot) => ({ file, slot, name: `supervisor.${slot}.conf` }))
+        : [{ file, name: file.replace(/\.hbs$/, '') }],
+  );
+  const view = templateView(config, host, releaseId, slotted('supervisor.conf.hbs') ? 'blue' : undefined);
   const known = [...Object.keys(view).filter((k) => k !== 'env'), ...Object.keys(config.env).map((k) => `env.${k}`)];
-  return templateFiles(config).map((file) => {
+  return renders.map(({ file, slot, name }) => {
     const source = readFileSync(path.join(config.templates.dir, file), 'utf8');
     try {
-      const content = compile(source)(view);
-      return { name: file.replace(/\.hbs$/, ''), content, secret: secrets.foundIn(content) };
+      const content = compile(source)(templateView(config, host, releaseId, slot));
+      return { name, content, secret: secrets.foundIn(content) };
     } catch (error) {
       throw templateError(
         error,

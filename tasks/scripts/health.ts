@@ -1,6 +1,7 @@
 // Shell for the health check: good answers in a row from one RUNNING process; the stderr tail when it fails.
 import type { Services } from '../config/types.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
+import type { Slot } from '../release/templates.js';
 import { programStatusCommand, stderrTail } from './services.js';
 
 export interface HealthCheck {
@@ -11,6 +12,8 @@ export interface HealthCheck {
   /** Good answers in a row needed, `intervalSeconds` apart. */
   successes: number;
   intervalSeconds: number;
+  /** blue-green with listen 'socket': the URL is fetched through this unix socket (curl --unix-socket). */
+  socket?: string;
 }
 
 /** The check for one release: `{{releaseId}}` in expectBody stands for its id. */
@@ -26,8 +29,20 @@ const PYTHON_GET = [
   'open(sys.argv[2],"wb").write(b); print(s)',
 ].join('\n');
 
-/** The shell functions both checks use: `get` (the URL's status; the body in $tmp), `program_state`, `running_pid`. */
-function probe(check: HealthCheck, services?: Services): Shell {
+// The same through a unix socket (argv[3]): http.client with the socket connected by hand.
+const PYTHON_GET_UNIX = [
+  'import sys,socket,http.client as h,urllib.parse as p',
+  'c=h.HTTPConnection("localhost", timeout=5); c.sock=socket.socket(socket.AF_UNIX); c.sock.settimeout(5)',
+  'c.sock.connect(sys.argv[3]); u=p.urlsplit(sys.argv[1])',
+  'c.request("GET", u.path + ("?" + u.query if u.query else ""))',
+  'r=c.getresponse(); open(sys.argv[2],"wb").write(r.read()); print(r.status)',
+].join('\n');
+
+/**
+ * The shell functions both checks use: `get` (the URL's status; the body in $tmp; through `check.socket` when
+ * set), `program_state` (blue-green: the slot's program), `running_pid`.
+ */
+function probe(check: HealthCheck, services?: Services, slot?: Slot): Shell {
   const supervisor = services?.supervisor;
   return script(
     sh`url=${check.url} want=${check.expectStatus} body=${check.expectBody ?? ''}`,
@@ -35,14 +50,18 @@ function probe(check: HealthCheck, services?: Services): Shell {
     sh`trap 'rm -f "$tmp"' EXIT`,
     sh`get() {`,
     sh`  if command -v curl >/dev/null; then`,
-    sh`    curl -s -o "$tmp" -w '%{http_code}' --max-time 5 "$url"`,
+    check.socket
+      ? sh`    curl -s -o "$tmp" -w '%{http_code}' --max-time 5 --unix-socket ${check.socket} "$url"`
+      : sh`    curl -s -o "$tmp" -w '%{http_code}' --max-time 5 "$url"`,
     sh`  else`,
-    sh`    python3 -c ${PYTHON_GET} "$url" "$tmp"`,
+    check.socket
+      ? sh`    python3 -c ${PYTHON_GET_UNIX} "$url" "$tmp" ${check.socket}`
+      : sh`    python3 -c ${PYTHON_GET} "$url" "$tmp"`,
     sh`  fi`,
     sh`}`,
     supervisor
       ? script(
-          sh`program_state() { ${programStatusCommand(services!, supervisor)} 2>&1 | head -n 1 | tr -s ' '; }`,
+          sh`program_state() { ${programStatusCommand(services!, supervisor, slot)} 2>&1 | head -n 1 | tr -s ' '; }`,
           sh`running_pid() { printf '%s\\n' "$1" | awk '$2 == "RUNNING" { sub(/,$/, "", $4); print $4 }'; }`,
         )
       : script(sh`program_state() { :; }`, sh`running_pid() { echo -; }`),
@@ -94,12 +113,12 @@ export function bakeScript(check: HealthCheck, services: Services | undefined, s
  * between two answers is not healthy. Prints `@@healthy <what it saw>`; on failure why, supervisor's
  * state and the program's stderr.
  */
-export function healthCheckScript(check: HealthCheck, services?: Services): Shell {
+export function healthCheckScript(check: HealthCheck, services?: Services, slot?: Slot): Shell {
   const supervisor = services?.supervisor;
   const timeout = Math.ceil(check.timeoutSeconds);
   const times = check.successes > 1 ? ` ${check.successes} times in a row` : '';
   return script(
-    probe(check, services),
+    probe(check, services, slot),
     sh`successes=${check.successes} deadline=$(( $(date +%s) + ${timeout} ))`,
     sh`streak=0 seen= state= why=`,
     sh`while :; do`,
@@ -130,7 +149,8 @@ export function healthCheckScript(check: HealthCheck, services?: Services): Shel
     sh`  fi`,
     sh`  if [ "$(date +%s)" -ge "$deadline" ]; then`,
     sh`    printf 'health check failed after %ss: %s\\n' ${timeout} "$why" >&2`,
-    supervisor && script(sh`    printf 'supervisor: %s\\n' "$(program_state)" >&2`, stderrTail(services!, supervisor)),
+    supervisor &&
+      script(sh`    printf 'supervisor: %s\\n' "$(program_state)" >&2`, stderrTail(services!, supervisor, slot)),
     sh`    exit 1`,
     sh`  fi`,
     // Within a streak, wait the interval; until the first good answer, ask again soon.

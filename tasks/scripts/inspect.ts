@@ -3,10 +3,22 @@ import { COMPLETE, layout, RELEASE_META, releaseOfCurrent } from '../lib/paths.j
 import { sh } from '../lib/sh.js';
 import type { ReleaseMeta } from '../release/metadata.js';
 import { isReleaseId } from '../release/rules.js';
-import type { HostState } from '../release/state.js';
+import type { HostState, SlotState } from '../release/state.js';
+import type { Slot } from '../release/templates.js';
 import { manifestFiles } from './delta.js';
 
 const MANIFEST_SHA = manifestFiles('.').sha256.slice(2);
+
+function parseSlots(json: string): Partial<SlotState> | undefined {
+  try {
+    const value = JSON.parse(json) as Partial<SlotState>;
+    const id = (v: unknown) => (typeof v === 'string' && isReleaseId(v) ? v : null);
+    return { blue: id(value.blue), green: id(value.green), operation: value.operation ?? null };
+  } catch {
+    // A torn file cannot be: it is written by rename. A hand-edited one: the slots are read as empty.
+    return undefined;
+  }
+}
 
 const probeRuntime = {
   node: sh`echo "@@node $(node --version 2>/dev/null)"`,
@@ -35,6 +47,14 @@ if [ -d ${p.releases} ]; then for r in ${p.releases}/*; do
   if [ -f "$r"/${MANIFEST_SHA} ]; then s=; read -r s < "$r"/${MANIFEST_SHA} || true; echo "@@manifest $n $s"; fi
 done; fi
 if [ -d ${p.envs} ]; then for e in ${p.envs}/*; do [ -e "$e"/${COMPLETE} ] && echo "@@env \${e##*/}"; done; fi
+if [ -f ${p.slotState} ]; then
+  m=
+  IFS= read -r -d '' m < ${p.slotState} || true
+  m=\${m//$'\n'/}
+  printf '@@slots %s\n' "\${m:0:4096}"
+fi
+if [ -L ${p.liveSocket} ]; then echo "@@liveslot $(readlink ${p.liveSocket})"; fi
+if [ -f ${p.upstream} ]; then IFS= read -r m < ${p.upstream} || true; echo "@@liveslot \${m#'# slot '}"; fi
 ${probeRuntime[runtime]}
 echo "@@platform $OSTYPE $HOSTTYPE"
 echo "@@nginx $(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; })"
@@ -53,6 +73,8 @@ export function parseInspection(output: string): HostState {
     nginx: null,
     writable: false,
   };
+  let slots: Partial<SlotState> | undefined;
+  let liveSlot: Slot | undefined;
   for (const line of output.split('\n')) {
     const match = /^@@(\w+) ?(.*)$/.exec(line);
     if (!match) continue;
@@ -71,11 +93,19 @@ export function parseInspection(output: string): HostState {
     else if (key === 'node' || key === 'python' || key === 'platform') state.runtime[key] = value.trim();
     else if (key === 'nginx') state.nginx = value.trim() || null;
     else if (key === 'writable') state.writable = true;
+    else if (key === 'slots') slots = parseSlots(value);
+    else if (key === 'liveslot') liveSlot = /^(blue|green)(\.sock)?$/.exec(value.trim())?.[1] as Slot | undefined;
     else if (key === 'manifest') {
       const [id, sha] = value.split(' ');
       if (isReleaseId(id) && /^[0-9a-f]{64}$/.test(sha ?? '')) state.manifests = { ...state.manifests, [id]: sha };
     }
   }
   state.releases.sort();
+  if (slots || liveSlot) {
+    state.slots = { blue: null, green: null, operation: null, ...slots, live: liveSlot ?? null };
+    // What users get is the live slot's release, whatever `current` says (a run killed between the two).
+    const serving = liveSlot && state.slots[liveSlot];
+    if (serving && state.releases.includes(serving)) state.live = serving;
+  }
   return state;
 }

@@ -13,19 +13,24 @@ export type HelperSubcommand =
   | 'status'
   | 'test'
   | 'pid'
-  | 'tail';
+  | 'tail'
+  // blue-green: one slot's program started, stopped, its status and its stderr.
+  | 'slot-start'
+  | 'slot-stop'
+  | 'slot-status'
+  | 'slot-tail';
 
 /** `/usr/local/sbin/slipway-services <application> <subcommand> [release id]`: what the sudo rule is asked about. */
-function helperArguments(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
+function helperArguments(services: Services, subcommand: HelperSubcommand, ...args: string[]): Shell {
   const helper = services.helper;
   if (!helper) throw new Error('helperCommand: services.helper is not set');
-  const release = releaseId === undefined ? raw('') : sh` ${releaseId}`;
+  const release = args.length ? sh` ${args}` : raw('');
   return sh`${helper.command} ${helper.application} ${raw(subcommand)}${release}`;
 }
 
 /** `sudo -n /usr/local/sbin/slipway-services <application> <subcommand> [release id]`. */
-export function helperCommand(services: Services, subcommand: HelperSubcommand, releaseId?: string): Shell {
-  return sh`${raw(services.sudo ? `${services.sudo} ` : '')}${helperArguments(services, subcommand, releaseId)}`;
+export function helperCommand(services: Services, subcommand: HelperSubcommand, ...args: string[]): Shell {
+  return sh`${raw(services.sudo ? `${services.sudo} ` : '')}${helperArguments(services, subcommand, ...args)}`;
 }
 
 /**

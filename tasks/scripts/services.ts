@@ -4,6 +4,7 @@
 import path from 'node:path';
 import type { Services } from '../config/types.js';
 import { layout, releaseFiles } from '../lib/paths.js';
+import type { Slot } from '../release/templates.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
 import {
   helperCommand,
@@ -206,29 +207,41 @@ export function installConfigsScript(services: Services, deployTo: string, relea
   return script(...lines);
 }
 
+/** Drops the backups of the configs a deploy replaced: it went live (blue-green's move-traffic, restart's restart). */
+export function commitConfigsScript(services: Services, deployTo: string): Shell {
+  if (services.helper) return helperCommand(services, 'commit');
+  return script(configFunctions(services, deployTo), sh`commit_configs`);
+}
+
 /** Puts back the configs a failed deploy replaced. */
 export function restoreConfigsScript(services: Services, deployTo: string): Shell {
   if (services.helper) return restoreThroughHelper(services);
   return script(configFunctions(services, deployTo), sh`restore_configs`);
 }
 
-/** supervisor's status line for the program: through the helper, or services.sudo + supervisorctl. */
-export function programStatusCommand(services: Services, supervisor: NonNullable<Services['supervisor']>): Shell {
-  return services.helper
-    ? helperCommand(services, 'status')
-    : sh`${sudo(services)}${raw(supervisor.ctl)} status ${supervisor.name}`;
+/**
+ * supervisor's status line for the program (blue-green: one slot's program): through the helper, or
+ * services.sudo + supervisorctl.
+ */
+export function programStatusCommand(
+  services: Services,
+  supervisor: NonNullable<Services['supervisor']>,
+  slot?: Slot,
+): Shell {
+  if (services.helper) return slot ? helperCommand(services, 'slot-status', slot) : helperCommand(services, 'status');
+  return sh`${sudo(services)}${raw(supervisor.ctl)} status ${slot ? `${supervisor.name}-${slot}` : supervisor.name}`;
 }
 
 /**
  * Prints the last lines of the program's stderr log to stderr, read through supervisor (which can read
  * it whoever the program runs as). The log is shared by every release, so older lines may show too.
  */
-export function stderrTail(services: Services, supervisor: NonNullable<Services['supervisor']>): Shell {
-  const tail = services.helper
-    ? helperCommand(services, 'tail')
-    : sh`${sudo(services)}${raw(supervisor.ctl)} tail ${supervisor.name} stderr`;
+export function stderrTail(services: Services, supervisor: NonNullable<Services['supervisor']>, slot?: Slot): Shell {
+  const program = slot ? `${supervisor.name}-${slot}` : supervisor.name;
+  const helperTail = () => (slot ? helperCommand(services, 'slot-tail', slot) : helperCommand(services, 'tail'));
+  const tail = services.helper ? helperTail() : sh`${sudo(services)}${raw(supervisor.ctl)} tail ${program} stderr`;
   return script(
-    sh`  printf '%s\\n' ${`last lines of ${supervisor.name}'s stderr log (earlier runs' lines too):`} >&2`,
+    sh`  printf '%s\\n' ${`last lines of ${program}'s stderr log (earlier runs' lines too):`} >&2`,
     sh`  ${tail} 2>&1 | tail -n 15 >&2`,
   );
 }

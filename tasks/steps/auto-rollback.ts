@@ -7,6 +7,7 @@ import type { Release } from '../release/archive.js';
 import { revisionLine } from '../release/metadata.js';
 import { healthyIn } from '../scripts/health.js';
 import { markBadScript } from '../scripts/release.js';
+import { backToOldSlotScript } from './move-traffic.js';
 import { returnToScript, wentBack } from './switch.js';
 
 /** The reason a release is marked bad when the run was interrupted past its switch. */
@@ -39,7 +40,8 @@ async function returnFromRelease(run: TaskRun, release: Release, reason: string)
         from: release.id,
         reason: interrupted ? INTERRUPTED : 'auto',
       });
-      const command = script(mark.script, returnToScript(run, h, previous, logLine));
+      const back = backToOldSlotScript(run, h, previous, logLine) ?? returnToScript(run, h, previous, logLine);
+      const command = script(mark.script, back);
       const output = await wentBack(h, previous, mustRun(h.host, 'rollback', command, { stdin: mark.stdin }));
       h.report.live = previous;
       h.state.live = previous;

@@ -4,18 +4,58 @@ import type { TaskRun } from '../fleet/task-run.js';
 import { mustRun } from '../hosts/host.js';
 import { script } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
-import { discardScript } from '../scripts/release.js';
+import { discardScript, markBadScript } from '../scripts/release.js';
 import { restoreConfigsScript } from '../scripts/services.js';
+import { stopSlotScript, unlessLiveScript } from '../scripts/slots.js';
+import { NO_SLOTS } from './start-slot.js';
 
 /** Undoes a failed prepare on a host. */
 export function discard(run: TaskRun, release: Release) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
+    if (h.report.slot && services) return stopNewSlot(run, h, release);
     const command = script(
       services ? restoreConfigsScript(services, h.paths.root) : undefined,
       discardScript(h.paths.root, release.id, run.options.keepFailed),
     );
     const kept = await mustRun(h.host, 'cleanup', command);
     return kept.trim() ? `kept for inspection: ${kept.trim()}` : 'removed the unfinished release';
+  };
+}
+
+/**
+ * blue-green, once the new slot started on the host: traffic never reached it (unless move-traffic got
+ * there: then it is live and left alone). It is stopped, the release marked bad (why: its own failure, or
+ * another host's), the configs put back.
+ */
+async function stopNewSlot(run: TaskRun, h: HostRun, release?: Release): Promise<StepOutcome> {
+  const services = run.config.services!;
+  const started = h.report.slot!;
+  const failures = run.hosts.flatMap((o) => (o.report.slot?.failed ? [`${o.host.name}: ${o.report.slot.failed}`] : []));
+  const reason = started.failed ?? (run.interrupted ? 'interrupted' : failures[0]) ?? 'the deploy failed';
+  const mark = release && markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
+  const slots = h.state.slots ?? NO_SLOTS;
+  const command = script(
+    unlessLiveScript(h.paths.root, started.started),
+    stopSlotScript(services, h.paths.root, {
+      slot: started.started,
+      release: started.release,
+      live: started.from && { ...started.from, autostart: true },
+      state: { ...slots, [started.started]: started.release, live: started.from?.slot ?? null, operation: null },
+    }),
+    mark?.script,
+    restoreConfigsScript(services, h.paths.root),
+  );
+  const output = await mustRun(h.host, 'cleanup', command, mark ? { stdin: mark.stdin } : {});
+  if (/^@@live$/m.test(output)) return `traffic had moved to ${started.release}: left live`;
+  const marked = mark ? `; ${started.release} marked bad` : '';
+  return `stopped the slot it started (${started.started}, never served)${marked}`;
+}
+
+/** blue-green rollback's undo: the slot it started is stopped (nothing is marked: the release was good before). */
+export function stopStartedSlot(run: TaskRun) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    if (!h.report.slot || !run.config.services) return { skipped: 'no slot started on this host' };
+    return stopNewSlot(run, h);
   };
 }

@@ -10,6 +10,7 @@ export function restartServices(run: TaskRun) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
+    if (run.config.cutover.strategy === 'blue-green') return { skipped: 'blue-green: start-slot started the new slot' };
     // A dry run does not know whether the site changed: it shows the reload, which runs only if it did.
     const nginxChanged = run.options.dryRun || (h.report.configsChanged ?? []).includes('nginx');
     await mustRun(h.host, 'restart', restartScript(services, h.paths.root, nginxChanged));

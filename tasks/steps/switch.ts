@@ -86,9 +86,10 @@ export function switchTo(
     const from = h.state.live;
     const releases = h.state.releases;
     const logLine = revisionLine(action, id, { from: from ?? '', ...(ref ? { ref } : {}) });
-    // A deploy restarts in its own step after the switch; a rollback does it all in one round trip.
-    const command =
-      action === 'rollback' ? returnToScript(run, h, id, logLine) : switchScript(h.paths.root, id, logLine);
+    // A deploy restarts in its own step after the switch; a rollback does it all in one round trip (blue-green:
+    // its start-slot and move-traffic steps did, before the switch).
+    const returns = action === 'rollback' && run.config.cutover.strategy === 'restart';
+    const command = returns ? returnToScript(run, h, id, logLine) : switchScript(h.paths.root, id, logLine);
     const live = () => {
       h.report.previous = from;
       h.report.live = id;
@@ -111,11 +112,11 @@ export function switchTo(
       return run.tell(`${from ?? '(none)'} → ${id}`, `switch ${from ?? '(none)'} → ${id}`);
     }
     const running = run.exec(h, 'switch', command);
-    const output = await (action === 'rollback' ? wentBack(h, id, running) : running);
+    const output = await (returns ? wentBack(h, id, running) : running);
     live();
     const move = `${from ?? '(none)'} → ${id}`;
     const healthy = healthyIn(output);
-    const checks = action === 'rollback' && run.config.healthcheck ? ' and check its health' : '';
+    const checks = returns && run.config.healthcheck ? ' and check its health' : '';
     return run.tell(`${move}${healthy && `; ${healthy}`}`, `switch ${move}${checks}`);
   };
 }

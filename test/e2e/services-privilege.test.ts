@@ -553,4 +553,57 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
     expect(readdirSync(stack.sitesEnabled)).toEqual(['hello.conf']);
     expect(readFileSync(victim, 'utf8')).toBe('original\n');
   });
+
+  it(
+    'blue-green through the helper: its slot-start and slot-stop run the two slots (root-owned program file, ' +
+      'sections checked); deploy, deploy, rollback; a forged slot section is refused',
+    async () => {
+      const h = fleet.hosts[0];
+      const blueGreen = makeProject({
+        format: 'json',
+        config: {
+          knownHosts: fleet.knownHosts,
+          ...stack.deployConfig(),
+          runAs: h.user,
+          vars: { listen: `127.0.0.1:${stack.nginxPort}`, logDir: path.join(stack.dir, 'logs') },
+          services: { helper: HELPER },
+          cutover: { strategy: 'blue-green', drainSeconds: 5 },
+        },
+        hosts: [{ name: 'web1', host: h.address, port: h.port, user: h.user, privateKey: fleet.clientKey, deployTo }],
+      });
+      try {
+        const ids: string[] = [];
+        for (let i = 0; i < 2; i++) {
+          blueGreen.commit({ 'x.txt': String(i) }, `change ${i}`);
+          const result = await blueGreen.run(['deploy']);
+          expect(result.code, result.stderr + result.stdout).toBe(0);
+          expect(result.stdout).toMatch(/start-slot .*hello-(blue|green) on .*answered 200/);
+          ids.push(releaseIdOf(result.stdout));
+          expect(await stack.answer(ids[i])).toContain(`hello from release ${ids[i]}`);
+        }
+        const program = path.join(stack.supervisorConfD, 'hello.conf');
+        expect(statSync(program).uid).toBe(0);
+        const sections = readFileSync(program, 'utf8');
+        expect(sections).toMatch(/^\[program:hello-blue\]$/m);
+        expect(sections).toMatch(/^\[program:hello-green\]$/m);
+        expect(sections.match(/^autostart=true$/gm)).toHaveLength(1);
+        const back = await blueGreen.run(['rollback']);
+        expect(back.code, back.stderr + back.stdout).toBe(0);
+        expect(back.stdout).toMatch(/drain-slot .*drained and stopped hello-/);
+        expect(await stack.answer(ids[0])).toContain(`hello from release ${ids[0]}`);
+        // A section naming another program, handed to slot-start directly: refused, nothing installed.
+        const forged = `${deployTo}/releases/${ids[1]}/.slipway/supervisor.green.conf`;
+        const edit = await asDeployUser(`sed -i 's/^\\[program:hello-green\\]/[program:evil]/' ${forged}`);
+        expect(edit.code, edit.out).toBe(0);
+        const before = readFileSync(program, 'utf8');
+        const refused = await asDeployUser(`sudo -n ${HELPER} hello slot-start green ${ids[1]}`);
+        expect(refused.code, refused.out).toBe(1);
+        expect(refused.out).toContain('only the section [program:hello-green] is accepted');
+        expect(readFileSync(program, 'utf8')).toBe(before);
+        expect((await asDeployUser(`sudo -n ${HELPER} hello slot-stop purple`)).code).toBe(2);
+      } finally {
+        blueGreen.cleanup();
+      }
+    },
+  );
 });

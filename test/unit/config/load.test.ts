@@ -64,6 +64,7 @@ describe('loadConfig', () => {
       environment: 'local',
       env: {},
       projectRoot: dir,
+      cutover: { strategy: 'restart' },
     });
     expect(config.services).toBeUndefined();
     expect(config.healthcheck).toBeUndefined();
@@ -329,6 +330,53 @@ describe('setup', () => {
     });
     expect(message).toContain('setup.helper.nginxTest: a command on one line');
     expect(message).toContain('setup.x: unknown key');
+  });
+});
+
+describe('cutover', () => {
+  const health = { url: 'http://127.0.0.1:8080/health' };
+  const services = { nginx: {}, supervisor: {} };
+  const files = { 'nginx.conf.hbs': '', 'supervisor.conf.hbs': '' };
+  const bg = (extra: Record<string, unknown>) => ({ ...minimal, templates: { dir: '.' }, ...extra });
+
+  it('default restart; blue-green gets listen socket and drainSeconds 10; an environment overrides it', async () => {
+    expect((await load(minimal)).config.cutover).toEqual({ strategy: 'restart' });
+    const { config } = await load(bg({ services, healthcheck: health, cutover: { strategy: 'blue-green' } }), {
+      files,
+    });
+    expect(config.cutover).toEqual({ strategy: 'blue-green', listen: 'socket', drainSeconds: 10 });
+    const overridden = bg({
+      services,
+      healthcheck: health,
+      cutover: { strategy: 'blue-green' },
+      environments: { local: { ...minimal.environments.local, cutover: { strategy: 'restart' } } },
+    });
+    expect((await load(overridden, { files })).config.cutover).toEqual({ strategy: 'restart' });
+  });
+
+  it('blue-green without nginx, supervisor or a health check: exit 2 saying what it needs and why', async () => {
+    const message = await configError(bg({ cutover: { strategy: 'blue-green' } }));
+    expect(message).toContain("cutover.strategy: 'blue-green' needs services.nginx (nginx moves the traffic");
+    expect(message).toContain('services.supervisor (it runs the two slots)');
+    expect(message).toContain('healthcheck (the new slot is checked on its own socket or port');
+    const noNginx = bg({
+      services: { nginx: false, supervisor: {} },
+      healthcheck: health,
+      cutover: { strategy: 'blue-green' },
+    });
+    expect(await configError(noNginx, { files })).not.toContain('services.supervisor');
+  });
+
+  it("a bad strategy, ports without listen 'port', listen 'port' (not yet): exit 2 naming the key", async () => {
+    expect(await configError(bg({ cutover: { strategy: 'green' } }))).toMatch(/cutover\.strategy: /);
+    const ports = bg({ services, healthcheck: health, cutover: { strategy: 'blue-green', ports: [9001, 9002] } });
+    expect(await configError(ports, { files })).toContain("cutover.ports: only used with listen: 'port'");
+    const port = bg({
+      services,
+      healthcheck: health,
+      cutover: { strategy: 'blue-green', listen: 'port', ports: [9001, 9002] },
+    });
+    expect(await configError(port, { files })).toContain("cutover.listen: 'port' is not supported yet");
   });
 });
 

@@ -24,6 +24,7 @@ describe('renderTemplates', () => {
     env: { PEM: pem, TOKEN: 'tok-unit-value' },
     templates: { dir, nginx: false, supervisor: false },
     projectRoot: scratch,
+    cutover: { strategy: 'restart' },
   } as unknown as ResolvedConfig;
   const host = { name: 'web1', deployTo: '/srv/app', roles: [] } as never;
   afterEach(() => {
@@ -50,5 +51,40 @@ describe('renderTemplates', () => {
       ['key.json', true],
       ['plain.conf', false],
     ]);
+  });
+});
+
+describe('renderTemplates with cutover blue-green', () => {
+  it('renders the program once per slot (program, socket, release path, drain); the site uses live.sock', async () => {
+    const config = {
+      application: 'hello',
+      environment: 'local',
+      port: 8080,
+      serverName: 'localhost',
+      vars: {},
+      env: {},
+      templates: { dir: path.resolve(import.meta.dirname, '../../../templates'), nginx: true, supervisor: true },
+      projectRoot: scratch,
+      services: { sudo: '', supervisor: { program: '/etc/p.conf', ctl: 'supervisorctl', name: 'hello' } },
+      cutover: { strategy: 'blue-green', listen: 'socket', drainSeconds: 7 },
+    } as unknown as ResolvedConfig;
+    const files = await renderTemplates(config, { name: 'web1', deployTo: '/srv/app', roles: [] } as never, 'r1');
+    expect(files.map((f) => f.name)).toEqual(['nginx.conf', 'supervisor.blue.conf', 'supervisor.green.conf']);
+    const green = files[2].content;
+    expect(green).toContain('[program:hello-green]');
+    expect(green).toContain('directory=/srv/app/releases/r1');
+    expect(green).toContain('environment=SOCKET="/srv/app/run/green.sock",NODE_ENV="production"');
+    expect(green).toContain('stopwaitsecs=7');
+    expect(green).toContain('/hello-green.err.log');
+    expect(files[0].content).toContain('server unix:/srv/app/run/live.sock;');
+    const restart = await renderTemplates(
+      { ...config, cutover: { strategy: 'restart' } },
+      { name: 'web1', deployTo: '/srv/app', roles: [] } as never,
+      'r1',
+    );
+    expect(restart.map((f) => f.name)).toEqual(['nginx.conf', 'supervisor.conf']);
+    expect(restart[1].content).toContain('[program:hello]\ncommand=node server.js\ndirectory=/srv/app/current\n');
+    expect(restart[1].content).not.toContain('stopwaitsecs');
+    expect(restart[0].content).toContain('server 127.0.0.1:8080;');
   });
 });

@@ -1,0 +1,74 @@
+// Step (blue-green): move traffic to the new slot, once it is healthy on every host; and the way back.
+import type { HostRun, StepOutcome } from '../fleet/host-run.js';
+import type { TaskRun } from '../fleet/task-run.js';
+import { raw, script, sh, type Shell } from '../lib/sh.js';
+import type { SlotState } from '../release/state.js';
+import { helperCommand } from '../scripts/services-helper.js';
+import { commitConfigsScript } from '../scripts/services.js';
+import { moveTrafficScript, slotProgram, stopSlotScript } from '../scripts/slots.js';
+import { switchScript } from '../scripts/switch.js';
+import { NO_SLOTS } from './start-slot.js';
+
+/** nginx's graceful reload, as the deploy runs it (the helper's `reload`, or services.sudo + nginx.reload). */
+function nginxReload(run: TaskRun): Shell | undefined {
+  const services = run.config.services;
+  if (!services?.nginx) return undefined;
+  if (services.helper) return helperCommand(services, 'reload');
+  return sh`${raw(services.sudo ? `${services.sudo} ` : '')}${raw(services.nginx.reload)}`;
+}
+
+/**
+ * Swaps run/live.sock to the slot start-slot started (nginx reloads only when its site changed), records
+ * the slot live, and commits the configs installed for the release.
+ */
+export function moveTraffic(run: TaskRun) {
+  return async (h: HostRun): Promise<StepOutcome> => {
+    const services = run.config.services;
+    if (run.config.cutover.strategy !== 'blue-green' || !services) return { skipped: 'strategy restart' };
+    const started = h.report.slot;
+    if (!started) return { skipped: 'blue-green: no slot started on this host' };
+    const nginxChanged = run.options.dryRun || (h.report.configsChanged ?? []).includes('nginx');
+    const slots = h.state.slots ?? NO_SLOTS;
+    const operation = started.from && slots.operation ? { ...slots.operation, step: 'drain-slot' } : null;
+    const state: SlotState = { ...slots, live: started.started, [started.started]: started.release, operation };
+    const reload = nginxChanged ? nginxReload(run) : undefined;
+    const command = script(
+      moveTrafficScript(h.paths.root, started.started, state, reload),
+      commitConfigsScript(services, h.paths.root),
+    );
+    await run.exec(h, 'move-traffic', command);
+    started.moved = true;
+    h.state.slots = state;
+    const to = `${slotProgram(services, started.started)} (${started.release})`;
+    const reloaded = reload ? '; reloaded nginx (its site changed)' : '';
+    return run.tell(
+      `live.sock → ${to}${reloaded}`,
+      `point live.sock at ${to}${reload ? ', reload nginx if its site changed' : ''}`,
+    );
+  };
+}
+
+/**
+ * A deploy failing after traffic moved (an afterSwitch hook): traffic back to the old slot (still running:
+ * the drain comes last), `current` back, the new slot stopped. `@@switched` marks the point from which the
+ * old release is live again (see wentBack).
+ */
+export function backToOldSlotScript(run: TaskRun, h: HostRun, previous: string, logLine: string): Shell | undefined {
+  const services = run.config.services;
+  const started = h.report.slot;
+  if (run.config.cutover.strategy !== 'blue-green' || !services || !started?.from) return undefined;
+  const from = started.from;
+  const slots = h.state.slots ?? NO_SLOTS;
+  const state: SlotState = { ...slots, live: from.slot, operation: null };
+  return script(
+    moveTrafficScript(h.paths.root, from.slot, state, undefined),
+    switchScript(h.paths.root, previous, logLine),
+    sh`echo @@switched`,
+    stopSlotScript(services, h.paths.root, {
+      slot: started.started,
+      release: started.release,
+      live: { ...from, autostart: true },
+      state,
+    }),
+  );
+}
