@@ -65,7 +65,7 @@ await runTasks(
         // Without a store: git archive + template check, before any host changes.
         await ship(run, artifact ?? (await packRelease(run)));
       }),
-      { accepts: { waves: true } }, // --waves: ship's inWaves reads it
+      { accepts: { waves: true, artifact: true } }, // --waves: ship's inWaves reads it
     ),
     rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback, {
       check: checkRollbackArgs,

@@ -22,7 +22,7 @@ export interface TaskDefinition {
   /** Refuses the task's arguments or the config (UsageError / ConfigError) before any host is touched. */
   check?(args: string[], config: ResolvedConfig): void;
   /** The command-line parts only some tasks take: `--follow` (logs), `-- COMMAND...` (ssh). */
-  accepts?: { follow?: boolean; command?: boolean; waves?: boolean };
+  accepts?: { follow?: boolean; command?: boolean; waves?: boolean; artifact?: boolean };
   /** false: the task opens no connection of slipway's (ssh uses the user's OpenSSH): none is opened ahead. */
   connects?: false;
   /** Connects to each host as someone else than the deploy user (`setup`: the admin user). */
@@ -37,17 +37,18 @@ export function task(
   return { help, run, check, accepts, connects, connectAs };
 }
 
-/** `--follow` or `-- COMMAND` given to tasks none of which takes it would be ignored: a usage error instead. */
+/** An option only some tasks take, given to tasks none of which takes it, would be ignored: a usage error instead. */
 function checkAccepted(tasks: Record<string, TaskDefinition>, calls: TaskCall[], options: CliOptions): void {
   const parts = [
     ['follow', '--follow', options.follow],
     ['command', '-- COMMAND', options.command !== undefined],
     ['waves', '--waves', options.waves !== undefined],
+    ['artifact', '--artifact', options.artifact !== undefined],
   ] as const;
   for (const [key, shown, given] of parts) {
     if (!given || calls.some((c) => tasks[c.name].accepts?.[key])) continue;
     const takers = Object.keys(tasks).filter((name) => tasks[name].accepts?.[key]);
-    throw new UsageError(`${shown}: none of the tasks given takes it (${takers.join(', ') || 'no task'} does)`);
+    throw new UsageError(`${shown}: none of the tasks given takes it (taken by: ${takers.join(', ') || 'no task'})`);
   }
 }
 

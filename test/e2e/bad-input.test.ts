@@ -42,6 +42,13 @@ const rows: Row[] = [
     message: /unknown task "frobnicate"; tasks: deploy, rollback/,
   },
   { name: 'bad task syntax', args: ['Deploy!'], code: 2, message: /bad task name "Deploy!"/ },
+  {
+    // It used to be ignored: a rollback with --artifact is no deploy of that artifact.
+    name: '--artifact given to a task that does not take it',
+    args: ['--artifact', 'latest', 'rollback'],
+    code: 2,
+    message: /--artifact: none of the tasks given takes it \(taken by: deploy\)/,
+  },
   { name: 'empty task argument', args: ['rollback:a,,b'], code: 2, message: /empty argument/ },
   { name: 'rollback to an empty id', args: ['rollback:'], code: 2, message: /empty argument/ },
   {

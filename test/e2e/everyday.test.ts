@@ -72,10 +72,10 @@ describe('run:<command>', () => {
     expect(bare.stderr).toContain('run needs a command: run:<command>');
     const follow = await project.run(['run:true', '--follow']);
     expect(follow.code).toBe(2);
-    expect(follow.stderr).toContain('--follow: none of the tasks given takes it (logs does)');
+    expect(follow.stderr).toContain('--follow: none of the tasks given takes it (taken by: logs)');
     const command = await project.run(['deploy', '--', 'ls']);
     expect(command.code).toBe(2);
-    expect(command.stderr).toContain('-- COMMAND: none of the tasks given takes it (ssh does)');
+    expect(command.stderr).toContain('-- COMMAND: none of the tasks given takes it (taken by: ssh)');
   });
 });
 

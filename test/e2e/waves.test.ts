@@ -133,7 +133,7 @@ describe('waves on 30 hosts', () => {
     const before = fleet.hosts.map(live);
     const rollback = await project.run(['rollback', '--waves', '1']);
     expect(rollback.code).toBe(2);
-    expect(rollback.stderr).toContain('--waves: none of the tasks given takes it (deploy, promote');
+    expect(rollback.stderr).toContain('--waves: none of the tasks given takes it (taken by: deploy, promote)');
     const rolling = await project.run(['deploy', '--waves', '1', '--rolling', '2']);
     expect(rolling.code).toBe(2);
     expect(rolling.stderr).toContain('--rolling and --waves: give one');
