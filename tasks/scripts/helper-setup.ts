@@ -3,6 +3,7 @@
 // /etc/slipway/<application>.conf, the include dirs, and the deploy user's one sudo rule, checked by
 // visudo before it is installed. Also the config's and the rule's text, which README shows.
 import path from 'node:path';
+import type { SetupConfig } from '../config/types.js';
 import { script, sh, type Shell } from '../lib/sh.js';
 
 export interface HelperSetup {
@@ -70,16 +71,7 @@ export function helperConfig(input: {
   runAs: string;
   nginx: boolean;
   supervisor: boolean;
-  helper: {
-    site: string;
-    enabled: string;
-    nginxTest: string;
-    nginxReload: string;
-    programFile: string;
-    supervisorctl: string;
-    allowedPaths: string[];
-    stateDir: string;
-  };
+  helper: SetupConfig['helper'];
 }): string {
   const h = input.helper;
   const lines = [
