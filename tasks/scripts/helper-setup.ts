@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { SetupConfig } from '../config/types.js';
 import { script, sh, type Shell } from '../lib/sh.js';
+import { takesArguments } from './services-helper.js';
 
 export interface HelperSetup {
   /** Where the helper is installed (services.helper). */
@@ -97,10 +98,11 @@ export function helperConfig(input: {
 
 /**
  * The deploy user's one sudo rule: the helper, for this application, with exactly the arguments a deploy
- * (and `status` / `check`) passes it; `install` takes a release id, which the helper checks.
+ * (and `status` / `check`) passes it; `install` takes a release id and the slot subcommands a slot (and an id),
+ * which the helper checks.
  */
 export function helperSudoers(user: string, helper: string, application: string, subcommands: string[]): string {
-  const commands = subcommands.map((c) => `${helper} ${application} ${c}${c === 'install' ? ' *' : ''}`);
+  const commands = subcommands.map((c) => `${helper} ${application} ${c}${takesArguments(c) ? ' *' : ''}`);
   return (
     `# Written by slipway setup: ${user} may run the install helper for ${application}, and nothing else, as root.\n` +
     `${user} ALL=(root) NOPASSWD: ${commands.join(', ')}\n`

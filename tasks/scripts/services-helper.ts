@@ -38,21 +38,40 @@ export function helperCommand(services: Services, subcommand: HelperSubcommand, 
  * about (`sudo -n -l <command>`). The one sudo rule allows them all, or none.
  */
 export function helperPrivilegedCommands(services: Services, releaseId: string): Shell[] {
-  const subcommands = helperSubcommands(services, false).filter((c) => c !== 'install');
-  return [helperArguments(services, 'install', releaseId), ...subcommands.map((c) => helperArguments(services, c))];
+  // The slot calls are not asked about: they are in the same one rule as these (helperSubcommands).
+  return helperSubcommands(services, false, { slots: false }).map((c) =>
+    helperArguments(services, c, ...exampleArguments(c, releaseId)),
+  );
+}
+
+/** The arguments a subcommand is called with, for asking sudo about it. */
+function exampleArguments(subcommand: HelperSubcommand, releaseId: string): string[] {
+  return subcommand === 'install' ? [releaseId] : [];
+}
+
+/** Subcommands that take arguments (a release id, a slot), which the helper checks: `*` in the sudo rule. */
+export function takesArguments(subcommand: string): boolean {
+  return subcommand === 'install' || subcommand.startsWith('slot-');
 }
 
 /**
  * The helper's subcommands a deploy calls (install first), and with `readOnly` also `test`, which
- * `status` and `check` call: what setup's sudo rule allows, each with exactly these arguments.
+ * `status` and `check` call: what setup's sudo rule allows, each with exactly these arguments. `slots`: also
+ * blue-green's slot calls, in the rule whatever the strategy, so that switching to blue-green needs no new rule
+ * (the helper checks a slot's section as it checks install's).
  */
-export function helperSubcommands(services: Services, readOnly: boolean): HelperSubcommand[] {
+export function helperSubcommands(
+  services: Services,
+  readOnly: boolean,
+  { slots = true }: { slots?: boolean } = {},
+): HelperSubcommand[] {
   return [
     'install',
     'restore',
     'commit',
     // status and tail: the health check's view of the program, and its stderr when it fails.
     ...(services.supervisor ? (['restart', 'pid', 'status', 'tail'] as const) : []),
+    ...(services.supervisor && slots ? (['slot-start', 'slot-stop', 'slot-status', 'slot-tail'] as const) : []),
     ...(services.nginx ? (['reload'] as const) : []),
     ...(services.nginx && readOnly ? (['test'] as const) : []),
   ];

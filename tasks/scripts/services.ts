@@ -40,7 +40,6 @@ function managedFiles(services: Services, releaseDir: string): ManagedFile[] {
 const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '');
 
 /**
-/**
  * Every command a deploy of `releaseId` runs with root's powers (install, validate, put back, commit,
  * restart, purge's pid), exactly as the scripts here run them: what the sudo rules must allow. `check`
  * asks sudo about each one (`sudo -n -l <command>`); a unit test holds this list to the scripts. Through

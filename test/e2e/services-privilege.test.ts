@@ -32,7 +32,8 @@ const HELPER = '/usr/local/sbin/slipway-services';
 const README_SUDO_RULE =
   `${DEPLOY_USER} ALL=(root) NOPASSWD: ${HELPER} hello install *, ${HELPER} hello restore, ${HELPER} hello commit, ` +
   `${HELPER} hello restart, ${HELPER} hello pid, ${HELPER} hello status, ${HELPER} hello tail, ` +
-  `${HELPER} hello reload, ${HELPER} hello test`;
+  `${HELPER} hello slot-start *, ${HELPER} hello slot-stop *, ${HELPER} hello slot-status *, ` +
+  `${HELPER} hello slot-tail *, ${HELPER} hello reload, ${HELPER} hello test`;
 
 describe('the install script without the helper (local target)', () => {
   let scratch: string;

@@ -51,7 +51,8 @@ describe("the helper's config and sudo rule", () => {
     expect(text.split('\n')[1]).toBe(
       `deploy ALL=(root) NOPASSWD: ${HELPER} hello install *, ${HELPER} hello restore, ${HELPER} hello commit, ` +
         `${HELPER} hello restart, ${HELPER} hello pid, ${HELPER} hello status, ${HELPER} hello tail, ` +
-        `${HELPER} hello reload, ${HELPER} hello test`,
+        `${HELPER} hello slot-start *, ${HELPER} hello slot-stop *, ${HELPER} hello slot-status *, ` +
+        `${HELPER} hello slot-tail *, ${HELPER} hello reload, ${HELPER} hello test`,
     );
     const file = path.join(freshDir(), 'rule');
     writeFileSync(file, text, { mode: 0o440 });
