@@ -104,9 +104,10 @@ describe("README's walkthrough: a newcomer's app on a fresh server in five comma
     for (let i = from; i <= to; i++) lines[i] = lines[i].replace(/^( *)\/\/ /, '$1');
     const edited = lines
       .join('\n')
-      // The host (README: "your host, user, deployTo, serverName": user, deployTo and serverName as init wrote
-      // them); its port and key are what a real server on port 22 with your ~/.ssh key needs not say.
-      .replace("host: 'web1.example.com'", `host: '${h.address}', port: ${h.port}, privateKey: '${fleet.clientKey}'`)
+      // The host and your key (README: "your host, user, deployTo, serverName, your key": user, deployTo and
+      // serverName as init wrote them); its port is what a real server on port 22 needs not say.
+      .replace("host: 'web1.example.com'", `host: '${h.address}', port: ${h.port}`)
+      .replace("privateKey: '~/.ssh/id_ed25519'", `privateKey: '${fleet.clientKey}'`)
       // This test only: the host's key is in the harness's known_hosts (yours: ~/.ssh/known_hosts), the app
       // and nginx on free ports, and the test nginx's and supervisord's paths (a Debian host needs none).
       .replace(
@@ -131,6 +132,7 @@ describe("README's walkthrough: a newcomer's app on a fresh server in five comma
     writeFileSync(configFile(), edited);
     expect(edited).not.toMatch(/^ *\/\/ +(production|hosts|serverName|runAs|services|vars|healthcheck)\b/m);
     expect(edited).toContain(`host: '${h.address}'`);
+    expect(edited).toContain(`privateKey: '${fleet.clientKey}'`);
     expect(edited).toContain(`listen: '127.0.0.1:${stack.nginxPort}'`);
   });
 
