@@ -117,9 +117,11 @@ async function build(fabfile: string, dir: string, manifest: string, old: Manife
             if (path.isAbsolute(found.path)) externals.add(found.path);
             return { path: found.path, external: true };
           });
-          // import.meta.dirname / filename / url in the project's own files mean those files, not the bundle.
+          // import.meta.dirname / filename / url in the project's own files and in slipway's mean those files,
+          // not the bundle (setup finds slipway's server/slipway-services above its own module).
           b.onLoad({ filter: /\.[cm]?[jt]s$/ }, (args) => {
-            if (args.path.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
+            const inNodeModules = args.path.includes(`${path.sep}node_modules${path.sep}`);
+            if (inNodeModules && !args.path.includes(IN_SLIPWAY)) return undefined;
             const text = readFileSync(args.path, 'utf8');
             if (!text.includes('import.meta')) return undefined;
             const own: Record<string, string> = {

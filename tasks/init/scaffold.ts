@@ -41,7 +41,11 @@ export default defineConfig({
     // \`npx slipway deploy --env production\`, once your server is ready (\`npx slipway setup\`, then \`check\`).
     // Its secrets go in .env.production (never committed; see .env.production.example).
     // production: {
-    //   hosts: [{ name: 'web1', host: 'web1.example.com', user: 'deploy', deployTo: '/srv/${a}' }],
+    //   hosts: [
+    //     // privateKey: your key; setup logs in with it as root and authorizes its .pub for the deploy user
+    //     { name: 'web1', host: 'web1.example.com', user: 'deploy', privateKey: '~/.ssh/id_ed25519',
+    //       deployTo: '/srv/${a}' },
+    //   ],
     //   serverName: '${a}.example.com',
     //   runAs: 'deploy', // supervisor runs the program as this user (user= in templates/supervisor.conf.hbs)
     //   services: { helper: '/usr/local/sbin/slipway-services' }, // nginx + supervisor through the root helper

@@ -64,7 +64,8 @@ export function envVerdict(env: EnvFiles, dotenv: 'linked' | 'dangling' | 'none'
       };
     return { name, ok: true, detail: `${env.file}: ${count(env.keys.length, 'key')}; ${install}` };
   }
-  if (env.example)
+  // An example whose keys are all commented out (init's) expects no file yet: nothing to copy.
+  if (env.example?.keys.length)
     return {
       name,
       ok: false,
@@ -78,5 +79,6 @@ export function envVerdict(env: EnvFiles, dotenv: 'linked' | 'dangling' | 'none'
       detail: `${env.file} not found, but the live release reads .env: the next deploy would ship none`,
       fix: `put the environment's values back in ${env.file}; ${install}`,
     };
-  return { name, ok: 'skipped', detail: `no ${env.file} (none expected: no ${env.file}.example)` };
+  const expected = env.example ? `${env.example.file} lists no keys` : `no ${env.file}.example`;
+  return { name, ok: 'skipped', detail: `no ${env.file} (none expected: ${expected})` };
 }

@@ -45,6 +45,8 @@ describe('scaffold', () => {
     const production = await loadConfig({ configFile: path.join(dir, 'deploy.config.ts'), environment: 'production' });
     expect(production).toMatchObject({ runAs: 'deploy', serverName: 'shop.example.com' });
     expect(production.hosts[0]).toMatchObject({ host: 'web1.example.com', deployTo: '/srv/shop' });
+    // setup authorizes privateKey's .pub for the deploy user: without one it refuses (exit 2).
+    expect(production.hosts[0]!.privateKey).toMatch(/\/\.ssh\/id_ed25519$/);
   });
 
   it("the supervisor template runs the app's command; the rest is the package's template", () => {

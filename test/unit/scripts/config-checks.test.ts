@@ -42,4 +42,13 @@ describe('envVerdict', () => {
     expect(envVerdict({ file: '.env.production', keys: null }, 'linked').ok).toBe(false);
     expect(envVerdict({ file: '.env.production', keys: null }, 'none').ok).toBe('skipped');
   });
+  it("missing while the example lists no keys (init's, all commented out): skipped, not ✗ with an empty list", () => {
+    const empty = { file: '.env.production.example', keys: [] };
+    expect(envVerdict({ file: '.env.production', keys: null, example: empty }, 'none')).toEqual({
+      name: '.env file',
+      ok: 'skipped',
+      detail: 'no .env.production (none expected: .env.production.example lists no keys)',
+    });
+    expect(envVerdict({ file: '.env.production', keys: null, example: empty }, 'linked').ok).toBe(false);
+  });
 });
