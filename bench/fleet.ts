@@ -2,9 +2,12 @@
 // (each its own sshd, private /srv, clean shell environment: test/helpers/sshd.ts), beside the floor of plain
 // `ssh host true` to the same hosts in parallel (curve25519-sha256, as slipway's ssh2 negotiates). Also the
 // bytes the deployer sent (all hosts together), counted in one more deploy and rollback through a TCP relay in
-// front of each host (the timed runs go direct).
+// front of each host (the timed runs go direct), and for a one-file change in a 200-file tree with and without
+// delta releases.
 // Runs interleaved; prints medians (min–max).
 //   npx tsx bench/fleet.ts [runs=5] [tsx|mjs] [sizes=1,10,50,100]   (mjs: `npm run build` first)
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeProject, type Project } from '../test/helpers/project.js';
@@ -104,6 +107,33 @@ try {
     await mustTime(`counted rollback ${n}`, process.execPath, args('rollback'));
     bytes.set(n, { deploy: between - before, rollback: sent(hosts) - between });
   }
+  // Delta releases: a tree of 200 files (800 KiB of random bytes), then one file changed, deployed with delta
+  // (the default) and with delta: false, bytes sent counted through the relays.
+  const tree = Object.fromEntries(
+    Array.from({ length: 200 }, (_, i) => [`app/data/f${i}.bin`, randomBytes(4096).toString('base64')]),
+  );
+  const oneFileChange = new Map<number, { delta: number; full: number; archive: number }>();
+  for (const n of sizes) {
+    const hosts = fleet.hosts.slice(0, n);
+    const project = counted.get(n)!;
+    const args = [...entryArgs, '--config', project.configFile, 'deploy'];
+    project.commit('data', tree);
+    await mustTime(`counted data deploy ${n}`, process.execPath, args);
+    const change = async (i: number) => {
+      project.commit(`change ${i}`, { 'app/data/f0.bin': randomBytes(4096).toString('base64') });
+      const before = sent(hosts);
+      await mustTime(`counted one-file deploy ${n}`, process.execPath, args);
+      return (sent(hosts) - before) / n;
+    };
+    const delta = await change(1);
+    project.writeConfig({ delta: false });
+    const full = await change(2);
+    project.writeConfig();
+    const archive = execFileSync('git', ['-C', project.dir, 'archive', '--format=tar.gz', 'HEAD', 'app'], {
+      maxBuffer: 64 << 20,
+    }).length;
+    oneFileChange.set(n, { delta, full, archive });
+  }
   const base = times.get(sizes[0])!;
   const [D1, R1] = [summary(base.deploy), summary(base.rollback)];
   console.log(`runs: ${runs}, entry: ${entryArgs.at(-1)}`);
@@ -121,6 +151,14 @@ try {
     );
   }
   console.log('goals: 100-host warm redeploy ≤ 4× the 1-host time; 100-host rollback ≤ 3× the 1-host rollback');
+  console.log('\none file changed in a 200-file tree: bytes the deployer sent a host');
+  console.log('| hosts | delta | delta: false | the tree as .tar.gz |');
+  console.log('|---|---|---|---|');
+  for (const n of sizes) {
+    const o = oneFileChange.get(n)!;
+    const share = ((o.delta / o.archive) * 100).toFixed(1);
+    console.log(`| ${n} | ${Math.round(o.delta)} (${share}%) | ${Math.round(o.full)} | ${o.archive} |`);
+  }
 } finally {
   for (const p of [...projects.values(), ...counted.values()]) p.cleanup();
   for (const r of relays.values()) await r.stop();
