@@ -2,7 +2,7 @@
 // slot's port. Traffic moves when that file is renamed over by one naming the new slot's port and nginx is
 // reloaded gracefully; the site adds X-Slipway-Upstream ($upstream_addr) to every answer, so the move is
 // confirmed by fetching the site until answers come from the new port, before the old slot drains.
-import type { ResolvedConfig } from '../config/types.js';
+import type { Cutover, ResolvedConfig } from '../config/types.js';
 import { layout } from '../lib/paths.js';
 import { script, sh, type Shell } from '../lib/sh.js';
 import { SLOTS, type Slot } from '../release/templates.js';
@@ -12,15 +12,24 @@ export function slotPort(ports: [number, number], slot: Slot): number {
   return ports[SLOTS.indexOf(slot)];
 }
 
-/** What run/upstream.conf holds: the upstream's one server. */
-export const upstreamLine = (port: number) => `server 127.0.0.1:${port};`;
+/** A slot and its port: where traffic goes with listen 'port'. */
+export interface SlotPort {
+  slot: Slot;
+  port: number;
+}
 
-/** Writes run/upstream.conf naming the port: a temp file renamed over the old one, never seen half written. */
-export function writeUpstreamScript(deployTo: string, port: number): Shell {
+/**
+ * What run/upstream.conf holds: the slot it names on its first line (what inspect reads as the live slot, as
+ * it reads live.sock's link in socket mode), then the upstream's one server.
+ */
+export const upstreamText = (to: SlotPort) => `# slot ${to.slot}\nserver 127.0.0.1:${to.port};`;
+
+/** Writes run/upstream.conf naming the slot: a temp file renamed over the old one, never seen half written. */
+export function writeUpstreamScript(deployTo: string, to: SlotPort): Shell {
   const p = layout(deployTo);
   return script(
     sh`mkdir -p ${p.run}`,
-    sh`printf '%s\\n' ${upstreamLine(port)} > ${`${p.upstream}.next`}`,
+    sh`printf '%s\\n' ${upstreamText(to)} > ${`${p.upstream}.next`}`,
     sh`mv -f ${`${p.upstream}.next`} ${p.upstream}`,
   );
 }
@@ -31,7 +40,13 @@ export function writeUpstreamScript(deployTo: string, port: number): Shell {
  */
 export function ensureUpstreamScript(deployTo: string, port: number): Shell {
   const p = layout(deployTo);
-  return script(sh`if [ ! -f ${p.upstream} ]; then`, writeUpstreamScript(deployTo, port), sh`fi`);
+  return script(sh`if [ ! -f ${p.upstream} ]; then`, writeUpstreamScript(deployTo, { slot: 'blue', port }), sh`fi`);
+}
+
+/** listen 'port': ensureUpstreamScript with blue's port, before the site is checked or installed; else nothing. */
+export function upstreamFirstScript(cutover: Cutover, deployTo: string): Shell | undefined {
+  if (cutover.strategy !== 'blue-green' || !cutover.ports) return undefined;
+  return ensureUpstreamScript(deployTo, slotPort(cutover.ports, 'blue'));
 }
 
 /**
@@ -75,9 +90,9 @@ export function confirmUpstreamScript(c: ConfirmMove): Shell {
 }
 
 export interface MoveUpstream {
-  port: number;
-  /** The live slot's port, put back when the reload is not confirmed; null on a first deploy. */
-  back: number | null;
+  to: SlotPort;
+  /** The live slot, put back when the reload is not confirmed; null on a first deploy. */
+  back: SlotPort | null;
   reload: Shell;
   confirm: Omit<ConfirmMove, 'port'>;
 }
@@ -91,12 +106,12 @@ export function moveUpstreamScript(deployTo: string, move: MoveUpstream, state: 
   const c = move.confirm;
   return script(
     sh`set -e`,
-    writeUpstreamScript(deployTo, move.port),
+    writeUpstreamScript(deployTo, move.to),
     move.reload,
-    confirmUpstreamScript({ ...c, port: move.port }),
+    confirmUpstreamScript({ ...c, port: move.to.port }),
     sh`if [ -z "$confirmed" ]; then`,
     move.back === null ? undefined : script(writeUpstreamScript(deployTo, move.back), move.reload),
-    sh`  echo ${`nginx did not move traffic to port ${move.port} within ${c.seconds} s of its reload (last answer from: `}"$seen)" >&2`,
+    sh`  echo ${`nginx did not move traffic to port ${move.to.port} within ${c.seconds} s of its reload (last answer from: `}"$seen)" >&2`,
     sh`  exit 1`,
     sh`fi`,
     sh`echo "@@confirmed $confirmed"`,
@@ -104,11 +119,11 @@ export function moveUpstreamScript(deployTo: string, move: MoveUpstream, state: 
   );
 }
 
-/** Exits 0 printing `@@live` when run/upstream.conf names the slot's port: a failed run's undo leaves it alone. */
-export function unlessLivePortScript(deployTo: string, port: number): Shell {
+/** Exits 0 printing `@@live` when run/upstream.conf names the slot: a failed run's undo leaves it alone. */
+export function unlessLivePortScript(deployTo: string, slot: Slot): Shell {
   const p = layout(deployTo);
   return script(
-    sh`if [ "$(cat ${p.upstream} 2>/dev/null)" = ${upstreamLine(port)} ]; then`,
+    sh`if [ "$(head -n 1 ${p.upstream} 2>/dev/null)" = ${`# slot ${slot}`} ]; then`,
     sh`  echo @@live`,
     sh`  exit 0`,
     sh`fi`,

@@ -6,7 +6,7 @@ import { script } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
 import { discardScript, markBadScript } from '../scripts/release.js';
 import { restoreConfigsScript } from '../scripts/services.js';
-import { portOf, stopSlotScript, unlessLiveScript } from '../scripts/slots.js';
+import { stopSlotScript, unlessLiveScript } from '../scripts/slots.js';
 import { unlessLivePortScript } from '../scripts/upstream.js';
 import { NO_SLOTS } from './start-slot.js';
 
@@ -37,9 +37,9 @@ async function stopNewSlot(run: TaskRun, h: HostRun, release?: Release): Promise
   const mark = release && markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
   const slots = h.state.slots ?? NO_SLOTS;
   const cutover = run.config.cutover;
-  const port = cutover.strategy === 'blue-green' ? portOf(cutover, started.started) : undefined;
+  const port = cutover.strategy === 'blue-green' && cutover.listen === 'port';
   const command = script(
-    port ? unlessLivePortScript(h.paths.root, port) : unlessLiveScript(h.paths.root, started.started),
+    port ? unlessLivePortScript(h.paths.root, started.started) : unlessLiveScript(h.paths.root, started.started),
     stopSlotScript(services, h.paths.root, {
       slot: started.started,
       release: started.release,

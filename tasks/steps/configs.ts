@@ -4,19 +4,15 @@ import type { TaskRun } from '../fleet/task-run.js';
 import { mustRun } from '../hosts/host.js';
 import { script } from '../lib/sh.js';
 import { installConfigsScript } from '../scripts/services.js';
-import { ensureUpstreamScript, slotPort } from '../scripts/upstream.js';
+import { upstreamFirstScript } from '../scripts/upstream.js';
 
 /** Prepare step: install the new release's configs where they changed, validated, before the switch. */
 export function installConfigs(run: TaskRun, releaseId: string) {
   return async (h: HostRun): Promise<StepOutcome> => {
     const services = run.config.services;
     if (!services) return { skipped: 'no services configured' };
-    const cutover = run.config.cutover;
     // listen 'port': the site includes run/upstream.conf, which nginx -t needs (a first deploy makes it: blue).
-    const upstream =
-      cutover.strategy === 'blue-green' && cutover.ports
-        ? ensureUpstreamScript(h.paths.root, slotPort(cutover.ports, 'blue'))
-        : undefined;
+    const upstream = upstreamFirstScript(run.config.cutover, h.paths.root);
     const output = await mustRun(
       h.host,
       'installing service configs',

@@ -13,7 +13,7 @@ import {
   stopSlotScript,
   writeSlotStateScript,
 } from '../scripts/slots.js';
-import { moveUpstreamScript, siteUrl } from '../scripts/upstream.js';
+import { moveUpstreamScript, type SlotPort, siteUrl } from '../scripts/upstream.js';
 import { switchScript } from '../scripts/switch.js';
 import { NO_SLOTS } from './start-slot.js';
 
@@ -62,7 +62,7 @@ export function moveTraffic(run: TaskRun) {
 const CONFIRM_SECONDS = 10;
 
 /** listen 'port': run/upstream.conf names the slot's port, nginx reloads, the site confirms (see upstream.ts). */
-function upstreamMove(run: TaskRun, h: HostRun, port: number, back: number | null, state: SlotState): Shell {
+function upstreamMove(run: TaskRun, h: HostRun, to: SlotPort, back: SlotPort | null, state: SlotState): Shell {
   const check = new URL(run.config.healthcheck?.url ?? 'http://localhost/');
   const confirm = {
     url: siteUrl(run.config, check.pathname),
@@ -70,15 +70,17 @@ function upstreamMove(run: TaskRun, h: HostRun, port: number, back: number | nul
     seconds: CONFIRM_SECONDS,
   };
   const reload = nginxReload(run) ?? sh`false`;
-  return moveUpstreamScript(h.paths.root, { port, back, reload, confirm }, writeSlotStateScript(h.paths.root, state));
+  return moveUpstreamScript(h.paths.root, { to, back, reload, confirm }, writeSlotStateScript(h.paths.root, state));
 }
 
 async function moveUpstream(run: TaskRun, h: HostRun, port: number, state: SlotState): Promise<StepOutcome> {
   const services = run.config.services!;
   const started = h.report.slot!;
   const cutover = run.config.cutover;
-  const back = started.from && cutover.strategy === 'blue-green' ? (portOf(cutover, started.from.slot) ?? null) : null;
-  const command = script(upstreamMove(run, h, port, back, state), commitConfigsScript(services, h.paths.root));
+  const from = started.from && cutover.strategy === 'blue-green' ? portOf(cutover, started.from.slot) : undefined;
+  const back = started.from && from ? { slot: started.from.slot, port: from } : null;
+  const to = { slot: started.started, port };
+  const command = script(upstreamMove(run, h, to, back, state), commitConfigsScript(services, h.paths.root));
   let output: string;
   try {
     output = await run.exec(h, 'move-traffic', command);
@@ -88,11 +90,11 @@ async function moveUpstream(run: TaskRun, h: HostRun, port: number, state: SlotS
   }
   started.moved = true;
   h.state.slots = state;
-  const to = `${slotProgram(services, started.started)} (${started.release})`;
+  const program = `${slotProgram(services, started.started)} (${started.release})`;
   const tries = /^@@confirmed (\d+)$/m.exec(output)?.[1];
   return run.tell(
-    `upstream → ${to} on port ${port}; nginx reloaded, confirmed${tries ? ` after ${tries} fetch(es)` : ''}`,
-    `point run/upstream.conf at ${to} on port ${port}, reload nginx, wait until the site answers from it`,
+    `upstream → ${program} on port ${port}; nginx reloaded, confirmed${tries ? ` after ${tries} fetch(es)` : ''}`,
+    `point run/upstream.conf at ${program} on port ${port}, reload nginx, wait until the site answers from it`,
   );
 }
 
@@ -110,7 +112,9 @@ export function backToOldSlotScript(run: TaskRun, h: HostRun, previous: string, 
   const state: SlotState = { ...slots, live: from.slot, operation: null };
   const back = portOf(run.config.cutover as BlueGreen, from.slot);
   return script(
-    back ? upstreamMove(run, h, back, null, state) : moveTrafficScript(h.paths.root, from.slot, state, undefined),
+    back
+      ? upstreamMove(run, h, { slot: from.slot, port: back }, null, state)
+      : moveTrafficScript(h.paths.root, from.slot, state, undefined),
     switchScript(h.paths.root, previous, logLine),
     sh`echo @@switched`,
     stopSlotScript(services, h.paths.root, {

@@ -39,6 +39,8 @@ const upstream = path.join(root, 'run/upstream.conf');
 /** nginx's reload, as the stand-in sees it: the include is read again. */
 const reload = sh`cp ${upstream} ${loaded}`;
 const state = sh`echo recorded > ${path.join(dir, 'state')}`;
+const blue = { slot: 'blue', port: 9001 } as const;
+const green = { slot: 'green', port: 9002 } as const;
 const confirm = () => ({ url: `http://127.0.0.1:${sitePort}/health`, serverName: 'example.test', seconds: 1 });
 
 beforeAll(async () => {
@@ -62,37 +64,37 @@ describe('siteUrl', () => {
 describe('moveUpstreamScript', () => {
   it('a first deploy makes run/upstream.conf (blue); a later one is left as it is', () => {
     expect(bash(ensureUpstreamScript(root, 9001).text).code).toBe(0);
-    expect(readFileSync(upstream, 'utf8')).toBe('server 127.0.0.1:9001;\n');
+    expect(readFileSync(upstream, 'utf8')).toBe('# slot blue\nserver 127.0.0.1:9001;\n');
     expect(bash(ensureUpstreamScript(root, 9002).text).code).toBe(0);
-    expect(readFileSync(upstream, 'utf8')).toBe('server 127.0.0.1:9001;\n');
+    expect(readFileSync(upstream, 'utf8')).toBe('# slot blue\nserver 127.0.0.1:9001;\n');
   });
 
   it('rewrites the include, reloads, waits until the site answers from the new port, then records the state', () => {
-    writeFileSync(upstream, 'server 127.0.0.1:9001;\n');
+    writeFileSync(upstream, '# slot blue\nserver 127.0.0.1:9001;\n');
     bash(reload.text);
-    const moved = bash(moveUpstreamScript(root, { port: 9002, back: 9001, reload, confirm: confirm() }, state).text);
+    const moved = bash(moveUpstreamScript(root, { to: green, back: blue, reload, confirm: confirm() }, state).text);
     expect(moved.code, moved.stderr).toBe(0);
     expect(moved.stdout).toMatch(/^@@confirmed \d+$/m);
-    expect(readFileSync(upstream, 'utf8')).toBe('server 127.0.0.1:9002;\n');
+    expect(readFileSync(upstream, 'utf8')).toBe('# slot green\nserver 127.0.0.1:9002;\n');
     expect(readFileSync(path.join(dir, 'state'), 'utf8')).toBe('recorded\n');
-    expect(bash(`${unlessLivePortScript(root, 9002).text}\necho went on`).stdout).toBe('@@live\n');
-    expect(bash(`${unlessLivePortScript(root, 9001).text}\necho went on`).stdout).toBe('went on\n');
+    expect(bash(`${unlessLivePortScript(root, 'green').text}\necho went on`).stdout).toBe('@@live\n');
+    expect(bash(`${unlessLivePortScript(root, 'blue').text}\necho went on`).stdout).toBe('went on\n');
   });
 
   it('a reload that does not take effect: the old port written back and reloaded, no state, exit 1 saying why', () => {
-    writeFileSync(upstream, 'server 127.0.0.1:9001;\n');
+    writeFileSync(upstream, '# slot blue\nserver 127.0.0.1:9001;\n');
     bash(reload.text);
     writeFileSync(path.join(dir, 'state'), '');
     // nginx "reloads" without reading the include: the site goes on answering from 9001.
     const ignored = sh`true`;
     const moved = bash(
-      moveUpstreamScript(root, { port: 9002, back: 9001, reload: ignored, confirm: confirm() }, state).text,
+      moveUpstreamScript(root, { to: green, back: blue, reload: ignored, confirm: confirm() }, state).text,
     );
     expect(moved.code).toBe(1);
     expect(moved.stderr).toContain(
       'nginx did not move traffic to port 9002 within 1 s of its reload (last answer from: 127.0.0.1:9001)',
     );
-    expect(readFileSync(upstream, 'utf8')).toBe('server 127.0.0.1:9001;\n');
+    expect(readFileSync(upstream, 'utf8')).toBe('# slot blue\nserver 127.0.0.1:9001;\n');
     expect(readFileSync(path.join(dir, 'state'), 'utf8')).toBe('');
   });
 });
