@@ -7,6 +7,7 @@
 // A strategy is a row of SCENARIOS: its label and the config keys it adds to the stack's deploy config.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type LatencyStats, latencyStats, startLoad } from '../test/helpers/load-client.js';
@@ -17,7 +18,7 @@ import { median } from './measure.js';
 export interface Scenario {
   label: string;
   /** Config keys over the stack's deployConfig(), e.g. `{ cutover: { strategy: 'blue-green', listen: 'socket' } }`. */
-  config: (stack: ServiceStack) => Record<string, unknown>;
+  config: (stack: ServiceStack) => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Anything else the scenario needs in the project before its first deploy (templates, files). */
   prepare?: (project: Project, stack: ServiceStack) => void;
 }
@@ -32,7 +33,21 @@ export const SCENARIOS: Scenario[] = [
     // nginx's workers (nobody) reach <deployTo>/run/live.sock: every folder above it must let them through.
     prepare: (project) => chmodSync(project.dir, 0o711),
   },
+  {
+    // The slots on two free ports; each move rewrites run/upstream.conf and reloads nginx (confirmed by the site).
+    label: 'blue-green (port)',
+    config: async () => ({ cutover: { strategy: 'blue-green', listen: 'port', ports: await twoFreePorts() } }),
+  },
 ];
+
+/** Two free ports on 127.0.0.1, held open together so that they differ. */
+async function twoFreePorts(): Promise<[number, number]> {
+  const servers = [net.createServer(), net.createServer()];
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port) as [number, number];
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
 
 const deploys = Number(process.argv[2] ?? 6);
 const rate = Number(process.argv[3] ?? 50);
@@ -54,7 +69,10 @@ interface Row {
 
 async function measure(scenario: Scenario): Promise<Row> {
   const stack = await startServiceStack();
-  const project = makeProject({ format: 'json', config: { ...stack.deployConfig(), ...scenario.config(stack) } });
+  const project = makeProject({
+    format: 'json',
+    config: { ...stack.deployConfig(), ...(await scenario.config(stack)) },
+  });
   const load = { handle: undefined as ReturnType<typeof startLoad> | undefined };
   try {
     scenario.prepare?.(project, stack);

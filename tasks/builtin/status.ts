@@ -3,7 +3,7 @@ import type { TaskRun } from '../fleet/task-run.js';
 import { script, sh } from '../lib/sh.js';
 import { checkFor, healthCheckScript } from '../scripts/health.js';
 import { programStatusCommand, statusCommands } from '../scripts/services.js';
-import { slotCheck } from '../scripts/slots.js';
+import { portOf, slotCheck } from '../scripts/slots.js';
 import { describeSlots } from './releases.js';
 
 /**
@@ -32,12 +32,14 @@ export async function status(run: TaskRun): Promise<void> {
   await run.each('status', async (h) => {
     const commands = services && statusCommands(services);
     // blue-green: the live slot's program, checked on its own socket.
-    const slot = run.config.cutover.strategy === 'blue-green' ? (h.state.slots?.live ?? undefined) : undefined;
+    const cutover = run.config.cutover;
+    const slot = cutover.strategy === 'blue-green' ? (h.state.slots?.live ?? undefined) : undefined;
+    const port = slot && cutover.strategy === 'blue-green' ? portOf(cutover, slot) : undefined;
     const supervisor =
       services?.supervisor && slot ? programStatusCommand(services, services.supervisor, slot) : undefined;
     // One answer is enough here: status reports the moment, it does not judge a release.
     const one = check && { ...checkFor(check, h.state.live ?? ''), timeoutSeconds: 1, successes: 1 };
-    const once = one && healthCheckScript(slot ? slotCheck(one, h.paths.root, slot) : one, services, slot);
+    const once = one && healthCheckScript(slot ? slotCheck(one, h.paths.root, slot, port) : one, services, slot);
     const lines = script(
       supervisor
         ? sh`echo "@@supervisor $(${supervisor} 2>&1 | head -n 1)"`

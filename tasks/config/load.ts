@@ -333,10 +333,6 @@ function resolveCutover(
       `invalid config ${file}:\n  cutover.strategy: 'blue-green' needs ${missing.join(', and ')}; ` +
         "or use strategy: 'restart'",
     );
-  const unsupported = [
-    raw.listen === 'port' && "cutover.listen: 'port' is not supported yet; use listen: 'socket' (the default)",
-  ].filter(Boolean);
-  if (unsupported.length) throw new ConfigError(`invalid config ${file}:\n  ${unsupported.join('\n  ')}`);
   return {
     strategy: 'blue-green',
     listen: raw.listen ?? 'socket',

@@ -9,6 +9,7 @@ import type { SlotState } from '../release/state.js';
 import type { Slot } from '../release/templates.js';
 import { type HealthCheck, healthCheckScript } from './health.js';
 import { helperCommand } from './services-helper.js';
+import { slotPort } from './upstream.js';
 
 export type BlueGreen = Extract<Cutover, { strategy: 'blue-green' }>;
 
@@ -19,10 +20,19 @@ export function slotProgram(services: Services, slot: Slot): string {
   return `${services.supervisor?.name}-${slot}`;
 }
 
-/** A slot's check, on its own socket: healthcheck.url's path and query, fetched through <deployTo>/run/<slot>.sock. */
-export function slotCheck(check: HealthCheck, deployTo: string, slot: Slot): HealthCheck {
+/**
+ * A slot's check, on its own socket: healthcheck.url's path and query, fetched through <deployTo>/run/<slot>.sock;
+ * or (listen 'port') on 127.0.0.1:<the slot's port>.
+ */
+export function slotCheck(check: HealthCheck, deployTo: string, slot: Slot, port?: number): HealthCheck {
   const url = new URL(check.url);
+  if (port) return { ...check, url: `http://127.0.0.1:${port}${url.pathname}${url.search}` };
   return { ...check, url: `http://localhost${url.pathname}${url.search}`, socket: layout(deployTo).slotSocket(slot) };
+}
+
+/** The slot's port with listen 'port'; undefined with listen 'socket'. */
+export function portOf(cutover: BlueGreen, slot: Slot): number | undefined {
+  return cutover.listen === 'port' && cutover.ports ? slotPort(cutover.ports, slot) : undefined;
 }
 
 /** run/state.json, written whole to a temp file and renamed over the old one: never seen half written. */

@@ -7,6 +7,7 @@ import type { Release } from '../release/archive.js';
 import { discardScript, markBadScript } from '../scripts/release.js';
 import { restoreConfigsScript } from '../scripts/services.js';
 import { stopSlotScript, unlessLiveScript } from '../scripts/slots.js';
+import { unlessLivePortScript } from '../scripts/upstream.js';
 import { NO_SLOTS } from './start-slot.js';
 
 /** Undoes a failed prepare on a host. */
@@ -35,8 +36,10 @@ async function stopNewSlot(run: TaskRun, h: HostRun, release?: Release): Promise
   const reason = started.failed ?? (run.interrupted ? 'interrupted' : failures[0]) ?? 'the deploy failed';
   const mark = release && markBadScript(h.paths.root, release, release.envKeys.get(h.host.name) ?? null, reason);
   const slots = h.state.slots ?? NO_SLOTS;
+  const cutover = run.config.cutover;
+  const port = cutover.strategy === 'blue-green' && cutover.listen === 'port';
   const command = script(
-    unlessLiveScript(h.paths.root, started.started),
+    port ? unlessLivePortScript(h.paths.root, started.started) : unlessLiveScript(h.paths.root, started.started),
     stopSlotScript(services, h.paths.root, {
       slot: started.started,
       release: started.release,

@@ -5,7 +5,15 @@ import { raw, script, sh, type Shell } from '../lib/sh.js';
 import type { SlotState } from '../release/state.js';
 import { helperCommand } from '../scripts/services-helper.js';
 import { commitConfigsScript } from '../scripts/services.js';
-import { moveTrafficScript, slotProgram, stopSlotScript } from '../scripts/slots.js';
+import {
+  type BlueGreen,
+  moveTrafficScript,
+  portOf,
+  slotProgram,
+  stopSlotScript,
+  writeSlotStateScript,
+} from '../scripts/slots.js';
+import { moveUpstreamScript, type SlotPort, siteUrl } from '../scripts/upstream.js';
 import { switchScript } from '../scripts/switch.js';
 import { NO_SLOTS } from './start-slot.js';
 
@@ -31,6 +39,8 @@ export function moveTraffic(run: TaskRun) {
     const slots = h.state.slots ?? NO_SLOTS;
     const operation = started.from && slots.operation ? { ...slots.operation, step: 'drain-slot' } : null;
     const state: SlotState = { ...slots, live: started.started, [started.started]: started.release, operation };
+    const port = portOf(run.config.cutover, started.started);
+    if (port) return moveUpstream(run, h, port, state);
     const reload = nginxChanged ? nginxReload(run) : undefined;
     const command = script(
       moveTrafficScript(h.paths.root, started.started, state, reload),
@@ -48,6 +58,46 @@ export function moveTraffic(run: TaskRun) {
   };
 }
 
+/** How long nginx may go on answering from the old port after its reload before the move counts as failed. */
+const CONFIRM_SECONDS = 10;
+
+/** listen 'port': run/upstream.conf names the slot's port, nginx reloads, the site confirms (see upstream.ts). */
+function upstreamMove(run: TaskRun, h: HostRun, to: SlotPort, back: SlotPort | null, state: SlotState): Shell {
+  const check = new URL(run.config.healthcheck?.url ?? 'http://localhost/');
+  const confirm = {
+    url: siteUrl(run.config, check.pathname),
+    serverName: run.config.serverName,
+    seconds: CONFIRM_SECONDS,
+  };
+  const reload = nginxReload(run) ?? sh`false`;
+  return moveUpstreamScript(h.paths.root, { to, back, reload, confirm }, writeSlotStateScript(h.paths.root, state));
+}
+
+async function moveUpstream(run: TaskRun, h: HostRun, port: number, state: SlotState): Promise<StepOutcome> {
+  const services = run.config.services!;
+  const started = h.report.slot!;
+  const cutover = run.config.cutover;
+  const from = started.from && cutover.strategy === 'blue-green' ? portOf(cutover, started.from.slot) : undefined;
+  const back = started.from && from ? { slot: started.from.slot, port: from } : null;
+  const to = { slot: started.started, port };
+  const command = script(upstreamMove(run, h, to, back, state), commitConfigsScript(services, h.paths.root));
+  let output: string;
+  try {
+    output = await run.exec(h, 'move-traffic', command);
+  } catch (error) {
+    started.failed = `traffic did not move to ${slotProgram(services, started.started)}:\n${(error as Error).message}`;
+    throw new Error(started.failed);
+  }
+  started.moved = true;
+  h.state.slots = state;
+  const program = `${slotProgram(services, started.started)} (${started.release})`;
+  const tries = /^@@confirmed (\d+)$/m.exec(output)?.[1];
+  return run.tell(
+    `upstream → ${program} on port ${port}; nginx reloaded, confirmed${tries ? ` after ${tries} fetch(es)` : ''}`,
+    `point run/upstream.conf at ${program} on port ${port}, reload nginx, wait until the site answers from it`,
+  );
+}
+
 /**
  * A deploy failing after traffic moved (an afterSwitch hook): traffic back to the old slot (still running:
  * the drain comes last), `current` back, the new slot stopped. `@@switched` marks the point from which the
@@ -60,8 +110,11 @@ export function backToOldSlotScript(run: TaskRun, h: HostRun, previous: string, 
   const from = started.from;
   const slots = h.state.slots ?? NO_SLOTS;
   const state: SlotState = { ...slots, live: from.slot, operation: null };
+  const back = portOf(run.config.cutover as BlueGreen, from.slot);
   return script(
-    moveTrafficScript(h.paths.root, from.slot, state, undefined),
+    back
+      ? upstreamMove(run, h, { slot: from.slot, port: back }, null, state)
+      : moveTrafficScript(h.paths.root, from.slot, state, undefined),
     switchScript(h.paths.root, previous, logLine),
     sh`echo @@switched`,
     stopSlotScript(services, h.paths.root, {

@@ -3,7 +3,7 @@ import type { HostRun, StepOutcome } from '../fleet/host-run.js';
 import type { TaskRun } from '../fleet/task-run.js';
 import type { SlotState } from '../release/state.js';
 import { checkFor, healthyIn } from '../scripts/health.js';
-import { otherSlot, slotCheck, slotProgram, startSlotScript } from '../scripts/slots.js';
+import { otherSlot, portOf, slotCheck, slotProgram, startSlotScript } from '../scripts/slots.js';
 
 /** A host's slots before its first blue-green deploy. */
 export const NO_SLOTS: SlotState = { live: null, blue: null, green: null, operation: null };
@@ -35,7 +35,7 @@ export function startSlot(run: TaskRun, target: string | ((h: HostRun) => string
       slot,
       release: id,
       live: from && { ...from, autostart: true },
-      check: slotCheck(checkFor(check, id), h.paths.root, slot),
+      check: slotCheck(checkFor(check, id), h.paths.root, slot, portOf(cutover, slot)),
       state,
     });
     try {
@@ -43,7 +43,7 @@ export function startSlot(run: TaskRun, target: string | ((h: HostRun) => string
       h.state.slots = state;
       return run.tell(
         `${program} on ${id}; ${healthyIn(output)}`,
-        `start ${program} on ${id} and check it on ${h.paths.slotSocket(slot)}`,
+        `start ${program} on ${id} and check it on ${portOf(cutover, slot) ?? h.paths.slotSocket(slot)}`,
       );
     } catch (error) {
       const stays = from ? `traffic stayed on ${slotProgram(services, from.slot)} (${from.release})` : 'no traffic';

@@ -22,6 +22,7 @@ import { NGINX_REJECTED, nginxCheckScript } from '../scripts/nginx-check.js';
 import { DELTA_REFUSED, type DeltaSpec, MANIFEST_KEPT, type ManifestSpec } from '../scripts/delta.js';
 import { publishScript, stageScript } from '../scripts/release.js';
 import { nginxTestCommand } from '../scripts/services.js';
+import { upstreamFirstScript } from '../scripts/upstream.js';
 
 /** How the staged archive reaches a host: uploaded on stdin (upload) or fetched by the host (fetch). */
 export interface Delivery {
@@ -75,7 +76,10 @@ export async function stageOnHost(run: TaskRun, h: HostRun, release: Release, de
   const command = script(
     stageScript(spec),
     key && envReady ? linkEnvironmentScript(run.config.dependencies.type, h.paths.root, release.id, key) : undefined,
-    nginxTest && files.some((f) => f.name === 'nginx.conf') ? nginxCheckScript(nginxTest, staged) : undefined,
+    // listen 'port': the site includes run/upstream.conf; a first deploy makes it (blue's port) before the check.
+    nginxTest && files.some((f) => f.name === 'nginx.conf')
+      ? script(upstreamFirstScript(run.config.cutover, h.paths.root), nginxCheckScript(nginxTest, staged))
+      : undefined,
     envReady ? publishScript(h.paths.root, meta) : undefined,
   );
   const dotenvNote =

@@ -367,16 +367,28 @@ describe('cutover', () => {
     expect(await configError(noNginx, { files })).not.toContain('services.supervisor');
   });
 
-  it("a bad strategy, ports without listen 'port', listen 'port' (not yet): exit 2 naming the key", async () => {
+  it("a bad strategy, ports without listen 'port', listen 'port' without two ports: exit 2 naming the key", async () => {
     expect(await configError(bg({ cutover: { strategy: 'green' } }))).toMatch(/cutover\.strategy: /);
     const ports = bg({ services, healthcheck: health, cutover: { strategy: 'blue-green', ports: [9001, 9002] } });
     expect(await configError(ports, { files })).toContain("cutover.ports: only used with listen: 'port'");
-    const port = bg({
-      services,
-      healthcheck: health,
-      cutover: { strategy: 'blue-green', listen: 'port', ports: [9001, 9002] },
-    });
-    expect(await configError(port, { files })).toContain("cutover.listen: 'port' is not supported yet");
+    const port = (cutover: Record<string, unknown>) =>
+      bg({ services, healthcheck: health, cutover: { strategy: 'blue-green', listen: 'port', ...cutover } });
+    expect(await configError(port({}), { files })).toContain(
+      "cutover.ports: listen: 'port' needs ports: [blue, green]",
+    );
+    expect(await configError(port({ ports: [9001, 9001] }), { files })).toContain(
+      'cutover.ports: the two slots need two different ports',
+    );
+    expect(await configError(port({ ports: [9001, 70000] }), { files })).toMatch(/cutover\.ports\.1: /);
+    expect(await configError(port({ ports: [9001] }), { files })).toMatch(/cutover\.ports/);
+  });
+
+  it("listen 'port' with two ports: loaded, the slots on ports[0] (blue) and ports[1] (green)", async () => {
+    const { config } = await load(
+      bg({ services, healthcheck: health, cutover: { strategy: 'blue-green', listen: 'port', ports: [9001, 9002] } }),
+      { files },
+    );
+    expect(config.cutover).toEqual({ strategy: 'blue-green', listen: 'port', ports: [9001, 9002], drainSeconds: 10 });
   });
 });
 
