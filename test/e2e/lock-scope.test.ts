@@ -5,7 +5,15 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeProject, type Project, ROOT, releaseIdOf, startCli, waitForOutput } from '../helpers/project.js';
+import {
+  makeProject,
+  type Project,
+  ROOT,
+  type RunResult,
+  releaseIdOf,
+  startCli,
+  waitForOutput,
+} from '../helpers/project.js';
 import { type SshFleet, startSshHosts, type TestHost } from '../helpers/sshd.js';
 
 let fleet: SshFleet;
@@ -106,21 +114,28 @@ describe('the lock is held for the whole locked block, on every host', () => {
 });
 
 describe('one host: its switch held back to ride on the unlock (TaskRun.hold)', () => {
-  it('failing there, it is reported as the switch failing, the host stays on its release and is unlocked', async () => {
+  /**
+   * Deploys once to its own deploy root on web1, then again with `.current.next` made a folder, so the held
+   * switch's rename fails; `check` gets the failed run, the root and the release that was live before.
+   */
+  async function failHeldSwitch(
+    root: string,
+    config: Record<string, unknown>,
+    check: (result: RunResult, held: string, before: string) => Promise<void> | void,
+  ): Promise<void> {
     const [web1] = fleet.hosts;
-    const one = makeProject({ config: { knownHosts: fleet.knownHosts }, hosts: [fleet.configHost(web1, '/srv/held')] });
-    const held = path.join(web1.srvDir, 'held');
+    const one = makeProject({
+      config: { knownHosts: fleet.knownHosts, ...config },
+      hosts: [fleet.configHost(web1, root)],
+    });
+    const held = path.join(web1.srvDir, path.basename(root));
     const blocker = path.join(held, '.current.next');
     try {
       const first = await one.run(['deploy']);
       expect(first.code, first.stderr).toBe(0);
       const before = releaseIdOf(first.stdout);
       mkdirSync(blocker);
-      const result = await one.run(['deploy']);
-      expect(result.code, result.stdout).toBe(1);
-      expect(result.stdout + result.stderr).toMatch(/switch \(failed\)/);
-      expect(result.stdout).toContain(`${web1.name}: live ${before}`);
-      expect(result.stderr).toMatch(/switch failed on/);
+      await check(await one.run(['deploy']), held, before);
       expect(readlinkSync(path.join(held, 'current'))).toBe(`releases/${before}`);
       expect(existsSync(path.join(held, 'deploy.lock.owner'))).toBe(false);
       rmSync(blocker, { recursive: true, force: true });
@@ -130,33 +145,26 @@ describe('one host: its switch held back to ride on the unlock (TaskRun.hold)', 
       rmSync(blocker, { recursive: true, force: true });
       one.cleanup();
     }
+  }
+
+  it('failing there, it is reported as the switch failing, the host stays on its release and is unlocked', async () => {
+    await failHeldSwitch('/srv/held', {}, (result, _held, before) => {
+      expect(result.code, result.stdout).toBe(1);
+      expect(result.stdout + result.stderr).toMatch(/switch \(failed\)/);
+      expect(result.stdout).toContain(`${fleet.hosts[0].name}: live ${before}`);
+      expect(result.stderr).toMatch(/switch failed on/);
+    });
   });
 
   it('sent by an afterSwitch hook and failing: the release never went live there, and the output says so', async () => {
-    const [web1] = fleet.hosts;
-    const one = makeProject({
-      config: { knownHosts: fleet.knownHosts, hooks: { afterSwitch: [{ name: 'note', commands: ['true'] }] } },
-      hosts: [fleet.configHost(web1, '/srv/held-hook')],
-    });
-    const held = path.join(web1.srvDir, 'held-hook');
-    const blocker = path.join(held, '.current.next');
-    try {
-      const first = await one.run(['deploy']);
-      expect(first.code, first.stderr).toBe(0);
-      const before = releaseIdOf(first.stdout);
-      mkdirSync(blocker);
-      const result = await one.run(['deploy']);
+    const hooks = { afterSwitch: [{ name: 'note', commands: ['true'] }] };
+    await failHeldSwitch('/srv/held-hook', { hooks }, (result, _held, before) => {
       const output = result.stdout + result.stderr;
       expect(result.code, output).toBe(1);
-      expect(readlinkSync(path.join(held, 'current'))).toBe(`releases/${before}`);
       // Before: "marked bad, left live", of a release that was never live on the host.
       expect(output).not.toMatch(/left live/);
       expect(output).toMatch(/never went live/);
-      expect(result.stdout).toContain(`${web1.name}: live ${before}`);
-      expect(existsSync(path.join(held, 'deploy.lock.owner'))).toBe(false);
-    } finally {
-      rmSync(blocker, { recursive: true, force: true });
-      one.cleanup();
-    }
+      expect(result.stdout).toContain(`${fleet.hosts[0].name}: live ${before}`);
+    });
   });
 });

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
-import { type ServiceStack, startServiceStack } from '../helpers/services.js';
+import { deployRejectedSite, type ServiceStack, startServiceStack } from '../helpers/services.js';
 import { DEPLOY_USER, type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -478,18 +478,7 @@ describe('through the root-owned helper over SSH, with nginx and supervisord run
 
   it('a site nginx rejects: the helper puts the previous files back, the deploy stops before the switch', async () => {
     const before = installed();
-    const template = path.join(project.dir, 'templates/nginx.conf.hbs');
-    const original = readFileSync(template, 'utf8');
-    // Valid on its own, but the main config already has a default server on this address.
-    writeFileSync(
-      template,
-      original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'),
-    );
-    const result = await project.run(['deploy']);
-    writeFileSync(template, original);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain('nginx rejected the new site (previous files put back)');
-    expect(result.stderr).toMatch(/duplicate default server/);
+    await deployRejectedSite(project);
     expect(installed()).toEqual(before);
     expect(readlinkSync(path.join(deployTo, 'current'))).toBe(`releases/${first}`);
     expect(await stack.answer(first)).toContain(`hello from release ${first}`);

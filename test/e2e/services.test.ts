@@ -4,7 +4,7 @@ import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
-import { type ServiceStack, startServiceStack } from '../helpers/services.js';
+import { deployRejectedSite, type ServiceStack, startServiceStack } from '../helpers/services.js';
 
 let stack: ServiceStack;
 let project: Project;
@@ -56,18 +56,7 @@ describe('services on the local target', () => {
     async () => {
       const site = (stack.services.nginx as { site: string }).site;
       const before = readFileSync(site, 'utf8');
-      const template = path.join(project.dir, 'templates/nginx.conf.hbs');
-      const original = readFileSync(template, 'utf8');
-      // Valid on its own, but the main config already has a default server on this address.
-      writeFileSync(
-        template,
-        original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'),
-      );
-      const result = await project.run(['deploy']);
-      writeFileSync(template, original);
-      expect(result.code).toBe(1);
-      expect(result.stderr).toContain('nginx rejected the new site (previous files put back)');
-      expect(result.stderr).toMatch(/duplicate default server/);
+      await deployRejectedSite(project);
       expect(readFileSync(site, 'utf8')).toBe(before);
       expect(project.live()).toBe(good);
       expect(await stack.answer(good)).toContain(good);

@@ -19,6 +19,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
+import type { Project } from './project.js';
 
 const NGINX = '/usr/sbin/nginx';
 const SUPERVISORD = '/usr/bin/supervisord';
@@ -482,4 +484,22 @@ http {
       supervisordPid = 0;
     },
   };
+}
+
+/**
+ * Deploys with an nginx site that is valid on its own but that nginx rejects (the main config already has a
+ * default server on its address), and checks the refusal both ways of installing configs must give.
+ */
+export async function deployRejectedSite(project: Project): Promise<void> {
+  const template = path.join(project.dir, 'templates/nginx.conf.hbs');
+  const original = readFileSync(template, 'utf8');
+  writeFileSync(
+    template,
+    original.replace('listen {{#if listen}}{{listen}}{{else}}80{{/if}};', 'listen {{listen}} default_server;'),
+  );
+  const result = await project.run(['deploy']);
+  writeFileSync(template, original);
+  expect(result.code).toBe(1);
+  expect(result.stderr).toContain('nginx rejected the new site (previous files put back)');
+  expect(result.stderr).toMatch(/duplicate default server/);
 }
