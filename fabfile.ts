@@ -67,9 +67,11 @@ await runTasks(
       }),
       { accepts: { waves: true, artifact: true } }, // --waves: ship's inWaves reads it
     ),
-    rollback: task('Go back one release; rollback:current to the newest, rollback:<id> to that one', rollback, {
-      check: checkRollbackArgs,
-    }),
+    rollback: task(
+      'Go back one release; rollback:current to the newest, rollback:<id> to that one',
+      withNotifications(rollback),
+      { check: checkRollbackArgs },
+    ),
     releases: task('List the releases on each host: which is live, when, from which ref', listReleases),
     purge: task('Remove releases beyond keepReleases now', (run) =>
       run.locked('purge', () => run.atEnd('purge', purgeReleases(run))),

@@ -73,10 +73,11 @@ const SIGNAL_ECHO_MS = 1000;
 const SIGNAL_SETTLE_MS = 150;
 
 /** What the task run needs of the command line's options. */
-function runOptions(options: CliOptions, readEnvironment: RunOptions['readEnvironment']): RunOptions {
+function runOptions(options: CliOptions, readEnvironment: RunOptions['readEnvironment'], task: string): RunOptions {
   const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts, artifact, waves } =
     options;
   return {
+    task,
     dryRun,
     rolling,
     autoRollback,
@@ -158,14 +159,12 @@ async function runCalls(
       const connect = async () => {
         for (const [i, host] of (await connectionFor(tasks[call.name])).entries()) hostRuns[i].connected(host);
       };
-      const run = new TaskRun(config, runOptions(options, readEnvironment), log, hostRuns, call.args, connect);
+      const called = `${call.name}${call.args.length ? `:${call.args.join(',')}` : ''}`;
+      const run = new TaskRun(config, runOptions(options, readEnvironment, called), log, hostRuns, call.args, connect);
       const result = taskResult(call, hostRuns);
       results.push(result);
       setActive(run);
-      log.line(
-        `${call.name}${call.args.length ? `:${call.args.join(',')}` : ''} ` +
-          `on ${selected.map((h) => h.name).join(', ')} (${config.environment})`,
-      );
+      log.line(`${called} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`);
       try {
         await tasks[call.name].run(run);
         result.ok = true;

@@ -44,6 +44,8 @@ export const notificationSchema = z.strictObject({
   roles: z.array(z.string()).optional(),
   env: stageSchema.shape.env,
   commands: z.array(z.string().min(1)),
+  /** Seconds a notification may run before it is stopped (a chat that hangs must not hold the deploy up). */
+  timeoutSeconds: z.number().positive().max(3600).default(30),
 });
 
 const absolutePath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');

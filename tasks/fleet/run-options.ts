@@ -4,6 +4,8 @@ import type { ResolvedConfig } from '../config/types.js';
 import type { HostRun } from './host-run.js';
 
 export interface RunOptions {
+  /** The task as it was called, with its arguments (`deploy`, `rollback:current`): what notifications name. */
+  task?: string;
   /** Print every step and command, change nothing. */
   dryRun: boolean;
   /** Deploy in batches of this many hosts. */

@@ -16,7 +16,7 @@ type Point = 'onSuccess' | 'onFailure';
 const distinct = (values: Array<string | null | undefined>) => [...new Set(values.filter(Boolean))].join(' ');
 
 /**
- * The variables a notification gets (README "Notifications"): SLIPWAY_APPLICATION, _ENVIRONMENT, _OUTCOME,
+ * The variables a notification gets (README "Notifications"): SLIPWAY_TASK, _APPLICATION, _ENVIRONMENT, _OUTCOME,
  * _RELEASE (the new release's id, '' if none was made), _PREVIOUS_RELEASE (live before the deploy; on a host,
  * that host's), _LIVE (live now), _REF, _HOSTS, _DEPLOYER (user@machine) and, on failure, _REASON (the error,
  * secrets redacted).
@@ -24,6 +24,7 @@ const distinct = (values: Array<string | null | undefined>) => [...new Set(value
 export function notificationVars(run: TaskRun, point: Point, reason?: string, h?: HostRun) {
   const hosts = h ? [h] : run.hosts;
   return {
+    SLIPWAY_TASK: run.options.task ?? '',
     SLIPWAY_APPLICATION: run.config.application,
     SLIPWAY_ENVIRONMENT: run.config.environment,
     SLIPWAY_OUTCOME: point === 'onSuccess' ? 'success' : 'failure',
@@ -40,19 +41,33 @@ export function notificationVars(run: TaskRun, point: Point, reason?: string, h?
   };
 }
 
-/** Runs one notification on one host (or the deployer); a failure comes back as its message. */
+/**
+ * Runs one notification on one host (or the deployer), stopped after its timeoutSeconds; a failure is a warning.
+ * Stopping it interrupts the host's running commands: after the task's body the notification is the only one.
+ */
 async function send(run: TaskRun, n: Notification, where: Host, dir: string, env: Record<string, string>) {
   const { script, stdin } = stageCommand({ name: n.name, commands: n.commands, env: { ...n.env, ...env } }, dir);
   const started = performance.now();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void where.interrupt();
+  }, n.timeoutSeconds * 1000);
   try {
     const result = await where.exec(script, { stdin, stdinNote: 'the SLIPWAY_* variables' });
     const output = (result.stdout + result.stderr).trim();
     if (output) hostOutput(run.log, where.name, output);
-    if (result.code === 0) return run.log.step(where.name, n.name, performance.now() - started);
-    const status = result.code === null ? 'no exit status' : `exit ${result.code}`;
+    if (result.code === 0 && !timedOut) return run.log.step(where.name, n.name, performance.now() - started);
+    const status = timedOut
+      ? `stopped after its timeoutSeconds, ${n.timeoutSeconds}`
+      : result.code === null
+        ? 'no exit status'
+        : `exit ${result.code}`;
     run.log.warn(`notification "${n.name}" failed on ${where.name} (${status}); the deploy's outcome stands`);
   } catch (error) {
     run.log.warn(`notification "${n.name}" failed on ${where.name}: ${(error as Error).message}; the outcome stands`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -45,6 +45,7 @@ describe('notifications', () => {
     expect(varsIn(path.join(out, 'success.env'))).toMatchObject({
       SLIPWAY_APPLICATION: 'hello',
       SLIPWAY_ENVIRONMENT: 'local',
+      SLIPWAY_TASK: 'deploy',
       SLIPWAY_OUTCOME: 'success',
       SLIPWAY_RELEASE: firstId,
       SLIPWAY_PREVIOUS_RELEASE: '',
@@ -117,6 +118,43 @@ describe('notifications', () => {
     expect(failed.stdout).toContain('notification "chat" failed on deployer (exit 9)');
     expect(project.live()).toBe(live);
   });
+
+  it('a rollback notifies too, naming the task, the release left and the one live now', async () => {
+    project.writeConfig({ hooks: hooks() });
+    const newest = project.live();
+    const result = await project.run(['rollback']);
+    expect(result.code, result.stderr).toBe(0);
+    const back = project.live();
+    expect(back).not.toBe(newest);
+    expect(varsIn(path.join(out, 'success.env'))).toMatchObject({
+      SLIPWAY_TASK: 'rollback',
+      SLIPWAY_OUTCOME: 'success',
+      SLIPWAY_RELEASE: '',
+      SLIPWAY_PREVIOUS_RELEASE: newest,
+      SLIPWAY_LIVE: back,
+    });
+    const current = await project.run(['rollback:current']);
+    expect(current.code, current.stderr).toBe(0);
+    expect(varsIn(path.join(out, 'success.env'))).toMatchObject({
+      SLIPWAY_TASK: 'rollback:current',
+      SLIPWAY_LIVE: newest,
+    });
+  });
+
+  it('a notification that hangs is stopped after its timeoutSeconds: a warning, the outcome stands', async () => {
+    project.writeConfig({
+      hooks: {
+        onSuccess: [
+          { name: 'chat', timeoutSeconds: 1, commands: ['sleep 600', 'touch "$OUT/late"'], env: { OUT: out } },
+        ],
+      },
+    });
+    const result = await project.run(['deploy']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(project.live()).toBe(releaseIdOf(result.stdout));
+    expect(result.stdout).toContain('notification "chat" failed on deployer (stopped after its timeoutSeconds, 1)');
+    expect(existsSync(path.join(out, 'late'))).toBe(false);
+  }, 60_000);
 
   it('a notification with an unknown `on` is refused at load: exit 2', async () => {
     project.writeConfig({ hooks: { onSuccess: [{ name: 'chat', on: 'everywhere', commands: ['true'] }] } });
