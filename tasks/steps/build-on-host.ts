@@ -38,7 +38,7 @@ async function buildThere(h: HostRun, tree: string): Promise<HostState['runtime'
   const tree$ = pack.child.stdout!.pipe(new PassThrough());
   const unpack = tar(['-xzf', '-', '--no-same-owner', '-C', built], ['pipe', 'ignore', 'pipe']);
   unpack.child.stdin?.on('error', () => undefined); // it exited early: its own exit status says why
-  const result = await h.host.exec(buildOnHostScript(h.config.deployTo), {
+  const result = await h.host.exec(buildOnHostScript(), {
     stdin: tree$,
     stdinNote: 'the release tree (tar.gz)',
     stdout: unpack.child.stdin!,

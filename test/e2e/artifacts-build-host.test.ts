@@ -1,18 +1,9 @@
 // artifacts.buildOn: the prebuilt environment built on a build host (a real sshd host with npm, whose npm reaches
-// the registry or its own cache at /srv/hello/cache/npm), never on the deployer (an `npm` first on the CLI's PATH
+// the registry or its own cache, ~/.npm), never on the deployer (an `npm` first on the CLI's PATH
 // records any call and fails); two web hosts with node but no npm deploy the artifact and the app answers. The
 // build host, whose only role is the build role, gets no release.
 import { execFile } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,9 +95,9 @@ describe('artifacts.buildOn: the environment built on a build host', () => {
     expect(manifest.builder).toMatch(/\(build1\)$/);
     expect(manifest.envKey).toMatch(/^node-/);
     expect(manifest.files.some((f: { path: string }) => f.path.startsWith('node_modules/ms/'))).toBe(true);
-    // The build folder on the build host is gone; no release there.
+    // The build ran outside the build host's deploy root, untouched (it may become a deploy host later).
     const builderRoot = path.join(builders.hosts[0].srvDir, 'hello');
-    expect(readdirSync(path.join(builderRoot, 'tmp'))).toEqual([]);
+    expect(existsSync(builderRoot)).toBe(false);
 
     const deploy = await project.run(['deploy', '--artifact', 'latest'], { env });
     expect(deploy.code, deploy.stderr + deploy.stdout).toBe(0);
@@ -114,7 +105,7 @@ describe('artifacts.buildOn: the environment built on a build host', () => {
     expect(deploy.stdout).toMatch(/artifact .* built by .*\(build1\)/);
     expect(deploy.stderr + deploy.stdout).toMatch(/web1 +dependencies \(skipped\).*prebuilt, in the artifact/);
     expect(deploy.stderr + deploy.stdout).toMatch(/web2 +dependencies \(skipped\).*prebuilt, in the artifact/);
-    expect(existsSync(path.join(builderRoot, 'current'))).toBe(false);
+    expect(existsSync(builderRoot)).toBe(false);
     expect(existsSync(npmCalls())).toBe(false);
     for (const web of webs.hosts) {
       const port = await freePort();
@@ -126,6 +117,35 @@ describe('artifacts.buildOn: the environment built on a build host', () => {
           `for i in $(seq 50); do curl -fsS http://127.0.0.1:${port}/health && break; sleep 0.2; done; kill $pid`,
       );
       expect(run.out).toContain(id);
+    }
+  }, 300_000);
+
+  it('a build host with the app role too builds over the deploy connection, and is deployed to', async () => {
+    const [build1, web1] = [builders.hosts[0], webs.hosts[0]];
+    project.writeConfig({
+      ...config('build'),
+      environments: {
+        local: {
+          hosts: [
+            { ...builders.configHost(build1, '/srv/hello'), name: 'build1', roles: ['web', 'build'] },
+            { ...webs.configHost(web1, '/srv/hello'), name: 'web1', roles: ['web'] },
+          ],
+        },
+      },
+    });
+    try {
+      builders.resetCounts(build1);
+      const deploy = await project.run(['deploy'], { env });
+      expect(deploy.code, deploy.stderr + deploy.stdout).toBe(0);
+      expect(deploy.stdout).toMatch(/build1 .*npm ci there/);
+      expect(existsSync(npmCalls())).toBe(false);
+      const id = readFileSync(path.join(dir, 'store', 'hello', 'local', 'latest'), 'utf8').trim();
+      expect(deploy.stdout).toContain(`live: ${id}`);
+      expect(readFileSync(path.join(build1.srvDir, 'hello/current/.slipway/release.json'), 'utf8')).toContain(id);
+      // One SSH connection to it for the build and the deploy.
+      expect(builders.counts(build1).connections).toBe(1);
+    } finally {
+      project.writeConfig();
     }
   }, 300_000);
 });
