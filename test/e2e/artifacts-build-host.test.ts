@@ -84,6 +84,10 @@ describe('artifacts.buildOn: the environment built on a build host', () => {
   it('build runs npm on the build host only; deploy --artifact latest runs the app on hosts without npm', async () => {
     expect((await ssh(webs, webs.hosts[0], 'npm --version')).code).not.toBe(0);
     expect((await ssh(builders, builders.hosts[0], 'npm --version')).code).toBe(0);
+    const dry = await project.run(['build', '--dry-run'], { env });
+    expect(dry.code, dry.stderr + dry.stdout).toBe(0);
+    expect(dry.stdout).toContain('would build the environment on build1');
+    expect(existsSync(path.join(dir, 'store'))).toBe(false);
     const build = await project.run(['build'], { env });
     expect(build.code, build.stderr + build.stdout).toBe(0);
     expect(build.stdout).toMatch(/build1 .*npm ci there \(node v/);
