@@ -35,11 +35,11 @@ async function buildThere(h: HostRun, tree: string): Promise<HostState['runtime'
   const pack = tar(['-czf', '-', '-C', tree, '.'], ['ignore', 'pipe', 'pipe']);
   // Read at once: Node drops what a child wrote to a pipe nobody reads by the time it exits (a small tree is
   // packed before the SSH channel opens).
-  const tree$ = pack.child.stdout!.pipe(new PassThrough());
+  const treeStream = pack.child.stdout!.pipe(new PassThrough());
   const unpack = tar(['-xzf', '-', '--no-same-owner', '-C', built], ['pipe', 'ignore', 'pipe']);
   unpack.child.stdin?.on('error', () => undefined); // it exited early: its own exit status says why
   const result = await h.host.exec(buildOnHostScript(), {
-    stdin: tree$,
+    stdin: treeStream,
     stdinNote: 'the release tree (tar.gz)',
     stdout: unpack.child.stdin!,
   });
