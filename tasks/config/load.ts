@@ -238,6 +238,12 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
   };
   checkServiceTemplates(file, services, templates);
   const cutover = resolveCutover(file, merged.cutover, services, merged.healthcheck !== undefined);
+  const resolvedHosts = hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h));
+  const artifacts = merged.artifacts && resolveArtifacts(projectRoot, merged.artifacts);
+  const where = `${overrides.artifacts ? `environments.${name}.` : ''}artifacts`;
+  const built =
+    artifacts &&
+    resolveBuildOn(file, where, name, artifacts, merged.artifacts?.buildOn, merged.dependencies?.type, resolvedHosts);
 
   return {
     application: merged.application,
@@ -270,7 +276,8 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     rollout: merged.rollout,
     maxConnects: merged.maxConnects,
     environment: name,
-    hosts: hosts.map((h) => (h.local ? { ...h, deployTo: path.resolve(projectRoot, h.deployTo) } : h)),
+    // A host with only artifacts.buildOn's role is built on, never deployed to: no task's host.
+    hosts: built ? built.deployHosts : resolvedHosts,
     env,
     projectRoot,
     cutover,
@@ -279,7 +286,7 @@ export async function loadConfig({ configFile, environment, ref }: LoadOptions):
     protected: (chosen as { protected?: boolean }).protected ?? false,
     setup: resolveSetup(merged.application, merged.setup, merged.vars?.logDir),
     environments: Object.keys(raw.environments),
-    ...(merged.artifacts ? { artifacts: resolveArtifacts(projectRoot, merged.artifacts) } : {}),
+    ...(artifacts ? { artifacts: built?.buildOn ? { ...artifacts, buildOn: built.buildOn } : artifacts } : {}),
     delta: merged.delta ?? true,
   };
 }
@@ -349,4 +356,46 @@ function resolveArtifacts(projectRoot: string, raw: z.output<typeof artifactsSch
     dependencies: raw.dependencies ?? 'host',
     keep: raw.keep ?? 10,
   };
+}
+
+/**
+ * artifacts.buildOn: the first host with that role builds the prebuilt environment; a host with that role alone
+ * is only built on (left out of every task's hosts). Also refuses 'prebuilt' where it cannot work (python).
+ */
+function resolveBuildOn(
+  file: string,
+  where: string,
+  environment: string,
+  artifacts: ArtifactsConfig,
+  role: string | undefined,
+  type: string | undefined,
+  hosts: HostConfig[],
+): { buildOn?: ArtifactsConfig['buildOn']; deployHosts: HostConfig[] } {
+  const fail = (message: string) => new ConfigError(`invalid config ${file}:\n  ${message}`);
+  if (artifacts.dependencies === 'prebuilt' && type === 'python')
+    throw fail(
+      `${where}.dependencies: 'prebuilt' needs dependencies.type 'node' (a Python venv only works at the path it ` +
+        `was built in); got "python": use 'host' (each host builds its own venv)`,
+    );
+  if (!role) return { deployHosts: hosts };
+  if (artifacts.dependencies !== 'prebuilt' || type !== 'node')
+    throw fail(
+      `${where}.buildOn: builds the prebuilt dependency environment; it needs ${where}.dependencies: 'prebuilt' ` +
+        `and dependencies.type 'node' (got dependencies '${artifacts.dependencies}', type '${type ?? 'none'}')`,
+    );
+  const host = hosts.find((h) => h.roles.includes(role));
+  if (!host) {
+    const roles = [...new Set(hosts.flatMap((h) => h.roles))];
+    throw fail(
+      `${where}.buildOn: no host of environment "${environment}" has role "${role}"; ` +
+        `roles there: ${roles.join(', ') || '(none)'}`,
+    );
+  }
+  const deployHosts = hosts.filter((h) => !(h.roles.length === 1 && h.roles[0] === role));
+  if (!deployHosts.length)
+    throw fail(
+      `environments.${environment}.hosts: every host has only the build role "${role}" (${where}.buildOn): ` +
+        'give the hosts to deploy to another role (or none)',
+    );
+  return { buildOn: { role, host }, deployHosts };
 }

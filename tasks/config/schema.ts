@@ -219,6 +219,11 @@ export const artifactsSchema = z.strictObject({
   dependencies: z.enum(['host', 'prebuilt']).optional(),
   /** Artifacts kept per environment by the `artifacts` task's purge (never one that is live anywhere). */
   keep: z.number().int().min(1).optional(),
+  /** 'prebuilt': the environment is built on the first host with this role instead of the deployer. */
+  buildOn: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'a role name of letters, digits, "_" and "-"')
+    .optional(),
 });
 
 /**

@@ -101,6 +101,8 @@ export interface ArtifactsConfig {
   store: StoreConfig;
   dependencies: 'host' | 'prebuilt';
   keep: number;
+  /** The role artifacts.buildOn names, and the host of it that builds the prebuilt environment. */
+  buildOn?: { role: string; host: HostConfig };
 }
 
 export type DependencyType = ResolvedConfig['dependencies']['type'];

@@ -13,6 +13,7 @@ import { renderTemplates } from '../release/templates.js';
 import { type Artifact, listArtifactIds, publishArtifact } from '../store/artifacts.js';
 import { artifactKeys } from '../store/keys.js';
 import { openStore, storeEnv } from '../store/open-store.js';
+import { buildOnHost } from './build-on-host.js';
 
 const execFileP = promisify(execFile);
 
@@ -37,25 +38,30 @@ async function localRuntime(): Promise<HostState['runtime']> {
 
 /**
  * Builds the artifact (the archive of the ref; with artifacts.dependencies 'prebuilt' the dependency environment
- * too, installed here once) and its manifest, checks every template renders, and publishes it: latest last.
+ * too, installed once: here, or on the build host of artifacts.buildOn) and its manifest, checks every template
+ * renders, and publishes it: latest last.
  */
 export async function buildArtifact(run: TaskRun): Promise<Artifact> {
   const artifacts = artifactsConfig(run, 'build');
   const type = run.config.dependencies.type;
+  // 'prebuilt' with python is refused at load (config/load.ts).
   const prebuilt = artifacts.dependencies === 'prebuilt' && type !== 'none';
-  if (prebuilt && type !== 'node') {
-    throw new ConfigError(
-      `artifacts.dependencies 'prebuilt' needs dependencies.type 'node' (a Python venv is tied to its path); ` +
-        `got "${type}": use 'host'`,
-    );
-  }
+  let builder = deployer();
   const store = await openStore(artifacts.store, storeEnv(run.config));
   let files: ManifestFile[] = [];
   let envKey: string | null = null;
   const archive = await buildArchive(run.config, {
     dotenv: false,
     prepare: async (tree, lockfile) => {
-      if (prebuilt && lockfile !== null) {
+      if (prebuilt && lockfile !== null && artifacts.buildOn) {
+        // On the build host (artifacts.buildOn); under --dry-run nothing is sent there.
+        if (run.options.dryRun) run.log.line(`would build the environment on ${artifacts.buildOn.host.name}`);
+        else {
+          const built = await buildOnHost(run, tree);
+          envKey = environmentKey(type, lockfile, { runtime: built.runtime } as HostState);
+          builder = built.builder;
+        }
+      } else if (prebuilt && lockfile !== null) {
         await execFileP('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund'], {
           cwd: tree,
           maxBuffer: 64 * 1024 * 1024,
@@ -80,7 +86,7 @@ export async function buildArtifact(run: TaskRun): Promise<Artifact> {
     environment: run.config.environment,
     ref: archive.ref,
     commit: archive.commit,
-    builder: deployer(),
+    builder,
     builtAt: new Date().toISOString(),
     sha256: archive.sha256,
     bytes: archive.bytes,

@@ -429,3 +429,45 @@ describe('delta', () => {
     expect(await configError({ ...minimal, delta: 'yes' })).toMatch(/delta: .*boolean/);
   });
 });
+
+describe('artifacts.buildOn', () => {
+  const host = (name: string, roles: string[]) => ({ name, host: `${name}.example`, roles, deployTo: '/srv/app' });
+  const withBuild = (artifacts: Record<string, unknown>, type = 'node', hosts = [host('web1', ['web'])]) => ({
+    ...minimal,
+    dependencies: { type },
+    artifacts,
+    defaultEnvironment: 'production',
+    environments: { production: { hosts: [host('build1', ['build']), ...hosts] } },
+  });
+  const prebuilt = { dependencies: 'prebuilt', buildOn: 'build' };
+
+  it('the first host with the role builds; one with only that role is no host of any task, one with another is', async () => {
+    const { config } = await load(withBuild(prebuilt, 'node', [host('web1', ['web']), host('web2', ['web', 'build'])]));
+    expect(config.hosts.map((h) => h.name)).toEqual(['web1', 'web2']);
+    expect(config.artifacts?.buildOn).toEqual({ role: 'build', host: host('build1', ['build']) });
+    expect((await load(withBuild({ dependencies: 'prebuilt' }))).config.hosts.map((h) => h.name)).toEqual([
+      'build1',
+      'web1',
+    ]);
+  });
+
+  it('refused at load (exit 2), naming the key and what would be valid', async () => {
+    expect(await configError(withBuild({ ...prebuilt, buildOn: 'builder' }))).toContain(
+      'artifacts.buildOn: no host of environment "production" has role "builder"; roles there: build, web',
+    );
+    expect(await configError(withBuild({ buildOn: 'build' }))).toContain(
+      "artifacts.buildOn: builds the prebuilt dependency environment; it needs artifacts.dependencies: 'prebuilt' " +
+        "and dependencies.type 'node' (got dependencies 'host', type 'node')",
+    );
+    expect(await configError(withBuild(prebuilt, 'python'))).toContain(
+      "artifacts.dependencies: 'prebuilt' needs dependencies.type 'node'",
+    );
+    expect(await configError(withBuild({ dependencies: 'prebuilt' }, 'python'))).toContain(
+      'got "python": use \'host\'',
+    );
+    expect(await configError(withBuild(prebuilt, 'node', []))).toContain(
+      'environments.production.hosts: every host has only the build role "build"',
+    );
+    expect(await configError(withBuild({ ...prebuilt, buildOn: 'a b' }))).toContain('artifacts.buildOn: a role name');
+  });
+});

@@ -1,0 +1,155 @@
+// artifacts.buildOn: the prebuilt environment built on a build host (a real sshd host with npm, whose npm reaches
+// the registry or its own cache, ~/.npm), never on the deployer (an `npm` first on the CLI's PATH
+// records any call and fails); two web hosts with node but no npm deploy the artifact and the app answers. The
+// build host, whose only role is the build role, gets no release.
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeProject, type Project } from '../helpers/project.js';
+import { freePort, type SshFleet, startSshHosts, type TestHost } from '../helpers/sshd.js';
+
+let builders: SshFleet;
+let webs: SshFleet;
+let dir: string;
+let knownHosts: string;
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'slipway-build-host-'));
+  chmodSync(dir, 0o755);
+  // npm lives in /usr/lib/node_modules here (/usr/bin/npm links into it): an empty folder there hides it.
+  const empty = path.join(dir, 'no-node-modules');
+  mkdirSync(empty);
+  [builders, webs] = await Promise.all([
+    startSshHosts(1),
+    startSshHosts(2, { privateDirs: { '/usr/lib/node_modules': empty } }),
+  ]);
+  knownHosts = path.join(dir, 'known_hosts');
+  writeFileSync(knownHosts, readFileSync(builders.knownHosts, 'utf8') + readFileSync(webs.knownHosts, 'utf8'));
+}, 120_000);
+afterAll(async () => {
+  await Promise.all([builders?.stop(), webs?.stop()]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function ssh(fleet: SshFleet, h: TestHost, command: string): Promise<{ code: number; out: string }> {
+  const args = ['-i', fleet.clientKey, '-p', String(h.port), '-o', `UserKnownHostsFile=${knownHosts}`];
+  return new Promise((resolve) =>
+    execFile(
+      'ssh',
+      [...args, '-o', 'BatchMode=yes', `${h.user}@${h.address}`, command],
+      { timeout: 60_000 },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: `${stdout}${stderr}` }),
+    ),
+  );
+}
+
+describe('artifacts.buildOn: the environment built on a build host', () => {
+  let project: Project;
+  let env: NodeJS.ProcessEnv;
+  const npmCalls = () => path.join(dir, 'npm-calls');
+  const config = (buildOn: string) => ({
+    knownHosts,
+    artifacts: { store: { type: 'dir', path: path.join(dir, 'store') }, dependencies: 'prebuilt', buildOn },
+  });
+  beforeAll(() => {
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(path.join(bin, 'npm'), `#!/bin/sh\necho "npm $*" >> '${npmCalls()}'\nexit 1\n`, { mode: 0o755 });
+    env = { PATH: `${bin}:${process.env.PATH}` };
+    project = makeProject({
+      config: config('build'),
+      hosts: [
+        { ...builders.configHost(builders.hosts[0], '/srv/hello'), name: 'build1', roles: ['build'] },
+        { ...webs.configHost(webs.hosts[0], '/srv/hello'), name: 'web1', roles: ['web'] },
+        { ...webs.configHost(webs.hosts[1], '/srv/hello'), name: 'web2', roles: ['web'] },
+      ],
+    });
+  });
+  afterAll(() => project?.cleanup());
+
+  it('a build role no host has: exit 2 naming the key and the roles there, nothing built', async () => {
+    project.writeConfig(config('builder'));
+    try {
+      const build = await project.run(['build'], { env });
+      expect(build.code).toBe(2);
+      expect(build.stderr).toMatch(/artifacts\.buildOn: no host of environment "local" has role "builder"; .*web/);
+      expect(existsSync(path.join(dir, 'store'))).toBe(false);
+    } finally {
+      project.writeConfig();
+    }
+  }, 120_000);
+
+  it('build runs npm on the build host only; deploy --artifact latest runs the app on hosts without npm', async () => {
+    expect((await ssh(webs, webs.hosts[0], 'npm --version')).code).not.toBe(0);
+    expect((await ssh(builders, builders.hosts[0], 'npm --version')).code).toBe(0);
+    const dry = await project.run(['build', '--dry-run'], { env });
+    expect(dry.code, dry.stderr + dry.stdout).toBe(0);
+    expect(dry.stdout).toContain('would build the environment on build1');
+    expect(existsSync(path.join(dir, 'store'))).toBe(false);
+    const build = await project.run(['build'], { env });
+    expect(build.code, build.stderr + build.stdout).toBe(0);
+    expect(build.stdout).toMatch(/build1 .*npm ci there \(node v/);
+    // The deployer ran no npm (the one on its PATH records every call).
+    expect(existsSync(npmCalls())).toBe(false);
+    const store = path.join(dir, 'store', 'hello', 'local');
+    const id = readFileSync(path.join(store, 'latest'), 'utf8').trim();
+    const manifest = JSON.parse(readFileSync(path.join(store, `${id}.json`), 'utf8'));
+    expect(manifest.builder).toMatch(/\(build1\)$/);
+    expect(manifest.envKey).toMatch(/^node-/);
+    expect(manifest.files.some((f: { path: string }) => f.path.startsWith('node_modules/ms/'))).toBe(true);
+    // The build ran outside the build host's deploy root, untouched (it may become a deploy host later).
+    const builderRoot = path.join(builders.hosts[0].srvDir, 'hello');
+    expect(existsSync(builderRoot)).toBe(false);
+
+    const deploy = await project.run(['deploy', '--artifact', 'latest'], { env });
+    expect(deploy.code, deploy.stderr + deploy.stdout).toBe(0);
+    expect(deploy.stdout).toMatch(/^deploy on web1, web2 \(local\)$/m);
+    expect(deploy.stdout).toMatch(/artifact .* built by .*\(build1\)/);
+    expect(deploy.stderr + deploy.stdout).toMatch(/web1 +dependencies \(skipped\).*prebuilt, in the artifact/);
+    expect(deploy.stderr + deploy.stdout).toMatch(/web2 +dependencies \(skipped\).*prebuilt, in the artifact/);
+    expect(existsSync(builderRoot)).toBe(false);
+    expect(existsSync(npmCalls())).toBe(false);
+    for (const web of webs.hosts) {
+      const port = await freePort();
+      // server.js imports ms (a dependency): it answers only with the node_modules built on build1.
+      const run = await ssh(
+        webs,
+        web,
+        `cd /srv/hello/current && { PORT=${port} node server.js & pid=$!; }; ` +
+          `for i in $(seq 50); do curl -fsS http://127.0.0.1:${port}/health && break; sleep 0.2; done; kill $pid`,
+      );
+      expect(run.out).toContain(id);
+    }
+  }, 300_000);
+
+  it('a build host with the app role too builds over the deploy connection, and is deployed to', async () => {
+    const [build1, web1] = [builders.hosts[0], webs.hosts[0]];
+    project.writeConfig({
+      ...config('build'),
+      environments: {
+        local: {
+          hosts: [
+            { ...builders.configHost(build1, '/srv/hello'), name: 'build1', roles: ['web', 'build'] },
+            { ...webs.configHost(web1, '/srv/hello'), name: 'web1', roles: ['web'] },
+          ],
+        },
+      },
+    });
+    try {
+      builders.resetCounts(build1);
+      const deploy = await project.run(['deploy'], { env });
+      expect(deploy.code, deploy.stderr + deploy.stdout).toBe(0);
+      expect(deploy.stdout).toMatch(/build1 .*npm ci there/);
+      expect(existsSync(npmCalls())).toBe(false);
+      const id = readFileSync(path.join(dir, 'store', 'hello', 'local', 'latest'), 'utf8').trim();
+      expect(deploy.stdout).toContain(`live: ${id}`);
+      expect(readFileSync(path.join(build1.srvDir, 'hello/current/.slipway/release.json'), 'utf8')).toContain(id);
+      // One SSH connection to it for the build and the deploy.
+      expect(builders.counts(build1).connections).toBe(1);
+    } finally {
+      project.writeConfig();
+    }
+  }, 300_000);
+});
