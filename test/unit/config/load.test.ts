@@ -288,13 +288,13 @@ describe('remote repositories and notifications', () => {
     expect(config.repository).toBe(path.join(dir, 'app'));
   });
 
-  it('notifications run on the deployer unless `on: hosts`; no cwd, and `on` is one of the two', async () => {
+  it('notifications run on the deployer unless `on: hosts`, for 30 s at most; no cwd, `on` is one of the two', async () => {
     const hooks = {
       onSuccess: [{ name: 'chat', commands: ['true'] }],
       onFailure: [{ name: 'h', on: 'hosts', commands: ['true'] }],
     };
     const { config } = await load({ ...minimal, hooks });
-    expect(config.hooks.onSuccess).toEqual([{ name: 'chat', on: 'deployer', commands: ['true'] }]);
+    expect(config.hooks.onSuccess).toEqual([{ name: 'chat', on: 'deployer', commands: ['true'], timeoutSeconds: 30 }]);
     expect(config.hooks.onFailure[0].on).toBe('hosts');
     const bad = await configError({
       ...minimal,
