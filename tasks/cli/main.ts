@@ -27,14 +27,22 @@ export interface TaskDefinition {
   connects?: false;
   /** Connects to each host as someone else than the deploy user (`setup`: the admin user). */
   connectAs?(host: HostConfig, config: ResolvedConfig): HostConfig;
+  /** Where the header line says the task runs, when not on its hosts (`build`: on the build host, or here). */
+  runsOn?(config: ResolvedConfig, hosts: HostConfig[]): string;
 }
 
 export function task(
   help: string,
   run: (run: TaskRun) => Promise<void>,
-  { check, accepts, connects, connectAs }: Pick<TaskDefinition, 'check' | 'accepts' | 'connects' | 'connectAs'> = {},
+  {
+    check,
+    accepts,
+    connects,
+    connectAs,
+    runsOn,
+  }: Pick<TaskDefinition, 'check' | 'accepts' | 'connects' | 'connectAs' | 'runsOn'> = {},
 ): TaskDefinition {
-  return { help, run, check, accepts, connects, connectAs };
+  return { help, run, check, accepts, connects, connectAs, runsOn };
 }
 
 /** An option only some tasks take, given to tasks none of which takes it, would be ignored: a usage error instead. */
@@ -164,7 +172,8 @@ async function runCalls(
       const result = taskResult(call, hostRuns);
       results.push(result);
       setActive(run);
-      log.line(`${called} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`);
+      const where = tasks[call.name].runsOn?.(config, selected) ?? selected.map((h) => h.name).join(', ');
+      log.line(`${called} on ${where} (${config.environment})`);
       try {
         await tasks[call.name].run(run);
         result.ok = true;

@@ -123,6 +123,8 @@ describe('artifacts.buildOn: the environment built on a build host', () => {
     const dry = await project.run(['build', '--dry-run'], { env });
     expect(dry.code, dry.stderr + dry.stdout).toBe(0);
     expect(dry.stdout).toContain('would build the environment on build1');
+    // The header says where it builds: on the build host, for the hosts it renders templates for.
+    expect(dry.stdout).toMatch(/^build on build1 \(build host\), for web1, web2 \(local\)$/m);
     expect(existsSync(path.join(dir, 'store'))).toBe(false);
     const build = await project.run(['build'], { env });
     expect(build.code, build.stderr + build.stdout).toBe(0);
