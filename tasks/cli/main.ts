@@ -119,7 +119,10 @@ async function runCalls(
   setLog(log);
   const selected = selectHosts(config.hosts, options.hosts, options.roles);
   if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);
-  log.hostWidth(selected.map((h) => h.name));
+  // The build host of artifacts.buildOn has lines of its own (build, check) when it is none of the selected.
+  log.hostWidth(
+    [...selected, ...(config.artifacts?.buildOn ? [config.artifacts.buildOn.host] : [])].map((h) => h.name),
+  );
   // Hosts connect while a task does its local work (e.g. building the release archive); a task's
   // first step on the hosts waits for them. One connection per host and identity (the deploy user, or
   // a task's connectAs), opened when the first task needing it starts.

@@ -199,6 +199,40 @@ describe('artifacts.buildOn: the environment built on a build host', () => {
     }
   }, 120_000);
 
+  it('check looks at the build host: without npm there it is ✗ with its fix; setup says it is left to you', async () => {
+    // The build-only host is a web host's sshd here (node, no npm); the app's host has npm.
+    const [app1, build2] = [builders.hosts[0], webs.hosts[1]];
+    project.writeConfig({
+      ...config('build'),
+      environments: {
+        local: {
+          hosts: [
+            { ...builders.configHost(app1, '/srv/hello'), name: 'app1', roles: ['web'] },
+            { ...webs.configHost(build2, '/srv/hello'), name: 'build2', roles: ['build'] },
+          ],
+        },
+      },
+    });
+    try {
+      const check = await project.run(['check'], { env });
+      const out = check.stdout + check.stderr;
+      expect(check.code, out).toBe(1);
+      expect(out).toMatch(/✓ build2 +ssh +.*host key verified/);
+      expect(out).toMatch(
+        /✗ build2 +build runtime +npm not found on slipway's PATH over SSH.*\n +fix: install it on the build host /,
+      );
+      expect(out).toMatch(/✓ build2 +TMPDIR +\/tmp writable/);
+      // The ✗ is the build host's alone.
+      expect(out).not.toMatch(/✗ app1/);
+      const setup = await project.run(['setup', '--dry-run'], { env });
+      expect(setup.stdout + setup.stderr).toMatch(
+        /build2, the build host \(artifacts\.buildOn\), is not prepared by setup/,
+      );
+    } finally {
+      project.writeConfig();
+    }
+  }, 120_000);
+
   it('a build host with the app role too builds over the deploy connection, and is deployed to', async () => {
     const [build1, web1] = [builders.hosts[0], webs.hosts[0]];
     project.writeConfig({
