@@ -52,6 +52,7 @@ import {
   withNotifications,
   inWaves,
   bake,
+  buildRunsOn,
 } from './tasks/index.js';
 
 await runTasks(
@@ -77,9 +78,13 @@ await runTasks(
       run.locked('purge', () => run.atEnd('purge', purgeReleases(run))),
     ),
     // Build once, ship the same bytes: the artifact store.
-    build: task('Build the release artifact once and publish it to the store (latest last)', async (run) => {
-      await buildArtifact(run);
-    }),
+    build: task(
+      'Build the release artifact once and publish it to the store (latest last)',
+      async (run) => {
+        await buildArtifact(run);
+      },
+      { runsOn: buildRunsOn }, // its header: here, or on the build host (artifacts.buildOn)
+    ),
     promote: task(
       'promote:<env>: deploy exactly the artifact <env> runs now (same id, same bytes)',
       withNotifications(async (run) => {

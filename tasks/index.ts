@@ -17,7 +17,7 @@ export type { Artifact } from './store/artifacts.js';
 // The steps, in the order a deploy runs them.
 export { packRelease } from './steps/pack.js';
 export { artifactToDeploy } from './steps/artifact.js';
-export { buildArtifact } from './steps/build.js';
+export { buildArtifact, buildRunsOn } from './steps/build.js';
 export { newRelease } from './steps/new-release.js';
 export { upload } from './steps/upload.js';
 export { fetchArtifact } from './steps/fetch.js';

@@ -5,8 +5,9 @@ import type { ResolvedConfig } from '../config/types.js';
 import type { TaskRun } from '../fleet/task-run.js';
 import { HostsUnreachable } from '../hosts/connect.js';
 import { mustRun } from '../hosts/host.js';
-import { SlipwayError } from '../lib/errors.js';
+import { exitCodeOf, SlipwayError } from '../lib/errors.js';
 import { newReleaseId } from '../release/rules.js';
+import { checkBuildHost } from './check-build-host.js';
 import { checkScript, checkVerdicts, type EnvFiles, parseCheck, sshFix, type Verdict } from '../scripts/check.js';
 
 /** The environment's `.env.<environment>` (and its `.example`) in the project root: which keys each holds. */
@@ -25,9 +26,28 @@ async function envFiles(config: ResolvedConfig): Promise<EnvFiles> {
  * `check`: the config loads, every host answers over SSH with a known host key, and what a deploy needs
  * there works for the deploy user: its deploy root, the lock, the runtime, each service command as a deploy
  * runs it (the sudo rules, nginx -t, supervisorctl), the health check URL and the environment's .env file.
- * A host where any of it fails is ✗, each failed verdict with its fix; the task then exits 1.
+ * A host where any of it fails is ✗, each failed verdict with its fix; the task then exits 1. With artifacts.buildOn,
+ * the build host too (check-build-host.ts).
  */
 export async function check(run: TaskRun): Promise<void> {
+  const failed = await checkHosts(run).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  // artifacts.buildOn: the build host too, whatever the hosts' verdicts (but not past a config error).
+  if (failed === undefined || exitCodeOf(failed) !== 2) {
+    const build = await checkBuildHost(run).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    if (failed === undefined && build !== undefined) throw build;
+    if (failed instanceof Error && build instanceof Error)
+      throw new SlipwayError(`${failed.message}\n${build.message}`);
+  }
+  if (failed !== undefined) throw failed;
+}
+
+async function checkHosts(run: TaskRun): Promise<void> {
   run.log.line(`config: valid (${run.config.application}, environment ${run.config.environment})`);
   const env = await envFiles(run.config);
   // Any id will do: sudo is asked about the commands, nothing is installed.

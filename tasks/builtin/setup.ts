@@ -144,6 +144,13 @@ function specFor(h: HostConfig, config: ResolvedConfig, helperText: Buffer | und
 export async function setup(run: TaskRun): Promise<void> {
   const helperText = run.config.services?.helper ? helperSource() : undefined;
   const admin = run.config.setup.user;
+  const builder = run.config.artifacts?.buildOn?.host;
+  if (builder && !run.hosts.some((h) => h.config.name === builder.name))
+    run.log.warn(
+      `setup: ${builder.name}, the build host (artifacts.buildOn), is not prepared by setup: give it ` +
+        `${builder.user ? `the user ${builder.user}` : 'its user'} with your key, node and npm by hand ` +
+        '(README, "Building on a build host"); `check` checks it',
+    );
   await run.each('setup', async (h) => {
     if (h.config.local) return { skipped: 'the local target: nothing to prepare' };
     const spec = specFor(h.config, run.config, helperText);

@@ -27,14 +27,22 @@ export interface TaskDefinition {
   connects?: false;
   /** Connects to each host as someone else than the deploy user (`setup`: the admin user). */
   connectAs?(host: HostConfig, config: ResolvedConfig): HostConfig;
+  /** Where the header line says the task runs, when not on its hosts (`build`: on the build host, or here). */
+  runsOn?(config: ResolvedConfig, hosts: HostConfig[]): string;
 }
 
 export function task(
   help: string,
   run: (run: TaskRun) => Promise<void>,
-  { check, accepts, connects, connectAs }: Pick<TaskDefinition, 'check' | 'accepts' | 'connects' | 'connectAs'> = {},
+  {
+    check,
+    accepts,
+    connects,
+    connectAs,
+    runsOn,
+  }: Pick<TaskDefinition, 'check' | 'accepts' | 'connects' | 'connectAs' | 'runsOn'> = {},
 ): TaskDefinition {
-  return { help, run, check, accepts, connects, connectAs };
+  return { help, run, check, accepts, connects, connectAs, runsOn };
 }
 
 /** An option only some tasks take, given to tasks none of which takes it, would be ignored: a usage error instead. */
@@ -111,7 +119,10 @@ async function runCalls(
   setLog(log);
   const selected = selectHosts(config.hosts, options.hosts, options.roles);
   if (!selected.length) throw new ConfigError(`no host of environment "${config.environment}" matches --hosts/--roles`);
-  log.hostWidth(selected.map((h) => h.name));
+  // The build host of artifacts.buildOn has lines of its own (build, check) when it is none of the selected.
+  log.hostWidth(
+    [...selected, ...(config.artifacts?.buildOn ? [config.artifacts.buildOn.host] : [])].map((h) => h.name),
+  );
   // Hosts connect while a task does its local work (e.g. building the release archive); a task's
   // first step on the hosts waits for them. One connection per host and identity (the deploy user, or
   // a task's connectAs), opened when the first task needing it starts.
@@ -164,7 +175,8 @@ async function runCalls(
       const result = taskResult(call, hostRuns);
       results.push(result);
       setActive(run);
-      log.line(`${called} on ${selected.map((h) => h.name).join(', ')} (${config.environment})`);
+      const where = tasks[call.name].runsOn?.(config, selected) ?? selected.map((h) => h.name).join(', ');
+      log.line(`${called} on ${where} (${config.environment})`);
       try {
         await tasks[call.name].run(run);
         result.ok = true;

@@ -56,29 +56,53 @@ async function buildThere(h: HostRun, tree: string): Promise<HostState['runtime'
 }
 
 /**
- * Builds the prebuilt environment into `tree` on the build host: over the run's own connection to it when it is
- * one of the run's hosts (a host with another role too), else over one opened for this and closed after.
+ * Runs `body` on the build host (artifacts.buildOn): over the run's own connection to it when it is one of the
+ * run's hosts (a host with another role too), else over one opened for this and closed after. That connection is
+ * part of the run's interrupt (Ctrl-C, SIGTERM): what runs there is stopped as on the run's hosts (its process
+ * group), and the interrupt waits for `body` to end, so what the command's own exit does (its folder removed) is
+ * done before the run exits.
  */
-export async function buildOnHost(run: TaskRun, tree: string): Promise<HostBuild> {
+export async function onBuildHost<T>(
+  run: TaskRun,
+  body: (builder: TaskRun, target: HostRun) => Promise<T>,
+): Promise<T> {
   const config = run.config.artifacts?.buildOn?.host;
-  if (!config) throw new Error('buildOnHost: artifacts.buildOn is not set');
-  let target = run.hosts.find((h) => h.config.name === config.name);
-  let builderRun = run;
-  let close = async (): Promise<void> => undefined;
-  if (!target) {
-    const [host] = await connectHosts(run.config, [config], {
-      trustNewHosts: run.options.trustNewHosts ?? false,
-      onNotice: (text) => run.log.warn(text),
-    });
-    const own = new HostRun(config);
-    own.connected(host);
-    target = own;
-    builderRun = new TaskRun(run.config, run.options, run.log, [own], run.args, async () => undefined);
-    close = () => host.close();
+  if (!config) throw new Error('onBuildHost: artifacts.buildOn is not set');
+  const target = run.hosts.find((h) => h.config.name === config.name);
+  if (target) return body(run, target);
+  const [host] = await connectHosts(run.config, [config], {
+    trustNewHosts: run.options.trustNewHosts ?? false,
+    onNotice: (text) => run.log.warn(text),
+  });
+  if (run.interrupted) {
+    await host.close();
+    throw new Error(`interrupted before the build on ${config.name}`);
   }
-  let runtime: HostState['runtime'] | undefined;
+  const own = new HostRun(config);
+  own.connected(host);
+  const builder = new TaskRun(run.config, run.options, run.log, [own], run.args, async () => undefined);
+  const running = body(builder, own);
+  const settled = running.then(
+    () => undefined,
+    () => undefined,
+  );
+  const unregister = run.onAbort(async () => {
+    await host.interrupt();
+    await settled;
+  });
   try {
-    await builderRun.each(
+    return await running;
+  } finally {
+    unregister();
+    await host.close();
+  }
+}
+
+/** Builds the prebuilt environment into `tree` on the build host. */
+export async function buildOnHost(run: TaskRun, tree: string): Promise<HostBuild> {
+  return onBuildHost(run, async (builder, target) => {
+    let runtime: HostState['runtime'] | undefined;
+    await builder.each(
       'build',
       async (h) => {
         runtime = await buildThere(h, tree);
@@ -86,8 +110,6 @@ export async function buildOnHost(run: TaskRun, tree: string): Promise<HostBuild
       },
       [target],
     );
-  } finally {
-    await close();
-  }
-  return { runtime: runtime!, builder: `${target.host.address} (${config.name})` };
+    return { runtime: runtime!, builder: `${target.host.address} (${target.config.name})` };
+  });
 }

@@ -1,7 +1,7 @@
 // Step: build the release artifact once and publish it to the store (`build`, and a deploy with a store).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { ArtifactsConfig } from '../config/types.js';
+import type { ArtifactsConfig, HostConfig, ResolvedConfig } from '../config/types.js';
 import type { TaskRun } from '../fleet/task-run.js';
 import { ConfigError } from '../lib/errors.js';
 import { buildArchive } from '../release/archive.js';
@@ -27,6 +27,12 @@ export function artifactsConfig(run: TaskRun, what: string): ArtifactsConfig {
     );
   }
   return artifacts;
+}
+
+/** Where `build` runs (its header line): on the build host of artifacts.buildOn, or here; for the selected hosts. */
+export function buildRunsOn(config: ResolvedConfig, hosts: HostConfig[]): string {
+  const builder = config.artifacts?.buildOn ? `${config.artifacts.buildOn.host.name} (build host)` : 'this machine';
+  return `${builder}, for ${hosts.map((h) => h.name).join(', ')}`;
 }
 
 /** The deployer's runtime, as a host's inspection reports it: what a prebuilt environment is keyed by. */

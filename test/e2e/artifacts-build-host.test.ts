@@ -1,9 +1,20 @@
 // artifacts.buildOn: the prebuilt environment built on a build host (a real sshd host with npm, whose npm reaches
 // the registry or its own cache, ~/.npm), never on the deployer (an `npm` first on the CLI's PATH
 // records any call and fails); two web hosts with node but no npm deploy the artifact and the app answers. The
-// build host, whose only role is the build role, gets no release.
+// build host, whose only role is the build role, gets no release. Its /usr/local/bin (first on its PATH) is a
+// folder of the test's, empty but while a test puts a stand-in npm there.
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,14 +25,18 @@ let builders: SshFleet;
 let webs: SshFleet;
 let dir: string;
 let knownHosts: string;
+/** The build host's /usr/local/bin. */
+let buildBin: string;
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'slipway-build-host-'));
   chmodSync(dir, 0o755);
   // npm lives in /usr/lib/node_modules here (/usr/bin/npm links into it): an empty folder there hides it.
   const empty = path.join(dir, 'no-node-modules');
   mkdirSync(empty);
+  buildBin = path.join(dir, 'build-bin');
+  mkdirSync(buildBin);
   [builders, webs] = await Promise.all([
-    startSshHosts(1),
+    startSshHosts(1, { privateDirs: { '/usr/local/bin': buildBin } }),
     startSshHosts(2, { privateDirs: { '/usr/lib/node_modules': empty } }),
   ]);
   knownHosts = path.join(dir, 'known_hosts');
@@ -43,6 +58,27 @@ function ssh(fleet: SshFleet, h: TestHost, command: string): Promise<{ code: num
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: `${stdout}${stderr}` }),
     ),
   );
+}
+
+/** The command lines of the processes running on a test host (those in its sshd's mount namespace). */
+function processesOn(h: TestHost): string[] {
+  const namespace = (pid: string) => {
+    try {
+      return statSync(`/proc/${pid}/ns/mnt`).ino;
+    } catch {
+      return undefined; // gone meanwhile
+    }
+  };
+  const own = namespace(String(h.pid));
+  return readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid) && namespace(pid) === own)
+    .flatMap((pid) => {
+      try {
+        return [readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()];
+      } catch {
+        return [];
+      }
+    });
 }
 
 describe('artifacts.buildOn: the environment built on a build host', () => {
@@ -87,6 +123,8 @@ describe('artifacts.buildOn: the environment built on a build host', () => {
     const dry = await project.run(['build', '--dry-run'], { env });
     expect(dry.code, dry.stderr + dry.stdout).toBe(0);
     expect(dry.stdout).toContain('would build the environment on build1');
+    // The header says where it builds: on the build host, for the hosts it renders templates for.
+    expect(dry.stdout).toMatch(/^build on build1 \(build host\), for web1, web2 \(local\)$/m);
     expect(existsSync(path.join(dir, 'store'))).toBe(false);
     const build = await project.run(['build'], { env });
     expect(build.code, build.stderr + build.stdout).toBe(0);
@@ -123,6 +161,77 @@ describe('artifacts.buildOn: the environment built on a build host', () => {
       expect(run.out).toContain(id);
     }
   }, 300_000);
+
+  it('Ctrl-C during the build on a build-only host stops npm there, removes its folder, publishes nothing', async () => {
+    // A stand-in npm first on the build host's PATH: a real `npm ci` ends on its own schedule (here within a
+    // second, from the cache); this one is certain to be running when the Ctrl-C comes. It says in which folder.
+    const marks = path.join(dir, 'marks');
+    mkdirSync(marks);
+    chmodSync(marks, 0o777);
+    const folderFile = path.join(marks, 'folder');
+    writeFileSync(path.join(buildBin, 'npm'), `#!/bin/sh\npwd > '${folderFile}'\nsleep 300\n`, { mode: 0o755 });
+    const store = path.join(dir, 'store');
+    const stored = () => (existsSync(store) ? readdirSync(store, { recursive: true }).sort() : []);
+    const before = stored();
+    try {
+      const child = project.start(['build'], env);
+      let output = '';
+      child.stdout!.on('data', (d) => (output += d));
+      child.stderr!.on('data', (d) => (output += d));
+      const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      while (!existsSync(folderFile) || !readFileSync(folderFile, 'utf8')) {
+        if (child.exitCode !== null) throw new Error(`build ended before npm started:\n${output}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const folder = readFileSync(folderFile, 'utf8').trim();
+      expect(path.dirname(folder)).toBe('/tmp'); // its TMPDIR (unset there)
+      expect(processesOn(builders.hosts[0])).toContainEqual('sleep 300');
+      process.kill(child.pid!, 'SIGINT');
+      expect(await exit, output).toBe(130);
+      // Stopped on the build host by the interrupt itself, not left to the connection's end.
+      expect(processesOn(builders.hosts[0]).filter((cmd) => /npm|sleep/.test(cmd))).toEqual([]);
+      expect(existsSync(folder)).toBe(false);
+      expect(stored()).toEqual(before);
+      expect(output).toMatch(/SIGINT: stopping/);
+      expect(output).toMatch(/build1 +build .*failed/);
+    } finally {
+      rmSync(path.join(buildBin, 'npm'), { force: true });
+    }
+  }, 120_000);
+
+  it('check looks at the build host: without npm there it is ✗ with its fix; setup says it is left to you', async () => {
+    // The build-only host is a web host's sshd here (node, no npm); the app's host has npm.
+    const [app1, build2] = [builders.hosts[0], webs.hosts[1]];
+    project.writeConfig({
+      ...config('build'),
+      environments: {
+        local: {
+          hosts: [
+            { ...builders.configHost(app1, '/srv/hello'), name: 'app1', roles: ['web'] },
+            { ...webs.configHost(build2, '/srv/hello'), name: 'build2', roles: ['build'] },
+          ],
+        },
+      },
+    });
+    try {
+      const check = await project.run(['check'], { env });
+      const out = check.stdout + check.stderr;
+      expect(check.code, out).toBe(1);
+      expect(out).toMatch(/✓ build2 +ssh +.*host key verified/);
+      expect(out).toMatch(
+        /✗ build2 +build runtime +npm not found on slipway's PATH over SSH.*\n +fix: install it on the build host /,
+      );
+      expect(out).toMatch(/✓ build2 +TMPDIR +\/tmp writable/);
+      // The ✗ is the build host's alone.
+      expect(out).not.toMatch(/✗ app1/);
+      const setup = await project.run(['setup', '--dry-run'], { env });
+      expect(setup.stdout + setup.stderr).toMatch(
+        /build2, the build host \(artifacts\.buildOn\), is not prepared by setup/,
+      );
+    } finally {
+      project.writeConfig();
+    }
+  }, 120_000);
 
   it('a build host with the app role too builds over the deploy connection, and is deployed to', async () => {
     const [build1, web1] = [builders.hosts[0], webs.hosts[0]];

@@ -4,7 +4,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildOnHostScript, parseBuildRuntime } from '../../../tasks/scripts/build.js';
+import {
+  buildHostCheckScript,
+  buildHostVerdicts,
+  buildOnHostScript,
+  parseBuildRuntime,
+} from '../../../tasks/scripts/build.js';
 import { makeArchive, scratchDir } from '../../helpers/unit.js';
 
 const { freshDir } = scratchDir('build-script');
@@ -57,5 +62,48 @@ describe('buildOnHostScript', () => {
 
   it('no runtime reported: null', () => {
     expect(parseBuildRuntime('@@node v20.1.0\n')).toBeNull();
+  });
+});
+
+describe('buildHostCheckScript and buildHostVerdicts (check on the build host)', () => {
+  const checkWith = (tmp: string) =>
+    spawnSync('bash', ['-c', buildHostCheckScript().text], { env: { ...process.env, TMPDIR: tmp } }).stdout.toString();
+
+  it('node and npm with their versions, TMPDIR writable (its probe folder removed): all ✓', () => {
+    const tmp = path.join(freshDir(), "tmp 'dir");
+    mkdirSync(tmp);
+    const verdicts = buildHostVerdicts(checkWith(tmp), 'deploy');
+    const npm = execFileSync('npm', ['--version']).toString().trim();
+    expect(verdicts).toEqual([
+      { name: 'build runtime', ok: true, detail: `node ${process.version}, npm ${npm}` },
+      { name: 'TMPDIR', ok: true, detail: `${tmp} writable (the build's folder goes there, removed after)` },
+    ]);
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+
+  it('a TMPDIR the user cannot make a folder in: ✗ with its fix', () => {
+    const tmp = path.join(freshDir(), 'missing');
+    const [, verdict] = buildHostVerdicts(checkWith(tmp), 'deploy');
+    expect(verdict).toEqual({
+      name: 'TMPDIR',
+      ok: false,
+      detail: `${tmp} not writable by deploy: the build makes its folder there`,
+      fix: `as root: chmod 1777 ${tmp} (or give deploy a writable TMPDIR in its SSH sessions)`,
+    });
+  });
+
+  it('npm, or node and npm, not found: ✗ naming what is missing, with its fix', () => {
+    const output = (node: string) => `@@node ${node}\n@@npm \n@@tmpdir /tmp\n@@tmpdir-writable yes\n`;
+    expect(buildHostVerdicts(output('v20.1.0'), 'deploy')[0]).toEqual({
+      name: 'build runtime',
+      ok: false,
+      detail: "npm not found on deploy's PATH over SSH: the build runs npm ci there",
+      fix: 'install it on the build host (apt-get install nodejs npm)',
+    });
+    expect(buildHostVerdicts(output(''), 'deploy')[0]).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/^node and npm not found/),
+      fix: 'install them on the build host (apt-get install nodejs npm)',
+    });
   });
 });
