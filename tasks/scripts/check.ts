@@ -116,12 +116,20 @@ function lockVerdict(found: CheckedHost): Verdict {
   };
 }
 
-function runtimeVerdict(type: ResolvedConfig['dependencies']['type'], found: CheckedHost): Verdict {
+function runtimeVerdict(config: Pick<ResolvedConfig, 'dependencies' | 'artifacts'>, found: CheckedHost): Verdict {
   const name = 'runtime';
+  const type = config.dependencies.type;
   if (type === 'none') return { name, ok: 'skipped', detail: 'dependencies: none (nothing installed)' };
   if (type === 'node') {
     const node = found.state.runtime.node;
     if (node && found.npm) return { name, ok: true, detail: `node ${node}, npm ${found.npm}` };
+    // A prebuilt artifact brings its node_modules: the host runs node, installs nothing, needs no npm.
+    if (node && config.artifacts?.dependencies === 'prebuilt')
+      return {
+        name,
+        ok: true,
+        detail: `node ${node}; no npm, none needed: artifacts.dependencies is 'prebuilt' (a host of another node or platform than the build's would need it)`,
+      };
     return {
       name,
       ok: false,
@@ -152,7 +160,10 @@ function sharedEnvVerdict(root: string, dotenv: CheckedHost['dotenv']): Verdict 
 
 /** Every verdict for one host, in the order a deploy needs them. */
 export function checkVerdicts(input: {
-  config: Pick<ResolvedConfig, 'services' | 'application' | 'dependencies' | 'healthcheck' | 'port' | 'vars'>;
+  config: Pick<
+    ResolvedConfig,
+    'services' | 'application' | 'dependencies' | 'artifacts' | 'healthcheck' | 'port' | 'vars'
+  >;
   address: string;
   root: string;
   releaseId: string;
@@ -178,7 +189,7 @@ export function checkVerdicts(input: {
     },
     rootVerdict(root, found, writable, setup),
     lockVerdict(found),
-    runtimeVerdict(config.dependencies.type, found),
+    runtimeVerdict(config, found),
     ...services.map((v) =>
       v.ok === false && setup && v.fix?.startsWith("as root, README's")
         ? { ...v, fix: `${SETUP}, or by hand ${v.fix.replace(/^as root, /, '(as root): ')}` }

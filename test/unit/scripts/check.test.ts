@@ -4,6 +4,7 @@ import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type CheckedHost, checkScript, checkVerdicts, parseCheck, sshFix } from '../../../tasks/scripts/check.js';
+import type { ResolvedConfig } from '../../../tasks/config/types.js';
 import { A, bash, SAMPLE, scratchDir } from '../../helpers/unit.js';
 
 const { freshDir } = scratchDir('check');
@@ -68,6 +69,7 @@ describe('verdicts', () => {
     healthcheck: undefined,
     port: 8080,
     vars: {},
+    artifacts: undefined as ResolvedConfig['artifacts'],
   };
   const env = { file: '.env.production', keys: ['API_TOKEN'] };
   const verdicts = (f: CheckedHost, c: Partial<typeof config> = {}) =>
@@ -115,6 +117,17 @@ describe('verdicts', () => {
     const state = { ...found().state, writable: false };
     const notWritable = byName(verdicts(found({ state })), 'deploy root');
     expect(notWritable.fix).toMatch(/^run `setup` .*, or as root: install -d -o deploy -g deploy \/srv\/hello/);
+  });
+
+  it('prebuilt artifacts: node without npm is ✓ (nothing is installed on the host); node missing is still ✗', () => {
+    const artifacts = { dependencies: 'prebuilt' } as ResolvedConfig['artifacts'];
+    const prebuilt = byName(verdicts(found({ npm: '' }), { artifacts }), 'runtime');
+    expect(prebuilt).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^node v20\.19\.0; no npm, none needed/),
+    });
+    const state = { ...found().state, runtime: { ...found().state.runtime, node: '' } };
+    expect(byName(verdicts(found({ npm: '', state }), { artifacts }), 'runtime')).toMatchObject({ ok: false });
   });
 
   it('the live release reading a shared/.env that is gone: ✗ shared/.env, deploy again', () => {
