@@ -83,7 +83,9 @@ await runTasks(
       async (run) => {
         await buildArtifact(run);
       },
-      { runsOn: buildRunsOn }, // its header: here, or on the build host (artifacts.buildOn)
+      // Its header says where it builds: here, or on the build host (artifacts.buildOn). It needs no connection
+      // to the environment's hosts: a CI job can build and publish without SSH access to production.
+      { runsOn: buildRunsOn, connects: false },
     ),
     promote: task(
       'promote:<env>: deploy exactly the artifact <env> runs now (same id, same bytes)',

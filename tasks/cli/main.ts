@@ -81,11 +81,17 @@ const SIGNAL_ECHO_MS = 1000;
 const SIGNAL_SETTLE_MS = 150;
 
 /** What the task run needs of the command line's options. */
-function runOptions(options: CliOptions, readEnvironment: RunOptions['readEnvironment'], task: string): RunOptions {
+function runOptions(
+  options: CliOptions,
+  readEnvironment: RunOptions['readEnvironment'],
+  task: string,
+  connects: boolean,
+): RunOptions {
   const { dryRun, rolling, autoRollback, keepFailed, force, follow, command, yes, trustNewHosts, artifact, waves } =
     options;
   return {
     task,
+    connects,
     dryRun,
     rolling,
     autoRollback,
@@ -171,7 +177,14 @@ async function runCalls(
         for (const [i, host] of (await connectionFor(tasks[call.name])).entries()) hostRuns[i].connected(host);
       };
       const called = `${call.name}${call.args.length ? `:${call.args.join(',')}` : ''}`;
-      const run = new TaskRun(config, runOptions(options, readEnvironment, called), log, hostRuns, call.args, connect);
+      const run = new TaskRun(
+        config,
+        runOptions(options, readEnvironment, called, tasks[call.name].connects !== false),
+        log,
+        hostRuns,
+        call.args,
+        connect,
+      );
       const result = taskResult(call, hostRuns);
       results.push(result);
       setActive(run);

@@ -6,6 +6,8 @@ import type { HostRun } from './host-run.js';
 export interface RunOptions {
   /** The task as it was called, with its arguments (`deploy`, `rollback:current`): what notifications name. */
   task?: string;
+  /** false: the task asked for no connection to its hosts ahead (`connects: false`): it may not need them. */
+  connects?: boolean;
   /** Print every step and command, change nothing. */
   dryRun: boolean;
   /** Deploy in batches of this many hosts. */

@@ -68,7 +68,9 @@ export async function onBuildHost<T>(
 ): Promise<T> {
   const config = run.config.artifacts?.buildOn?.host;
   if (!config) throw new Error('onBuildHost: artifacts.buildOn is not set');
-  const target = run.hosts.find((h) => h.config.name === config.name);
+  // Over the run's connection when the build host is one of its hosts and the task connects to them (a deploy
+  // that builds); `build` alone connects to none of them, only to the build host.
+  const target = run.options.connects !== false && run.hosts.find((h) => h.config.name === config.name);
   if (target) return body(run, target);
   const [host] = await connectHosts(run.config, [config], {
     trustNewHosts: run.options.trustNewHosts ?? false,

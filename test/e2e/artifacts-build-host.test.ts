@@ -126,9 +126,12 @@ describe('artifacts.buildOn: the environment built on a build host', () => {
     // The header says where it builds: on the build host, for the hosts it renders templates for.
     expect(dry.stdout).toMatch(/^build on build1 \(build host\), for web1, web2 \(local\)$/m);
     expect(existsSync(path.join(dir, 'store'))).toBe(false);
+    for (const web of webs.hosts) webs.resetCounts(web);
     const build = await project.run(['build'], { env });
     expect(build.code, build.stderr + build.stdout).toBe(0);
     expect(build.stdout).toMatch(/build1 .*npm ci there \(node v/);
+    // No connection to the hosts it builds for: a CI job can build without SSH access to them.
+    for (const web of webs.hosts) expect(webs.counts(web).connections, web.name).toBe(0);
     // The deployer ran no npm (the one on its PATH records every call).
     expect(existsSync(npmCalls())).toBe(false);
     const store = path.join(dir, 'store', 'hello', 'local');
