@@ -23,6 +23,7 @@ export function checkScript(
   runtime: ResolvedConfig['dependencies']['type'],
   services: Services | undefined,
   releaseId: string,
+  strategy?: ResolvedConfig['cutover']['strategy'],
 ): Shell {
   const p = layout(deployTo);
   return script(
@@ -44,7 +45,7 @@ export function checkScript(
     sh`if [ -L ${p.current}/.env ]; then`,
     sh`  if [ -e ${p.current}/.env ]; then echo '@@dotenv linked'; else echo '@@dotenv dangling'; fi`,
     sh`fi`,
-    serviceCheckScript(services, deployTo, releaseId),
+    serviceCheckScript(services, deployTo, releaseId, strategy),
     sh`true`,
   );
 }
@@ -152,7 +153,8 @@ function sharedEnvVerdict(root: string, dotenv: CheckedHost['dotenv']): Verdict 
 
 /** Every verdict for one host, in the order a deploy needs them. */
 export function checkVerdicts(input: {
-  config: Pick<ResolvedConfig, 'services' | 'application' | 'dependencies' | 'healthcheck' | 'port' | 'vars'>;
+  config: Pick<ResolvedConfig, 'services' | 'application' | 'dependencies' | 'healthcheck' | 'port' | 'vars'> &
+    Partial<Pick<ResolvedConfig, 'cutover'>>;
   address: string;
   root: string;
   releaseId: string;
@@ -169,6 +171,7 @@ export function checkVerdicts(input: {
     writable: found.state.writable,
     releaseId: input.releaseId,
     output: found.output,
+    strategy: config.cutover?.strategy,
   });
   return [
     {
