@@ -3,13 +3,14 @@
 // a release that goes bad during the bake is rolled back through the same cutover (traffic back to the old slot,
 // still running: the drain comes after the bake), and in socket mode the load client sees no failed request.
 import { execFile } from 'node:child_process';
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LoadHandle, startLoad } from '../helpers/load-client.js';
-import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
+import { git, makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 import { type ServiceStack, startServiceStack } from '../helpers/services.js';
+import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
 /** The sample app, changed so that /health answers 500 once the process is `ms` old (its `/` keeps answering). */
 function healthFailsAfter(original: string, ms: number): string {
@@ -28,8 +29,10 @@ async function twoFreePorts(): Promise<[number, number]> {
   return ports;
 }
 
-const slotState = (project: Project) =>
-  JSON.parse(readFileSync(path.join(project.deployTo, 'run/state.json'), 'utf8')) as {
+const slotState = (project: Project | string) =>
+  JSON.parse(
+    readFileSync(path.join(typeof project === 'string' ? project : project.deployTo, 'run/state.json'), 'utf8'),
+  ) as {
     live: string;
     blue: string | null;
     green: string | null;
@@ -120,3 +123,88 @@ for (const listen of ['socket', 'port'] as const) {
     }, 120_000);
   });
 }
+
+/**
+ * Two hosts over SSH (each its own nginx and supervisord), in two waves: web1 passes its bake and drains its old
+ * slot; the release goes bad on web2 during web2's bake. The rollout stops: web2 goes back through its cutover,
+ * and web1, whose old slot was already drained and stopped, starts it again on the old release, checks it, and
+ * only then moves traffic back to it.
+ */
+describe('bakeSeconds with blue-green in waves over SSH: a later wave fails its bake', () => {
+  let fleet: SshFleet;
+  let stacks: ServiceStack[] = [];
+  let project: Project;
+  let roots: string[];
+
+  beforeAll(async () => {
+    fleet = await startSshHosts(2);
+    stacks = await Promise.all(fleet.hosts.map((h) => startServiceStack({ user: h.user })));
+    // Each host sees its own stack at /srv/stack (its private /srv): one config for both.
+    for (const [i, h] of fleet.hosts.entries()) symlinkSync(stacks[i].dir, path.join(h.srvDir, 'stack'));
+    const common = (s: string) => s.replaceAll(stacks[0].dir, '/srv/stack');
+    const services = JSON.parse(common(JSON.stringify(stacks[0].services)));
+    services.nginx = { ...services.nginx, site: services.nginx.enabled, enabled: services.nginx.site };
+    roots = stacks.map((s, i) => path.join(s.dir, fleet.hosts[i].name, 'deploy'));
+    const base = stacks[0].deployConfig() as { healthcheck: Record<string, unknown> };
+    project = makeProject({
+      format: 'json',
+      config: {
+        ...base,
+        services,
+        healthcheck: { ...base.healthcheck, successes: 1, intervalSeconds: 0.3, timeoutSeconds: 10 },
+        cutover: { strategy: 'blue-green', drainSeconds: 2 },
+        rollout: { waves: [1, '100%'], bakeSeconds: 4 },
+        knownHosts: fleet.knownHosts,
+        vars: Object.fromEntries(fleet.hosts.map((h, i) => [h.name, `127.0.0.1:${stacks[i].nginxPort}`])),
+      },
+      hosts: fleet.hosts.map((h, i) => fleet.configHost(h, roots[i])),
+    });
+    const template = path.join(project.dir, 'templates/nginx.conf.hbs');
+    writeFileSync(
+      template,
+      readFileSync(template, 'utf8').replace(
+        'listen {{#if listen}}{{listen}}{{else}}80{{/if}};',
+        'listen {{lookup this host}};',
+      ),
+    );
+    git(project.dir, 'add', '-A');
+    git(project.dir, 'commit', '-qm', 'site per host');
+  }, 120_000);
+  afterAll(async () => {
+    for (const s of stacks) await s.stop();
+    await fleet?.stop();
+    project?.cleanup();
+  });
+
+  it('web1 (wave 1, already drained) and web2 both back on the old release, each serving it from its old slot', async () => {
+    const first = await project.run(['deploy']);
+    expect(first.code, first.stderr + first.stdout).toBe(0);
+    const good = releaseIdOf(first.stdout);
+    const before = roots.map((r) => slotState(r).live);
+    const original = readFileSync(path.join(project.dir, 'app/server.js'), 'utf8');
+    project.commit(
+      {
+        'server.js': original.replace(
+          "if (req.url === '/health') {",
+          "if (req.url === '/health') {\n    if (here.includes('/web2/') && Date.now() - started > 2000) res.statusCode = 500;",
+        ),
+      },
+      'health fails on web2 after 2 s',
+    );
+    const result = await project.run(['deploy']);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    const bad = releaseIdOf(result.stdout);
+    expect(result.stdout).toMatch(/wave 1\/2: 1 host \(web1\)/);
+    expect(result.stdout).toMatch(/web1 +drain-slot .*drained and stopped hello-/);
+    expect(result.stderr).toMatch(/web2: bake failed .*\n.*unhealthy \d+s into the bake: .*answered 500/);
+    for (const [i, root] of roots.entries()) {
+      const state = slotState(root);
+      expect(state.live, root).toBe(before[i]);
+      expect(state[state.live as 'blue' | 'green']).toBe(good);
+      expect(state.operation).toBeNull();
+      expect(readFileSync(path.join(root, 'releases', bad, '.slipway/release.json'), 'utf8')).toMatch(/"bad"/);
+      expect(await stacks[i].answer(good), fleet.hosts[i].name).toContain(`hello from release ${good}`);
+    }
+    project.commit({ 'server.js': original }, 'fixed');
+  }, 180_000);
+});
