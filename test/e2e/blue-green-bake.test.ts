@@ -12,11 +12,17 @@ import { git, makeProject, type Project, releaseIdOf } from '../helpers/project.
 import { type ServiceStack, startServiceStack } from '../helpers/services.js';
 import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
-/** The sample app, changed so that /health answers 500 once the process is `ms` old (its `/` keeps answering). */
-function healthFailsAfter(original: string, ms: number): string {
+/**
+ * The sample app, changed so that /health answers 500 from its fifth request on (`/` keeps answering), where
+ * `only` is in the release's path: start-slot's check (one good answer) and port mode's confirming fetch pass,
+ * a later poll of the bake fails, however slowly the machine starts the process.
+ */
+function healthFailsLater(original: string, only = '/'): string {
   return original.replace(
     "if (req.url === '/health') {",
-    `if (req.url === '/health') {\n    if (Date.now() - started > ${ms}) res.statusCode = 500;`,
+    "if (req.url === '/health') {\n" +
+      '    globalThis.healthAsked = (globalThis.healthAsked ?? 0) + 1;\n' +
+      `    if (here.includes(${JSON.stringify(only)}) && globalThis.healthAsked > 4) res.statusCode = 500;`,
   );
 }
 
@@ -57,7 +63,7 @@ for (const listen of ['socket', 'port'] as const) {
           // One good answer starts the slot: what catches the release going bad is the bake.
           healthcheck: { ...base.healthcheck, successes: 1, intervalSeconds: 0.3, timeoutSeconds: 10 },
           cutover: { strategy: 'blue-green', listen, ...(ports ? { ports } : {}), drainSeconds: 2 },
-          rollout: { bakeSeconds: 5 },
+          rollout: { bakeSeconds: 3 },
         },
       });
       // nginx's workers (nobody) reach <deployTo>/run/live.sock: every folder above it must let them through.
@@ -75,7 +81,7 @@ for (const listen of ['socket', 'port'] as const) {
         expect(result.code, result.stderr + result.stdout).toBe(0);
         // The bake names the slot it watched: before this change it asked supervisor for `hello`, no such program.
         const where = listen === 'port' ? 'port \\d+' : '\\S+/run/(blue|green)\\.sock';
-        expect(result.stdout).toMatch(new RegExp(`bake .*hello-(blue|green) on ${where}: stayed healthy for 5s`));
+        expect(result.stdout).toMatch(new RegExp(`bake .*hello-(blue|green) on ${where}: stayed healthy for 3s`));
         expect(result.stdout).toMatch(i ? /drain-slot .*drained and stopped hello-/ : /drain-slot \(skipped\)/);
         good = releaseIdOf(result.stdout);
         project.commit({ 'README.md': `deploy ${i}\n` }, `deploy ${i}`);
@@ -90,7 +96,7 @@ for (const listen of ['socket', 'port'] as const) {
         await load.waitFor(good, 20_000);
       }
       const original = readFileSync(path.join(project.dir, 'app/server.js'), 'utf8');
-      project.commit({ 'server.js': healthFailsAfter(original, 2500) }, 'health fails after 2.5 s');
+      project.commit({ 'server.js': healthFailsLater(original) }, 'health fails from its fifth request on');
       const result = await project.run(['deploy']);
       expect(result.code, result.stdout + result.stderr).toBe(1);
       const bad = releaseIdOf(result.stdout);
@@ -153,7 +159,7 @@ describe('bakeSeconds with blue-green in waves over SSH: a later wave fails its 
         services,
         healthcheck: { ...base.healthcheck, successes: 1, intervalSeconds: 0.3, timeoutSeconds: 10 },
         cutover: { strategy: 'blue-green', drainSeconds: 2 },
-        rollout: { waves: [1, '100%'], bakeSeconds: 4 },
+        rollout: { waves: [1, '100%'], bakeSeconds: 3 },
         knownHosts: fleet.knownHosts,
         vars: Object.fromEntries(fleet.hosts.map((h, i) => [h.name, `127.0.0.1:${stacks[i].nginxPort}`])),
       },
@@ -178,17 +184,13 @@ describe('bakeSeconds with blue-green in waves over SSH: a later wave fails its 
 
   let good: string;
   let original: string;
-  /** Commits the release whose /health answers 500 on web2 once its process is 2 s old. */
+  /** Commits the release whose /health answers 500 on web2 from its fifth request on. */
   const commitBadOnWeb2 = () =>
     project.commit(
       {
-        'server.js': original.replace(
-          "if (req.url === '/health') {",
-          "if (req.url === '/health') {\n" +
-            "    if (here.includes('/web2/') && Date.now() - started > 2000) res.statusCode = 500;",
-        ),
+        'server.js': healthFailsLater(original, '/web2/'),
       },
-      'health fails on web2 after 2 s',
+      'health fails on web2 from its fifth request on',
     );
 
   it('web1 (wave 1, drained) and web2 both back on the old release, each serving it from its old slot', async () => {
@@ -216,7 +218,7 @@ describe('bakeSeconds with blue-green in waves over SSH: a later wave fails its 
   }, 180_000);
 
   it('within maxFailures: web2 fails its bake and goes back alone through its cutover; web1 stays', async () => {
-    project.writeConfig({ rollout: { waves: [1, '100%'], bakeSeconds: 4, maxFailures: 1 } });
+    project.writeConfig({ rollout: { waves: [1, '100%'], bakeSeconds: 3, maxFailures: 1 } });
     commitBadOnWeb2();
     try {
       const result = await project.run(['deploy']);
