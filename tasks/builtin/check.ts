@@ -55,7 +55,8 @@ async function checkHosts(run: TaskRun): Promise<void> {
   const verdicts = new Map<string, Verdict[]>();
   try {
     await run.each('check', async (h) => {
-      const script = checkScript(h.paths.root, run.config.dependencies.type, run.config.services, releaseId);
+      const { dependencies, services, cutover } = run.config;
+      const script = checkScript(h.paths.root, dependencies.type, services, releaseId, cutover.strategy);
       const found = parseCheck(await mustRun(h.host, 'checking the host', script, { readonly: true }));
       h.state = found.state;
       const checks = checkVerdicts({

@@ -54,13 +54,15 @@ export interface HostReport {
   failed?: string[];
   /**
    * blue-green: the slot this run started and on which release, the slot live before it (null: none), whether
-   * traffic moved to it, and why it failed.
+   * traffic moved to it, whether the old slot was drained and stopped since (a later wave's failure must start it
+   * again to go back), and why it failed.
    */
   slot?: {
     started: Slot;
     release: string;
     from: { slot: Slot; release: string } | null;
     moved?: boolean;
+    drained?: boolean;
     failed?: string;
   };
   /** blue-green (`releases`, `status`): the slots as the host records them. */

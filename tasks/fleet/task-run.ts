@@ -211,8 +211,10 @@ export class TaskRun {
       const host = targets.find((h) => h.host.name === f.host)!;
       if (this.hosts.includes(host)) this.hosts.splice(this.hosts.indexOf(host), 1);
       budget.failed.push({ host, step, error: f.error });
+      // Why, too: the rollout's end names the host and step only, and the way back says nothing of it.
       this.log.warn(
-        `${f.host}: ${step} failed, left out of the rollout (${budget.failed.length} of ${budget.limit} failures allowed)`,
+        `${f.host}: ${step} failed, left out of the rollout (${budget.failed.length} of ${budget.limit} failures ` +
+          `allowed):\n${f.error.message.replace(/^/gm, '  ')}`,
       );
     }
     return true;

@@ -23,6 +23,7 @@ export function checkScript(
   runtime: ResolvedConfig['dependencies']['type'],
   services: Services | undefined,
   releaseId: string,
+  strategy?: ResolvedConfig['cutover']['strategy'],
 ): Shell {
   const p = layout(deployTo);
   return script(
@@ -44,7 +45,7 @@ export function checkScript(
     sh`if [ -L ${p.current}/.env ]; then`,
     sh`  if [ -e ${p.current}/.env ]; then echo '@@dotenv linked'; else echo '@@dotenv dangling'; fi`,
     sh`fi`,
-    serviceCheckScript(services, deployTo, releaseId),
+    serviceCheckScript(services, deployTo, releaseId, strategy),
     sh`true`,
   );
 }
@@ -163,7 +164,8 @@ export function checkVerdicts(input: {
   config: Pick<
     ResolvedConfig,
     'services' | 'application' | 'dependencies' | 'artifacts' | 'healthcheck' | 'port' | 'vars'
-  >;
+  > &
+    Partial<Pick<ResolvedConfig, 'cutover'>>;
   address: string;
   root: string;
   releaseId: string;
@@ -180,6 +182,7 @@ export function checkVerdicts(input: {
     writable: found.state.writable,
     releaseId: input.releaseId,
     output: found.output,
+    strategy: config.cutover?.strategy,
   });
   return [
     {

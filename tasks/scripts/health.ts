@@ -72,11 +72,12 @@ function probe(check: HealthCheck, services?: Services, slot?: Slot): Shell {
  * The bake (rollout.bakeSeconds), after the health check passed: for `seconds`, every `intervalSeconds`, the URL
  * must answer as expected from the same RUNNING process; the first answer that does not fails it (no retry).
  * One command for the whole bake: the polls run on the host. Prints `@@healthy …`; on failure why and stderr.
+ * blue-green: `check` is the live slot's own (slotCheck: its socket or port) and `slot` names its program.
  */
-export function bakeScript(check: HealthCheck, services: Services | undefined, seconds: number): Shell {
+export function bakeScript(check: HealthCheck, services: Services | undefined, seconds: number, slot?: Slot): Shell {
   const supervisor = services?.supervisor;
   return script(
-    probe(check, services),
+    probe(check, services, slot),
     sh`end=$(( $(date +%s) + ${Math.ceil(seconds)} )) polls=0 seen=`,
     sh`while :; do`,
     sh`  got=$(get 2>/dev/null) || got=`,
@@ -93,7 +94,7 @@ export function bakeScript(check: HealthCheck, services: Services | undefined, s
     sh`  fi`,
     sh`  if [ -n "$why" ]; then`,
     sh`    printf 'unhealthy %ss into the bake: %s\\n' "$(( $(date +%s) - end + ${Math.ceil(seconds)} ))" "$why" >&2`,
-    supervisor && script(sh`    printf 'supervisor: %s\\n' "$state" >&2`, stderrTail(services!, supervisor)),
+    supervisor && script(sh`    printf 'supervisor: %s\\n' "$state" >&2`, stderrTail(services!, supervisor, slot)),
     sh`    exit 1`,
     sh`  fi`,
     sh`  seen=$pid polls=$((polls + 1))`,

@@ -2,7 +2,7 @@
 // read-only as the deploy runs it (the sudo rules by `sudo -l <command>`, `nginx -t`, `supervisorctl
 // status`), in one round trip. Every verdict that fails says how to fix it. Through the helper that
 // is its one sudo rule (asked for each call a deploy makes) and its own read-only `test` and `status`.
-import type { Services } from '../config/types.js';
+import type { Cutover, Services } from '../config/types.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
 import { privilegedCommands, statusCommands } from './services.js';
 import { helperSubcommands } from './services-helper.js';
@@ -51,17 +51,27 @@ function writableProbe(targets: string[]): Shell {
   );
 }
 
-/** The privileged commands a deploy of `releaseId` runs, each once, as sudo -l is asked about them. */
-const askedCommands = (services: Services, root: string, releaseId: string) => [
-  ...new Set(privilegedCommands(services, root, releaseId).map((c) => c.text)),
+/**
+ * The privileged commands a deploy of `releaseId` runs, each once, as sudo -l is asked about them (blue-green:
+ * its slots' supervisorctl calls, not the one program's).
+ */
+const askedCommands = (services: Services, root: string, releaseId: string, strategy?: Strategy) => [
+  ...new Set(privilegedCommands(services, root, releaseId, strategy).map((c) => c.text)),
 ];
 
-export function serviceCheckScript(services: Services | undefined, root: string, releaseId: string): Shell {
+type Strategy = Cutover['strategy'];
+
+export function serviceCheckScript(
+  services: Services | undefined,
+  root: string,
+  releaseId: string,
+  strategy?: Strategy,
+): Shell {
   const lines: Shell[] = [sh`echo "@@user $(id -un)"`];
   if (services) {
     const { nginxTest, supervisor } = statusCommands(services);
     if (services.sudo && isSudo(services.sudo)) {
-      const commands = askedCommands(services, root, releaseId);
+      const commands = askedCommands(services, root, releaseId, strategy);
       lines.push(...commands.map((c, i) => probe(`sudo ${i}`, sh`${raw(services.sudo)} -l ${raw(c)}`)));
     } else if (!services.sudo) {
       const targets = [services.nginx?.site, services.nginx?.enabled, services.supervisor?.program].filter(
@@ -126,8 +136,9 @@ function sudoVerdict(
   probes: Map<string, Probe>,
   user: string,
   app: string,
+  strategy?: Strategy,
 ): Verdict {
-  const commands = askedCommands(services, root, releaseId);
+  const commands = askedCommands(services, root, releaseId, strategy);
   const refused = commands
     .map((c, i) => ({ command: c, probe: probes.get(`sudo ${i}`) }))
     .filter((r) => r.probe?.code !== 0);
@@ -150,11 +161,14 @@ function sudoVerdict(
   if (services.helper) return { name, ok: false, detail, fix: helperSetup(services, user, app) };
   const programs = [...new Set(refused.map((r) => r.command.split(' ')[0]))].join(', ');
   const rules = `README's sudo rules ("Preparing a server") in /etc/sudoers.d/${app} (visudo -f)`;
+  // Some allowed, some not: narrower rules than README's; each refused command, to add to them as it is.
+  const each = refused.length < commands.length ? refused.map((r) => r.command).join('; ') : programs;
+  const slots = strategy === 'blue-green' ? ` (blue-green: ${services.supervisor?.name}-blue and -green)` : '';
   return {
     name,
     ok: false,
     detail,
-    fix: `let ${user} run them as root without a password: ${rules}; refused: ${programs}`,
+    fix: `let ${user} run them as root without a password: ${rules}${slots}; refused: ${each}`,
   };
 }
 
@@ -239,6 +253,7 @@ export function serviceVerdicts(input: {
   writable: boolean;
   releaseId: string;
   output: string;
+  strategy?: Strategy;
 }): Verdict[] {
   const { services, root, output } = input;
   const { user, probes } = parseProbes(output);
@@ -251,7 +266,7 @@ export function serviceVerdicts(input: {
   if (!services) return verdicts;
   const configs = probes.get('configs');
   if (services.sudo && isSudo(services.sudo))
-    verdicts.push(sudoVerdict(services, root, input.releaseId, probes, user, input.application));
+    verdicts.push(sudoVerdict(services, root, input.releaseId, probes, user, input.application, input.strategy));
   else if (services.sudo)
     verdicts.push({
       name: 'sudo rules',

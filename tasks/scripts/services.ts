@@ -2,9 +2,9 @@
 // changed, atomically (temp file + rename), validated before the switch (`nginx -t`, supervisor's
 // reread) and put back as they were on any failure; the restart and reload after the switch.
 import path from 'node:path';
-import type { Services } from '../config/types.js';
+import type { Cutover, Services } from '../config/types.js';
 import { layout, releaseFiles } from '../lib/paths.js';
-import type { Slot } from '../release/templates.js';
+import { SLOTS, type Slot } from '../release/templates.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
 import {
   helperCommand,
@@ -45,8 +45,14 @@ const sudo = (services: Services) => raw(services.sudo ? `${services.sudo} ` : '
  * asks sudo about each one (`sudo -n -l <command>`); a unit test holds this list to the scripts. Through
  * the helper that is the helper's own subcommands (its one rule); otherwise the commands services.sudo prefixes.
  */
-export function privilegedCommands(services: Services, deployTo: string, releaseId: string): Shell[] {
+export function privilegedCommands(
+  services: Services,
+  deployTo: string,
+  releaseId: string,
+  strategy: Cutover['strategy'] = 'restart',
+): Shell[] {
   if (services.helper) return helperPrivilegedCommands(services, releaseId);
+  if (strategy === 'blue-green') return blueGreenPrivilegedCommands(services, deployTo, releaseId);
   const { nginx, supervisor } = services;
   const saved = backups(services, deployTo);
   const replace = (t: string) => {
@@ -77,6 +83,44 @@ export function privilegedCommands(services: Services, deployTo: string, release
       : []),
     // The health check asks for the program's state; a failed start or check shows its stderr.
     ...(supervisor ? [sh`${ctl} status ${supervisor.name}`, sh`${ctl} tail ${supervisor.name} stderr`] : []),
+  ];
+}
+
+/**
+ * blue-green without the helper: what its deploy, rollback and their undo run through services.sudo (see
+ * scripts/slots.ts). The site installed, validated, put back and committed as above, nginx reloaded (when the
+ * site changed; at every move with listen 'port'); the programs file (both slots' sections, composed in
+ * run/ by the deploy user) copied into place and reread; and per slot `update`, `start`, `stop`, `status` and
+ * `tail … stderr` of <name>-blue and <name>-green — never the one program's update/restart. Purge asks
+ * for <name>'s pid, as with restart.
+ */
+function blueGreenPrivilegedCommands(services: Services, deployTo: string, releaseId: string): Shell[] {
+  const { supervisor } = services;
+  if (!supervisor) return privilegedCommands(services, deployTo, releaseId);
+  // The site's commands as with restart; the commit drops every backup, the program file's included.
+  const commit = (s: Services) => sh`rm -f ${backups(s, deployTo).flatMap((b) => [b.prev, b.none])}`;
+  const siteOnly = { ...services, supervisor: undefined };
+  const site = privilegedCommands(siteOnly, deployTo, releaseId).filter((c) => c.text !== commit(siteOnly).text);
+  const next = `${supervisor.program}.slipway-new`;
+  const ctl = raw(supervisor.ctl);
+  return [
+    ...site,
+    commit(services),
+    sh`rm -f ${next}`,
+    sh`cp ${layout(deployTo).programsNext} ${next}`,
+    sh`mv -f ${next} ${supervisor.program}`,
+    sh`${ctl} reread`,
+    ...SLOTS.flatMap((slot) => {
+      const program = `${supervisor.name}-${slot}`;
+      return [
+        sh`${ctl} update ${program}`,
+        sh`${ctl} start ${program}`,
+        sh`${ctl} stop ${program}`,
+        sh`${ctl} status ${program}`,
+        sh`${ctl} tail ${program} stderr`,
+      ];
+    }),
+    sh`${ctl} pid ${supervisor.name}`,
   ];
 }
 

@@ -24,6 +24,7 @@ export function drainSlot(run: TaskRun) {
       state,
     });
     await run.exec(h, 'drain-slot', command);
+    started.drained = true;
     h.state.slots = state;
     const old = `${slotProgram(services, started.from.slot)} (${started.from.release})`;
     return run.tell(`drained and stopped ${old}`, `drain and stop ${old}`);

@@ -3,13 +3,17 @@ import type { HostRun, StepOutcome } from '../fleet/host-run.js';
 import type { TaskRun } from '../fleet/task-run.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
 import type { SlotState } from '../release/state.js';
+import type { Slot } from '../release/templates.js';
 import { helperCommand } from '../scripts/services-helper.js';
 import { commitConfigsScript } from '../scripts/services.js';
+import { checkFor } from '../scripts/health.js';
 import {
   type BlueGreen,
   moveTrafficScript,
   portOf,
+  slotCheck,
   slotProgram,
+  startSlotScript,
   stopSlotScript,
   writeSlotStateScript,
 } from '../scripts/slots.js';
@@ -99,9 +103,10 @@ async function moveUpstream(run: TaskRun, h: HostRun, port: number, state: SlotS
 }
 
 /**
- * A deploy failing after traffic moved (an afterSwitch hook): traffic back to the old slot (still running:
- * the drain comes last), `current` back, the new slot stopped. `@@switched` marks the point from which the
- * old release is live again (see wentBack).
+ * A deploy failing after traffic moved (an afterSwitch hook, the bake): traffic back to the old slot (still
+ * running: the drain comes last), `current` back, the new slot stopped. `@@switched` marks the point from which
+ * the old release is live again (see wentBack). A host of an earlier wave, whose old slot was drained since,
+ * starts it again on the old release and checks it there first (see restartOldSlot).
  */
 export function backToOldSlotScript(run: TaskRun, h: HostRun, previous: string, logLine: string): Shell | undefined {
   const services = run.config.services;
@@ -112,6 +117,7 @@ export function backToOldSlotScript(run: TaskRun, h: HostRun, previous: string, 
   const state: SlotState = { ...slots, live: from.slot, operation: null };
   const back = portOf(run.config.cutover as BlueGreen, from.slot);
   return script(
+    started.drained ? restartOldSlot(run, h, from) : undefined,
     back
       ? upstreamMove(run, h, { slot: from.slot, port: back }, null, state)
       : moveTrafficScript(h.paths.root, from.slot, state, undefined),
@@ -124,4 +130,26 @@ export function backToOldSlotScript(run: TaskRun, h: HostRun, previous: string, 
       state,
     }),
   );
+}
+
+/**
+ * The way back on a host whose old slot was drained (a later wave failed): the old release started again in its
+ * slot, beside the live new one, and health-checked there as start-slot does, before any traffic moves back.
+ */
+function restartOldSlot(run: TaskRun, h: HostRun, from: { slot: Slot; release: string }): Shell {
+  const services = run.config.services!;
+  const started = h.report.slot!;
+  const cutover = run.config.cutover as BlueGreen;
+  const check = run.config.healthcheck;
+  const slots = h.state.slots ?? NO_SLOTS;
+  const at = new Date().toISOString();
+  const operation = { action: 'rollback' as const, release: from.release, slot: from.slot, step: 'start-slot', at };
+  if (!check) return sh`echo ${`blue-green needs a healthcheck to start ${from.slot} again`} >&2; exit 1`;
+  return sh`( ${startSlotScript(services, h.paths.root, {
+    slot: from.slot,
+    release: from.release,
+    live: { slot: started.started, release: started.release, autostart: true },
+    check: slotCheck(checkFor(check, from.release), h.paths.root, from.slot, portOf(cutover, from.slot)),
+    state: { ...slots, [from.slot]: from.release, operation },
+  })} ) || exit 1`;
 }

@@ -2,13 +2,17 @@
 // temp file.
 import { describe, expect, it, afterEach, vi } from 'vitest';
 import type { Services } from '../../../tasks/config/types.js';
-import { healthCheckScript } from '../../../tasks/scripts/health.js';
+import { bakeScript, healthCheckScript } from '../../../tasks/scripts/health.js';
+import { slotCheck, startSlotScript, stopSlotScript } from '../../../tasks/scripts/slots.js';
+import { moveUpstreamScript } from '../../../tasks/scripts/upstream.js';
+import { sh } from '../../../tasks/lib/sh.js';
 import {
   installConfigsScript,
   privilegedCommands,
   programPidCommand,
   restartScript,
   restoreConfigsScript,
+  commitConfigsScript,
 } from '../../../tasks/scripts/services.js';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
@@ -19,6 +23,62 @@ const services = SERVICES;
 const root = '/srv/hello';
 const releaseId = '2026.01.01-00.00.00-abc1234';
 const helper: Services = { ...services, helper: { command: '/usr/local/sbin/slipway-services', application: 'hello' } };
+
+/** The commands after the (marked) sudo prefix in these scripts, each once. */
+const throughSudo = (scripts: Array<{ text: string }>) =>
+  new Set(
+    scripts.flatMap((x) =>
+      [...x.text.matchAll(/SUDO (.+?)(?=\)| &&| \|\||;| 2>&1| >\/dev\/null|\n|$)/g)].map((m) => m[1]),
+    ),
+  );
+
+const CHECK = {
+  url: 'http://127.0.0.1:8080/health',
+  expectStatus: 200,
+  timeoutSeconds: 30,
+  successes: 2,
+  intervalSeconds: 1,
+};
+
+/**
+ * What blue-green's slot scripts run through the (marked) sudo prefix: start-slot and drain-slot on either slot
+ * (the programs file composed, copied in, reread; update, start, stop, status, tail), the bake, the nginx reload
+ * move-traffic sends (listen 'port': at every move), the commit and the site's install.
+ */
+function blueGreenThroughSudo(s: Services): { slots: Set<string>; site: Set<string> } {
+  const marked = { ...s, sudo: 'SUDO' };
+  const state = { live: null, blue: null, green: null, operation: null };
+  const slots = (['blue', 'green'] as const).flatMap((slot) => {
+    const other = slot === 'blue' ? 'green' : 'blue';
+    const live = { slot: other, release: 'r0', autostart: true } as const;
+    const check = slotCheck(CHECK, root, slot);
+    return [
+      startSlotScript(marked, root, { slot, release: releaseId, live, check, state }),
+      stopSlotScript(marked, root, { slot, release: releaseId, live, state }),
+      bakeScript(check, marked, 5, slot),
+    ];
+  });
+  const reload = sh`SUDO nginx -s reload`;
+  const move = moveUpstreamScript(
+    root,
+    {
+      to: { slot: 'green', port: 8082 },
+      back: { slot: 'blue', port: 8081 },
+      reload,
+      confirm: { url: 'http://localhost/health', serverName: 'localhost', seconds: 5 },
+    },
+    sh`true`,
+  );
+  return {
+    slots: throughSudo([...slots, move, programPidCommand(marked)!]),
+    // (commitConfigsScript defines restore_configs too: what it runs is its commit_configs.)
+    site: throughSudo([
+      installConfigsScript(marked, root, releaseId),
+      restoreConfigsScript(marked, root),
+      commitConfigsScript(marked, root),
+    ]),
+  };
+}
 
 /** What the install, restart, restore and purge scripts run after the (marked) sudo prefix, each once. */
 function runThroughSudo(s: Services): Set<string> {
@@ -54,6 +114,25 @@ describe('privilegedCommands', () => {
       expect(new Set(privilegedCommands(services, root, releaseId).map((c) => c.text))).toEqual(run);
     },
   );
+
+  it("blue-green: every command its slot scripts run, the site's install, and never the one program's", () => {
+    const listed = new Set(privilegedCommands(services, root, releaseId, 'blue-green').map((c) => c.text));
+    const { slots, site } = blueGreenThroughSudo(services);
+    expect(slots.size).toBeGreaterThan(10);
+    for (const command of slots) expect(listed, command).toContain(command);
+    // The site's install, validation and restore as with restart; the program file is only ever the slots'.
+    const commit = /commit_configs\(\) \{ SUDO (.+?); \}/.exec(
+      commitConfigsScript({ ...services, sudo: 'SUDO' }, root).text,
+    )![1];
+    const program = (c: string) => /\/etc\/supervisor\/|^supervisorctl|program\./.test(c) && c !== commit;
+    const siteOnly = [...site].filter((c) => !program(c));
+    expect(siteOnly).toContain(commit);
+    for (const command of siteOnly) expect(listed, command).toContain(command);
+    for (const command of listed) expect(new Set([...slots, ...site]), command).toContain(command);
+    expect(listed).toContain('supervisorctl stop hello-green');
+    expect(listed).not.toContain('supervisorctl restart hello');
+    expect(listed).not.toContain('supervisorctl update hello');
+  });
 
   it(
     'through the helper: exactly the helper calls those scripts ' +
