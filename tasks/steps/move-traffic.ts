@@ -3,6 +3,7 @@ import type { HostRun, StepOutcome } from '../fleet/host-run.js';
 import type { TaskRun } from '../fleet/task-run.js';
 import { raw, script, sh, type Shell } from '../lib/sh.js';
 import type { SlotState } from '../release/state.js';
+import type { Slot } from '../release/templates.js';
 import { helperCommand } from '../scripts/services-helper.js';
 import { commitConfigsScript } from '../scripts/services.js';
 import {
@@ -110,11 +111,8 @@ export function backToOldSlotScript(run: TaskRun, h: HostRun, previous: string, 
   const from = started.from;
   const slots = h.state.slots ?? NO_SLOTS;
   const state: SlotState = { ...slots, live: from.slot, operation: null };
-  const back = portOf(run.config.cutover as BlueGreen, from.slot);
   return script(
-    back
-      ? upstreamMove(run, h, { slot: from.slot, port: back }, null, state)
-      : moveTrafficScript(h.paths.root, from.slot, state, undefined),
+    trafficBackScript(run, h, from.slot, state),
     switchScript(h.paths.root, previous, logLine),
     sh`echo @@switched`,
     stopSlotScript(services, h.paths.root, {
@@ -124,4 +122,15 @@ export function backToOldSlotScript(run: TaskRun, h: HostRun, previous: string, 
       state,
     }),
   );
+}
+
+/**
+ * Traffic back to the slot that was live before this run (still running: the drain comes last), recording
+ * `state`: run/live.sock renamed back, or (listen 'port') run/upstream.conf rewritten, nginx reloaded, confirmed.
+ */
+export function trafficBackScript(run: TaskRun, h: HostRun, slot: Slot, state: SlotState): Shell {
+  const port = portOf(run.config.cutover as BlueGreen, slot);
+  return port
+    ? upstreamMove(run, h, { slot, port }, null, state)
+    : moveTrafficScript(h.paths.root, slot, state, undefined);
 }
