@@ -66,7 +66,8 @@ async function stopNewSlot(run: TaskRun, h: HostRun, release?: Release): Promise
   const marked = mark ? `; ${started.release} marked bad` : '';
   if (/^@@moved-back$/m.test(output)) {
     started.moved = false;
-    return `traffic back on ${from!.slot} (${from!.release}); stopped the slot it started (${started.started})${marked}`;
+    const old = `${from!.slot} (${from!.release})`;
+    return `traffic back on ${old}; stopped the slot it started (${started.started})${marked}`;
   }
   return `stopped the slot it started (${started.started}, never served)${marked}`;
 }
