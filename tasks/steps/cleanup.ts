@@ -29,8 +29,8 @@ export function discard(run: TaskRun, release: Release) {
  * blue-green, once the new slot started on the host: traffic never reached it, or move-traffic got there and the
  * run then failed (a switch, or move-traffic, failing on another host): traffic goes back to the old slot, still
  * running, in the same command. Then it is stopped, the release marked bad (why: its own failure, or another
- * host's), the configs put back. Interrupted (Ctrl-C) once traffic moved, or with no slot live before it, a
- * slot traffic reached is left live.
+ * host's), the configs put back. Interrupted (Ctrl-C) once traffic moved, with no slot live before it, or where
+ * `current` is on the new release, a slot traffic reached is left live.
  */
 async function stopNewSlot(run: TaskRun, h: HostRun, release?: Release): Promise<StepOutcome> {
   const services = run.config.services!;
@@ -43,12 +43,14 @@ async function stopNewSlot(run: TaskRun, h: HostRun, release?: Release): Promise
   const port = cutover.strategy === 'blue-green' && cutover.listen === 'port';
   const from = started.from;
   const state = { ...slots, [started.started]: started.release, live: from?.slot ?? null, operation: null };
-  const back =
-    from && !run.interrupted
-      ? backIfLiveScript(h.paths.root, started.started, port, trafficBackScript(run, h, from.slot, state))
-      : port
-        ? unlessLivePortScript(h.paths.root, started.started)
-        : unlessLiveScript(h.paths.root, started.started);
+  // Where `current` went to the new release and stayed (a rollback's switch on the hosts where it succeeded, or a
+  // switch back that failed), traffic stays with it.
+  const goesBack = from && !run.interrupted && h.report.live !== started.release;
+  const back = goesBack
+    ? backIfLiveScript(h.paths.root, started.started, port, trafficBackScript(run, h, from.slot, state))
+    : port
+      ? unlessLivePortScript(h.paths.root, started.started)
+      : unlessLiveScript(h.paths.root, started.started);
   const command = script(
     back,
     stopSlotScript(services, h.paths.root, {
