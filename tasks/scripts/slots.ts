@@ -184,3 +184,23 @@ export function unlessLiveScript(deployTo: string, slot: Slot): Shell {
     sh`fi`,
   );
 }
+
+/**
+ * A failed run's undo on a host its move-traffic reached (a switch, or move-traffic, failing on another host):
+ * if traffic goes to `slot`, `back` moves it to the old slot, still running, and `@@moved-back` is printed;
+ * exit status `back`'s if it fails. listen 'port' (`port`): run/upstream.conf names the slot; else run/live.sock.
+ */
+export function backIfLiveScript(deployTo: string, slot: Slot, port: boolean, back: Shell): Shell {
+  const p = layout(deployTo);
+  const on = port
+    ? sh`[ "$(head -n 1 ${p.upstream} 2>/dev/null)" = ${`# slot ${slot}`} ]`
+    : sh`[ "$(readlink ${p.liveSocket} 2>/dev/null)" = ${`${slot}.sock`} ]`;
+  return script(
+    sh`if ${on}; then`,
+    sh`  ( ${back} )`,
+    sh`  back_rc=$?`,
+    sh`  if [ "$back_rc" -ne 0 ]; then exit "$back_rc"; fi`,
+    sh`  echo @@moved-back`,
+    sh`fi`,
+  );
+}

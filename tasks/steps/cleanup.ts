@@ -6,8 +6,9 @@ import { script } from '../lib/sh.js';
 import type { Release } from '../release/archive.js';
 import { discardScript, markBadScript } from '../scripts/release.js';
 import { restoreConfigsScript } from '../scripts/services.js';
-import { stopSlotScript, unlessLiveScript } from '../scripts/slots.js';
+import { backIfLiveScript, stopSlotScript, unlessLiveScript } from '../scripts/slots.js';
 import { unlessLivePortScript } from '../scripts/upstream.js';
+import { trafficBackScript } from './move-traffic.js';
 import { NO_SLOTS } from './start-slot.js';
 
 /** Undoes a failed prepare on a host. */
@@ -25,9 +26,11 @@ export function discard(run: TaskRun, release: Release) {
 }
 
 /**
- * blue-green, once the new slot started on the host: traffic never reached it (unless move-traffic got
- * there: then it is live and left alone). It is stopped, the release marked bad (why: its own failure, or
- * another host's), the configs put back.
+ * blue-green, once the new slot started on the host: traffic never reached it, or move-traffic got there and the
+ * run then failed (a switch, or move-traffic, failing on another host): traffic goes back to the old slot, still
+ * running, in the same command. Then it is stopped, the release marked bad (why: its own failure, or another
+ * host's), the configs put back. Interrupted (Ctrl-C) once traffic moved, with no slot live before it, or where
+ * `current` is on the new release, a slot traffic reached is left live.
  */
 async function stopNewSlot(run: TaskRun, h: HostRun, release?: Release): Promise<StepOutcome> {
   const services = run.config.services!;
@@ -38,20 +41,36 @@ async function stopNewSlot(run: TaskRun, h: HostRun, release?: Release): Promise
   const slots = h.state.slots ?? NO_SLOTS;
   const cutover = run.config.cutover;
   const port = cutover.strategy === 'blue-green' && cutover.listen === 'port';
+  const from = started.from;
+  const state = { ...slots, [started.started]: started.release, live: from?.slot ?? null, operation: null };
+  // Where `current` went to the new release and stayed (a rollback's switch on the hosts where it succeeded, or a
+  // switch back that failed), traffic stays with it.
+  const goesBack = from && !run.interrupted && h.report.live !== started.release;
+  const back = goesBack
+    ? backIfLiveScript(h.paths.root, started.started, port, trafficBackScript(run, h, from.slot, state))
+    : port
+      ? unlessLivePortScript(h.paths.root, started.started)
+      : unlessLiveScript(h.paths.root, started.started);
   const command = script(
-    port ? unlessLivePortScript(h.paths.root, started.started) : unlessLiveScript(h.paths.root, started.started),
+    back,
     stopSlotScript(services, h.paths.root, {
       slot: started.started,
       release: started.release,
-      live: started.from && { ...started.from, autostart: true },
-      state: { ...slots, [started.started]: started.release, live: started.from?.slot ?? null, operation: null },
+      live: from && { ...from, autostart: true },
+      state,
     }),
     mark?.script,
     restoreConfigsScript(services, h.paths.root),
   );
   const output = await mustRun(h.host, 'cleanup', command, mark ? { stdin: mark.stdin } : {});
   if (/^@@live$/m.test(output)) return `traffic had moved to ${started.release}: left live`;
+  h.state.slots = state;
   const marked = mark ? `; ${started.release} marked bad` : '';
+  if (/^@@moved-back$/m.test(output)) {
+    started.moved = false;
+    const old = `${from!.slot} (${from!.release})`;
+    return `traffic back on ${old}; stopped the slot it started (${started.started})${marked}`;
+  }
   return `stopped the slot it started (${started.started}, never served)${marked}`;
 }
 

@@ -115,12 +115,9 @@ export function backToOldSlotScript(run: TaskRun, h: HostRun, previous: string, 
   const from = started.from;
   const slots = h.state.slots ?? NO_SLOTS;
   const state: SlotState = { ...slots, live: from.slot, operation: null };
-  const back = portOf(run.config.cutover as BlueGreen, from.slot);
   return script(
     started.drained ? restartOldSlot(run, h, from) : undefined,
-    back
-      ? upstreamMove(run, h, { slot: from.slot, port: back }, null, state)
-      : moveTrafficScript(h.paths.root, from.slot, state, undefined),
+    trafficBackScript(run, h, from.slot, state),
     switchScript(h.paths.root, previous, logLine),
     sh`echo @@switched`,
     stopSlotScript(services, h.paths.root, {
@@ -152,4 +149,15 @@ function restartOldSlot(run: TaskRun, h: HostRun, from: { slot: Slot; release: s
     check: slotCheck(checkFor(check, from.release), h.paths.root, from.slot, portOf(cutover, from.slot)),
     state: { ...slots, [from.slot]: from.release, operation },
   })} ) || exit 1`;
+}
+
+/**
+ * Traffic back to the slot that was live before this run (still running: the drain comes last), recording
+ * `state`: run/live.sock renamed back, or (listen 'port') run/upstream.conf rewritten, nginx reloaded, confirmed.
+ */
+export function trafficBackScript(run: TaskRun, h: HostRun, slot: Slot, state: SlotState): Shell {
+  const port = portOf(run.config.cutover as BlueGreen, slot);
+  return port
+    ? upstreamMove(run, h, { slot, port }, null, state)
+    : moveTrafficScript(h.paths.root, slot, state, undefined);
 }

@@ -18,7 +18,9 @@ export async function cutover(run: TaskRun, id: string, ref: string): Promise<vo
   // switch past them would keep it off the new release while they deploy): no other host can need putting
   // back if its switch fails, so the switch may wait to ride on its next command or its unlock (TaskRun.hold).
   // With several, each host's switch goes now, so that a failure on one finds the others still locked.
-  const hold = run.canHold && run.hosts.length === 1 && run.lastBatch;
+  // blue-green: traffic moved before the switch, and a switch that fails must move it back (the run's cleanup,
+  // around this step); held, it would fail later inside another step's command: it goes now.
+  const hold = run.canHold && run.hosts.length === 1 && run.lastBatch && run.config.cutover.strategy === 'restart';
   try {
     await run.each('switch', switchTo(run, id, 'deploy', { ref, hold }));
   } catch (error) {

@@ -570,3 +570,31 @@ export async function startCountingRelays(fleet: SshFleet): Promise<CountingRela
     },
   };
 }
+
+/**
+ * Drops every connection the host serves now, from the host's side: SIGKILLs the per-connection sshd processes
+ * (the children of its listening sshd, found by parent PID) and whatever runs under them. The client sees its
+ * connection closed, as when a network drops it; the listening sshd stays up. Returns the PIDs killed.
+ */
+export function dropConnections(host: TestHost): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Field 4 of /proc/<pid>/stat, after the command name in parentheses (which may hold spaces).
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const killed: number[] = [];
+  for (let next = [...(parents.get(host.pid) ?? [])]; next.length; ) {
+    const pid = next.shift()!;
+    killed.push(pid);
+    next.push(...(parents.get(pid) ?? []));
+  }
+  signal(killed, 'SIGKILL');
+  return killed;
+}

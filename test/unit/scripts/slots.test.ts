@@ -4,8 +4,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFile
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Services } from '../../../tasks/config/types.js';
+import { raw } from '../../../tasks/lib/sh.js';
 import type { SlotState } from '../../../tasks/release/state.js';
 import {
+  backIfLiveScript,
   moveTrafficScript,
   slotCheck,
   startSlotScript,
@@ -124,6 +126,28 @@ describe('moveTrafficScript / unlessLiveScript', () => {
     const live = bash(`${unlessLiveScript(t.root, 'green').text}\necho went on`);
     expect(live.stdout).toBe('@@live\n');
     expect(bash(`${unlessLiveScript(t.root, 'blue').text}\necho went on`).stdout).toBe('went on\n');
+  });
+});
+
+describe('backIfLiveScript', () => {
+  it('moves traffic back only when it goes to the slot; a failing move back fails the script', () => {
+    const t = setUp();
+    mkdirSync(path.join(t.root, 'run'));
+    const toGreen = moveTrafficScript(t.root, 'green', state({ live: 'green', blue: A, green: B }), undefined);
+    const toBlue = moveTrafficScript(t.root, 'blue', state({ live: 'blue', blue: A, green: B }), undefined);
+    expect(bash(toGreen.text).code).toBe(0);
+    const back = bash(`${backIfLiveScript(t.root, 'green', false, toBlue).text}\necho went on`);
+    expect(back).toMatchObject({ code: 0, stdout: '@@moved-back\nwent on\n' });
+    expect(readlinkSync(path.join(t.root, 'run/live.sock'))).toBe('blue.sock');
+    expect(JSON.parse(readFileSync(path.join(t.root, 'run/state.json'), 'utf8')).live).toBe('blue');
+    // Traffic is not on green (any more): nothing moves.
+    expect(bash(`${backIfLiveScript(t.root, 'green', false, toGreen).text}\necho went on`).stdout).toBe('went on\n');
+    expect(readlinkSync(path.join(t.root, 'run/live.sock'))).toBe('blue.sock');
+    // listen 'port': run/upstream.conf's first line names the live slot.
+    writeFileSync(path.join(t.root, 'run/upstream.conf'), '# slot green\nserver 127.0.0.1:9002;\n');
+    const fails = raw('set -e\nfalse\necho not here');
+    const failing = bash(`${backIfLiveScript(t.root, 'green', true, fails).text}\necho went on`);
+    expect(failing).toMatchObject({ code: 1, stdout: '' });
   });
 });
 
