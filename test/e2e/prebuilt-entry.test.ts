@@ -122,6 +122,13 @@ describe('fabfile.mjs records what it was built from, and refuses to run once th
     },
   );
 
+  it('the AWS SDK is not bundled: fabfile.mjs imports it by name, only when an s3 store is opened', () => {
+    expect(Object.keys(recorded()).filter((f) => /node_modules\/@(aws-sdk|smithy|aws-crypto)\//.test(f))).toEqual([]);
+    const text = readFileSync(path.join(tree, 'fabfile.mjs'), 'utf8');
+    expect(text).toContain('import("@aws-sdk/client-s3")');
+    expect(text).toContain('import("@aws-sdk/s3-request-presigner")');
+  });
+
   it("a task's help text changed in fabfile.ts: exit 2, rebuild; after npm run build the new text is listed", () => {
     edit('fabfile.ts', (text) =>
       text.replace("'Remove releases beyond keepReleases now'", "'Remove old releases (edited)'"),
