@@ -5,6 +5,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, wr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_ESBUILD } from '../helpers/no-esbuild.js';
 import { makeProject, type Project, releaseIdOf, ROOT, runCli } from '../helpers/project.js';
 
 const runBuilt = (args: string[], root = ROOT, nodeOptions: string[] = []) => {
@@ -15,20 +16,6 @@ const runBuilt = (args: string[], root = ROOT, nodeOptions: string[] = []) => {
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 };
-
-/** Node options under which any import of esbuild fails (a module resolve hook): what a cache hit must not need. */
-const NO_ESBUILD = [
-  '--import',
-  `data:text/javascript,${encodeURIComponent(
-    `import { register } from 'node:module';\nregister(${JSON.stringify(
-      `data:text/javascript,${encodeURIComponent(
-        'export async function resolve(specifier, context, next) {\n' +
-          "  if (/^esbuild(\\/|$)/.test(specifier)) throw new Error('esbuild is not to be loaded');\n" +
-          '  return next(specifier, context);\n}\n',
-      )}`,
-    )});\n`,
-  )}`,
-];
 
 describe('node fabfile.mjs', () => {
   let project: Project;
@@ -63,14 +50,14 @@ describe('node fabfile.mjs', () => {
     expect(readdirSync(path.join(project.dir, 'node_modules/.cache/slipway'))).toEqual(
       expect.arrayContaining([expect.stringMatching(/^config-\w+\.json$/), expect.stringMatching(/^config-\w+\.mjs$/)]),
     );
-    const second = runBuilt(['--config', project.configFile, 'releases'], ROOT, NO_ESBUILD);
+    const second = runBuilt(['--config', project.configFile, 'releases'], ROOT, [NO_ESBUILD]);
     expect(second.code, second.stderr).toBe(0);
     const timeless = (out: string) => out.replace(/\d+\.\d+s/g, 'Ns');
     expect(timeless(second.stdout)).toBe(timeless(first.stdout));
     // The hook works: a config not compiled yet needs esbuild, and this run cannot load it.
     const other = path.join(project.dir, 'other.config.ts');
     writeFileSync(other, readFileSync(project.configFile, 'utf8'));
-    const refused = runBuilt(['--config', other, 'releases'], ROOT, NO_ESBUILD);
+    const refused = runBuilt(['--config', other, 'releases'], ROOT, [NO_ESBUILD]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('esbuild is not to be loaded');
   });
