@@ -332,6 +332,7 @@ try {
 
   type Row = { times: number[]; cpu: number[]; connections: number[]; execs: number[]; bytes: number[] };
   const table = new Map<string, Map<string, Row>>();
+  const failures = new Map<string, number>();
   const record = (
     scenario: string,
     tool: string,
@@ -356,7 +357,15 @@ try {
     fleet.resetCounts(web1);
     const before = relay.bytesSent();
     lastCpu = Number.NaN;
-    const ms = await run();
+    let ms: number;
+    try {
+      ms = await run();
+    } catch (error) {
+      // One failed run is reported (and counted in the table), not the end of the whole bench.
+      failures.set(`${scenario}|${tool.name}`, (failures.get(`${scenario}|${tool.name}`) ?? 0) + 1);
+      process.stderr.write(`${scenario} ${tool.name} FAILED: ${(error as Error).message.slice(-600)}\n`);
+      return;
+    }
     const bytes = relay.bytesSent() - before; // only the 1-host scenarios go through the counting relay
     record(scenario, tool.name, ms, fleet.counts(web1), scenario.includes('10 hosts') ? undefined : bytes, lastCpu);
     process.stderr.write(
@@ -449,7 +458,8 @@ try {
     for (const [tool, row] of rows) {
       const med = (xs: number[]) => (xs.length ? String(Math.round(summary(xs).median)) : '');
       lines.push(
-        `| ${scenario} | ${tool} | ${summary(row.times).text} | ` +
+        `| ${scenario} | ${tool} | ${summary(row.times).text}` +
+          `${failures.has(`${scenario}|${tool}`) ? `, ${failures.get(`${scenario}|${tool}`)} failed` : ''} | ` +
           `${row.cpu.length ? `${(summary(row.cpu).median / 1000).toFixed(2)} s` : ''} | ` +
           `${med(row.connections)} | ${med(row.execs)} | ${med(row.bytes)} |`,
       );
