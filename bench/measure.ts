@@ -1,5 +1,8 @@
 // Benchmark helpers: time a command (wall clock), repeat, and summarise as median and min–max.
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 export interface Timed {
   ms: number;
@@ -58,4 +61,22 @@ export function summary(values: number[]): { median: number; min: number; max: n
     max,
     text: `${(m / 1000).toFixed(2)} s (${(min / 1000).toFixed(2)}–${(max / 1000).toFixed(2)})`,
   };
+}
+
+/**
+ * mustTime, and the CPU time (user + system, ms) the command and its children used, as GNU time counts it: a
+ * figure a loaded machine changes far less than the wall time. cpu is NaN without /usr/bin/time.
+ */
+export async function mustTimeCpu(
+  label: string,
+  command: string,
+  args: string[],
+  options?: { cwd?: string; env?: NodeJS.ProcessEnv },
+): Promise<{ ms: number; cpu: number }> {
+  if (!existsSync('/usr/bin/time')) return { ms: await mustTime(label, command, args, options), cpu: Number.NaN };
+  const out = path.join(tmpdir(), `slipway-bench-cpu-${process.pid}`);
+  const ms = await mustTime(label, '/usr/bin/time', ['-f', '%U %S', '-o', out, command, ...args], options);
+  const [user, system] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  rmSync(out, { force: true });
+  return { ms, cpu: (user! + system!) * 1000 };
 }

@@ -10,10 +10,17 @@ import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeF
 import os from 'node:os';
 import path from 'node:path';
 import { type SshFleet, startCuttingRelay, startSshHosts, type TestHost } from '../test/helpers/sshd.js';
-import { mustTime, summary } from './measure.js';
+import { mustTime, mustTimeCpu, summary } from './measure.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const runs = Number(process.argv[2] ?? 5);
+// The client CPU time (user + system of the tool and its children) of the last tool command timed.
+let lastCpu = Number.NaN;
+const timed = (...args: Parameters<typeof mustTimeCpu>) =>
+  mustTimeCpu(...args).then(({ ms, cpu }) => {
+    lastCpu = cpu;
+    return ms;
+  });
 const sh = (cmd: string, cwd?: string) =>
   execFileSync('bash', ['-c', cmd], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 
@@ -128,7 +135,7 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
   const slipwayFiles = { one: slipwayConfig(one), ten: slipwayConfig(ten) };
   const keptFiles = { one: slipwayConfig(one, 60), ten: slipwayConfig(ten, 60) };
   const slipway = (target: 'one' | 'ten', args: string[]) =>
-    mustTime(
+    timed(
       `slipway ${args.join(' ')}`,
       'npx',
       ['tsx', 'fabfile.ts', '--config', slipwayFiles[target], '--env', 'bench', ...args],
@@ -136,7 +143,7 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
     );
   // The prebuilt entry (`npm run build`): the same tasks without tsx's start-up.
   const slipwayMjs = (target: 'one' | 'ten', args: string[], files = slipwayFiles) =>
-    mustTime(
+    timed(
       `slipway ${args.join(' ')}`,
       process.execPath,
       ['fabfile.mjs', '--config', files[target], '--env', 'bench', ...args],
@@ -157,7 +164,7 @@ function tools(work: string, fleet: SshFleet, relayPort: number, bare: string): 
   };
   const npxFiles = { one: npxConfig(one), ten: npxConfig(ten) };
   const slipwayNpx = (target: 'one' | 'ten', args: string[]) =>
-    mustTime(
+    timed(
       `npx slipway ${args.join(' ')}`,
       'npx',
       ['slipway', '--config', npxFiles[target], '--env', 'bench', ...args],
@@ -207,7 +214,7 @@ end
   writeFileSync(path.join(cap, 'config/deploy/one.rb'), stage(one));
   writeFileSync(path.join(cap, 'config/deploy/ten.rb'), stage(ten));
   const capistrano = (target: string, task: string, ref = 'main') =>
-    mustTime(`cap ${target} ${task}`, 'cap', [target, task], { cwd: cap, env: { ...env, REF: ref } });
+    timed(`cap ${target} ${task}`, 'cap', [target, task], { cwd: cap, env: { ...env, REF: ref } });
 
   // Shipit, as its docs set it up: shipitfile.js with shipit-deploy, npm ci after the update.
   const shipitDir = path.join(work, 'shipit');
@@ -246,7 +253,7 @@ end
 `,
   );
   const shipit = (target: string, task: string, ref = 'main') =>
-    mustTime(`shipit ${target} ${task}`, path.join(shipitDir, 'node_modules/.bin/shipit'), [target, task], {
+    timed(`shipit ${target} ${task}`, path.join(shipitDir, 'node_modules/.bin/shipit'), [target, task], {
       cwd: shipitDir,
       env: { ...env, REF: ref },
     });
@@ -323,20 +330,23 @@ try {
       'true',
     ]);
 
-  type Row = { times: number[]; connections: number[]; execs: number[]; bytes: number[] };
+  type Row = { times: number[]; cpu: number[]; connections: number[]; execs: number[]; bytes: number[] };
   const table = new Map<string, Map<string, Row>>();
+  const failures = new Map<string, number>();
   const record = (
     scenario: string,
     tool: string,
     ms: number,
     counts?: { connections: number; execRequests: number; subsystemRequests: number },
     bytes?: number,
+    cpu?: number,
   ) => {
     const rows = table.get(scenario) ?? new Map<string, Row>();
     table.set(scenario, rows);
-    const row = rows.get(tool) ?? { times: [], connections: [], execs: [], bytes: [] };
+    const row = rows.get(tool) ?? { times: [], cpu: [], connections: [], execs: [], bytes: [] };
     rows.set(tool, row);
     row.times.push(ms);
+    if (cpu !== undefined && !Number.isNaN(cpu)) row.cpu.push(cpu);
     if (counts) {
       row.connections.push(counts.connections);
       row.execs.push(counts.execRequests + counts.subsystemRequests);
@@ -346,10 +356,21 @@ try {
   const measure = async (scenario: string, tool: Tool, run: () => Promise<number>) => {
     fleet.resetCounts(web1);
     const before = relay.bytesSent();
-    const ms = await run();
+    lastCpu = Number.NaN;
+    let ms: number;
+    try {
+      ms = await run();
+    } catch (error) {
+      // One failed run is reported (and counted in the table), not the end of the whole bench.
+      failures.set(`${scenario}|${tool.name}`, (failures.get(`${scenario}|${tool.name}`) ?? 0) + 1);
+      process.stderr.write(`${scenario} ${tool.name} FAILED: ${(error as Error).message.slice(-600)}\n`);
+      return;
+    }
     const bytes = relay.bytesSent() - before; // only the 1-host scenarios go through the counting relay
-    record(scenario, tool.name, ms, fleet.counts(web1), scenario.includes('10 hosts') ? undefined : bytes);
-    process.stderr.write(`${scenario} ${tool.name} ${(ms / 1000).toFixed(2)} s\n`);
+    record(scenario, tool.name, ms, fleet.counts(web1), scenario.includes('10 hosts') ? undefined : bytes, lastCpu);
+    process.stderr.write(
+      `${scenario} ${tool.name} ${(ms / 1000).toFixed(2)} s (CPU ${(lastCpu / 1000).toFixed(2)} s)\n`,
+    );
   };
 
   // Start-up and the floor, beside them.
@@ -367,16 +388,10 @@ try {
       'slipway',
       await mustTime('list', 'npx', ['tsx', 'fabfile.ts', '--list'], { cwd: ROOT }),
     );
-    record(
-      'npx <empty local bin>',
-      'floor',
-      await mustTime('empty', 'npx', ['empty-bin'], { cwd: path.join(work, 'npx-app') }),
-    );
-    record(
-      'npx slipway --list',
-      'slipway',
-      await mustTime('list', 'npx', ['slipway', '--list'], { cwd: path.join(work, 'npx-app') }),
-    );
+    const npxEmpty = await mustTimeCpu('empty', 'npx', ['empty-bin'], { cwd: path.join(work, 'npx-app') });
+    record('npx <empty local bin>', 'floor', npxEmpty.ms, undefined, undefined, npxEmpty.cpu);
+    const npxList = await mustTimeCpu('list', 'npx', ['slipway', '--list'], { cwd: path.join(work, 'npx-app') });
+    record('npx slipway --list', 'slipway', npxList.ms, undefined, undefined, npxList.cpu);
     record(
       'node <empty file>',
       'floor',
@@ -431,18 +446,21 @@ try {
     machine.join(' · '),
     '',
     'Real sshd hosts on loopback (harness of test/helpers/sshd.ts), the sample app from a bare git repository, ' +
-      `${runs} runs per cell, tools interleaved. Wall time median (min–max); connections and exec+subsystem ` +
+      `${runs} runs per cell, tools interleaved. Wall time median (min–max); client CPU: the median user + system ` +
+      "time of the command and its children (GNU time; not the hosts' sshd side); connections and exec+subsystem " +
       "requests seen by host 1's sshd; bytes the client sent to host 1 (counted by a relay in front of it, so " +
       'for the 1-host scenarios only). slipway reads a deploy.config.ts, as its README sets it up.',
     '',
-    '| scenario | tool | time | connections | exec requests | bytes sent |',
-    '|---|---|---|---|---|---|',
+    '| scenario | tool | time | client CPU | connections | exec requests | bytes sent |',
+    '|---|---|---|---|---|---|---|',
   ];
   for (const [scenario, rows] of table) {
     for (const [tool, row] of rows) {
       const med = (xs: number[]) => (xs.length ? String(Math.round(summary(xs).median)) : '');
       lines.push(
-        `| ${scenario} | ${tool} | ${summary(row.times).text} | ` +
+        `| ${scenario} | ${tool} | ${summary(row.times).text}` +
+          `${failures.has(`${scenario}|${tool}`) ? `, ${failures.get(`${scenario}|${tool}`)} failed` : ''} | ` +
+          `${row.cpu.length ? `${(summary(row.cpu).median / 1000).toFixed(2)} s` : ''} | ` +
           `${med(row.connections)} | ${med(row.execs)} | ${med(row.bytes)} |`,
       );
     }

@@ -2,9 +2,18 @@
 // node_modules/.cache/slipway/, with a manifest of every file it was bundled from (size, mtime, sha256).
 // A run whose inputs are unchanged imports the bundle at once; any change (an edit to fabfile.ts or to
 // a module it imports, slipway upgraded) bundles again first, so a run is never stale.
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import {
+  cacheDirFor,
+  changedInputs,
+  type Inputs,
+  ownImportMeta,
+  readJson,
+  recordInputs,
+  sha256,
+  writeWhole,
+} from '../lib/build-cache.js';
 
 /** The fabfile.ts of the project around `cwd`: in it or the nearest folder above that has one. */
 export function findFabfile(cwd: string): string | undefined {
@@ -15,15 +24,10 @@ export function findFabfile(cwd: string): string | undefined {
   }
 }
 
-/** path → [size, mtimeMs, sha256] */
-type Inputs = Record<string, [number, number, string]>;
-
 interface Manifest {
   bundle: string;
   inputs: Inputs;
 }
-
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
 /**
  * What is bundled: the project's own files, slipway and what slipway imports (zod: it starts faster)
@@ -38,31 +42,9 @@ const IN_SLIPWAY = `${path.sep}node_modules${path.sep}slipway${path.sep}`;
 const bundled = (specifier: string, importer: string) =>
   !EXTERNAL.test(specifier) && (/^slipway(\/|$)/.test(specifier) || importer.includes(IN_SLIPWAY));
 
-/** The files that changed since the bundle was made: same size and mtime is unchanged, else the hash tells. */
-function changedInputs(inputs: Inputs): string[] {
-  return Object.keys(inputs).filter((file) => {
-    const [size, mtimeMs, hash] = inputs[file]!;
-    try {
-      const stat = statSync(file);
-      if (stat.size === size && stat.mtimeMs === mtimeMs) return false;
-      return sha256(readFileSync(file)) !== hash;
-    } catch {
-      return true; // gone
-    }
-  });
-}
-
-function readManifest(file: string): Manifest | undefined {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Manifest;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The cache folder and the manifest's path for this fabfile (one per fabfile path). */
 export function cachePaths(fabfile: string): { dir: string; manifest: string } {
-  const dir = path.join(path.dirname(fabfile), 'node_modules', '.cache', 'slipway');
+  const dir = cacheDirFor(fabfile);
   return { dir, manifest: path.join(dir, `fabfile-${sha256(fabfile).slice(0, 12)}.json`) };
 }
 
@@ -72,7 +54,7 @@ export function cachePaths(fabfile: string): { dir: string; manifest: string } {
  */
 export async function fabfileBundle(fabfile: string, onRebuild: (why: string) => void): Promise<string> {
   const { dir, manifest } = cachePaths(fabfile);
-  const cached = readManifest(manifest);
+  const cached = readJson<Manifest>(manifest);
   if (cached) {
     const changed = changedInputs(cached.inputs);
     const bundle = path.join(dir, cached.bundle);
@@ -122,16 +104,8 @@ async function build(fabfile: string, dir: string, manifest: string, old: Manife
           b.onLoad({ filter: /\.[cm]?[jt]s$/ }, (args) => {
             const inNodeModules = args.path.includes(`${path.sep}node_modules${path.sep}`);
             if (inNodeModules && !args.path.includes(IN_SLIPWAY)) return undefined;
-            const text = readFileSync(args.path, 'utf8');
-            if (!text.includes('import.meta')) return undefined;
-            const own: Record<string, string> = {
-              dirname: path.dirname(args.path),
-              filename: args.path,
-              url: `file://${args.path}`,
-            };
-            const contents = text.replace(/\bimport\.meta\.(dirname|filename|url)\b/g, (_, key: string) =>
-              JSON.stringify(own[key]),
-            );
+            const contents = ownImportMeta(args.path, readFileSync(args.path, 'utf8'));
+            if (contents === undefined) return undefined;
             const ext = path.extname(args.path);
             return { contents, loader: ext.endsWith('ts') ? 'ts' : 'js' };
           });
@@ -140,22 +114,16 @@ async function build(fabfile: string, dir: string, manifest: string, old: Manife
     ],
   });
   const cwd = path.dirname(fabfile);
-  const inputs: Inputs = Object.fromEntries(
-    [...Object.keys(result.metafile.inputs), ...externals].map((file) => {
-      const where = path.resolve(cwd, file);
-      const { size, mtimeMs } = statSync(where);
-      return [where, [size, mtimeMs, sha256(readFileSync(where))]];
-    }),
-  );
+  const inputs = recordInputs([
+    ...Object.keys(result.metafile.inputs).map((file) => path.resolve(cwd, file)),
+    ...externals,
+  ]);
   const text = result.outputFiles[0]!.text;
   const name = `fabfile-${sha256(text).slice(0, 16)}.mjs`;
   mkdirSync(dir, { recursive: true });
-  // Each file appears whole (written aside, renamed): a run at the same moment reads the old or the new one.
-  const aside = `.${process.pid}.tmp`;
-  writeFileSync(path.join(dir, name + aside), text);
-  renameSync(path.join(dir, name + aside), path.join(dir, name));
-  writeFileSync(manifest + aside, JSON.stringify({ bundle: name, inputs } satisfies Manifest));
-  renameSync(manifest + aside, manifest);
+  // Each file appears whole: a run at the same moment reads the old or the new one.
+  writeWhole(path.join(dir, name), text);
+  writeWhole(manifest, JSON.stringify({ bundle: name, inputs } satisfies Manifest));
   if (old && old.bundle !== name) rmSync(path.join(dir, old.bundle), { force: true });
   return path.join(dir, name);
 }

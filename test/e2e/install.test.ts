@@ -17,6 +17,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_ESBUILD } from '../helpers/no-esbuild.js';
 import { git, releaseIdOf, ROOT } from '../helpers/project.js';
 import { freePort } from '../helpers/sshd.js';
 
@@ -171,7 +172,7 @@ describe('the packed slipway, installed into an app', () => {
 describe('npx slipway <task>: the fabfile through a cached bundle', () => {
   const cacheDir = () => path.join(app, 'node_modules/.cache/slipway');
   const bundleFile = () => {
-    const manifest = readdirSync(cacheDir()).find((f) => f.endsWith('.json'))!;
+    const manifest = readdirSync(cacheDir()).find((f) => /^fabfile-\w+\.json$/.test(f))!;
     return path.join(cacheDir(), JSON.parse(readFileSync(path.join(cacheDir(), manifest), 'utf8')).bundle);
   };
 
@@ -223,6 +224,29 @@ describe('npx slipway <task>: the fabfile through a cached bundle', () => {
     const back = npx('slipway', 'rollback');
     expect(back.code, back.stderr + back.stdout).toBe(0);
     expect(meta().id).not.toBe(id);
+  });
+
+  it('a run with nothing changed loads no esbuild: the bundle and the compiled deploy.config.ts come from the cache', () => {
+    // The deploy above bundled fabfile.ts and compiled deploy.config.ts; esbuild made unloadable now.
+    const result = spawnSync('npx', ['slipway', 'releases'], {
+      cwd: app,
+      env: { ...env, NODE_OPTIONS: NO_ESBUILD },
+      encoding: 'utf8',
+    });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/releases: done/);
+    expect(readdirSync(path.join(app, 'node_modules/.cache/slipway'))).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^config-\w+\.mjs$/), expect.stringMatching(/^fabfile-\w+\.mjs$/)]),
+    );
+    // A fabfile.ts changed needs esbuild again, and says so when it cannot load it.
+    writeFileSync(path.join(app, 'fabfile.ts'), `${read('fabfile.ts')}\n`);
+    const changed = spawnSync('npx', ['slipway', 'releases'], {
+      cwd: app,
+      env: { ...env, NODE_OPTIONS: NO_ESBUILD },
+      encoding: 'utf8',
+    });
+    expect(changed.status).toBe(2);
+    expect(changed.stderr).toContain('esbuild is not to be loaded');
   });
 
   it('a fabfile.ts that does not build: exit 2 naming the file and the error; fixed, it runs again', () => {

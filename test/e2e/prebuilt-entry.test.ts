@@ -5,6 +5,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, wr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_ESBUILD } from '../helpers/no-esbuild.js';
 import { makeProject, type Project, releaseIdOf, ROOT, runCli } from '../helpers/project.js';
 
 const runBuilt = (args: string[], root = ROOT, nodeOptions: string[] = []) => {
@@ -41,6 +42,69 @@ describe('node fabfile.mjs', () => {
     const back = runBuilt(['--config', project.configFile, 'rollback']);
     expect(back.code, back.stderr).toBe(0);
     expect(project.live()).toBe(releaseIdOf(first.stdout));
+  });
+
+  it('an unchanged deploy.config.ts is compiled once: the next run takes it from the cache and loads no esbuild', () => {
+    const first = runBuilt(['--config', project.configFile, 'releases']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(readdirSync(path.join(project.dir, 'node_modules/.cache/slipway'))).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^config-\w+\.json$/), expect.stringMatching(/^config-\w+\.mjs$/)]),
+    );
+    const second = runBuilt(['--config', project.configFile, 'releases'], ROOT, [NO_ESBUILD]);
+    expect(second.code, second.stderr).toBe(0);
+    const timeless = (out: string) => out.replace(/\d+\.\d+s/g, 'Ns');
+    expect(timeless(second.stdout)).toBe(timeless(first.stdout));
+    // The hook works: a config not compiled yet needs esbuild, and this run cannot load it.
+    const other = path.join(project.dir, 'other.config.ts');
+    writeFileSync(other, readFileSync(project.configFile, 'utf8'));
+    const refused = runBuilt(['--config', other, 'releases'], ROOT, [NO_ESBUILD]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('esbuild is not to be loaded');
+  });
+
+  it('a module the config imports changed to the same size: its content tells, and it is compiled again', () => {
+    const original = readFileSync(project.configFile, 'utf8');
+    const keep = path.join(project.dir, 'keep.ts');
+    try {
+      writeFileSync(keep, 'export const keep: number = 5;\n');
+      writeFileSync(
+        project.configFile,
+        `import { keep } from './keep.js';\n${original.replace('"keepReleases": 5', '"keepReleases": keep')}`,
+      );
+      const first = runBuilt(['--config', project.configFile, 'releases']);
+      expect(first.code, first.stderr).toBe(0);
+      writeFileSync(keep, 'export const keep: number = 0;\n'); // the same size
+      const second = runBuilt(['--config', project.configFile, 'releases']);
+      expect(second.code).toBe(2);
+      expect(second.stderr).toMatch(/keepReleases/);
+    } finally {
+      writeFileSync(project.configFile, original);
+      rmSync(keep, { force: true });
+    }
+  });
+
+  it("import.meta.dirname in a cached config is the config's folder", () => {
+    const original = readFileSync(project.configFile, 'utf8');
+    try {
+      writeFileSync(
+        project.configFile,
+        original.replace(
+          'export default defineConfig({',
+          'if (import.meta.dirname !== process.env.EXPECTED) throw new Error(`dirname ${import.meta.dirname}`);\n' +
+            'export default defineConfig({',
+        ),
+      );
+      for (let run = 0; run < 2; run++) {
+        const result = spawnSync(
+          process.execPath,
+          [path.join(ROOT, 'fabfile.mjs'), '--config', project.configFile, 'releases'],
+          { encoding: 'utf8', env: { ...process.env, CI: 'true', NO_COLOR: '1', EXPECTED: project.dir } },
+        );
+        expect(result.status, result.stderr).toBe(0);
+      }
+    } finally {
+      writeFileSync(project.configFile, original);
+    }
   });
 
   it('a config error exits 2 naming the key, as under tsx', () => {
@@ -121,6 +185,13 @@ describe('fabfile.mjs records what it was built from, and refuses to run once th
       expect(result.stdout).toBe((await runCli(['--list'])).stdout);
     },
   );
+
+  it('the AWS SDK is not bundled: fabfile.mjs imports it by name, only when an s3 store is opened', () => {
+    expect(Object.keys(recorded()).filter((f) => /node_modules\/@(aws-sdk|smithy|aws-crypto)\//.test(f))).toEqual([]);
+    const text = readFileSync(path.join(tree, 'fabfile.mjs'), 'utf8');
+    expect(text).toContain('import("@aws-sdk/client-s3")');
+    expect(text).toContain('import("@aws-sdk/s3-request-presigner")');
+  });
 
   it("a task's help text changed in fabfile.ts: exit 2, rebuild; after npm run build the new text is listed", () => {
     edit('fabfile.ts', (text) =>

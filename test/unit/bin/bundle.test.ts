@@ -90,6 +90,25 @@ describe('fabfileBundle', () => {
     expect(runBundle(again)).toBe(`hi from greet ${dir}`);
   });
 
+  it('slipway is bundled, but not the AWS SDK it imports: that stays a file of node_modules, loaded when used', async () => {
+    const dir = project();
+    const put = (file: string, text: string) => {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      writeFileSync(path.join(dir, file), text);
+    };
+    put('node_modules/slipway/package.json', JSON.stringify({ name: 'slipway', type: 'module', main: 'index.js' }));
+    put('node_modules/slipway/index.js', "export const s3 = () => import('@aws-sdk/client-s3');\n");
+    const sdk = 'node_modules/@aws-sdk/client-s3';
+    put(`${sdk}/package.json`, JSON.stringify({ name: '@aws-sdk/client-s3', type: 'module', main: 'index.js' }));
+    put(`${sdk}/index.js`, "export const marker = 'the SDK itself';\n");
+    put('fabfile.ts', "import { s3 } from 'slipway';\nconsole.log((await s3()).marker);\n");
+    const bundle = await fabfileBundle(path.join(dir, 'fabfile.ts'), () => undefined);
+    const text = readFileSync(bundle, 'utf8');
+    expect(text).toContain('() => import('); // slipway's own code is in the bundle
+    expect(text).not.toContain('the SDK itself');
+    expect(runBundle(bundle)).toBe('the SDK itself');
+  });
+
   it('a module gone, or the bundle removed from the cache: bundles again (or fails naming the import)', async () => {
     const dir = project();
     const fabfile = path.join(dir, 'fabfile.ts');
