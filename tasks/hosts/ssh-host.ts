@@ -1,7 +1,7 @@
 // A remote host over one SSH connection (node-ssh / ssh2) for the whole run. Host keys are verified
 // against known_hosts; ~/.ssh/config is honoured; every command runs as `bash -c <quoted script>`
 // on its own channel, and a missing exit status counts as failure.
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,7 @@ import {
   type Transport,
   useBroker,
 } from './broker.js';
+import { CODE_MISSING, CODE_MISSING_STATUS, hostCall, hostCode, listedCode, sameCode } from './host-code.js';
 import { CommandFailed, type ExecOptions, type ExecResult, type HeldLock, type Host } from './host.js';
 import { findKnownKeys, hostKeyAlgorithms, knownHostsName, verifyHostKey } from './known-hosts.js';
 
@@ -179,6 +180,21 @@ export async function openConnection(
   return ssh;
 }
 
+/** SLIPWAY_TRACE_FILE (bench/bytes.ts): each command's size, one JSON line each, for a breakdown of the bytes. */
+function traceCommand(host: string, line: string, command: Shell, options: ExecOptions): void {
+  const stdin = options.stdin;
+  const stdinBytes =
+    typeof stdin === 'string' || Buffer.isBuffer(stdin) ? Buffer.byteLength(stdin) : stdin ? 'stream' : 0;
+  const entry = {
+    host,
+    line: Buffer.byteLength(line),
+    stdin: stdinBytes,
+    text: command.text.slice(0, 200),
+    full: line,
+  };
+  appendFileSync(process.env.SLIPWAY_TRACE_FILE!, `${JSON.stringify(entry)}\n`);
+}
+
 export class SshHost implements Host {
   readonly address: string;
   private lastTouch = 0;
@@ -188,6 +204,12 @@ export class SshHost implements Host {
   private readonly channels = new Map<Channel, number | undefined>();
   private lost?: Error;
   lockLost = false;
+  /** From the lock on, commands call the code kept on the host; these hashes it is known to hold. */
+  private usesCode = false;
+  private codeListed = false;
+  private readonly codeKnown = new Set<string>();
+  /** What the host listed: each file's sha256 by the hash of the code it should hold. */
+  private readonly codeHeld = new Map<string, string>();
   /** With keepConnections, when the broker was only starting: at the end, it takes this host over for the next run. */
   handOver?: () => Promise<void>;
 
@@ -245,7 +267,38 @@ export class SshHost implements Host {
     void this.interrupt();
   }
 
-  private send(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+  /**
+   * Commands of a locked run (the lock's round trip, then every command) call slipway's code kept on the host
+   * (host-code.ts): a short call, or the code attached where the host lacks it. A call that cannot be sent twice
+   * (stdin or stdout a stream) goes with its code unless the host is known to hold it.
+   */
+  private async send(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+    const code = this.usesCode && !this.lost ? hostCode(command, this.deployTo) : undefined;
+    if (!code) return this.sendLine(`exec bash -c ${quote(command.text)}`, command, options);
+    const stdin = options.stdin;
+    const once =
+      options.stdout !== undefined || (stdin !== undefined && typeof stdin !== 'string' && !Buffer.isBuffer(stdin));
+    // Once the host listed its code (the first call of the run), what it lacks goes attached, in one round trip.
+    const held = this.codeKnown.has(code.hash) || sameCode(code, this.codeHeld.get(code.hash));
+    const attach = (once || this.codeListed) && !held;
+    const list = !this.codeListed;
+    let result = this.takeCodeList(await this.sendLine(hostCall(code, this.deployTo, attach, list), command, options));
+    if (result.code !== null) this.codeListed = true;
+    if (!attach && result.code === CODE_MISSING_STATUS && result.stderr.includes(CODE_MISSING))
+      result = await this.sendLine(hostCall(code, this.deployTo, true), command, options);
+    else if (!attach && result.code !== null) this.codeKnown.add(code.hash);
+    return result;
+  }
+
+  /** Notes the code a host listed (with each file's sha256) and takes those lines out of stderr. */
+  private takeCodeList(result: ExecResult): ExecResult {
+    const { held, rest } = listedCode(result.stderr);
+    for (const [hash, sha] of held) this.codeHeld.set(hash, sha);
+    return held.size ? { ...result, stderr: rest } : result;
+  }
+
+  private sendLine(line: string, command: Shell, options: ExecOptions): Promise<ExecResult> {
+    if (process.env.SLIPWAY_TRACE_FILE) traceCommand(this.name, line, command, options);
     if (this.lost) options.stdout?.end();
     if (this.lost)
       return Promise.resolve({
@@ -255,7 +308,7 @@ export class SshHost implements Host {
       });
     return new Promise((resolve) => {
       // sshd makes the login shell a session leader: its pid is the group to kill on interrupt.
-      this.transport.exec(`echo "@@pid $$"; exec bash -c ${quote(command.text)}`, (error, channel) => {
+      this.transport.exec(`echo "@@pid $$"; ${line}`, (error, channel) => {
         if (error) {
           options.stdout?.end();
           return resolve({ code: null, stdout: '', stderr: error.message });
@@ -307,6 +360,7 @@ export class SshHost implements Host {
   }
 
   async lock(owner: LockOwner, then?: Shell): Promise<HeldLock> {
+    this.usesCode = true;
     let output = await this.runLockScript(acquireScript(this.deployTo, owner, '', then), owner.token);
     if (/^@@not-deploy-root$/m.test(output)) throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
     let held = /^@@held (.*)$/m.exec(output);

@@ -75,6 +75,8 @@ export interface StageSpec {
   delta?: DeltaSpec;
   /** Set: the staged tree is checked against this manifest, kept in the release when it matches. */
   manifest?: ManifestSpec;
+  /** Rendered files the live release holds the same (by sha256): copied from it, not on stdin. */
+  reused?: string[];
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -162,11 +164,14 @@ export function stageScript(spec: StageSpec): Shell {
     // After the archive, so they win over anything it holds at the same path.
     // Each a new file (rm, then O_EXCL): never written through a link, and a secret one is 0600 even where the
     // archive had it.
+    // One the live release holds the same is copied from it (checked below like the others).
     ...spec.files.map((f) => {
       const target = files.rendered(f.name);
       return script(
         sh`rm -f ${target} &&`,
-        sh`  (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${target})`,
+        spec.reused?.includes(f.name)
+          ? sh`  (umask ${f.secret ? '077' : '022'} && set -C && cat -- ${releaseFiles(p.current).rendered(f.name)} > ${target})`
+          : sh`  (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${target})`,
       );
     }),
     spec.dotenv === undefined
