@@ -113,8 +113,9 @@ export function hostCode(command: Shell, deployTo: string): HostCode | undefined
       continue;
     }
     // Without a digit, a value is taken as the code's own (a path under the deploy root, a message, a name): it
-    // stays in the text. Release ids, checksums, tokens, times and sizes all have digits: those are the call's.
-    if (!/[0-9]/.test(part.value)) {
+    // stays in the text. Release ids, checksums, tokens, times and sizes all have digits: those are the call's; so
+    // is an empty array (the releases to purge, say: none this time, some the next).
+    if (!/[0-9]/.test(part.value) && part.list?.length !== 0) {
       tracker.value();
       body += part.quoted;
       continue;

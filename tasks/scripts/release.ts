@@ -167,12 +167,10 @@ export function stageScript(spec: StageSpec): Shell {
     // One the live release holds the same is copied from it (checked below like the others).
     ...spec.files.map((f) => {
       const target = files.rendered(f.name);
-      return script(
-        sh`rm -f ${target} &&`,
-        spec.reused?.includes(f.name)
-          ? sh`  (umask ${f.secret ? '077' : '022'} && set -C && cat -- ${releaseFiles(p.current).rendered(f.name)} > ${target})`
-          : sh`  (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${target})`,
-      );
+      const from = spec.reused?.includes(f.name)
+        ? sh`cat -- ${releaseFiles(p.current).rendered(f.name)}`
+        : sh`head -c ${Buffer.byteLength(f.content)}`;
+      return script(sh`rm -f ${target} &&`, sh`  (umask ${f.secret ? '077' : '022'} && set -C && ${from} > ${target})`);
     }),
     spec.dotenv === undefined
       ? undefined
