@@ -3,7 +3,9 @@
 // under the deploy root as .slipway/lib-<hash>.sh (keyed by the hash of its code), and each run sends the call:
 // the function's name and the values, quoted once. A host without that file (first deploy, slipway upgraded, the
 // file removed or cut short) answers CODE_MISSING_STATUS at once, having run nothing; the command is then sent
-// again with the code attached, which installs it. What the host runs is the script as written either way.
+// again with the code attached, which installs it. The lock's round trip also lists the files with their sha256,
+// so later calls attach what is missing or damaged in their one round trip. What the host runs is the script as
+// written either way.
 import { createHash } from 'node:crypto';
 import { layout } from '../lib/paths.js';
 import { type Part, quote, type Shell } from '../lib/sh.js';
@@ -13,7 +15,7 @@ export const CODE_MISSING_STATUS = 97;
 export const CODE_MISSING = '@@slipway-code-missing';
 
 /** Below this many characters of text, a script goes as it is: its call would save next to nothing. */
-const MIN_TEXT = 400;
+const MIN_TEXT = 200;
 /** The files of code a deploy root keeps (the newest by time written); older ones are sent again if needed. */
 export const KEEP_CODE = 40;
 
@@ -229,19 +231,19 @@ export function hostCall(code: HostCode, deployTo: string, attach: boolean, list
   const { assignments, words } = callWords(code.values);
   const dir = codeDir(deployTo);
   // The code the host holds, each file's sha256: one cut short or changed is not taken for the code it names.
-  const list = listCode ? `sha256sum -- ${quote(dir)}/lib-*.sh >&2 2>/dev/null;` : '';
+  const list = listCode ? `sha256sum -- "$D"/lib-*.sh >&2 2>/dev/null;` : '';
   const run = attach
     ? // The code runs from the command line; kept on the host once the deploy root is one (the lock may claim it
       // only now: the call runs first, in a subshell, so its exit is not the end).
       `c=$1;shift;eval "$c";(_s "$@");s=$?;` +
-      `if [ -e ${quote(layout(deployTo).rootMark)} ];then { mkdir -p ${quote(dir)}&&` +
-      `t=$(mktemp ${quote(dir)}/.lib.XXXXXX)&&printf %s "$c" >"$t"&&chmod 644 "$t"&&` +
-      `mv -f "$t" ${quote(code.file)}&&` +
-      `ls -t ${quote(dir)}/lib-*.sh|tail -n +${KEEP_CODE + 1}|xargs -r rm -f --;} 2>/dev/null;fi;exit $s`
-    : `. ${quote(code.file)} 2>/dev/null;[ "$_sw" = ${code.hash} ]||` +
-      `{ rm -f ${quote(code.file)};echo ${CODE_MISSING}>&2;exit ${CODE_MISSING_STATUS};};_s "$@"`;
+      `if [ -e ${quote(layout(deployTo).rootMark)} ];then { mkdir -p "$D"&&` +
+      `t=$(mktemp "$D"/.lib.XXXXXX)&&printf %s "$c" >"$t"&&chmod 644 "$t"&&` +
+      `mv -f "$t" "$D"/lib-${code.hash}.sh&&` +
+      `ls -t "$D"/lib-*.sh|tail -n +${KEEP_CODE + 1}|xargs -r rm -f --;} 2>/dev/null;fi;exit $s`
+    : `. "$D"/lib-${code.hash}.sh 2>/dev/null;[ "$_sw" = ${code.hash} ]||` +
+      `{ echo ${CODE_MISSING}>&2;exit ${CODE_MISSING_STATUS};};_s "$@"`;
   return (
-    `${assignments}exec bash -c ${quote(list + run)} s ` +
+    `${assignments}exec bash -c ${quote(`D=${quote(dir)};${list}${run}`)} s ` +
     `${attach ? `${quote(code.definition)} ` : ''}${words.join(' ')}`
   );
 }
