@@ -12,7 +12,7 @@ import { type Part, quote, type Shell } from '../lib/sh.js';
 
 /** The exit status of a call whose code the host lacks (with CODE_MISSING on stderr): nothing ran. */
 export const CODE_MISSING_STATUS = 97;
-export const CODE_MISSING = '@@slipway-code-missing';
+export const CODE_MISSING = '@@no-code';
 
 /** Below this many characters of text, a script goes as it is: its call would save next to nothing. */
 const MIN_TEXT = 200;
@@ -240,7 +240,7 @@ export function hostCall(code: HostCode, deployTo: string, attach: boolean, list
       `t=$(mktemp "$D"/.lib.XXXXXX)&&printf %s "$c" >"$t"&&chmod 644 "$t"&&` +
       `mv -f "$t" "$D"/lib-${code.hash}.sh&&` +
       `ls -t "$D"/lib-*.sh|tail -n +${KEEP_CODE + 1}|xargs -r rm -f --;} 2>/dev/null;fi;exit $s`
-    : `. "$D"/lib-${code.hash}.sh 2>/dev/null;[ "$_sw" = ${code.hash} ]||` +
+    : `. "$D"/lib-${code.hash}.sh;[ "$_sw" = ${code.hash} ]||` +
       `{ echo ${CODE_MISSING}>&2;exit ${CODE_MISSING_STATUS};};_s "$@"`;
   return (
     `${assignments}exec bash -c ${quote(`D=${quote(dir)};${list}${run}`)} s ` +
