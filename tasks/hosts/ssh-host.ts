@@ -29,6 +29,7 @@ import {
   type Transport,
   useBroker,
 } from './broker.js';
+import { codeRecordFile, readCodeRecord, writeCodeRecord } from './code-record.js';
 import { CODE_MISSING, CODE_MISSING_STATUS, hostCall, hostCode, listedCode, sameCode } from './host-code.js';
 import { CommandFailed, type ExecOptions, type ExecResult, type HeldLock, type Host } from './host.js';
 import { findKnownKeys, hostKeyAlgorithms, knownHostsName, verifyHostKey } from './known-hosts.js';
@@ -210,6 +211,11 @@ export class SshHost implements Host {
   private readonly codeKnown = new Set<string>();
   /** What the host listed: each file's sha256 by the hash of the code it should hold. */
   private readonly codeHeld = new Map<string, string>();
+  /** Attached by this run (and so installed, in a deploy root). */
+  private readonly codeSent = new Set<string>();
+  private codeRecord?: Set<string>;
+  /** The host's key, when this run verified it itself (not through a kept connection): part of the record's name. */
+  hostKey?: Buffer;
   /** With keepConnections, when the broker was only starting: at the end, it takes this host over for the next run. */
   handOver?: () => Promise<void>;
 
@@ -278,16 +284,28 @@ export class SshHost implements Host {
     const stdin = options.stdin;
     const once =
       options.stdout !== undefined || (stdin !== undefined && typeof stdin !== 'string' && !Buffer.isBuffer(stdin));
-    // Once the host listed its code (the first call of the run), what it lacks goes attached, in one round trip.
+    // Once the host listed its code (the first call of the run), what it lacks goes attached, in one round trip;
+    // the first call goes short where the last run left this code on the host (code-record.ts).
     const held = this.codeKnown.has(code.hash) || sameCode(code, this.codeHeld.get(code.hash));
-    const attach = (once || this.codeListed) && !held;
+    const recorded = !this.codeListed && this.recordedCode().has(code.hash);
+    const attach = (once || this.codeListed || !recorded) && !held;
     const list = !this.codeListed;
     let result = this.takeCodeList(await this.sendLine(hostCall(code, this.deployTo, attach, list), command, options));
     if (result.code !== null) this.codeListed = true;
-    if (!attach && result.code === CODE_MISSING_STATUS && result.stderr.includes(CODE_MISSING))
+    let sent = attach;
+    if (!attach && result.code === CODE_MISSING_STATUS && result.stderr.includes(CODE_MISSING)) {
       result = await this.sendLine(hostCall(code, this.deployTo, true), command, options);
-    else if (!attach && result.code !== null) this.codeKnown.add(code.hash);
+      sent = true;
+    } else if (!attach && result.code !== null) this.codeKnown.add(code.hash);
+    // Attached, it is kept there once the deploy root is one: the next run's first call may go short.
+    if (sent && result.code !== null) this.codeSent.add(code.hash);
     return result;
+  }
+
+  /** What the last run left on this host, read once. */
+  private recordedCode(): Set<string> {
+    this.codeRecord ??= readCodeRecord(codeRecordFile(this.address, this.deployTo, this.hostKey));
+    return this.codeRecord;
   }
 
   /** Notes the code a host listed (with each file's sha256) and takes those lines out of stderr. */
@@ -413,6 +431,10 @@ export class SshHost implements Host {
 
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    if (this.codeListed) {
+      const held = [...this.codeKnown, ...this.codeSent];
+      writeCodeRecord(codeRecordFile(this.address, this.deployTo, this.hostKey), new Set(held));
+    }
     for (const channel of this.channels.keys()) channel.close();
     await this.handOver?.().catch(() => undefined);
     this.transport.close();
@@ -436,8 +458,10 @@ export async function connectSshHost(h: HostConfig, config: ResolvedConfig, opti
   if (through && 'exec' in through) return new SshHost(h.name, h.deployTo, h.roles, through, endpoint);
   if (through && 'unavailable' in through && !through.quiet)
     options.onNotice?.(`${h.name}: connecting directly, not kept open (${through.unavailable})`);
-  const ssh = await openConnection(h.name, endpoint, settings, options.trustNewHosts);
+  const accepted: AcceptedHostKey[] = [];
+  const ssh = await openConnection(h.name, endpoint, settings, options.trustNewHosts, accepted);
   const host = SshHost.direct(h.name, h.deployTo, h.roles, ssh, endpoint);
+  host.hostKey = accepted[accepted.length - 1]?.blob;
   if (broker && 'handOver' in broker) host.handOver = () => broker.handOver({ ...kept, endpoint });
   return host;
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { codeRecordFile, readCodeRecord, writeCodeRecord } from '../../../tasks/hosts/code-record.js';
 import {
   CODE_MISSING,
   CODE_MISSING_STATUS,
@@ -157,5 +158,19 @@ describe('callWords', () => {
     expect((assignments + words.join(' ')).length).toBeLessThan(plain.length);
     const back = execFileSync('sh', ['-c', `${assignments}printf '%s\\0' ${words.join(' ')}`]).toString();
     expect(back.split('\0').slice(0, -1)).toEqual(values);
+  });
+});
+
+describe('the record of the code a host held', () => {
+  it('is by host, deploy root and host key; read back as written; a cache that cannot be written is no error', () => {
+    const dir = path.dirname(tempRoot());
+    const file = codeRecordFile('deploy@web1:22', '/srv/app', Buffer.from('key-1'), dir);
+    expect(codeRecordFile('deploy@web1:22', '/srv/app', Buffer.from('key-2'), dir)).not.toBe(file);
+    expect(codeRecordFile('deploy@web1:22', '/srv/other', Buffer.from('key-1'), dir)).not.toBe(file);
+    expect(readCodeRecord(file).size).toBe(0);
+    writeCodeRecord(file, ['0123456789abcdef', 'fedcba9876543210']);
+    expect([...readCodeRecord(file)].sort()).toEqual(['0123456789abcdef', 'fedcba9876543210']);
+    writeFileSync(path.join(dir, 'not-a-dir'), '');
+    expect(() => writeCodeRecord(path.join(dir, 'not-a-dir', 'x'), ['0123456789abcdef'])).not.toThrow();
   });
 });
