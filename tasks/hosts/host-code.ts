@@ -8,6 +8,7 @@
 // written either way.
 import { createHash } from 'node:crypto';
 import { layout } from '../lib/paths.js';
+import { secrets } from '../lib/redact.js';
 import { type Part, quote, type Shell } from '../lib/sh.js';
 
 /** The exit status of a call whose code the host lacks (with CODE_MISSING on stderr): nothing ran. */
@@ -116,8 +117,9 @@ export function hostCode(command: Shell, deployTo: string): HostCode | undefined
     }
     // Without a digit, a value is taken as the code's own (a path under the deploy root, a message, a name): it
     // stays in the text. Release ids, checksums, tokens, times and sizes all have digits: those are the call's; so
-    // is an empty array (the releases to purge, say: none this time, some the next).
-    if (!/[0-9]/.test(part.value) && part.list?.length !== 0) {
+    // is an empty array (the releases to purge, say: none this time, some the next), and anything holding a secret
+    // (a .env value): never written into a file on the host.
+    if (!/[0-9]/.test(part.value) && part.list?.length !== 0 && !secrets.foundIn(part.value)) {
       tracker.value();
       body += part.quoted;
       continue;

@@ -13,6 +13,7 @@ import {
   listedCode,
   sameCode,
 } from '../../../tasks/hosts/host-code.js';
+import { secrets } from '../../../tasks/lib/redact.js';
 import { script, sh } from '../../../tasks/lib/sh.js';
 import type { LockOwner } from '../../../tasks/lock/owner.js';
 import { acquireScript } from '../../../tasks/lock/remote-lock.js';
@@ -132,6 +133,18 @@ describe('code kept on the host', () => {
     expect(hostCode(script(pad, sh`# it's a comment`, sh`echo ${'r1'}`), root)).toBeDefined();
     expect(hostCode(script(pad, sh`x=$(echo "$(echo ${'r1'})")`), root)).toBeDefined();
     expect(hostCode(sh`echo ${'r1'}`, root)).toBeUndefined();
+  });
+});
+
+describe('what stays in the code', () => {
+  it('values without a digit, but never a secret: that one is a value of the call', () => {
+    const root = tempRoot();
+    const of = (value: string) => hostCode(script(raw400(), sh`echo ${value} ${'id-1'}`), root)!;
+    expect(of('a message').definition).toContain("echo 'a message'");
+    secrets.add(['hunter-two-secret']);
+    const secret = of('hunter-two-secret');
+    expect(secret.definition).not.toContain('hunter-two-secret');
+    expect(secret.values).toContain('hunter-two-secret');
   });
 });
 
