@@ -54,17 +54,28 @@ try {
   await mustTime('first deploy', node, cli('deploy'));
   await mustTime('first deploy', node, cli('--env', 'production', 'deploy'));
   const upload = await counted(() => mustTime('warm deploy', node, cli('deploy')));
+  // Again: slipway's code is on the hosts now (.slipway/lib-*.sh), each run sends only calls.
+  const uploadAgain = await counted(() => mustTime('warm deploy', node, cli('deploy')));
   project.writeConfig({ artifacts: store });
   await mustTime('build', node, cli('build'));
   const latest = path.join(storeDir, 'hello/staging');
   const archives = readdirSync(latest).filter((f) => f.endsWith('.tar.gz'));
   const archiveBytes = statSync(path.join(latest, archives[archives.length - 1])).size;
   const fetch = await counted(() => mustTime('deploy --artifact', node, cli('deploy', '--artifact', 'latest')));
+  await mustTime('build', node, cli('build'));
+  const fetchAgain = await counted(() => mustTime('deploy --artifact', node, cli('deploy', '--artifact', 'latest')));
   console.log(`${count} hosts, archive ${kib(archiveBytes)}:`);
   console.log(`  warm deploy (upload):      ${kib(sum(upload))} sent in all, ${kib(Math.max(...upload))} per host`);
   console.log(
     `  deploy --artifact latest:  ${kib(sum(fetch))} sent in all, ${kib(Math.max(...fetch))} per host ` +
       `(+ ${kib(archiveBytes)} once, to the store)`,
+  );
+  console.log(`  the same, again (a new build; slipway's code on the hosts, issue 13):`);
+  console.log(
+    `    warm deploy (upload):    ${kib(sum(uploadAgain))} sent in all, ${kib(Math.max(...uploadAgain))} per host`,
+  );
+  console.log(
+    `    deploy --artifact latest: ${kib(sum(fetchAgain))} sent in all, ${kib(Math.max(...fetchAgain))} per host`,
   );
 
   const warm: number[] = [];

@@ -1,7 +1,7 @@
 // A remote host over one SSH connection (node-ssh / ssh2) for the whole run. Host keys are verified
 // against known_hosts; ~/.ssh/config is honoured; every command runs as `bash -c <quoted script>`
 // on its own channel, and a missing exit status counts as failure.
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,8 @@ import {
   type Transport,
   useBroker,
 } from './broker.js';
+import { codeRecordFile, readCodeRecord, writeCodeRecord } from './code-record.js';
+import { CODE_MISSING, CODE_MISSING_STATUS, hostCall, hostCode, listedCode, sameCode } from './host-code.js';
 import { CommandFailed, type ExecOptions, type ExecResult, type HeldLock, type Host } from './host.js';
 import { findKnownKeys, hostKeyAlgorithms, knownHostsName, verifyHostKey } from './known-hosts.js';
 
@@ -179,6 +181,21 @@ export async function openConnection(
   return ssh;
 }
 
+/** SLIPWAY_TRACE_FILE (bench/bytes.ts): each command's size, one JSON line each, for a breakdown of the bytes. */
+function traceCommand(host: string, line: string, command: Shell, options: ExecOptions): void {
+  const stdin = options.stdin;
+  const stdinBytes =
+    typeof stdin === 'string' || Buffer.isBuffer(stdin) ? Buffer.byteLength(stdin) : stdin ? 'stream' : 0;
+  const entry = {
+    host,
+    line: Buffer.byteLength(line),
+    stdin: stdinBytes,
+    text: command.text.slice(0, 200),
+    full: line,
+  };
+  appendFileSync(process.env.SLIPWAY_TRACE_FILE!, `${JSON.stringify(entry)}\n`);
+}
+
 export class SshHost implements Host {
   readonly address: string;
   private lastTouch = 0;
@@ -188,6 +205,17 @@ export class SshHost implements Host {
   private readonly channels = new Map<Channel, number | undefined>();
   private lost?: Error;
   lockLost = false;
+  /** From the lock on, commands call the code kept on the host; these hashes it is known to hold. */
+  private usesCode = false;
+  private codeListed = false;
+  private readonly codeKnown = new Set<string>();
+  /** What the host listed: each file's sha256 by the hash of the code it should hold. */
+  private readonly codeHeld = new Map<string, string>();
+  /** Attached by this run (and so installed, in a deploy root). */
+  private readonly codeSent = new Set<string>();
+  private codeRecord?: Set<string>;
+  /** The host's key, when this run verified it itself (not through a kept connection): part of the record's name. */
+  hostKey?: Buffer;
   /** With keepConnections, when the broker was only starting: at the end, it takes this host over for the next run. */
   handOver?: () => Promise<void>;
 
@@ -245,7 +273,50 @@ export class SshHost implements Host {
     void this.interrupt();
   }
 
-  private send(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+  /**
+   * Commands of a locked run (the lock's round trip, then every command) call slipway's code kept on the host
+   * (host-code.ts): a short call, or the code attached where the host lacks it. A call that cannot be sent twice
+   * (stdin or stdout a stream) goes with its code unless the host is known to hold it.
+   */
+  private async send(command: Shell, options: ExecOptions = {}): Promise<ExecResult> {
+    const code = this.usesCode && !this.lost ? hostCode(command, this.deployTo) : undefined;
+    if (!code) return this.sendLine(`exec bash -c ${quote(command.text)}`, command, options);
+    const stdin = options.stdin;
+    const once =
+      options.stdout !== undefined || (stdin !== undefined && typeof stdin !== 'string' && !Buffer.isBuffer(stdin));
+    // Once the host listed its code (the first call of the run), what it lacks goes attached, in one round trip;
+    // the first call goes short where the last run left this code on the host (code-record.ts).
+    const held = this.codeKnown.has(code.hash) || sameCode(code, this.codeHeld.get(code.hash));
+    const recorded = !this.codeListed && this.recordedCode().has(code.hash);
+    const attach = (once || this.codeListed || !recorded) && !held;
+    const list = !this.codeListed;
+    let result = this.takeCodeList(await this.sendLine(hostCall(code, this.deployTo, attach, list), command, options));
+    if (result.code !== null) this.codeListed = true;
+    let sent = attach;
+    if (!attach && result.code === CODE_MISSING_STATUS && result.stderr.includes(CODE_MISSING)) {
+      result = await this.sendLine(hostCall(code, this.deployTo, true), command, options);
+      sent = true;
+    } else if (!attach && result.code !== null) this.codeKnown.add(code.hash);
+    // Attached, it is kept there once the deploy root is one: the next run's first call may go short.
+    if (sent && result.code !== null) this.codeSent.add(code.hash);
+    return result;
+  }
+
+  /** What the last run left on this host, read once. */
+  private recordedCode(): Set<string> {
+    this.codeRecord ??= readCodeRecord(codeRecordFile(this.address, this.deployTo, this.hostKey));
+    return this.codeRecord;
+  }
+
+  /** Notes the code a host listed (with each file's sha256) and takes those lines out of stderr. */
+  private takeCodeList(result: ExecResult): ExecResult {
+    const { held, rest } = listedCode(result.stderr);
+    for (const [hash, sha] of held) this.codeHeld.set(hash, sha);
+    return held.size ? { ...result, stderr: rest } : result;
+  }
+
+  private sendLine(line: string, command: Shell, options: ExecOptions): Promise<ExecResult> {
+    if (process.env.SLIPWAY_TRACE_FILE) traceCommand(this.name, line, command, options);
     if (this.lost) options.stdout?.end();
     if (this.lost)
       return Promise.resolve({
@@ -255,7 +326,7 @@ export class SshHost implements Host {
       });
     return new Promise((resolve) => {
       // sshd makes the login shell a session leader: its pid is the group to kill on interrupt.
-      this.transport.exec(`echo "@@pid $$"; exec bash -c ${quote(command.text)}`, (error, channel) => {
+      this.transport.exec(`echo "@@pid $$"; ${line}`, (error, channel) => {
         if (error) {
           options.stdout?.end();
           return resolve({ code: null, stdout: '', stderr: error.message });
@@ -307,6 +378,7 @@ export class SshHost implements Host {
   }
 
   async lock(owner: LockOwner, then?: Shell): Promise<HeldLock> {
+    this.usesCode = true;
     let output = await this.runLockScript(acquireScript(this.deployTo, owner, '', then), owner.token);
     if (/^@@not-deploy-root$/m.test(output)) throw new ConfigError(notDeployRootMessage(this.name, this.deployTo));
     let held = /^@@held (.*)$/m.exec(output);
@@ -359,6 +431,10 @@ export class SshHost implements Host {
 
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    if (this.codeListed) {
+      const held = [...this.codeKnown, ...this.codeSent];
+      writeCodeRecord(codeRecordFile(this.address, this.deployTo, this.hostKey), new Set(held));
+    }
     for (const channel of this.channels.keys()) channel.close();
     await this.handOver?.().catch(() => undefined);
     this.transport.close();
@@ -382,8 +458,10 @@ export async function connectSshHost(h: HostConfig, config: ResolvedConfig, opti
   if (through && 'exec' in through) return new SshHost(h.name, h.deployTo, h.roles, through, endpoint);
   if (through && 'unavailable' in through && !through.quiet)
     options.onNotice?.(`${h.name}: connecting directly, not kept open (${through.unavailable})`);
-  const ssh = await openConnection(h.name, endpoint, settings, options.trustNewHosts);
+  const accepted: AcceptedHostKey[] = [];
+  const ssh = await openConnection(h.name, endpoint, settings, options.trustNewHosts, accepted);
   const host = SshHost.direct(h.name, h.deployTo, h.roles, ssh, endpoint);
+  host.hostKey = accepted[accepted.length - 1]?.blob;
   if (broker && 'handOver' in broker) host.handOver = () => broker.handOver({ ...kept, endpoint });
   return host;
 }

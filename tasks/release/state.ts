@@ -27,6 +27,8 @@ export interface HostState {
   slots?: SlotState;
   /** Per release: the sha256 of the manifest the host verified it by (a delta's possible base). */
   manifests?: Record<string, string>;
+  /** The live release's rendered configs (.slipway/*.conf) by name: their sha256 (a deploy copies the same ones). */
+  rendered?: Record<string, string>;
 }
 
 export function badReleases(state: HostState): string[] {

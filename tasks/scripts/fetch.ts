@@ -25,7 +25,6 @@ export function fetchScript(deployTo: string, id: string, key: string, sha256: s
     'path' in from
       ? sh`cat -- ${from.path} > ${archive}`
       : sh`curl -fsS --connect-timeout 10 --max-time 900 -K ${conf} -o ${archive}`;
-  const mismatch = `artifact ${key}: refused, its sha256 does not match the manifest's ${sha256}`;
   return script(
     'path' in from ? undefined : sh`(umask 077 && head -c ${from.curlConfigBytes} > ${conf})`,
     sh`fetched= why=`,
@@ -36,7 +35,7 @@ export function fetchScript(deployTo: string, id: string, key: string, sha256: s
     sh`      fetched=yes`,
     sh`      break`,
     sh`    fi`,
-    sh`    why=${mismatch}`,
+    sh`    printf -v why 'artifact %s: refused, its sha256 does not match the manifest'\\''s %s' ${key} ${sha256}`,
     sh`  fi`,
     sh`  [ "$attempt" = ${String(FETCH_ATTEMPTS)} ] || sleep "$attempt"`,
     sh`done`,

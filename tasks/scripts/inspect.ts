@@ -53,6 +53,8 @@ if [ -f ${p.slotState} ]; then
   m=\${m//$'\n'/}
   printf '@@slots %s\n' "\${m:0:4096}"
 fi
+if [ -d ${p.current}/.slipway ]; then (cd ${p.current}/.slipway && sha256sum -- *.conf 2>/dev/null) | \
+  while read -r s f; do echo "@@rendered $s $f"; done; fi
 if [ -L ${p.liveSocket} ]; then echo "@@liveslot $(readlink ${p.liveSocket})"; fi
 if [ -f ${p.upstream} ]; then IFS= read -r m < ${p.upstream} || true; echo "@@liveslot \${m#'# slot '}"; fi
 ${probeRuntime[runtime]}
@@ -95,7 +97,11 @@ export function parseInspection(output: string): HostState {
     else if (key === 'writable') state.writable = true;
     else if (key === 'slots') slots = parseSlots(value);
     else if (key === 'liveslot') liveSlot = /^(blue|green)(\.sock)?$/.exec(value.trim())?.[1] as Slot | undefined;
-    else if (key === 'manifest') {
+    else if (key === 'rendered') {
+      const [sha, name] = value.split(' ');
+      if (/^[0-9a-f]{64}$/.test(sha) && /^[\w.-]+\.conf$/.test(name ?? ''))
+        state.rendered = { ...state.rendered, [name]: sha };
+    } else if (key === 'manifest') {
       const [id, sha] = value.split(' ');
       if (isReleaseId(id) && /^[0-9a-f]{64}$/.test(sha ?? '')) state.manifests = { ...state.manifests, [id]: sha };
     }

@@ -1,6 +1,6 @@
 // Shell for checking a release's rendered nginx config with `nginx -t` before anything is installed.
 import { releaseFiles } from '../lib/paths.js';
-import { sh, type Shell } from '../lib/sh.js';
+import { raw, sh, type Shell } from '../lib/sh.js';
 
 /** How the nginx check's failure starts: the upload step tells it from the rest of its round trip by this. */
 export const NGINX_REJECTED = 'nginx -t rejected the rendered site';
@@ -19,23 +19,16 @@ export function nginxCheckScript(nginxTest: Shell, releaseDir: string) {
   const files = releaseFiles(releaseDir);
   const site = files.rendered('nginx.conf');
   const work = files.nginxCheck;
-  const main = [
-    `pid ${work}/nginx.pid;`,
-    'error_log stderr;',
-    'events {}',
-    'http {',
-    '  access_log off;',
-    `  include ${site};`,
-    '}',
-    '',
-  ].join('\n');
-  return sh`mkdir -p ${`${work}/logs`}
-printf '%s' ${main} > ${`${work}/nginx.conf`}
+  // The throwaway main config, written by printf from the paths (so the command carries them once).
+  const main = 'pid %s/nginx.pid;\\nerror_log stderr;\\nevents {}\\nhttp {\\n  access_log off;\\n  include %s;\\n}\\n';
+  return sh`nginx_work=${work}
+mkdir -p "$nginx_work"/logs
+printf ${raw(`'${main}'`)} "$nginx_work" ${site} > "$nginx_work"/nginx.conf
 check=0
-out=$(${nginxTest} -q -p ${`${work}/`} -c ${`${work}/nginx.conf`} 2>&1) || check=$?
-rm -rf ${work}
+out=$(${nginxTest} -q -p "$nginx_work"/ -c "$nginx_work"/nginx.conf 2>&1) || check=$?
+rm -rf "$nginx_work"
 if [ "$check" != 0 ] && printf '%s\\n' "$out" | grep -E '\\[(emerg|crit|alert)\\]' | grep -qv 'bind() to'; then
-  out=$(printf '%s\\n' "$out" | grep -vF -- ${`${work}/nginx.conf test failed`})
+  out=$(printf '%s\\n' "$out" | grep -vF -- "$nginx_work/nginx.conf test failed")
   site=${site}
   out=\${out//"$site"/the rendered nginx.conf}
   printf '%s:\\n%s\\n' ${NGINX_REJECTED} "$out" >&2

@@ -75,6 +75,8 @@ export interface StageSpec {
   delta?: DeltaSpec;
   /** Set: the staged tree is checked against this manifest, kept in the release when it matches. */
   manifest?: ManifestSpec;
+  /** Rendered files the live release holds the same (by sha256): copied from it, not on stdin. */
+  reused?: string[];
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -120,8 +122,11 @@ export function stageScript(spec: StageSpec): Shell {
   const staged = p.staging(spec.id);
   const archive = p.archive(spec.id);
   const files = releaseFiles(staged);
+  // Those copied from the live release are its own, known by their sha256 (inspect): only what came is checked.
   const renderedSums = [
-    ...spec.files.flatMap((f) => [sha256(f.content), files.rendered(f.name)]),
+    ...spec.files
+      .filter((f) => !spec.reused?.includes(f.name))
+      .flatMap((f) => [sha256(f.content), files.rendered(f.name)]),
     ...(spec.dotenv === undefined ? [] : [sha256(spec.dotenv), files.dotenv]),
   ];
   const sharedEnvNew = `${p.sharedEnv}.new`;
@@ -162,11 +167,20 @@ export function stageScript(spec: StageSpec): Shell {
     // After the archive, so they win over anything it holds at the same path.
     // Each a new file (rm, then O_EXCL): never written through a link, and a secret one is 0600 even where the
     // archive had it.
+    // One the live release holds the same is copied from it (checked below like the others).
+    // Which one is a value of the script, not its shape: the same code either way (scripts kept on a host).
     ...spec.files.map((f) => {
       const target = files.rendered(f.name);
+      const umask = f.secret ? '077' : '022';
+      const reused = spec.reused?.includes(f.name);
       return script(
-        sh`rm -f ${target} &&`,
-        sh`  (umask ${f.secret ? '077' : '022'} && set -C && head -c ${Buffer.byteLength(f.content)} > ${target})`,
+        sh`if [ ${reused ? '1' : '0'} = 1 ]; then`,
+        sh`  rm -f ${target} &&`,
+        sh`    (umask ${umask} && set -C && cat -- ${releaseFiles(p.current).rendered(f.name)} > ${target})`,
+        sh`else`,
+        sh`  rm -f ${target} &&`,
+        sh`    (umask ${umask} && set -C && head -c ${reused ? 0 : Buffer.byteLength(f.content)} > ${target})`,
+        sh`fi`,
       );
     }),
     spec.dotenv === undefined
@@ -175,9 +189,10 @@ export function stageScript(spec: StageSpec): Shell {
           sh`rm -f ${files.dotenv} &&`,
           sh`  (umask 077 && set -C && head -c ${Buffer.byteLength(spec.dotenv)} > ${files.dotenv})`,
         ),
-    renderedSums.length
+    spec.files.length || spec.dotenv !== undefined
       ? script(
-          sh`if ! printf '%s  %s\\n' ${renderedSums} | sha256sum -c --status -; then`,
+          sh`if [ ${renderedSums.length} != 0 ] &&`,
+          sh`  ! printf '%s  %s\\n' ${renderedSums} | sha256sum -c --status -; then`,
           sh`  echo "upload corrupted: a rendered file arrived incomplete" >&2`,
           sh`  rm -rf ${staged}`,
           sh`  exit 1`,

@@ -1,5 +1,6 @@
 // Step: ship the release archive to each host in one round trip (staged under tmp/, not yet a release); the
 // staging round trip is shared with the fetch step (steps/fetch.ts), where the host gets the archive from the store.
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { HostRun, StepOutcome } from '../fleet/host-run.js';
@@ -40,6 +41,8 @@ export interface Delivery {
   manifest?: ManifestSpec;
 }
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
 /** The host refused a delta (its base is missing, or failed verification): the reason, for a full upload. */
 export class DeltaRefused extends Error {}
 
@@ -53,6 +56,9 @@ export async function stageOnHost(run: TaskRun, h: HostRun, release: Release, de
   const key = release.envKeys.get(h.host.name) ?? null;
   const envReady = key === null || h.state.envs.includes(key);
   const files = release.files.get(h.host.name) ?? [];
+  // Configs the live release has the same are copied from it on the host: only changed ones are sent.
+  const reused = files.filter((f) => h.state.rendered?.[f.name] === sha256(f.content)).map((f) => f.name);
+  const sent = files.filter((f) => !reused.includes(f.name));
   const staged = h.paths.staging(release.id);
   const spec = {
     deployTo: h.paths.root,
@@ -65,6 +71,7 @@ export async function stageOnHost(run: TaskRun, h: HostRun, release: Release, de
     dotenv: delivery.dotenv,
     delta: delivery.delta,
     manifest: delivery.manifest,
+    reused,
   };
   const meta = releaseMeta(release, key);
   // Not through the helper: as root, nginx -t with a -p/-c of the deploy user's choosing would load any config
@@ -84,13 +91,14 @@ export async function stageOnHost(run: TaskRun, h: HostRun, release: Release, de
   );
   const dotenvNote =
     delivery.dotenv === undefined ? [] : [`the .env file (${Buffer.byteLength(delivery.dotenv)} bytes)`];
-  const stdinNote = [delivery.headNote, ...files.map((f) => `${f.name}:\n${f.content}`), ...dotenvNote]
+  const reusedNote = reused.length ? [`(${reused.join(', ')}: the live release's, copied on the host)`] : [];
+  const stdinNote = [delivery.headNote, ...sent.map((f) => `${f.name}:\n${f.content}`), ...dotenvNote, ...reusedNote]
     .filter(Boolean)
     .join('\n');
   const stdin = Readable.from(
     (async function* () {
       yield* delivery.head();
-      for (const f of files) yield Buffer.from(f.content);
+      for (const f of sent) yield Buffer.from(f.content);
       if (delivery.dotenv !== undefined) yield Buffer.from(delivery.dotenv);
     })(),
   );

@@ -1,5 +1,15 @@
 // Deploys over SSH to real sshd hosts (each with its own /srv), through the same steps as the local target.
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, raceDeploys, releaseIdOf } from '../helpers/project.js';
@@ -61,6 +71,39 @@ describe('one SSH host (login shell /bin/sh)', () => {
     const rollback = fleet.counts(web1());
     expect(rollback.connections).toBe(1);
     expect(rollback.execRequests).toBeLessThanOrEqual(2);
+  });
+
+  // Issue 13: slipway's scripts are kept on the host (.slipway/lib-<hash>.sh) and called; what the host lacks or
+  // holds damaged goes again with the call, in the same round trip (the lock's own: one more).
+  it("slipway's code on the host: removed, cut short, or another version's: sent again, the deploy works", async () => {
+    const dir = path.join(root(web1()), '.slipway');
+    const libs = () => readdirSync(dir).filter((f) => /^lib-[0-9a-f]{16}\.sh$/.test(f));
+    expect(libs().length).toBeGreaterThanOrEqual(3);
+    for (const f of libs()) {
+      expect(statSync(path.join(dir, f)).mode & 0o777, f).toBe(0o644);
+      expect(statSync(path.join(dir, f)).uid, f).toBe(statSync(root(web1())).uid); // the deploy user's
+    }
+    const deployWith = async (damage: (file: string) => void) => {
+      const before = libs();
+      for (const f of before) damage(path.join(dir, f));
+      fleet.resetCounts(web1());
+      const result = await project.run(['deploy']);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      expect(live(web1())).toBe(releaseIdOf(result.stdout));
+      // 3 as warm, plus the lock's call sent again with its code.
+      expect(fleet.counts(web1()).execRequests).toBe(4);
+      return before;
+    };
+    const kept = await deployWith((f) => rmSync(f));
+    // What a warm deploy uses is back (the rollback's code waits for a rollback).
+    expect(libs().length).toBeGreaterThanOrEqual(3);
+    expect(kept).toEqual(expect.arrayContaining(libs()));
+    await deployWith((f) => writeFileSync(f, readFileSync(f, 'utf8').slice(0, 100)));
+    for (const f of libs()) expect(readFileSync(path.join(dir, f), 'utf8')).toMatch(/\n_sw=[0-9a-f]{16}\n$/);
+    // Another slipway's code (other hashes): this one's is installed beside it.
+    const other = (f: string) => f.replace(/[0-9a-f]{16}/, (hash) => [...hash].reverse().join(''));
+    const current = await deployWith((f) => renameSync(f, other(f)));
+    expect(libs().sort()).toEqual([...current, ...current.map(other)].sort());
   });
 
   it('`check`, `releases` and `unlock` work over SSH', async () => {

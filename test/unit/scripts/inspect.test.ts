@@ -1,5 +1,6 @@
 // The host state read (tasks/scripts/inspect.ts): the parser, and the real script run by bash.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,10 +51,13 @@ describe('parseInspection', () => {
     writeFileSync(path.join(root, 'envs/node-9/.complete'), '');
     mkdirSync(path.join(root, 'envs/node-half'), { recursive: true }); // no .complete: not an environment
     execFileSync('ln', ['-s', `releases/${B}`, path.join(root, 'current')]);
+    // The live release's rendered configs, by their sha256: a deploy copies the same ones on the host.
+    writeFileSync(path.join(root, 'releases', B, '.slipway/nginx.conf'), 'server {}\n');
     const state = parseInspection(execFileSync('bash', ['-c', inspectScript(root, 'node').text], { encoding: 'utf8' }));
     expect(state).toMatchObject({ live: B, releases: [A, B], envs: ['node-9'], writable: true });
     expect(state.meta[A]).toMatchObject({ envKey: 'node-9' });
     expect(state.manifests).toEqual({ [A]: 'a'.repeat(64) });
+    expect(state.rendered).toEqual({ 'nginx.conf': createHash('sha256').update('server {}\n').digest('hex') });
     expect(state.runtime.node).toBe(process.version);
     expect(Math.abs(state.now - Date.now() / 1000)).toBeLessThan(60);
   });

@@ -119,6 +119,35 @@ describe('stageScript (upload)', () => {
   });
 });
 
+describe('stageScript: configs the live release holds the same', () => {
+  it('are copied from it on the host (known by their sha256); only the changed ones come on stdin, checked', () => {
+    const root = path.join(freshDir(), 'root');
+    const same = 'server { listen 8080; }\n';
+    mkdirSync(path.join(root, 'releases', B, '.slipway'), { recursive: true });
+    writeFileSync(path.join(root, 'releases', B, '.slipway/nginx.conf'), same);
+    execFileSync('ln', ['-s', `releases/${B}`, path.join(root, 'current')]);
+    const { archive, sha256 } = makeArchive(freshDir(), { 'server.js': 'x' });
+    const changed = '[program:hello]\ncommand=node server.js\n';
+    const files = [
+      { name: 'nginx.conf', content: same, secret: false },
+      { name: 'supervisor.conf', content: changed, secret: false },
+    ];
+    const spec = { deployTo: root, id: A, sha256, bytes: archive.length, files, shared: { dirs: [], files: [] } };
+    const result = bash(
+      stageScript({ ...spec, reused: ['nginx.conf'] }).text,
+      Buffer.concat([archive, Buffer.from(changed)]),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(readFileSync(path.join(root, 'tmp', A, '.slipway/nginx.conf'), 'utf8')).toBe(same);
+    expect(readFileSync(path.join(root, 'tmp', A, '.slipway/supervisor.conf'), 'utf8')).toBe(changed);
+    // All of them the live release's: nothing but the archive on stdin.
+    writeFileSync(path.join(root, 'releases', B, '.slipway/supervisor.conf'), changed);
+    const all = bash(stageScript({ ...spec, id: C, reused: ['nginx.conf', 'supervisor.conf'] }).text, archive);
+    expect(all.code, all.stderr).toBe(0);
+    expect(readFileSync(path.join(root, 'tmp', C, '.slipway/supervisor.conf'), 'utf8')).toBe(changed);
+  });
+});
+
 describe('discardScript, run for real', () => {
   it('discard removes a release that never went live, never the live one; --keep-failed moves it aside', () => {
     const root = path.join(freshDir(), 'root');
