@@ -117,7 +117,11 @@ export function planPurge(state: HostState, keep: number): PurgePlan {
   return { releases, envs };
 }
 
-/** A new id for this commit that no host has yet: if the second is taken, wait for the next one. */
+/**
+ * A new id for this commit that sorts after every release of this second: if the second already has a release
+ * (of any commit), wait for the next one. Ids order releases by time (rollback's "one back", purge's "oldest"),
+ * and within one second they would sort by commit hash instead.
+ */
 export async function chooseReleaseId(
   commit: string,
   taken: Set<string>,
@@ -126,7 +130,8 @@ export async function chooseReleaseId(
   for (;;) {
     const at = now();
     const id = newReleaseId(at, commit);
-    if (!taken.has(id)) return id;
+    const second = id.slice(0, id.lastIndexOf('-'));
+    if (![...taken].some((t) => t.startsWith(`${second}-`))) return id;
     await new Promise((resolve) => setTimeout(resolve, 1000 - at.getUTCMilliseconds() + 5));
   }
 }

@@ -1,6 +1,7 @@
 // Pure release decisions (tasks/release/rules.ts): ids, rollback target, what purge removes.
 import { describe, expect, it } from 'vitest';
 import {
+  chooseReleaseId,
   isReleaseId,
   newReleaseId,
   parseRollbackArg,
@@ -60,6 +61,28 @@ describe('newReleaseId', () => {
     for (const sha of ['main', 'abc123', 'ABCDEF0', 'abcdef0;x', '', 'a'.repeat(41)]) {
       expect(() => newReleaseId(new Date(), sha), sha).toThrow(/not a commit sha/);
     }
+  });
+});
+
+describe('chooseReleaseId', () => {
+  // The clock as a list of instants, one per call: what chooseReleaseId saw each time it looked.
+  const clock = (...instants: string[]) => {
+    const left = instants.map((t) => new Date(t));
+    return () => left.shift() ?? new Date(instants[instants.length - 1]);
+  };
+
+  it('a second with a release of another commit is skipped: ids keep sorting by time', async () => {
+    const taken = new Set(['2026.01.01-00.00.01-fffffff']);
+    const id = await chooseReleaseId('0000000aaaa', taken, clock('2026-01-01T00:00:01.990Z', '2026-01-01T00:00:02Z'));
+    expect(id).toBe('2026.01.01-00.00.02-0000000');
+    expect([...taken, id].sort()).toEqual(['2026.01.01-00.00.01-fffffff', id]);
+  });
+
+  it('a free second is taken at once', async () => {
+    const taken = new Set(['2026.01.01-00.00.01-fffffff']);
+    expect(await chooseReleaseId('0000000aaaa', taken, clock('2026-01-01T00:00:03Z'))).toBe(
+      '2026.01.01-00.00.03-0000000',
+    );
   });
 });
 
