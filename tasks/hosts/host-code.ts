@@ -104,6 +104,10 @@ class QuoteTracker {
  * is (short, no values) or cannot be split safely (a value inside quotes, a here-document).
  */
 export function hostCode(command: Shell, deployTo: string): HostCode | undefined {
+  return remembered(codes, `${deployTo}\0${command.text}`, () => splitCode(command, deployTo) ?? null) ?? undefined;
+}
+
+function splitCode(command: Shell, deployTo: string): HostCode | undefined {
   const tracker = new QuoteTracker();
   const values: string[] = [];
   const index = new Map<string, number>();
@@ -159,6 +163,25 @@ export const codeDir = (deployTo: string) => `${layout(deployTo).root}/.slipway`
  * "$a"/.slipway/nginx.conf`). The words the function receives are the same strings.
  */
 export function callWords(values: readonly string[]): { assignments: string; words: string[] } {
+  return remembered(calls, values.join('\0'), () => shortestWords(values));
+}
+
+/**
+ * The last results of a pure function by key: the hosts of a fleet mostly get the same scripts with the same
+ * values (one deploy root, one release id), worked out once instead of once per host.
+ */
+function remembered<T>(cache: Map<string, T>, key: string, compute: () => T): T {
+  const known = cache.get(key);
+  if (known !== undefined) return known;
+  const result = compute();
+  if (cache.size >= 256) cache.delete(cache.keys().next().value as string);
+  cache.set(key, result);
+  return result;
+}
+const calls = new Map<string, { assignments: string; words: string[] }>();
+const codes = new Map<string, HostCode | null>();
+
+function shortestWords(values: readonly string[]): { assignments: string; words: string[] } {
   const candidates = new Set<string>();
   for (const v of values) {
     if (v.startsWith('/')) {
@@ -173,10 +196,15 @@ export function callWords(values: readonly string[]): { assignments: string; wor
     }
   }
   // Only what occurs twice or more can pay for its variable.
-  const occurrences = (c: string) => values.reduce((n, v) => n + v.split(c).length - 1, 0);
-  for (const c of candidates) if (occurrences(c) < 2) candidates.delete(c);
+  const uses = new Map<string, number>();
+  for (const c of candidates)
+    uses.set(
+      c,
+      values.reduce((n, v) => n + v.split(c).length - 1, 0),
+    );
+  for (const c of candidates) if (uses.get(c)! < 2) candidates.delete(c);
   // Greedy: of the few that promise most (uses × length), the variable that shortens the call most, while one does.
-  const promise = (c: string) => occurrences(c) * (c.length - 6) - c.length;
+  const promise = (c: string) => uses.get(c)! * (c.length - 6) - c.length;
   const ranked = [...candidates].sort((a, b) => promise(b) - promise(a));
   let chosen: string[] = [];
   let best = encodeWords(values, chosen);
