@@ -7,12 +7,12 @@
 // A strategy is a row of SCENARIOS: its label and the config keys it adds to the stack's deploy config.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type LatencyStats, latencyStats, startLoad } from '../test/helpers/load-client.js';
 import { makeProject, type Project, releaseIdOf } from '../test/helpers/project.js';
 import { type ServiceStack, startServiceStack } from '../test/helpers/services.js';
+import { twoFreePorts } from '../test/helpers/sshd.js';
 import { median } from './measure.js';
 
 export interface Scenario {
@@ -39,15 +39,6 @@ export const SCENARIOS: Scenario[] = [
     config: async () => ({ cutover: { strategy: 'blue-green', listen: 'port', ports: await twoFreePorts() } }),
   },
 ];
-
-/** Two free ports on 127.0.0.1, held open together so that they differ. */
-async function twoFreePorts(): Promise<[number, number]> {
-  const servers = [net.createServer(), net.createServer()];
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port) as [number, number];
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 const deploys = Number(process.argv[2] ?? 6);
 const rate = Number(process.argv[3] ?? 50);

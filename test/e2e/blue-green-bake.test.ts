@@ -4,13 +4,12 @@
 // still running: the drain comes after the bake), and in socket mode the load client sees no failed request.
 import { execFile } from 'node:child_process';
 import { chmodSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LoadHandle, startLoad } from '../helpers/load-client.js';
 import { git, makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 import { type ServiceStack, startServiceStack } from '../helpers/services.js';
-import { type SshFleet, startSshHosts } from '../helpers/sshd.js';
+import { type SshFleet, startSshHosts, twoFreePorts } from '../helpers/sshd.js';
 
 /**
  * The sample app, changed so that /health answers 500 from its fifth request on (`/` keeps answering), where
@@ -24,15 +23,6 @@ function healthFailsLater(original: string, only = '/'): string {
       '    globalThis.healthAsked = (globalThis.healthAsked ?? 0) + 1;\n' +
       `    if (here.includes(${JSON.stringify(only)}) && globalThis.healthAsked > 4) res.statusCode = 500;`,
   );
-}
-
-/** Two free ports on 127.0.0.1, held open together so that they differ. */
-async function twoFreePorts(): Promise<[number, number]> {
-  const servers = [net.createServer(), net.createServer()];
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port) as [number, number];
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 const slotState = (project: Project | string) =>

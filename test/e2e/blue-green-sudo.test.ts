@@ -5,13 +5,12 @@
 // in /etc/sudoers.d (bind-mounted in its mount namespace only): README's broad rules for the file commands and
 // nginx, and supervisorctl narrowed to blue-green's calls, written out one by one.
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
 import { type ServiceStack, startServiceStack } from '../helpers/services.js';
-import { DEPLOY_USER, type SshFleet, startSshHosts } from '../helpers/sshd.js';
+import { DEPLOY_USER, type SshFleet, startSshHosts, twoFreePorts } from '../helpers/sshd.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'slipway-bg-sudo-'));
 const sudoers = path.join(scratch, 'sudoers.d');
@@ -37,14 +36,6 @@ function writeRules(leaveOut?: string): void {
   const line = `${DEPLOY_USER} ALL=(root) NOPASSWD: ${allowed.join(', ')}\n`;
   writeFileSync(file, line, { mode: 0o440 });
   chmodSync(file, 0o440);
-}
-
-async function twoFreePorts(): Promise<[number, number]> {
-  const servers = [net.createServer(), net.createServer()];
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port) as [number, number];
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 beforeAll(async () => {

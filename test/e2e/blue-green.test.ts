@@ -18,13 +18,12 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LoadHandle, type LoadSummary, startLoad } from '../helpers/load-client.js';
 import { git, makeProject, type Project, releaseIdOf, waitForOutput } from '../helpers/project.js';
 import { type ServiceStack, startServiceStack } from '../helpers/services.js';
-import { dropConnections, type SshFleet, startSshHosts } from '../helpers/sshd.js';
+import { dropConnections, type SshFleet, startSshHosts, twoFreePorts } from '../helpers/sshd.js';
 
 const exitOf = (child: ChildProcess) =>
   new Promise<number | null>((resolve) =>
@@ -168,15 +167,6 @@ async function nginxSettled(stack: ServiceStack): Promise<void> {
       }
     }).length;
   for (let i = 0; i < 200 && workers() !== 1; i++) await new Promise((r) => setTimeout(r, 50));
-}
-
-/** Two free ports on 127.0.0.1, held open together so that they differ: listen 'port''s slots. */
-async function twoFreePorts(): Promise<[number, number]> {
-  const servers = [net.createServer(), net.createServer()];
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port) as [number, number];
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 /** The cutover for the listen mode (port mode: on two free ports, recorded in the target). */

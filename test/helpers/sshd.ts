@@ -88,6 +88,15 @@ export function freePort(address = '127.0.0.1'): Promise<number> {
   });
 }
 
+/** Two free ports on 127.0.0.1, held open together so that they differ (blue-green's listen 'port' slots). */
+export async function twoFreePorts(): Promise<[number, number]> {
+  const servers = [net.createServer(), net.createServer()];
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port) as [number, number];
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function readPasswdEntry(user: string): { uid: number; gid: number; home: string; shell: string } | undefined {
