@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type LatencyStats, latencyStats, startLoad } from '../test/helpers/load-client.js';
 import { makeProject, type Project, releaseIdOf } from '../test/helpers/project.js';
-import { type ServiceStack, startServiceStack } from '../test/helpers/services.js';
+import { nginxSettled, type ServiceStack, startServiceStack } from '../test/helpers/services.js';
 import { twoFreePorts } from '../test/helpers/sshd.js';
 import { median } from './measure.js';
 
@@ -72,6 +72,9 @@ async function measure(scenario: Scenario): Promise<Row> {
     const refB = project.commit({ 'server.js': `${original}// b\n` }, 'b');
     const first = await project.run(['deploy', '--ref', refA]);
     if (first.code !== 0) throw new Error(`${scenario.label}: first deploy failed:\n${first.stderr}${first.stdout}`);
+    // Its nginx reload (the site is new) may leave the old worker taking a connection for a moment, answering
+    // with the old config (no site): the load starts once only the new worker is left.
+    await nginxSettled(stack);
 
     const handle = startLoad({ url: `http://127.0.0.1:${stack.nginxPort}/`, host: 'localhost', rate });
     load.handle = handle;

@@ -8,21 +8,12 @@
 // steps, each followed by a run that recovers: 0 failed requests (port mode: see expectNoFailedRequests), and the
 // answers move to each expected release in order.
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LoadHandle, type LoadSummary, startLoad } from '../helpers/load-client.js';
 import { git, makeProject, type Project, releaseIdOf, waitForOutput } from '../helpers/project.js';
-import { type ServiceStack, startServiceStack } from '../helpers/services.js';
+import { nginxSettled, type ServiceStack, startServiceStack } from '../helpers/services.js';
 import { dropConnections, type SshFleet, startSshHosts, twoFreePorts } from '../helpers/sshd.js';
 
 const exitOf = (child: ChildProcess) =>
@@ -148,25 +139,6 @@ function expectSlotsSettled(t: Target): void {
     expect(autostart.find(([slot]) => slot === live)?.[1], programs).toBe('true');
     expect(autostart.filter(([, on]) => on === 'true').length, programs).toBe(1);
   });
-}
-
-/**
- * The first deploy reloads nginx (the site is new): its old worker may still take a connection for a moment
- * and answer with the old config. The load starts once only the new worker is left.
- */
-async function nginxSettled(stack: ServiceStack): Promise<void> {
-  const workers = () =>
-    readdirSync('/proc').filter((d) => {
-      try {
-        return (
-          /^\d+$/.test(d) &&
-          readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1] === String(stack.nginxPid())
-        );
-      } catch {
-        return false;
-      }
-    }).length;
-  for (let i = 0; i < 200 && workers() !== 1; i++) await new Promise((r) => setTimeout(r, 50));
 }
 
 /** The cutover for the listen mode (port mode: on two free ports, recorded in the target). */

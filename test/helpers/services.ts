@@ -503,3 +503,22 @@ export async function deployRejectedSite(project: Project): Promise<void> {
   expect(result.stderr).toContain('nginx rejected the new site (previous files put back)');
   expect(result.stderr).toMatch(/duplicate default server/);
 }
+
+/**
+ * The first deploy reloads nginx (the site is new): its old worker may still take a connection for a moment
+ * and answer with the old config. The load starts once only the new worker is left.
+ */
+export async function nginxSettled(stack: ServiceStack): Promise<void> {
+  const workers = () =>
+    readdirSync('/proc').filter((d) => {
+      try {
+        return (
+          /^\d+$/.test(d) &&
+          readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1] === String(stack.nginxPid())
+        );
+      } catch {
+        return false;
+      }
+    }).length;
+  for (let i = 0; i < 200 && workers() !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+}
