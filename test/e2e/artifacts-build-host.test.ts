@@ -1,9 +1,3 @@
-// artifacts.buildOn: the prebuilt environment built on a build host (a real sshd host with npm, whose npm reaches
-// the registry or its own cache, ~/.npm), never on the deployer (an `npm` first on the CLI's PATH
-// records any call and fails); two web hosts with node but no npm deploy the artifact and the app answers. The
-// build host, whose only role is the build role, gets no release. Its /usr/local/bin (first on its PATH) is a
-// folder of the test's, empty but while a test puts a stand-in npm there.
-import { execFile } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -19,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project } from '../helpers/project.js';
-import { freePort, type SshFleet, startSshHosts, type TestHost } from '../helpers/sshd.js';
+import { freePort, type SshFleet, sshRun, startSshHosts, type TestHost, withoutNpm } from '../helpers/sshd.js';
 
 let builders: SshFleet;
 let webs: SshFleet;
@@ -30,14 +24,11 @@ let buildBin: string;
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'slipway-build-host-'));
   chmodSync(dir, 0o755);
-  // npm lives in /usr/lib/node_modules here (/usr/bin/npm links into it): an empty folder there hides it.
-  const empty = path.join(dir, 'no-node-modules');
-  mkdirSync(empty);
   buildBin = path.join(dir, 'build-bin');
   mkdirSync(buildBin);
   [builders, webs] = await Promise.all([
     startSshHosts(1, { privateDirs: { '/usr/local/bin': buildBin } }),
-    startSshHosts(2, { privateDirs: { '/usr/lib/node_modules': empty } }),
+    startSshHosts(2, { privateDirs: withoutNpm(dir) }),
   ]);
   knownHosts = path.join(dir, 'known_hosts');
   writeFileSync(knownHosts, readFileSync(builders.knownHosts, 'utf8') + readFileSync(webs.knownHosts, 'utf8'));
@@ -47,18 +38,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function ssh(fleet: SshFleet, h: TestHost, command: string): Promise<{ code: number; out: string }> {
-  const args = ['-i', fleet.clientKey, '-p', String(h.port), '-o', `UserKnownHostsFile=${knownHosts}`];
-  return new Promise((resolve) =>
-    execFile(
-      'ssh',
-      [...args, '-o', 'BatchMode=yes', `${h.user}@${h.address}`, command],
-      { timeout: 60_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: `${stdout}${stderr}` }),
-    ),
-  );
-}
+const ssh = (fleet: SshFleet, h: TestHost, command: string) => sshRun(fleet, h, command, knownHosts);
 
 /** The command lines of the processes running on a test host (those in its sshd's mount namespace). */
 function processesOn(h: TestHost): string[] {

@@ -1,40 +1,23 @@
-// A prebuilt artifact: the dependency environment built once on the deployer and shipped inside, so a host of
-// the same platform with no npm at all deploys it and runs the app (a real sshd host whose npm is hidden).
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project } from '../helpers/project.js';
-import { freePort, type SshFleet, startSshHosts, type TestHost } from '../helpers/sshd.js';
+import { freePort, type SshFleet, sshRun, startSshHosts, type TestHost, withoutNpm } from '../helpers/sshd.js';
 
 let fleet: SshFleet;
 let dir: string;
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'slipway-prebuilt-'));
   chmodSync(dir, 0o755);
-  // npm lives in /usr/lib/node_modules here (/usr/bin/npm links into it): an empty folder there hides it.
-  const empty = path.join(dir, 'no-node-modules');
-  mkdirSync(empty);
-  fleet = await startSshHosts(1, { privateDirs: { '/usr/lib/node_modules': empty } });
+  fleet = await startSshHosts(1, { privateDirs: withoutNpm(dir) });
 }, 120_000);
 afterAll(async () => {
   await fleet?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function ssh(h: TestHost, command: string): Promise<{ code: number; out: string }> {
-  const args = ['-i', fleet.clientKey, '-p', String(h.port), '-o', `UserKnownHostsFile=${fleet.knownHosts}`];
-  return new Promise((resolve) =>
-    execFile(
-      'ssh',
-      [...args, '-o', 'BatchMode=yes', `${h.user}@${h.address}`, command],
-      { timeout: 60_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: `${stdout}${stderr}` }),
-    ),
-  );
-}
+const ssh = (h: TestHost, command: string) => sshRun(fleet, h, command);
 
 describe('a prebuilt artifact', () => {
   let project: Project;

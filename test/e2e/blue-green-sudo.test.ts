@@ -4,12 +4,12 @@
 // as root (the test's own); the deploy user `slipway` reaches them only through the sudo rules its sshd host sees
 // in /etc/sudoers.d (bind-mounted in its mount namespace only): README's broad rules for the file commands and
 // nginx, and supervisorctl narrowed to blue-green's calls, written out one by one.
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
-import { type ServiceStack, startServiceStack } from '../helpers/services.js';
+import { deployRootIn, type ServiceStack, startServiceStack } from '../helpers/services.js';
 import { DEPLOY_USER, type SshFleet, startSshHosts, twoFreePorts } from '../helpers/sshd.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'slipway-bg-sudo-'));
@@ -45,15 +45,7 @@ beforeAll(async () => {
   ctl = (stack.services.supervisor as { ctl: string }).ctl;
   writeRules();
   fleet = await startSshHosts(1, { privateDirs: { '/etc/sudoers.d': sudoers } });
-  // A deploy root the daemons (in the machine's own namespace) can see, owned by the deploy user.
-  const root = path.join(stack.dir, 'deploy');
-  mkdirSync(root);
-  const [, , uid, gid] = (
-    readFileSync('/etc/passwd', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith(`${DEPLOY_USER}:`)) ?? ''
-  ).split(':');
-  chownSync(root, Number(uid), Number(gid));
+  const root = deployRootIn(stack, 'deploy');
   const h = fleet.hosts[0];
   project = makeProject({
     format: 'json',

@@ -7,7 +7,6 @@
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
-  chownSync,
   cpSync,
   mkdirSync,
   mkdtempSync,
@@ -21,7 +20,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, type Project, releaseIdOf } from '../helpers/project.js';
-import { type ServiceStack, startServiceStack } from '../helpers/services.js';
+import { deployRootIn, type ServiceStack, startServiceStack } from '../helpers/services.js';
 import { DEPLOY_USER, freePort, type SshFleet, startSshHosts } from '../helpers/sshd.js';
 
 /** README's "Preparing a server" rules for services.sudo without the helper, for the test's deploy user. */
@@ -41,28 +40,7 @@ function rootDir(name: string, files: Record<string, string> = {}): string {
   return dir;
 }
 
-function deployUserIds(): { uid: number; gid: number } {
-  const line =
-    readFileSync('/etc/passwd', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith(`${DEPLOY_USER}:`)) ?? '';
-  const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
-}
-
 const liveIn = (root: string) => readlinkSync(path.join(root, 'current'));
-
-/**
- * A deploy root the daemons (in the machine's own namespace) can see: inside the stack's dir, owned by the
- * deploy user.
- */
-function deployRootIn(stack: ServiceStack, name: string): string {
-  const dir = path.join(stack.dir, name);
-  mkdirSync(dir);
-  const { uid, gid } = deployUserIds();
-  chownSync(dir, uid, gid);
-  return dir;
-}
 
 let fleet: SshFleet;
 let stack: ServiceStack;

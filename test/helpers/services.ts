@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
 import type { Project } from './project.js';
+import { deployUserIds } from './sshd.js';
 
 const NGINX = '/usr/sbin/nginx';
 const SUPERVISORD = '/usr/bin/supervisord';
@@ -521,4 +522,16 @@ export async function nginxSettled(stack: ServiceStack): Promise<void> {
       }
     }).length;
   for (let i = 0; i < 200 && workers() !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+/**
+ * A deploy root the daemons (in the machine's own namespace) can see: inside the stack's dir, owned by the
+ * deploy user.
+ */
+export function deployRootIn(stack: ServiceStack, name: string): string {
+  const dir = path.join(stack.dir, name);
+  mkdirSync(dir);
+  const { uid, gid } = deployUserIds();
+  chownSync(dir, uid, gid);
+  return dir;
 }

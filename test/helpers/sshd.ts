@@ -2,7 +2,7 @@
 // with its own host key and its own mount namespace in which a private folder is bind-mounted on
 // /srv, so every fake host has its own filesystem. Also a TCP relay that cuts connections after N
 // bytes. Everything listens on loopback only, and every process is stopped by PID.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -106,6 +106,42 @@ function readPasswdEntry(user: string): { uid: number; gid: number; home: string
   if (!line) return undefined;
   const [, , uid, gid, , home, shell] = line.split(':');
   return { uid: Number(uid), gid: Number(gid), home, shell };
+}
+
+/** A command over the user's own OpenSSH client to a test host: its exit status and output. */
+export function sshRun(
+  fleet: SshFleet,
+  h: TestHost,
+  command: string,
+  knownHosts = fleet.knownHosts,
+): Promise<{ code: number; out: string }> {
+  const args = ['-i', fleet.clientKey, '-p', String(h.port), '-o', `UserKnownHostsFile=${knownHosts}`];
+  return new Promise((resolve) =>
+    execFile(
+      'ssh',
+      [...args, '-o', 'BatchMode=yes', `${h.user}@${h.address}`, command],
+      { timeout: 60_000 },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: `${stdout}${stderr}` }),
+    ),
+  );
+}
+
+/**
+ * startSshHosts' privateDirs for hosts without npm: it lives in /usr/lib/node_modules here (/usr/bin/npm links
+ * into it), so an empty folder made in `scratch` and mounted there hides it; node stays.
+ */
+export function withoutNpm(scratch: string): Record<string, string> {
+  const empty = path.join(scratch, 'no-node-modules');
+  mkdirSync(empty);
+  return { '/usr/lib/node_modules': empty };
+}
+
+/** The deploy user's uid and gid (ensureDeployUser made it). */
+export function deployUserIds(): { uid: number; gid: number } {
+  const entry = readPasswdEntry(DEPLOY_USER);
+  if (!entry) throw new Error(`no user ${DEPLOY_USER}: startSshHosts creates it`);
+  return { uid: entry.uid, gid: entry.gid };
 }
 
 /**
